@@ -1,0 +1,49 @@
+"""The composition root: builds the engine and the queue from Settings, shared by every entry
+point (CLI, worker, server)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from inboxd.config import Settings, load_settings
+from inboxd.db import migrate
+from inboxd.db.engine import make_engine
+from inboxd.jobs.leases import Leases
+from inboxd.jobs.queue import Queue
+from inboxd.jobs.registry import load_builtin_tasks
+
+
+@dataclass
+class App:
+    """Wired-up services; open with :meth:`open`, close with :meth:`close`."""
+
+    settings: Settings
+    engine: Engine
+    queue: Queue
+    leases: Leases
+
+    @classmethod
+    def open(cls, settings: Settings | None = None, *, upgrade: bool = True) -> App:
+        """Connect, apply migrations (unless told not to) and register task kinds."""
+        settings = settings or load_settings()
+        engine = make_engine(
+            settings.effective_database_url,
+            busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+            pool_size=max(10, settings.worker_concurrency + 4),
+        )
+        if upgrade:
+            migrate.upgrade(engine)
+        load_builtin_tasks(settings.task_modules)
+        return cls(settings, engine, Queue(engine, settings), Leases(engine, settings))
+
+    def close(self) -> None:
+        """Release database connections."""
+        self.engine.dispose()
+
+    def __enter__(self) -> App:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()

@@ -1,0 +1,383 @@
+"""The ``inboxd`` command line (Typer): a thin shell over the same services as the API."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from inboxd import logs
+from inboxd.app import App
+from inboxd.config import load_settings
+from inboxd.errors import InboxdError, InvalidRequest
+from inboxd.jobs.model import Job, JobEvent, JobStatus
+
+app = typer.Typer(
+    help="inboxd: mail accounts in sync, long mail work as durable jobs.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+jobs_app = typer.Typer(help="Enqueue, watch and manage jobs.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(db_app, name="db")
+
+out = Console()
+err = Console(stderr=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+#: Exit codes of ``jobs wait``.
+EXIT_FAILED, EXIT_TIMEOUT = 1, 3
+
+
+@contextmanager
+def _app() -> Iterator[App]:
+    settings = load_settings()
+    logs.configure(settings.log_level)
+    with App.open(settings) as opened:
+        yield opened
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+
+
+# -- worker, scheduler, db --------------------------------------------------------------------
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int | None, typer.Option("--concurrency", "-c", min=1)] = None,
+    queues: Annotated[
+        str, typer.Option("--queues", "-q", help="Comma-separated queues.")
+    ] = "default,maintenance",
+    scheduler: Annotated[
+        bool, typer.Option("--scheduler/--no-scheduler", help="Also enqueue periodic jobs.")
+    ] = True,
+    grace: Annotated[
+        float, typer.Option(help="Seconds to let running jobs finish on SIGTERM.")
+    ] = 25.0,
+    burst: Annotated[
+        int | None, typer.Option(help="Stop after this many jobs (for scripts and tests).")
+    ] = None,
+) -> None:
+    """Run jobs until SIGTERM/SIGINT (a second signal releases running jobs at once)."""
+    from inboxd.jobs.worker import Worker
+
+    with _app() as opened:
+        Worker(
+            opened,
+            concurrency=concurrency,
+            queues=[q.strip() for q in queues.split(",") if q.strip()],
+            grace_seconds=grace,
+            scheduler=scheduler,
+        ).run(max_jobs=burst)
+
+
+@app.command("scheduler")
+def scheduler_cmd() -> None:
+    """Only enqueue periodic jobs (when workers run with --no-scheduler)."""
+    import threading
+
+    from inboxd.jobs.scheduler import Scheduler
+
+    with _app() as opened:
+        stop = threading.Event()
+        try:
+            Scheduler(opened).run_until(stop)()
+        except KeyboardInterrupt:
+            stop.set()
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the database migrations (also done on every start)."""
+    from inboxd.db import migrate
+
+    with _app() as opened:
+        migrate.upgrade(opened.engine)
+        out.print(f"database at revision {migrate.head_revision()}")
+
+
+# -- jobs -------------------------------------------------------------------------------------
+
+
+def _parse_param(item: str) -> tuple[str, Any]:
+    key, sep, raw = item.partition("=")
+    if not sep or not key:
+        raise InvalidRequest(f"--param wants key=value, got {item!r}")
+    try:
+        return key, json.loads(raw)
+    except json.JSONDecodeError:
+        return key, raw
+
+
+@jobs_app.command("enqueue")
+def jobs_enqueue(
+    kind: str,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", "-p", help="key=value (value may be JSON).")
+    ] = None,
+    dedupe_key: Annotated[str | None, typer.Option("--dedupe-key")] = None,
+    priority: Annotated[int, typer.Option()] = 0,
+    queue: Annotated[str | None, typer.Option()] = None,
+    delay: Annotated[float, typer.Option(help="Seconds to wait before it may run.")] = 0.0,
+    owner: Annotated[str | None, typer.Option()] = None,
+    max_attempts: Annotated[int | None, typer.Option(min=1)] = None,
+    approval: Annotated[
+        bool, typer.Option("--approval", help="Wait for `jobs approve` before running.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Enqueue a job and print its id."""
+    from datetime import timedelta
+
+    from inboxd.db.types import utcnow
+
+    params = dict(_parse_param(p) for p in param or [])
+    with _app() as opened:
+        job = opened.queue.enqueue(
+            kind,
+            params,
+            dedupe_key=dedupe_key,
+            priority=priority,
+            queue=queue,
+            run_at=utcnow() + timedelta(seconds=delay) if delay else None,
+            owner=owner,
+            max_attempts=max_attempts,
+            awaiting_approval=approval,
+        )
+    if as_json:
+        _print_json(job.to_dict() | {"deduplicated": job.deduplicated})
+    else:
+        if job.deduplicated:
+            err.print(f"an active job already holds dedupe key {dedupe_key!r}: {job.id}")
+        sys.stdout.write(job.id + "\n")
+
+
+@jobs_app.command("list")
+def jobs_list(
+    status: Annotated[
+        list[str] | None, typer.Option("--status", "-s", help="Filter (repeatable).")
+    ] = None,
+    kind: Annotated[str | None, typer.Option()] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """List jobs, newest first."""
+    with _app() as opened:
+        found = opened.queue.list_jobs(status=status, kind=kind, limit=limit)
+    if as_json:
+        _print_json([j.to_dict() for j in found])
+        return
+    table = Table(box=None)
+    table.add_column("id", no_wrap=True, min_width=36)
+    for name in ("kind", "status", "step", "progress", "attempts", "created"):
+        table.add_column(name, no_wrap=name in ("kind", "created"))
+    for job in found:
+        table.add_row(
+            job.id,
+            job.kind,
+            _status_text(job),
+            job.step or "",
+            _progress_text(job),
+            f"{job.attempts}/{job.max_attempts}",
+            job.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+        )
+    out.print(table)
+
+
+@jobs_app.command("show")
+def jobs_show(job_id: str, as_json: JsonOpt = False) -> None:
+    """Show one job."""
+    with _app() as opened:
+        job = opened.queue.get(job_id)
+    if as_json:
+        _print_json(job.to_dict())
+        return
+    _print_job(job)
+
+
+@jobs_app.command("wait")
+def jobs_wait(
+    job_id: str,
+    timeout: Annotated[float | None, typer.Option(help="Give up after this many seconds.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Wait until a job finishes; exit 0 if it completed, 1 if not, 3 on timeout."""
+    with _app() as opened:
+        job = _wait(opened, job_id, timeout, show=not as_json)
+    if as_json:
+        _print_json(job.to_dict())
+    elif job.status.finished:
+        _print_job(job)
+    if not job.status.finished:
+        err.print(f"timed out; job {job_id} is still {job.status.value}")
+        raise typer.Exit(EXIT_TIMEOUT)
+    if job.status != JobStatus.COMPLETED:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _wait(opened: App, job_id: str, timeout: float | None, *, show: bool) -> Job:
+    deadline = None if timeout is None else time.monotonic() + timeout
+    job = opened.queue.get(job_id)
+    last = ""
+    while not job.status.finished:
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+        line = f"{_status_text(job)} {job.step or ''} {_progress_text(job)}".strip()
+        if show and line != last and sys.stderr.isatty():
+            err.print(line)
+            last = line
+        time.sleep(0.1)
+        job = opened.queue.get(job_id)
+    return job
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(job_id: str, as_json: JsonOpt = False) -> None:
+    """Cancel a job (a running job stops at its next checkpoint)."""
+    with _app() as opened:
+        job = opened.queue.cancel(job_id)
+    if as_json:
+        _print_json(job.to_dict())
+    elif job.status == JobStatus.RUNNING:
+        out.print(f"cancellation requested; job {job.id} stops at its next checkpoint")
+    else:
+        out.print(f"job {job.id} {job.status.value}")
+
+
+@jobs_app.command("retry")
+def jobs_retry(job_id: str, as_json: JsonOpt = False) -> None:
+    """Queue a failed or cancelled job again (same id, attempts reset)."""
+    with _app() as opened:
+        job = opened.queue.retry(job_id)
+    if as_json:
+        _print_json(job.to_dict())
+    else:
+        out.print(f"job {job.id} {job.status.value}")
+
+
+@jobs_app.command("approve")
+def jobs_approve(job_id: str, as_json: JsonOpt = False) -> None:
+    """Let a job that awaits approval run."""
+    with _app() as opened:
+        job = opened.queue.approve(job_id)
+    if as_json:
+        _print_json(job.to_dict())
+    else:
+        out.print(f"job {job.id} {job.status.value}")
+
+
+@jobs_app.command("events")
+def jobs_events(
+    job_id: str,
+    after: Annotated[int, typer.Option(help="Only events after this id.")] = 0,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new events.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print a job's events (JSON lines with --json)."""
+    with _app() as opened:
+        opened.queue.get(job_id)
+        while True:
+            batch = opened.queue.events(job_id, after_id=after)
+            for event in batch:
+                _print_event(event, as_json)
+                after = event.id
+            if not follow:
+                return
+            if not batch and opened.queue.get(job_id).status.finished:
+                # one more read: events written together with the final status
+                for event in opened.queue.events(job_id, after_id=after):
+                    _print_event(event, as_json)
+                return
+            if not batch:
+                time.sleep(0.2)
+
+
+def _print_event(event: JobEvent, as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(event.to_dict(), default=str) + "\n")
+    else:
+        stamp = event.created_at.strftime("%H:%M:%S.%f")[:-3]
+        body = " ".join(f"{k}={v}" for k, v in event.payload.items() if v is not None)
+        sys.stdout.write(f"{event.id:>8} {stamp} {event.type.value:<8} {body}\n")
+    sys.stdout.flush()
+
+
+@jobs_app.command("kinds")
+def jobs_kinds(as_json: JsonOpt = False) -> None:
+    """List the job kinds this installation can run."""
+    from inboxd.jobs.registry import all_tasks, load_builtin_tasks
+
+    load_builtin_tasks(load_settings().task_modules)
+    specs = all_tasks()
+    if as_json:
+        _print_json(
+            [{"kind": s.kind, "queue": s.queue, "description": s.description} for s in specs]
+        )
+        return
+    for spec in specs:
+        out.print(f"[bold]{spec.kind}[/bold]  ({spec.queue})  {spec.description}")
+
+
+def _status_text(job: Job) -> str:
+    text = job.status.value
+    if job.status == JobStatus.PENDING and job.queue_position:
+        text += f" #{job.queue_position}"
+    if job.cancel_requested and job.status == JobStatus.RUNNING:
+        text += " (cancelling)"
+    return text
+
+
+def _progress_text(job: Job) -> str:
+    if job.progress_total:
+        return f"{job.progress_current}/{job.progress_total} ({job.percent}%)"
+    return str(job.progress_current) if job.progress_current else ""
+
+
+def _print_job(job: Job) -> None:
+    data = job.to_dict()
+    table = Table(show_header=False, box=None)
+    for key in (
+        "id",
+        "kind",
+        "status",
+        "step",
+        "message",
+        "queue_position",
+        "attempts",
+        "error",
+        "result",
+        "created_at",
+        "started_at",
+        "finished_at",
+    ):
+        value = data[key]
+        if key == "status":
+            value = _status_text(job)
+        if value is not None:
+            table.add_row(key, json.dumps(value) if isinstance(value, dict | list) else str(value))
+    table.add_row("progress", _progress_text(job))
+    if job.eta_seconds is not None and job.status == JobStatus.RUNNING:
+        table.add_row("eta", f"{job.eta_seconds:.0f}s")
+    out.print(table)
+
+
+def main() -> None:
+    """Entry point of the ``inboxd`` console script."""
+    try:
+        app()
+    except InboxdError as exc:
+        err.print(f"[red]error:[/red] {exc.message}", highlight=False)
+        sys.exit(2 if isinstance(exc, InvalidRequest) else 1)

@@ -1,0 +1,89 @@
+"""Engine factory: SQLite in WAL mode with a busy timeout, or PostgreSQL through psycopg 3.
+
+SQLite transactions that write start with ``BEGIN IMMEDIATE`` so that two writers queue on
+the busy timeout instead of failing on a lock upgrade; read-only work uses :func:`reading`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+_READONLY = "inboxd_readonly"
+
+
+def is_sqlite(engine: Engine | Connection) -> bool:
+    """True when the engine (or connection) talks to SQLite."""
+    return engine.dialect.name == "sqlite"
+
+
+def normalise_url(url: str) -> str:
+    """Use psycopg 3 for ``postgresql://`` URLs (SQLAlchemy's default driver is psycopg2)."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        return str(parsed.set(drivername="postgresql+psycopg").render_as_string(False))
+    return url
+
+
+def make_engine(url: str, *, busy_timeout_ms: int = 30_000, pool_size: int = 10) -> Engine:
+    """Create the engine for ``url``; creates the SQLite file's directory when needed."""
+    url = normalise_url(url)
+    parsed = make_url(url)
+    if parsed.drivername.startswith("sqlite"):
+        return _sqlite_engine(url, parsed.database, busy_timeout_ms, pool_size)
+    return create_engine(
+        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, future=True
+    )
+
+
+def _sqlite_engine(url: str, database: str | None, busy_ms: int, pool_size: int) -> Engine:
+    if database and database != ":memory:":
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": busy_ms / 1000},
+        pool_size=pool_size,
+        max_overflow=pool_size,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+        # pysqlite's own transaction handling is switched off so BEGIN is ours to emit.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
+        # NORMAL is durable across application crashes in WAL mode; only an OS crash can
+        # lose the last commits, never corrupt the database.
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        readonly = conn.get_execution_options().get(_READONLY, False)
+        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+    return engine
+
+
+@contextmanager
+def writing(engine: Engine) -> Iterator[Connection]:
+    """A write transaction (``BEGIN IMMEDIATE`` on SQLite), committed on success."""
+    with engine.begin() as conn:
+        yield conn
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Connection]:
+    """A read-only transaction that never takes SQLite's write lock."""
+    with engine.connect() as conn:
+        conn = conn.execution_options(**{_READONLY: True})
+        with conn.begin():
+            yield conn

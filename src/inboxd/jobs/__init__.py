@@ -1,0 +1,1 @@
+"""The durable job queue: enqueue, claim, lease/heartbeat, rescue, retry, cancel, events."""

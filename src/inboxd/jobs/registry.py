@@ -1,0 +1,109 @@
+"""Task kinds: name → handler, parameter model and defaults."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ValidationError
+
+from inboxd.errors import InvalidParams, UnknownJobKind
+
+if TYPE_CHECKING:
+    from inboxd.jobs.progress import TaskContext
+
+#: A task handler: gets its context and validated params, returns a JSON-ready result.
+Handler = Callable[["TaskContext", Any], Any]
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """How to run one kind of job."""
+
+    kind: str
+    handler: Handler
+    params_model: type[BaseModel]
+    queue: str = "default"
+    max_attempts: int | None = None
+    description: str = ""
+
+    def validate(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Check ``params`` against the model; returns them normalised."""
+        try:
+            model = self.params_model.model_validate(params)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or 'params'}: {err['msg']}"
+                for err in exc.errors()
+            )
+            raise InvalidParams(f"invalid params for {self.kind!r}: {problems}") from exc
+        return model.model_dump(mode="json")
+
+    def parse(self, params: dict[str, Any]) -> BaseModel:
+        """The params as the task's model instance."""
+        return self.params_model.model_validate(params)
+
+
+class EmptyParams(BaseModel, extra="forbid"):
+    """A task that takes no parameters."""
+
+
+_REGISTRY: dict[str, TaskSpec] = {}
+
+
+def task(
+    kind: str,
+    *,
+    params: type[BaseModel] = EmptyParams,
+    queue: str = "default",
+    max_attempts: int | None = None,
+) -> Callable[[Handler], Handler]:
+    """Register a handler for a job kind (decorator)."""
+
+    def register(handler: Handler) -> Handler:
+        _REGISTRY[kind] = TaskSpec(
+            kind=kind,
+            handler=handler,
+            params_model=params,
+            queue=queue,
+            max_attempts=max_attempts,
+            description=(handler.__doc__ or "").strip().splitlines()[0] if handler.__doc__ else "",
+        )
+        return handler
+
+    return register
+
+
+def get_task(kind: str) -> TaskSpec:
+    """The spec of ``kind``; raises UnknownJobKind with the known kinds listed."""
+    load_builtin_tasks()
+    try:
+        return _REGISTRY[kind]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY)) or "none"
+        raise UnknownJobKind(f"unknown job kind {kind!r} (known kinds: {known})") from None
+
+
+def all_tasks() -> list[TaskSpec]:
+    """Every registered task kind."""
+    load_builtin_tasks()
+    return sorted(_REGISTRY.values(), key=lambda spec: spec.kind)
+
+
+_loaded = False
+
+
+def load_builtin_tasks(extra_modules: Iterable[str] = ()) -> None:
+    """Import the modules that register inboxd's own tasks, plus any extra modules."""
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        for name in _BUILTIN_MODULES:
+            importlib.import_module(name)
+    for name in extra_modules:
+        importlib.import_module(name)
+
+
+_BUILTIN_MODULES = ["inboxd.jobs.builtin"]

@@ -1,0 +1,99 @@
+"""Building Apps and running workers for tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from inboxd.app import App
+from inboxd.config import Settings
+from inboxd.jobs.model import Job
+from inboxd.jobs.registry import load_builtin_tasks
+from inboxd.jobs.worker import Worker
+
+REPO = Path(__file__).resolve().parents[2]
+TEST_TASKS = "tests.support.tasks"
+
+
+def make_app(database_url: str, tmp_path: Path, **overrides: Any) -> App:
+    """An App on ``database_url`` with fast test timings, test tasks loaded."""
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "data_dir": tmp_path / "data",
+        "job_lease_seconds": 2.0,
+        "retry_base_seconds": 0.2,
+        "poll_interval_ms": 20,
+        "progress_interval_ms": 50,
+        "task_modules": [TEST_TASKS],
+    }
+    values.update(overrides)
+    load_builtin_tasks([TEST_TASKS])
+    return App.open(Settings(**values))
+
+
+@contextmanager
+def running_worker(app: App, **kwargs: Any) -> Iterator[Worker]:
+    """A worker running in a thread of this process, stopped on exit."""
+    worker = Worker(app, **kwargs)
+    thread = threading.Thread(target=worker.run, kwargs={"install_signals": False}, daemon=True)
+    thread.start()
+    try:
+        yield worker
+    finally:
+        worker.stop(hard=True)
+        thread.join(timeout=15)
+        assert not thread.is_alive(), "worker did not stop"
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.02) -> Any:
+    """Poll until ``predicate()`` is truthy; returns its value or fails."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+def wait_finished(app: App, job_id: str, timeout: float = 20.0) -> Job:
+    """Wait until a job reaches an end state."""
+    return wait_for(lambda: (j := app.queue.get(job_id)).status.finished and j, timeout)  # type: ignore[no-any-return]
+
+
+def subprocess_env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
+    """Environment for an ``inboxd`` child process."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "INBOXD_DATABASE_URL": database_url,
+            "INBOXD_DATA_DIR": str(data_dir),
+            "INBOXD_TASK_MODULES": TEST_TASKS,
+            "PYTHONPATH": str(REPO),
+            "INBOXD_JOB_LEASE_SECONDS": "2",
+            "INBOXD_POLL_INTERVAL_MS": "20",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+def start_worker_process(
+    env: dict[str, str], *args: str, log: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """Start ``inboxd worker`` as a child process."""
+    command = [sys.executable, "-m", "inboxd", "worker", *args]
+    if log is None:
+        return subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+        )
+    with log.open("ab") as out:
+        return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
