@@ -55,7 +55,8 @@ jobs = Table(
     Column("started_at", UTCDateTime, nullable=True),
     Column("finished_at", UTCDateTime, nullable=True),
     Column("updated_at", UTCDateTime, nullable=False),
-    Index("ix_jobs_claim", "status", "queue", "priority", "run_at"),
+    # Claim order is priority DESC, run_at ASC: the index matches so no sort is needed.
+    Index("ix_jobs_claim", "status", "queue", text("priority DESC"), "run_at"),
     Index("ix_jobs_lease", "status", "lease_expires_at"),
     Index("ix_jobs_owner_status", "owner", "status"),
     Index("ix_jobs_account", "account_id", "created_at"),

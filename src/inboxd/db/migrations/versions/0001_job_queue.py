@@ -131,7 +131,7 @@ def upgrade() -> None:
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.create_index("ix_jobs_account", ["account_id", "created_at"], unique=False)
         batch_op.create_index(
-            "ix_jobs_claim", ["status", "queue", "priority", "run_at"], unique=False
+            "ix_jobs_claim", ["status", "queue", sa.text("priority DESC"), "run_at"], unique=False
         )
         batch_op.create_index("ix_jobs_finished", ["kind", "finished_at"], unique=False)
         batch_op.create_index("ix_jobs_lease", ["status", "lease_expires_at"], unique=False)
