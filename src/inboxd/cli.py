@@ -5,16 +5,22 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from inboxd import logs
+from inboxd.accounts_cli import account_app, demo_cmd, sync_cmd
 from inboxd.app import App
+from inboxd.cli_common import (
+    EXIT_FAILED,
+    EXIT_TIMEOUT,
+    JsonOpt,
+    app_session,
+    err,
+    out,
+    print_json,
+)
 from inboxd.config import load_settings
 from inboxd.errors import InboxdError, InvalidRequest
 from inboxd.jobs.model import Job, JobEvent, JobStatus
@@ -28,27 +34,9 @@ jobs_app = typer.Typer(help="Enqueue, watch and manage jobs.", no_args_is_help=T
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(db_app, name="db")
-
-out = Console()
-err = Console(stderr=True)
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-
-#: Exit codes of ``jobs wait``.
-EXIT_FAILED, EXIT_TIMEOUT = 1, 3
-
-
-@contextmanager
-def _app() -> Iterator[App]:
-    settings = load_settings()
-    logs.configure(settings.log_level)
-    with App.open(settings) as opened:
-        yield opened
-
-
-def _print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
-
+app.add_typer(account_app, name="account")
+app.command("sync")(sync_cmd)
+app.command("demo")(demo_cmd)
 
 # -- worker, scheduler, db --------------------------------------------------------------------
 
@@ -72,7 +60,7 @@ def worker(
     """Run jobs until SIGTERM/SIGINT (a second signal releases running jobs at once)."""
     from inboxd.jobs.worker import Worker
 
-    with _app() as opened:
+    with app_session(daemon=True) as opened:
         Worker(
             opened,
             concurrency=concurrency,
@@ -89,7 +77,7 @@ def scheduler_cmd() -> None:
 
     from inboxd.jobs.scheduler import Scheduler
 
-    with _app() as opened:
+    with app_session(daemon=True) as opened:
         stop = threading.Event()
         try:
             Scheduler(opened).run_until(stop)()
@@ -102,7 +90,7 @@ def db_upgrade() -> None:
     """Apply the database migrations (also done on every start)."""
     from inboxd.db import migrate
 
-    with _app() as opened:
+    with app_session() as opened:
         migrate.upgrade(opened.engine)
         out.print(f"database at revision {migrate.head_revision()}")
 
@@ -143,7 +131,7 @@ def jobs_enqueue(
     from inboxd.db.types import utcnow
 
     params = dict(_parse_param(p) for p in param or [])
-    with _app() as opened:
+    with app_session() as opened:
         job = opened.queue.enqueue(
             kind,
             params,
@@ -156,7 +144,7 @@ def jobs_enqueue(
             awaiting_approval=approval,
         )
     if as_json:
-        _print_json(job.to_dict() | {"deduplicated": job.deduplicated})
+        print_json(job.to_dict() | {"deduplicated": job.deduplicated})
     else:
         if job.deduplicated:
             err.print(f"an active job already holds dedupe key {dedupe_key!r}: {job.id}")
@@ -173,10 +161,10 @@ def jobs_list(
     as_json: JsonOpt = False,
 ) -> None:
     """List jobs, newest first."""
-    with _app() as opened:
+    with app_session() as opened:
         found = opened.queue.list_jobs(status=status, kind=kind, limit=limit)
     if as_json:
-        _print_json([j.to_dict() for j in found])
+        print_json([j.to_dict() for j in found])
         return
     table = Table(box=None)
     table.add_column("id", no_wrap=True, min_width=36)
@@ -198,10 +186,10 @@ def jobs_list(
 @jobs_app.command("show")
 def jobs_show(job_id: str, as_json: JsonOpt = False) -> None:
     """Show one job."""
-    with _app() as opened:
+    with app_session() as opened:
         job = opened.queue.get(job_id)
     if as_json:
-        _print_json(job.to_dict())
+        print_json(job.to_dict())
         return
     _print_job(job)
 
@@ -213,10 +201,10 @@ def jobs_wait(
     as_json: JsonOpt = False,
 ) -> None:
     """Wait until a job finishes; exit 0 if it completed, 1 if not, 3 on timeout."""
-    with _app() as opened:
+    with app_session() as opened:
         job = _wait(opened, job_id, timeout, show=not as_json)
     if as_json:
-        _print_json(job.to_dict())
+        print_json(job.to_dict())
     elif job.status.finished:
         _print_job(job)
     if not job.status.finished:
@@ -245,10 +233,10 @@ def _wait(opened: App, job_id: str, timeout: float | None, *, show: bool) -> Job
 @jobs_app.command("cancel")
 def jobs_cancel(job_id: str, as_json: JsonOpt = False) -> None:
     """Cancel a job (a running job stops at its next checkpoint)."""
-    with _app() as opened:
+    with app_session() as opened:
         job = opened.queue.cancel(job_id)
     if as_json:
-        _print_json(job.to_dict())
+        print_json(job.to_dict())
     elif job.status == JobStatus.RUNNING:
         out.print(f"cancellation requested; job {job.id} stops at its next checkpoint")
     else:
@@ -258,10 +246,10 @@ def jobs_cancel(job_id: str, as_json: JsonOpt = False) -> None:
 @jobs_app.command("retry")
 def jobs_retry(job_id: str, as_json: JsonOpt = False) -> None:
     """Queue a failed or cancelled job again (same id, attempts reset)."""
-    with _app() as opened:
+    with app_session() as opened:
         job = opened.queue.retry(job_id)
     if as_json:
-        _print_json(job.to_dict())
+        print_json(job.to_dict())
     else:
         out.print(f"job {job.id} {job.status.value}")
 
@@ -269,10 +257,10 @@ def jobs_retry(job_id: str, as_json: JsonOpt = False) -> None:
 @jobs_app.command("approve")
 def jobs_approve(job_id: str, as_json: JsonOpt = False) -> None:
     """Let a job that awaits approval run."""
-    with _app() as opened:
+    with app_session() as opened:
         job = opened.queue.approve(job_id)
     if as_json:
-        _print_json(job.to_dict())
+        print_json(job.to_dict())
     else:
         out.print(f"job {job.id} {job.status.value}")
 
@@ -287,7 +275,7 @@ def jobs_events(
     as_json: JsonOpt = False,
 ) -> None:
     """Print a job's events (JSON lines with --json)."""
-    with _app() as opened:
+    with app_session() as opened:
         opened.queue.get(job_id)
         while True:
             batch = opened.queue.events(job_id, after_id=after)
@@ -323,7 +311,7 @@ def jobs_kinds(as_json: JsonOpt = False) -> None:
     load_builtin_tasks(load_settings().task_modules)
     specs = all_tasks()
     if as_json:
-        _print_json(
+        print_json(
             [{"kind": s.kind, "queue": s.queue, "description": s.description} for s in specs]
         )
         return

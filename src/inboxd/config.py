@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import platformdirs
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from inboxd.errors import ConfigError
@@ -83,6 +83,23 @@ class Settings(BaseSettings):
         description="Extra Python modules imported by workers to register task kinds.",
     )
     log_level: str = Field(default="INFO", description="Logging level of the entry points.")
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Fernet key that encrypts account passwords at rest; default: a key "
+        "file (mode 0600) generated in the data dir.",
+    )
+    sync_interval_seconds: int = Field(
+        default=300, ge=0, description="Default period of the automatic sync; 0 turns it off."
+    )
+    sync_batch_messages: int = Field(
+        default=500, ge=1, description="Most messages fetched and stored per batch."
+    )
+    sync_batch_bytes: int = Field(
+        default=16 * 1024 * 1024, ge=65536, description="Most bytes fetched per batch."
+    )
+    imap_timeout_seconds: float = Field(
+        default=60.0, gt=0, description="Socket timeout of IMAP connections."
+    )
 
     @field_validator("schedules", "task_modules", mode="before")
     @classmethod

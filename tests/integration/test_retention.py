@@ -78,7 +78,9 @@ def test_old_runs_history_is_pruned_later(database_url: str, tmp_path: Path) -> 
         app.close()
 
 
-def test_schedulers_racing_on_the_same_slots_enqueue_once(database_url: str, tmp_path: Path) -> None:
+def test_schedulers_racing_on_the_same_slots_enqueue_once(
+    database_url: str, tmp_path: Path
+) -> None:
     app = make_app(
         database_url, tmp_path, schedules=[{"name": "hourly", "kind": "noop", "every": 3600}]
     )
@@ -110,8 +112,9 @@ def test_schedulers_racing_on_the_same_slots_enqueue_once(database_url: str, tmp
 
 def test_invalid_schedule_is_ignored_not_fatal(database_url: str, tmp_path: Path) -> None:
     app = make_app(
-        database_url, tmp_path, schedules=[{"name": "broken"}, {"name": "x", "kind": "nope",
-                                                                "every": 5}]
+        database_url,
+        tmp_path,
+        schedules=[{"name": "broken"}, {"name": "x", "kind": "nope", "every": 5}],
     )
     try:
         made = Scheduler(app).tick()

@@ -66,14 +66,22 @@ class Leases:
 
     # -- claim -----------------------------------------------------------------------------
 
-    def claim(self, worker_id: str, queues: Sequence[str], limit: int) -> list[Job]:
-        """Take up to ``limit`` ready jobs from ``queues``, respecting running limits."""
+    def claim(
+        self,
+        worker_id: str,
+        queues: Sequence[str],
+        limit: int,
+        *,
+        only: Sequence[str] | None = None,
+    ) -> list[Job]:
+        """Take up to ``limit`` ready jobs from ``queues``, respecting running limits;
+        ``only`` restricts the claim to these job ids."""
         if limit <= 0:
             return []
         with writing(self.engine) as conn:
             if conn.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CLAIM_LOCK_KEY})
-            ids = self._pick(conn, queues, limit)
+            ids = self._pick(conn, queues, limit, only)
             if not ids:
                 return []
             now = utcnow()
@@ -104,7 +112,9 @@ class Leases:
             )
         return sorted(claimed, key=lambda j: (-j.priority, j.run_at))
 
-    def _pick(self, conn: Connection, queues: Sequence[str], limit: int) -> list[str]:
+    def _pick(
+        self, conn: Connection, queues: Sequence[str], limit: int, only: Sequence[str] | None
+    ) -> list[str]:
         per_owner: dict[str, int] = {
             owner: int(n)
             for owner, n in conn.execute(
@@ -136,6 +146,8 @@ class Leases:
         )
         if saturated:
             query = query.where(jobs.c.owner.is_(None) | jobs.c.owner.not_in(saturated))
+        if only is not None:
+            query = query.where(jobs.c.id.in_(list(only)))
         picked: list[str] = []
         for job_id, owner in conn.execute(query):
             if owner is not None:

@@ -106,4 +106,4 @@ def load_builtin_tasks(extra_modules: Iterable[str] = ()) -> None:
         importlib.import_module(name)
 
 
-_BUILTIN_MODULES = ["inboxd.jobs.builtin"]
+_BUILTIN_MODULES = ["inboxd.jobs.builtin", "inboxd.pipeline.sync"]

@@ -63,6 +63,7 @@ class Worker:
         worker_id: str | None = None,
         grace_seconds: float = 25.0,
         scheduler: bool = False,
+        only: list[str] | None = None,
     ) -> None:
         self.app = app
         self.settings = app.settings
@@ -71,6 +72,7 @@ class Worker:
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
         self.grace_seconds = grace_seconds
         self._with_scheduler = scheduler
+        self._only = only
         self._active: dict[str, _Running] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -158,7 +160,7 @@ class Worker:
             jobs: list[Job] = []
             if free > 0:
                 try:
-                    jobs = self.app.leases.claim(self.id, self.queues, free)
+                    jobs = self.app.leases.claim(self.id, self.queues, free, only=self._only)
                     backoff = 0.1
                 except _TRANSIENT_DB as exc:
                     log.warning("claim failed (%s); retrying in %.1fs", _short(exc), backoff)
@@ -414,3 +416,20 @@ def _traceback_summary(exc: BaseException, limit: int = 4000) -> str:
 
 def _short(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+
+
+def live_workers(app: App) -> int:
+    """How many worker processes renewed their heartbeat recently."""
+    from sqlalchemy import func, select
+
+    from inboxd.db.engine import reading
+
+    since = utcnow() - timedelta(seconds=max(5.0, app.settings.job_lease_seconds))
+    with reading(app.engine) as conn:
+        return int(
+            conn.execute(
+                select(func.count())
+                .select_from(workers)
+                .where(workers.c.last_seen_at >= since, workers.c.stopped_at.is_(None))
+            ).scalar_one()
+        )

@@ -1,0 +1,386 @@
+"""CLI for mail accounts, syncs and the demo mailbox (``inboxd account …``, ``inboxd sync``,
+``inboxd demo``)."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from inboxd.app import App
+from inboxd.cli_common import EXIT_FAILED, JsonOpt, app_session, err, out, print_json
+from inboxd.errors import InvalidRequest, NotFound
+from inboxd.jobs.model import Job, JobStatus
+from inboxd.mail.accounts import Account, Accounts
+from inboxd.mail.probe import probe_account
+
+account_app = typer.Typer(help="Connect and manage mail accounts.", no_args_is_help=True)
+add_app = typer.Typer(help="Add an account.", no_args_is_help=True)
+account_app.add_typer(add_app, name="add")
+
+AddressOpt = Annotated[
+    list[str] | None, typer.Option("--address", help="The user's own address (repeatable).")
+]
+OwnerNameOpt = Annotated[
+    str | None, typer.Option("--owner-name", help="The user's name, as it appears in mail.")
+]
+IntervalOpt = Annotated[
+    int | None, typer.Option("--sync-interval", help="Seconds between automatic syncs; 0: off.")
+]
+
+
+def _registry(app: App) -> Accounts:
+    return Accounts(app.engine, app.settings)
+
+
+def _created(account: Account, as_json: bool) -> None:
+    if as_json:
+        print_json({"id": account.id})
+    else:
+        sys.stdout.write(account.id + "\n")
+
+
+@add_app.command("imap")
+def add_imap(
+    name: Annotated[str, typer.Option("--name", help="A name for the account.")],
+    host: Annotated[str, typer.Option("--host")],
+    username: Annotated[str, typer.Option("--username")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+    port: Annotated[int | None, typer.Option("--port")] = None,
+    security: Annotated[str, typer.Option("--security", help="tls, starttls or none.")] = "tls",
+    xoauth2: Annotated[
+        bool, typer.Option("--xoauth2", help="The secret read is an OAuth2 access token.")
+    ] = False,
+    folder: Annotated[
+        list[str] | None, typer.Option("--folder", help="Only sync this folder (repeatable).")
+    ] = None,
+    address: AddressOpt = None,
+    owner_name: OwnerNameOpt = None,
+    sync_interval: IntervalOpt = None,
+    user: Annotated[str | None, typer.Option("--user", help="Owner of the account.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add an IMAP account (Gmail, Outlook, any server); prints its id."""
+    if not password_stdin:
+        raise InvalidRequest(
+            "the password is read from standard input: pass --password-stdin "
+            "(never put a password on the command line)"
+        )
+    secret = sys.stdin.readline().rstrip("\r\n")
+    if not secret:
+        raise InvalidRequest("no password on standard input")
+    settings: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "security": security,
+        "username": username,
+        "auth": "xoauth2" if xoauth2 else "password",
+        "folders": folder or [],
+    }
+    with app_session() as opened:
+        account = _registry(opened).add(
+            "imap",
+            name,
+            settings,
+            secret={"token" if xoauth2 else "password": secret},
+            owner=user,
+            addresses=address or ([username] if "@" in username else []),
+            owner_name=owner_name,
+            sync_interval_seconds=sync_interval,
+        )
+    _created(account, as_json)
+
+
+def _add_local(
+    provider: str,
+    name: str,
+    path: Path,
+    address: list[str] | None,
+    owner_name: str | None,
+    sync_interval: int | None,
+    user: str | None,
+    as_json: bool,
+) -> None:
+    with app_session() as opened:
+        account = _registry(opened).add(
+            provider,
+            name,
+            {"path": str(path)},
+            owner=user,
+            addresses=address,
+            owner_name=owner_name,
+            sync_interval_seconds=sync_interval,
+        )
+    _created(account, as_json)
+
+
+@add_app.command("maildir")
+def add_maildir(
+    name: Annotated[str, typer.Option("--name")],
+    path: Annotated[Path, typer.Option("--path", help="The Maildir's top directory.")],
+    address: AddressOpt = None,
+    owner_name: OwnerNameOpt = None,
+    sync_interval: IntervalOpt = None,
+    user: Annotated[str | None, typer.Option("--user")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add a local Maildir; prints its id."""
+    _add_local("maildir", name, path, address, owner_name, sync_interval, user, as_json)
+
+
+@add_app.command("mbox")
+def add_mbox(
+    name: Annotated[str, typer.Option("--name")],
+    path: Annotated[Path, typer.Option("--path", help="The mbox file (e.g. from Takeout).")],
+    address: AddressOpt = None,
+    owner_name: OwnerNameOpt = None,
+    sync_interval: IntervalOpt = None,
+    user: Annotated[str | None, typer.Option("--user")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add an mbox file; prints its id."""
+    _add_local("mbox", name, path, address, owner_name, sync_interval, user, as_json)
+
+
+def resolve_account(registry: Accounts, ref: str) -> Account:
+    """An account by id, or by its (unique) name."""
+    try:
+        return registry.get(ref)
+    except NotFound:
+        named = [a for a in registry.list() if a.name == ref]
+        if len(named) == 1:
+            return named[0]
+        if len(named) > 1:
+            raise InvalidRequest(f"several accounts are named {ref!r}; use the id") from None
+        raise
+
+
+@account_app.command("list")
+def account_list(as_json: JsonOpt = False) -> None:
+    """List accounts."""
+    with app_session() as opened:
+        found = _registry(opened).list()
+    if as_json:
+        print_json([a.to_dict() for a in found])
+        return
+    table = Table(box=None)
+    table.add_column("id", no_wrap=True, min_width=36)
+    for col in ("name", "provider", "state", "last sync"):
+        table.add_column(col)
+    for acc in found:
+        last = acc.last_sync_at.strftime("%Y-%m-%d %H:%M") if acc.last_sync_at else "never"
+        table.add_row(acc.id, acc.name, acc.provider, acc.state, last)
+    out.print(table)
+
+
+@account_app.command("show")
+def account_show(account: str, as_json: JsonOpt = False) -> None:
+    """Show an account (settings without secrets, state, counts per folder)."""
+    with app_session() as opened:
+        registry = _registry(opened)
+        found = resolve_account(registry, account)
+        data = found.to_dict() | registry.counts(found.id)
+    if as_json:
+        print_json(data)
+        return
+    table = Table(show_header=False, box=None)
+    for key in (
+        "id",
+        "name",
+        "provider",
+        "state",
+        "state_message",
+        "last_sync_at",
+        "message_count",
+    ):
+        if data.get(key) is not None:
+            table.add_row(key, str(data[key]))
+    for key, value in data["settings"].items():
+        if value not in (None, [], ""):
+            table.add_row(f"settings.{key}", str(value))
+    out.print(table)
+    for name, count in data["folders"].items():
+        out.print(f"  {name}: {count}")
+
+
+@account_app.command("test")
+def account_test(account: str, as_json: JsonOpt = False) -> None:
+    """Connect, list folders and counts, and say clearly what is wrong, if anything."""
+    with app_session() as opened:
+        registry = _registry(opened)
+        found = resolve_account(registry, account)
+        result = probe_account(registry, found, opened.settings.imap_timeout_seconds)
+    if as_json:
+        print_json(result)
+    elif result["ok"]:
+        out.print(f"[green]ok[/green]: {result['summary']}")
+        for name, count in result["folders"].items():
+            out.print(f"  {name}: {count}")
+    else:
+        err.print(f"[red]failed[/red]: {result['error']}", highlight=False)
+    if not result["ok"]:
+        raise typer.Exit(EXIT_FAILED)
+
+
+@account_app.command("remove")
+def account_remove(
+    account: str,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+) -> None:
+    """Remove an account and its local copy (the mail on the server is not touched)."""
+    with app_session() as opened:
+        registry = _registry(opened)
+        found = resolve_account(registry, account)
+        if not yes and sys.stdin.isatty():
+            typer.confirm(f"Remove {found.name!r} and its local copy?", abort=True)
+        registry.remove(found.id)
+    out.print(f"removed {found.name} ({found.id})")
+
+
+def enqueue_sync(opened: App, account: Account) -> Job:
+    """Enqueue a sync of ``account`` (or return the one already queued or running)."""
+    from inboxd.pipeline.sync import sync_dedupe_key
+
+    return opened.queue.enqueue(
+        "sync",
+        {},
+        owner=account.owner,
+        account_id=account.id,
+        dedupe_key=sync_dedupe_key(account.id),
+        priority=10,
+    )
+
+
+def sync_cmd(
+    account: str,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Wait for the end, showing progress.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Sync an account now; prints the job id (with --wait: waits, exit 1 if it failed)."""
+    with app_session() as opened:
+        found = resolve_account(_registry(opened), account)
+        job = enqueue_sync(opened, found)
+        if not wait:
+            if as_json:
+                print_json(job.to_dict())
+            else:
+                sys.stdout.write(job.id + "\n")
+            return
+        final = wait_with_progress(opened, job, quiet=as_json)
+    if as_json:
+        print_json(final.to_dict())
+    else:
+        _summary(final)
+    if final.status != JobStatus.COMPLETED:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def wait_with_progress(opened: App, job: Job, *, quiet: bool = False) -> Job:
+    """Wait for a job, showing its progress; runs it here when no worker is alive."""
+    from inboxd.jobs.worker import Worker, live_workers
+
+    runner: threading.Thread | None = None
+    worker: Worker | None = None
+    if job.status == JobStatus.PENDING and live_workers(opened) == 0:
+        # Through the queue all the same, so history and progress look as with a worker.
+        worker = Worker(opened, concurrency=1, only=[job.id], queues=[job.queue])
+        runner = threading.Thread(
+            target=worker.run, kwargs={"install_signals": False, "max_jobs": 1}, daemon=True
+        )
+        runner.start()
+    try:
+        return _watch(opened, job.id, quiet)
+    except KeyboardInterrupt:
+        if worker is not None:
+            worker.stop(hard=True)
+        raise
+    finally:
+        if runner is not None:
+            runner.join(timeout=30)
+
+
+def _watch(opened: App, job_id: str, quiet: bool) -> Job:
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err, disable=quiet, transient=True) as bar:
+        task = bar.add_task("queued", total=None, rate="")
+        while True:
+            job = opened.queue.get(job_id)
+            rate = f"{job.rate:,.0f}/s" if job.rate else ""
+            bar.update(
+                task,
+                description=f"{job.step or job.status.value}",
+                total=job.progress_total,
+                completed=job.progress_current,
+                rate=rate,
+            )
+            if job.status.finished:
+                return job
+            time.sleep(0.1)
+
+
+def _summary(job: Job) -> None:
+    if job.status == JobStatus.COMPLETED:
+        result = job.result or {}
+        out.print(
+            f"[green]sync completed[/green]: {result.get('new', 0)} new, "
+            f"{result.get('fetched', 0)} fetched, {result.get('expunged', 0)} deleted on the "
+            f"server, {result.get('flags_changed', 0)} flag changes (job {job.id})"
+        )
+    else:
+        err.print(
+            f"[red]sync {job.status.value}[/red]: {job.error or ''} (job {job.id})", highlight=False
+        )
+
+
+def demo_cmd(
+    count: Annotated[int, typer.Option(help="How many messages to generate.")] = 3000,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a demo mailbox (generated mail), register it as an account and sync it."""
+    from inboxd.mail.demo import generate_demo_maildir
+
+    with app_session() as opened:
+        account = ensure_demo_account(opened, count, generate_demo_maildir)
+        job = enqueue_sync(opened, account)
+        final = wait_with_progress(opened, job, quiet=as_json)
+    if as_json:
+        print_json({"account_id": account.id, "job": final.to_dict()})
+    else:
+        _summary(final)
+        out.print(f"demo account: {account.name} ({account.id})")
+
+
+DEMO_NAME = "Demo mailbox"
+
+
+def ensure_demo_account(opened: App, count: int, generate: Any) -> Account:
+    """The demo account, its Maildir generated on first use."""
+    root = opened.settings.data_dir / "demo-mail"
+    generate(root, count=count)
+    registry = _registry(opened)
+    for account in registry.list():
+        if account.name == DEMO_NAME and account.provider == "maildir":
+            return account
+    return registry.add(
+        "maildir",
+        DEMO_NAME,
+        {"path": str(root)},
+        addresses=["you@demo.inboxd.local"],
+        owner_name="Alex Demo",
+    )

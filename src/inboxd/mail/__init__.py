@@ -1,0 +1,1 @@
+"""Pure mail handling: message parsing, mbox and Maildir reading, demo mailbox generation."""

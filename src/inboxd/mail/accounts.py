@@ -1,0 +1,282 @@
+"""Mail accounts: create, read (never with secrets), update state, remove with local copy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal, Self
+
+from sqlalchemy import Engine, Row, delete, func, insert, select, update
+
+from inboxd.config import Settings
+from inboxd.db.engine import reading, writing
+from inboxd.db.tables import accounts, folders, locations, message_bodies, messages
+from inboxd.db.types import utcnow
+from inboxd.errors import InvalidRequest, NotFound
+from inboxd.jobs.model import new_job_id
+from inboxd.mail.credentials import Vault
+from inboxd.mail.imap import ImapConfig
+
+Provider = Literal["imap", "maildir", "mbox"]
+PROVIDERS: tuple[str, ...] = ("imap", "maildir", "mbox")
+
+#: Account states shown to people.
+OK, NEEDS_ATTENTION = "ok", "needs_attention"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Account:
+    """An account as stored, without its secret."""
+
+    id: str
+    owner: str | None
+    provider: str
+    name: str
+    addresses: list[str]
+    owner_name: str | None
+    settings: dict[str, Any]
+    enabled: bool
+    sync_interval_seconds: int | None
+    state: str
+    state_message: str | None
+    last_sync_at: datetime | None
+    last_sync_job_id: str | None
+    created_at: datetime
+    has_secret: bool = False
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> Self:
+        """Build from an ``accounts`` row (the secret column is only noted, not kept)."""
+        m = row._mapping
+        return cls(
+            id=m["id"],
+            owner=m["owner"],
+            provider=m["provider"],
+            name=m["name"],
+            addresses=list(m["addresses"]),
+            owner_name=m["owner_name"],
+            settings=dict(m["settings"]),
+            enabled=bool(m["enabled"]),
+            sync_interval_seconds=m["sync_interval_seconds"],
+            state=m["state"],
+            state_message=m["state_message"],
+            last_sync_at=m["last_sync_at"],
+            last_sync_job_id=m["last_sync_job_id"],
+            created_at=m["created_at"],
+            has_secret=m["secret"] is not None,
+        )
+
+    def imap_config(self, timeout: float) -> ImapConfig:
+        """Connection settings for an IMAP account."""
+        s = self.settings
+        return ImapConfig(
+            host=s["host"],
+            port=int(s["port"]),
+            security=s["security"],
+            username=s["username"],
+            auth=s.get("auth", "password"),
+            folders=tuple(s.get("folders") or ()),
+            exclude=tuple(s.get("exclude") or ()),
+            timeout=timeout,
+            verify_tls=bool(s.get("verify_tls", True)),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view: settings without secrets."""
+        return {
+            "id": self.id,
+            "owner": self.owner,
+            "provider": self.provider,
+            "name": self.name,
+            "addresses": self.addresses,
+            "owner_name": self.owner_name,
+            "settings": self.settings,
+            "enabled": self.enabled,
+            "sync_interval_seconds": self.sync_interval_seconds,
+            "state": self.state,
+            "state_message": self.state_message,
+            "last_sync_at": self.last_sync_at.isoformat() if self.last_sync_at else None,
+            "last_sync_job_id": self.last_sync_job_id,
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+class Accounts:
+    """The account registry."""
+
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        self.engine = engine
+        self.settings = settings
+
+    @cached_property
+    def vault(self) -> Vault:
+        """The secret vault (its key file is created on first use)."""
+        return Vault.from_settings(self.settings)
+
+    def add(
+        self,
+        provider: str,
+        name: str,
+        settings: dict[str, Any],
+        *,
+        secret: dict[str, Any] | None = None,
+        owner: str | None = None,
+        addresses: list[str] | None = None,
+        owner_name: str | None = None,
+        sync_interval_seconds: int | None = None,
+    ) -> Account:
+        """Register an account; the secret is encrypted before it is stored."""
+        clean = validate_settings(provider, settings)
+        if not name.strip():
+            raise InvalidRequest("an account needs a name")
+        now = utcnow()
+        account_id = new_job_id()
+        with writing(self.engine) as conn:
+            conn.execute(
+                insert(accounts).values(
+                    id=account_id,
+                    owner=owner,
+                    provider=provider,
+                    name=name.strip(),
+                    addresses=[a.strip().lower() for a in addresses or [] if a.strip()],
+                    owner_name=owner_name,
+                    settings=clean,
+                    secret=self.vault.seal(secret) if secret else None,
+                    enabled=True,
+                    sync_interval_seconds=sync_interval_seconds,
+                    state=OK,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        return self.get(account_id)
+
+    def get(self, account_id: str, *, owner: str | None = None) -> Account:
+        """One account; ``owner`` restricts to that owner's accounts (else NotFound)."""
+        with reading(self.engine) as conn:
+            row = conn.execute(select(accounts).where(accounts.c.id == account_id)).first()
+        if row is None or (owner is not None and row.owner != owner):
+            raise NotFound(f"no account {account_id!r}")
+        return Account.from_row(row)
+
+    def list(self, *, owner: str | None = None) -> list[Account]:
+        """Accounts, oldest first."""
+        query = select(accounts).order_by(accounts.c.created_at)
+        if owner is not None:
+            query = query.where(accounts.c.owner == owner)
+        with reading(self.engine) as conn:
+            return [Account.from_row(r) for r in conn.execute(query)]
+
+    def secret(self, account_id: str) -> dict[str, Any]:
+        """The decrypted secret (only for the code that connects)."""
+        with reading(self.engine) as conn:
+            token = conn.execute(
+                select(accounts.c.secret).where(accounts.c.id == account_id)
+            ).scalar()
+        return self.vault.open(token) if token else {}
+
+    def set_state(
+        self, account_id: str, state: str, message: str | None = None, **more: Any
+    ) -> None:
+        """Record the account's state (ok / needs_attention) and last sync details."""
+        with writing(self.engine) as conn:
+            conn.execute(
+                update(accounts)
+                .where(accounts.c.id == account_id)
+                .values(state=state, state_message=message, updated_at=utcnow(), **more)
+            )
+
+    def update(self, account_id: str, **values: Any) -> Account:
+        """Change name, enabled, addresses, owner_name or sync interval."""
+        allowed = {"name", "enabled", "addresses", "owner_name", "sync_interval_seconds"}
+        bad = set(values) - allowed
+        if bad:
+            raise InvalidRequest(f"cannot change {sorted(bad)[0]!r}")
+        self.get(account_id)
+        with writing(self.engine) as conn:
+            conn.execute(
+                update(accounts)
+                .where(accounts.c.id == account_id)
+                .values(updated_at=utcnow(), **values)
+            )
+        return self.get(account_id)
+
+    def remove(self, account_id: str) -> None:
+        """Delete the account and its whole local copy."""
+        self.get(account_id)
+        with writing(self.engine) as conn:
+            folder_ids = select(folders.c.id).where(folders.c.account_id == account_id)
+            conn.execute(delete(locations).where(locations.c.folder_id.in_(folder_ids)))
+            message_ids = select(messages.c.id).where(messages.c.account_id == account_id)
+            conn.execute(delete(message_bodies).where(message_bodies.c.message_pk.in_(message_ids)))
+            conn.execute(delete(messages).where(messages.c.account_id == account_id))
+            conn.execute(delete(folders).where(folders.c.account_id == account_id))
+            conn.execute(delete(accounts).where(accounts.c.id == account_id))
+
+    def counts(self, account_id: str) -> dict[str, Any]:
+        """Messages stored for the account, in all and per folder (not expunged)."""
+        with reading(self.engine) as conn:
+            total = conn.execute(
+                select(func.count())
+                .select_from(messages)
+                .where(messages.c.account_id == account_id, messages.c.expunged_at.is_(None))
+            ).scalar_one()
+            per_folder = conn.execute(
+                select(folders.c.name, func.count(locations.c.remote_key))
+                .select_from(
+                    folders.outerjoin(
+                        locations,
+                        (locations.c.folder_id == folders.c.id) & locations.c.expunged_at.is_(None),
+                    )
+                )
+                .where(folders.c.account_id == account_id, folders.c.gone_at.is_(None))
+                .group_by(folders.c.name)
+                .order_by(folders.c.name)
+            ).all()
+        return {"message_count": int(total), "folders": {n: int(c) for n, c in per_folder}}
+
+
+def validate_settings(provider: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """Check an account's connection settings; returns them normalised."""
+    if provider not in PROVIDERS:
+        raise InvalidRequest(f"unknown provider {provider!r} (one of: {', '.join(PROVIDERS)})")
+    if provider == "imap":
+        return _imap_settings(settings)
+    path = settings.get("path")
+    if not path:
+        raise InvalidRequest(f"a {provider} account needs a path")
+    resolved = Path(str(path)).expanduser().resolve()
+    if provider == "maildir" and not resolved.is_dir():
+        raise InvalidRequest(f"no Maildir at {resolved}")
+    if provider == "mbox" and not resolved.is_file():
+        raise InvalidRequest(f"no mbox file at {resolved}")
+    return {"path": str(resolved)}
+
+
+def _imap_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    host = str(settings.get("host") or "").strip()
+    username = str(settings.get("username") or "").strip()
+    security = settings.get("security", "tls")
+    if not host or not username:
+        raise InvalidRequest("an IMAP account needs a host and a username")
+    if security not in ("tls", "starttls", "none"):
+        raise InvalidRequest("security must be tls, starttls or none")
+    default_port = 993 if security == "tls" else 143
+    try:
+        port = int(settings.get("port") or default_port)
+    except (TypeError, ValueError) as exc:
+        raise InvalidRequest("port must be a number") from exc
+    if not 0 < port < 65536:
+        raise InvalidRequest("port must be between 1 and 65535")
+    return {
+        "host": host,
+        "port": port,
+        "security": security,
+        "username": username,
+        "auth": settings.get("auth", "password"),
+        "folders": list(settings.get("folders") or []),
+        "exclude": list(settings.get("exclude") or []),
+        "verify_tls": bool(settings.get("verify_tls", True)),
+    }

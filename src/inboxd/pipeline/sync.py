@@ -1,0 +1,89 @@
+"""The ``sync`` job: bring one account's local copy up to date (IMAP, Maildir, mbox)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from inboxd.db.types import utcnow
+from inboxd.errors import InvalidParams, PermanentError
+from inboxd.jobs.progress import TaskContext
+from inboxd.jobs.registry import task
+from inboxd.jobs.scheduler import Schedule, schedule_source
+from inboxd.mail.accounts import NEEDS_ATTENTION, OK, Account, Accounts
+from inboxd.mail.imap import ImapSession
+from inboxd.mail.provider import AuthenticationFailed
+from inboxd.pipeline.imap_sync import ImapSync
+from inboxd.pipeline.local_sync import sync_maildir, sync_mbox
+
+if TYPE_CHECKING:
+    from inboxd.app import App
+
+
+class SyncParams(BaseModel, extra="forbid"):
+    """Parameters of ``sync`` (the account is the job's account_id)."""
+
+
+def sync_dedupe_key(account_id: str) -> str:
+    """At most one active sync per account."""
+    return f"sync:{account_id}"
+
+
+@task("sync", params=SyncParams)
+def sync(ctx: TaskContext, params: SyncParams) -> dict[str, Any]:
+    """Fetch new mail, flag changes and deletions of one account into the local store."""
+    account_id = ctx.job.account_id
+    if account_id is None:
+        raise InvalidParams("a sync job needs an account_id")
+    registry = Accounts(ctx.engine, ctx.settings)
+    account = registry.get(account_id)
+    try:
+        report = _run(ctx, registry, account)
+    except PermanentError as exc:
+        # Wrong password, bad TLS, missing file: a person has to act; retrying won't help.
+        registry.set_state(account.id, NEEDS_ATTENTION, exc.message)
+        raise
+    registry.set_state(account.id, OK, None, last_sync_at=utcnow(), last_sync_job_id=ctx.job_id)
+    return report
+
+
+def _run(ctx: TaskContext, registry: Accounts, account: Account) -> dict[str, Any]:
+    if account.provider == "imap":
+        secret = registry.secret(account.id)
+        token = secret.get("password") or secret.get("token")
+        if not token:
+            raise AuthenticationFailed(f"no password stored for account {account.name!r}")
+        session = ImapSession(account.imap_config(ctx.settings.imap_timeout_seconds), token)
+        try:
+            return asdict(ImapSync(ctx, account.id, session).run())
+        finally:
+            session.close()
+    if account.provider == "maildir":
+        return sync_maildir(ctx, account)
+    if account.provider == "mbox":
+        return sync_mbox(ctx, account)
+    raise PermanentError(f"provider {account.provider!r} cannot sync yet")
+
+
+@schedule_source
+def _periodic_syncs(app: App) -> list[Schedule]:
+    """Every enabled account syncs on its own interval (default: the setting)."""
+    found = []
+    for account in Accounts(app.engine, app.settings).list():
+        every = account.sync_interval_seconds
+        if every is None:
+            every = app.settings.sync_interval_seconds
+        if account.enabled and every > 0:
+            found.append(
+                Schedule(
+                    name=f"sync:{account.id}",
+                    kind="sync",
+                    every=float(every),
+                    owner=account.owner,
+                    account_id=account.id,
+                    dedupe_key=sync_dedupe_key(account.id),
+                )
+            )
+    return found

@@ -1,0 +1,249 @@
+"""IMAP sync against a real Dovecot, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from inboxd.app import App
+from inboxd.db.engine import reading
+from inboxd.db.tables import locations, messages
+from inboxd.jobs.model import EventType, Job, JobStatus
+from inboxd.mail.accounts import NEEDS_ATTENTION, Account, Accounts
+from inboxd.pipeline.sync import sync_dedupe_key
+from tests.services.dovecot import ImapUser
+from tests.support.apps import (
+    make_app,
+    running_worker,
+    start_worker_process,
+    subprocess_env,
+    wait_finished,
+    wait_for,
+)
+from tests.support.mail import MALFORMED, huge_message, make_message
+from tests.support.proxy import DroppingProxy
+
+pytestmark = pytest.mark.dovecot
+
+
+@pytest.fixture
+def app(database_url: str, tmp_path: Path) -> Iterator[App]:
+    opened = make_app(database_url, tmp_path, sync_batch_messages=25)
+    yield opened
+    opened.close()
+
+
+def add_account(
+    app: App, user: ImapUser, *, port: int | None = None, password: str | None = None
+) -> Account:
+    return Accounts(app.engine, app.settings).add(
+        "imap",
+        user.username,
+        {
+            "host": user.host,
+            "port": port or user.port,
+            "security": "none",
+            "username": user.username,
+        },
+        secret={"password": password or user.password},
+        addresses=[f"{user.username}@example.com"],
+    )
+
+
+def sync_now(app: App, account: Account, timeout: float = 60) -> Job:
+    job = app.queue.enqueue("sync", account_id=account.id, dedupe_key=sync_dedupe_key(account.id))
+    with running_worker(app, concurrency=1):
+        return wait_finished(app, job.id, timeout=timeout)
+
+
+def stored(app: App, account: Account) -> dict[str, object]:
+    return Accounts(app.engine, app.settings).counts(account.id)
+
+
+def fill(user: ImapUser, folder: str, start: int, count: int) -> list[int]:
+    if folder != "INBOX":
+        user.create_folder(folder)
+    return [user.append(folder, make_message(n)) for n in range(start, start + count)]
+
+
+def test_full_sync_matches_the_server_per_folder(app: App, imap_user: ImapUser) -> None:
+    fill(imap_user, "INBOX", 0, 60)
+    fill(imap_user, "Archive", 100, 30)
+    fill(imap_user, "Trash", 200, 5)
+    account = add_account(app, imap_user)
+    job = sync_now(app, account)
+    assert job.status == JobStatus.COMPLETED, job.error
+    counts = stored(app, account)
+    assert counts["folders"] == {"Archive": 30, "INBOX": 60}  # Trash is skipped by default
+    assert counts["message_count"] == 90
+    assert job.result["new"] == 90 and job.result["fetched"] == 90
+    steps = [
+        e.payload.get("step") for e in app.queue.events(job.id) if e.type == EventType.PROGRESS
+    ]
+    assert [s for i, s in enumerate(steps) if i == 0 or steps[i - 1] != s] == [
+        "connecting",
+        "listing folders",
+        "fetching",
+        "storing",
+    ]
+    with reading(app.engine) as conn:
+        row = conn.execute(select(messages).where(messages.c.subject == "Message number 5")).one()
+    assert row.from_addr == "sender5@example.org" and "\\Seen" not in row.flags
+    # Fetching never marks mail as read on the server.
+    assert all(
+        "\\Seen" not in m.flags
+        for m in imap_user.server.fetch_all(imap_user.username, imap_user.password, "INBOX")
+    )
+
+
+def test_incremental_sync_fetches_exactly_the_new_messages(app: App, imap_user: ImapUser) -> None:
+    fill(imap_user, "INBOX", 0, 40)
+    account = add_account(app, imap_user)
+    assert sync_now(app, account).result["new"] == 40
+    again = sync_now(app, account)
+    assert again.result["fetched"] == 0 and again.result["folders_unchanged"] == 1
+    fill(imap_user, "INBOX", 1000, 7)
+    third = sync_now(app, account)
+    assert third.result["fetched"] == 7 and third.result["new"] == 7
+    assert stored(app, account)["message_count"] == 47
+
+
+def test_flag_changes_and_expunges_on_the_server_are_seen(app: App, imap_user: ImapUser) -> None:
+    uids = fill(imap_user, "INBOX", 0, 20)
+    account = add_account(app, imap_user)
+    sync_now(app, account)
+    imap_user.set_flags("INBOX", uids[:3], ["\\Flagged", "\\Seen"])
+    imap_user.delete_messages("INBOX", uids[10:12])
+    job = sync_now(app, account)
+    assert job.result["flags_changed"] >= 3 and job.result["expunged"] == 2
+    with reading(app.engine) as conn:
+        flagged = conn.execute(
+            select(func.count())
+            .select_from(messages)
+            .where(
+                messages.c.account_id == account.id,
+                messages.c.flags.cast(type_=messages.c.subject.type).like("%Flagged%"),
+            )
+        ).scalar_one()
+        expunged = (
+            conn.execute(select(messages.c.subject).where(messages.c.expunged_at.is_not(None)))
+            .scalars()
+            .all()
+        )
+    assert flagged == 3
+    assert sorted(expunged) == ["Message number 10", "Message number 11"]  # kept, marked
+    assert stored(app, account)["folders"] == {"INBOX": 18}
+
+
+def test_uidvalidity_change_resyncs_without_duplicates(app: App, imap_user: ImapUser) -> None:
+    fill(imap_user, "INBOX", 0, 15)
+    account = add_account(app, imap_user)
+    sync_now(app, account)
+    before = imap_user.uidvalidity()
+    assert imap_user.change_uidvalidity() != before
+    job = sync_now(app, account)
+    assert job.status == JobStatus.COMPLETED
+    assert job.result["uidvalidity_resets"] == 1 and job.result["new"] == 0
+    assert stored(app, account) == {"message_count": 15, "folders": {"INBOX": 15}}
+    with reading(app.engine) as conn:
+        assert conn.execute(select(func.count()).select_from(messages)).scalar_one() == 15
+
+
+def test_wrong_password_fails_at_once_without_retries(app: App, imap_user: ImapUser) -> None:
+    account = add_account(app, imap_user, password="not-the-password")
+    job = sync_now(app, account)
+    assert job.status == JobStatus.FAILED and job.attempts == 1
+    assert job.error == f"password rejected by {imap_user.host} for {imap_user.username}"
+    assert "not-the-password" not in str(job.to_dict())
+    again = Accounts(app.engine, app.settings).get(account.id)
+    assert again.state == NEEDS_ATTENTION and again.state_message == job.error
+
+
+def test_malformed_and_huge_messages_are_stored_with_notes(app: App, imap_user: ImapUser) -> None:
+    imap_user.append("INBOX", make_message(1))
+    imap_user.append("INBOX", MALFORMED)
+    imap_user.append("INBOX", huge_message())
+    imap_user.append("INBOX", make_message(2))
+    account = add_account(app, imap_user)
+    job = sync_now(app, account)
+    assert job.status == JobStatus.COMPLETED and job.result["fetched"] == 4
+    with reading(app.engine) as conn:
+        rows = {r.subject: r for r in conn.execute(select(messages))}
+    assert rows["A very large message"].size > 5_000_000
+    broken = [r for r in rows.values() if r.parse_errors]
+    assert broken, "the malformed message should carry parse notes"
+    assert len(rows) == 4
+
+
+def test_connection_dropped_mid_fetch_completes(app: App, imap_user: ImapUser) -> None:
+    fill(imap_user, "INBOX", 0, 120)
+    with DroppingProxy(imap_user.port, drop_after=60_000) as proxy:
+        account = add_account(app, imap_user, port=proxy.port)
+        job = sync_now(app, account)
+        assert proxy.drops == 1
+    assert job.status == JobStatus.COMPLETED, job.error
+    assert job.result["reconnects"] >= 1
+    assert stored(app, account)["message_count"] == 120
+    with reading(app.engine) as conn:
+        assert conn.execute(select(func.count()).select_from(locations)).scalar_one() == 120
+
+
+def test_two_accounts_sync_at_once(
+    app: App, dovecot_server: object, imap_user: ImapUser, tmp_path: Path
+) -> None:
+    from tests.services.dovecot import DovecotServer
+
+    assert isinstance(dovecot_server, DovecotServer)
+    other = dovecot_server.add_user("second" + imap_user.username, "pw-second-123")
+    fill(imap_user, "INBOX", 0, 80)
+    fill(other, "INBOX", 500, 80)
+    first_acc, second_acc = add_account(app, imap_user), add_account(app, other)
+    jobs = [
+        app.queue.enqueue("sync", account_id=a.id, dedupe_key=sync_dedupe_key(a.id))
+        for a in (first_acc, second_acc)
+    ]
+    with running_worker(app, concurrency=2):
+        wait_for(
+            lambda: (
+                all(app.queue.get(j.id).status == JobStatus.RUNNING for j in jobs)
+                or all(app.queue.get(j.id).status.finished for j in jobs)
+            )
+        )
+        done = [wait_finished(app, j.id, timeout=60) for j in jobs]
+    assert [d.status for d in done] == [JobStatus.COMPLETED] * 2
+    assert stored(app, first_acc)["message_count"] == 80
+    assert stored(app, second_acc)["message_count"] == 80
+
+
+def test_sigkill_mid_sync_resumes_with_every_message_once(
+    app: App, imap_user: ImapUser, database_url: str, tmp_path: Path
+) -> None:
+    fill(imap_user, "INBOX", 0, 600)
+    account = add_account(app, imap_user)
+    job = app.queue.enqueue("sync", account_id=account.id)
+    env = subprocess_env(database_url, tmp_path / "data", INBOXD_SYNC_BATCH_MESSAGES="10")
+    first = start_worker_process(env, "-c", "1", "--no-scheduler", log=tmp_path / "w1.log")
+    try:
+        wait_for(lambda: app.queue.get(job.id).progress_current >= 100, timeout=60)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    second = start_worker_process(env, "-c", "1", "--no-scheduler", log=tmp_path / "w2.log")
+    try:
+        done = wait_finished(app, job.id, timeout=90)
+    finally:
+        second.send_signal(signal.SIGTERM)
+        try:
+            second.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            second.kill()
+    assert done.status == JobStatus.COMPLETED and done.attempts == 2
+    assert done.result["fetched"] < 600  # the second attempt resumed, it did not start over
+    with reading(app.engine) as conn:
+        assert conn.execute(select(func.count()).select_from(messages)).scalar_one() == 600
+        assert conn.execute(select(func.count()).select_from(locations)).scalar_one() == 600

@@ -1,0 +1,84 @@
+"""Pure pieces: backoff, IMAP response parsing, batching, the credential vault."""
+
+from __future__ import annotations
+
+import random
+import stat
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+from inboxd.config import Settings
+from inboxd.errors import ConfigError
+from inboxd.jobs.backoff import retry_delay
+from inboxd.jobs.model import new_job_id
+from inboxd.mail.credentials import Vault
+from inboxd.mail.imap import _uid_set, parse_fetch_response
+from inboxd.pipeline.imap_sync import cut_batches
+
+
+def test_backoff_grows_is_capped_and_honours_retry_after() -> None:
+    rng = random.Random(1)
+    delays = [retry_delay(n, base=1, cap=10, rng=rng) for n in range(1, 8)]
+    for n, delay in enumerate(delays, start=1):
+        nominal = min(10, 2 ** (n - 1))
+        assert nominal / 2 <= delay <= nominal
+    assert retry_delay(1, base=1, cap=10, retry_after=42, rng=rng) == 42
+
+
+def test_job_ids_are_unique_and_time_ordered() -> None:
+    ids = [new_job_id() for _ in range(2000)]
+    assert len(set(ids)) == 2000
+    assert all(len(i) == 36 and i[14] == "7" for i in ids)
+    assert [i[:13] for i in ids] == sorted(i[:13] for i in ids)
+
+
+def test_uid_set_is_compact() -> None:
+    assert _uid_set([5, 1, 2, 3, 7, 9, 10]) == "1:3,5,7,9:10"
+    assert _uid_set([4]) == "4"
+
+
+def test_fetch_response_parsing_with_trailing_items_and_unsolicited_lines() -> None:
+    data = [
+        (
+            b'1 (UID 10 FLAGS (\\Seen \\Flagged) INTERNALDATE " 7-Feb-2026 10:11:12 +0100" '
+            b"BODY[] {5}",
+            b"hello",
+        ),
+        b")",
+        b"* 3 FETCH (FLAGS (\\Deleted))",
+        (b"2 (UID 11 BODY[] {3}", b"abc"),
+        b' FLAGS (\\Answered) X-GM-MSGID 123 X-GM-LABELS ("\\\\Inbox" "My \\"Label\\"" work))',
+    ]
+    first, second = parse_fetch_response(data)
+    assert (first.uid, first.raw, first.flags) == (10, b"hello", ("\\Seen", "\\Flagged"))
+    assert first.internal_date is not None and first.internal_date.utcoffset() is not None
+    assert first.internal_date.hour == 10
+    assert (second.uid, second.raw, second.flags) == (11, b"abc", ("\\Answered",))
+    assert second.gm_msgid == 123
+    assert second.labels == ("\\Inbox", 'My "Label"', "work")
+
+
+def test_batches_are_cut_by_count_and_bytes() -> None:
+    uids = list(range(1, 11))
+    sizes = {u: 100 for u in uids} | {5: 10_000}
+    batches = list(cut_batches(uids, sizes, max_count=3, max_bytes=1000))
+    assert [u for b in batches for u in b] == uids
+    assert all(len(b) <= 3 for b in batches)
+    assert [5] in batches  # a message larger than the byte cap goes alone
+
+
+def test_vault_round_trip_and_key_file(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    vault = Vault.from_settings(settings)
+    token = vault.seal({"password": "hunter2"})
+    assert "hunter2" not in token
+    assert Vault.from_settings(settings).open(token) == {"password": "hunter2"}
+    key_file = tmp_path / "secret.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    other = Vault(Fernet.generate_key())
+    with pytest.raises(ConfigError, match="secret key changed"):
+        other.open(token)
+    with pytest.raises(ConfigError, match="not a valid Fernet key"):
+        Vault(b"short")
