@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TypeVar
@@ -19,7 +20,7 @@ from inboxd.db.engine import writing
 from inboxd.db.types import utcnow
 from inboxd.jobs.progress import TaskContext
 from inboxd.mail.imap import ImapSession
-from inboxd.mail.provider import FolderStatus, ProviderError, RemoteFolder
+from inboxd.mail.provider import FetchedMessage, FolderStatus, ProviderError, RemoteFolder
 from inboxd.pipeline.parsing import parse_batch
 from inboxd.store import folders as store_folders
 from inboxd.store.folders import FolderState
@@ -128,14 +129,29 @@ class ImapSync:
         if not uids:
             return
         sizes = self.session.sizes(uids)
-        for batch in cut_batches(
-            uids, sizes, self.settings.sync_batch_messages, self.settings.sync_batch_bytes
-        ):
-            self.ctx.progress.check_cancelled()
-            self._fetch_batch(state, status, batch)
+        batches = list(
+            cut_batches(
+                uids, sizes, self.settings.sync_batch_messages, self.settings.sync_batch_bytes
+            )
+        )
+        # The connection downloads batch n+1 on its own thread while this one parses and
+        # stores batch n; at most two batches are in memory.
+        with ThreadPoolExecutor(1, thread_name_prefix="inboxd-fetch") as pool:
+            pending = pool.submit(self.session.fetch, batches[0])
+            for n, batch in enumerate(batches):
+                fetched = pending.result()
+                if n + 1 < len(batches):
+                    pending = pool.submit(self.session.fetch, batches[n + 1])
+                self.ctx.progress.check_cancelled()
+                self._store_batch(state, status, batch, fetched)
 
-    def _fetch_batch(self, state: FolderState, status: FolderStatus, batch: list[int]) -> None:
-        fetched = self.session.fetch(batch)
+    def _store_batch(
+        self,
+        state: FolderState,
+        status: FolderStatus,
+        batch: list[int],
+        fetched: list[FetchedMessage],
+    ) -> None:
         incoming = parse_batch(fetched)
         with writing(self.ctx.engine) as conn:
             result = store_batch(conn, self.account_id, state.id, incoming)
