@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from functools import partial
 from typing import TypeVar
 
@@ -22,6 +21,7 @@ from inboxd.jobs.progress import TaskContext
 from inboxd.mail.imap import ImapSession
 from inboxd.mail.provider import FetchedMessage, FolderStatus, ProviderError, RemoteFolder
 from inboxd.pipeline.parsing import parse_batch
+from inboxd.pipeline.report import SyncReport
 from inboxd.store import folders as store_folders
 from inboxd.store.folders import FolderState
 from inboxd.store.writer import store_batch
@@ -29,24 +29,6 @@ from inboxd.store.writer import store_batch
 T = TypeVar("T")
 
 MAX_RECONNECTS = 5
-
-
-@dataclass
-class SyncReport:
-    """Counts of one sync run (the job's result)."""
-
-    folders: int = 0
-    folders_unchanged: int = 0
-    fetched: int = 0
-    new: int = 0
-    duplicates: int = 0
-    flags_changed: int = 0
-    expunged: int = 0
-    bytes: int = 0
-    reconnects: int = 0
-    parse_errors: int = 0
-    uidvalidity_resets: int = 0
-    per_folder: dict[str, int] = field(default_factory=dict)
 
 
 class ImapSync:

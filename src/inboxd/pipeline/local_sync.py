@@ -7,8 +7,8 @@ reads the new tail, and a killed import resumes at its last committed batch.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from inboxd.mail.maildir import iter_maildir, read_entry, scan_maildir
 from inboxd.mail.mbox import iter_mbox
 from inboxd.mail.provider import FetchedMessage, ProviderConfigError
 from inboxd.pipeline.parsing import parse_batch
+from inboxd.pipeline.report import SyncReport
 from inboxd.store import folders as store_folders
 from inboxd.store.writer import store_batch
 
@@ -34,14 +35,7 @@ def sync_maildir(ctx: TaskContext, account: Account) -> dict[str, Any]:
     if not root.is_dir():
         raise ProviderConfigError(f"Maildir {root} is gone")
     found = scan_maildir(root)
-    report: dict[str, Any] = {
-        "folders": len(found),
-        "fetched": 0,
-        "new": 0,
-        "expunged": 0,
-        "flags_changed": 0,
-        "parse_errors": 0,
-    }
+    report = SyncReport(folders=len(found))
     plans = []
     for folder in found:
         entries = list(iter_maildir(folder.path))
@@ -64,10 +58,10 @@ def sync_maildir(ctx: TaskContext, account: Account) -> dict[str, Any]:
     for state, entries, known in plans:
         present = {e.key for e in entries}
         with writing(ctx.engine) as conn:
-            report["flags_changed"] += store_folders.apply_flags(
+            report.flags_changed += store_folders.apply_flags(
                 conn, state.id, {e.key: e.flags for e in entries if e.key in known}
             )
-            report["expunged"] += store_folders.mark_expunged(
+            report.expunged += store_folders.mark_expunged(
                 conn, state.id, [k for k in known if k not in present]
             )
             store_folders.save_state(
@@ -75,7 +69,7 @@ def sync_maildir(ctx: TaskContext, account: Account) -> dict[str, Any]:
             )
     with writing(ctx.engine) as conn:
         store_folders.mark_gone_folders(conn, account.id, [f.name for f in found])
-    return report
+    return asdict(report)
 
 
 def sync_mbox(ctx: TaskContext, account: Account) -> dict[str, Any]:
@@ -92,15 +86,7 @@ def sync_mbox(ctx: TaskContext, account: Account) -> dict[str, Any]:
     start = int(cursor.get("offset", 0))
     if start > stat.st_size or cursor.get("inode") not in (None, stat.st_ino):
         start = 0  # replaced or truncated: read it all again; identities prevent duplicates
-    report: dict[str, Any] = {
-        "folders": 1,
-        "fetched": 0,
-        "new": 0,
-        "expunged": 0,
-        "flags_changed": 0,
-        "parse_errors": 0,
-        "bytes_read": 0,
-    }
+    report = SyncReport(folders=1)
     # Bytes are the honest unit of progress for a multi-GB file.
     progress.step("fetching", total=stat.st_size, message=f"reading {path.name}")
     progress.update(start)
@@ -126,7 +112,7 @@ def sync_mbox(ctx: TaskContext, account: Account) -> dict[str, Any]:
             progress.update(end)
             batch, batch_bytes = [], 0
     _store(ctx, account, state.id, batch, report, cursor={"offset": end, "inode": stat.st_ino})
-    report["bytes_read"] = end - start
+    report.bytes = end - start
     progress.step("storing")
     with writing(ctx.engine) as conn:
         store_folders.save_state(
@@ -135,7 +121,7 @@ def sync_mbox(ctx: TaskContext, account: Account) -> dict[str, Any]:
             server_count=store_folders.local_count(conn, state.id),
             last_synced_at=utcnow(),
         )
-    return report
+    return asdict(report)
 
 
 def _store(
@@ -143,7 +129,7 @@ def _store(
     account: Account,
     folder_id: int,
     fetched: list[FetchedMessage],
-    report: dict[str, Any],
+    report: SyncReport,
     cursor: dict[str, Any] | None = None,
 ) -> None:
     incoming = parse_batch(fetched)
@@ -151,9 +137,9 @@ def _store(
         result = store_batch(conn, account.id, folder_id, incoming)
         if cursor is not None:
             store_folders.save_state(conn, folder_id, cursor=cursor)
-    report["fetched"] += len(fetched)
-    report["new"] += result.new
-    report["parse_errors"] += sum(1 for i in incoming if i.parsed.parse_errors)
+    report.fetched += len(fetched)
+    report.new += result.new
+    report.parse_errors += sum(1 for i in incoming if i.parsed.parse_errors)
     if cursor is None:
         ctx.progress.update(advance=len(fetched))
 
@@ -167,9 +153,3 @@ def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
             batch = []
     if batch:
         yield batch
-
-
-def file_identity(path: Path) -> tuple[int, int]:
-    """(inode, size) of a file, to notice a replaced mbox."""
-    st = os.stat(path)
-    return st.st_ino, st.st_size

@@ -1,0 +1,23 @@
+"""The result of a sync job, the same for every provider."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class SyncReport:
+    """Counts of one sync run (the job's result)."""
+
+    folders: int = 0
+    folders_unchanged: int = 0
+    fetched: int = 0
+    new: int = 0
+    duplicates: int = 0
+    flags_changed: int = 0
+    expunged: int = 0
+    bytes: int = 0
+    reconnects: int = 0
+    parse_errors: int = 0
+    uidvalidity_resets: int = 0
+    per_folder: dict[str, int] = field(default_factory=dict)
