@@ -16,11 +16,13 @@ import json
 import os
 import random
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from email.utils import format_datetime, formataddr
+from html import escape
 from pathlib import Path
 
 from inboxd.errors import InvalidState
@@ -248,7 +250,7 @@ def _same(marker: dict[str, object], count: int, seed: int) -> bool:
 def _write_marker(root: Path, data: dict[str, object]) -> None:
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / (MARKER_NAME + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True), "utf-8")
+    tmp.write_text(json.dumps(data, indent=2), "utf-8")
     tmp.replace(root / MARKER_NAME)  # atomic: a crash never leaves a half-written marker
 
 
@@ -415,7 +417,9 @@ class _Generator:
 
     def _person_identity(self, index: int) -> tuple[str, str]:
         first, last = _FIRST[index % len(_FIRST)], self.rng.choice(_LAST)
-        local = f"{first}.{last}".lower().encode("ascii", "ignore").decode()
+        # "Zoë Müller" -> zoe.muller: decompose accents, then drop the combining marks.
+        folded = unicodedata.normalize("NFKD", f"{first}.{last}".lower())
+        local = folded.encode("ascii", "ignore").decode()
         return f"{first} {last}", f"{local}@{_PERSON_DOMAINS[index % len(_PERSON_DOMAINS)]}"
 
     def _when(self) -> datetime:
@@ -698,12 +702,12 @@ def _newsletter_html(
     name: str, headlines: list[str], links: list[str], domain: str, token: str
 ) -> str:
     stories = "".join(
-        f'<tr><td style="padding:12px"><h2><a href="{links[i]}">{h}</a></h2>'
+        f'<tr><td style="padding:12px"><h2><a href="{escape(links[i])}">{h}</a></h2>'
         f"<p>{h}. Read the full story on our site.</p></td></tr>"
         for i, h in enumerate(headlines)
     )
     more = "".join(
-        f'<a href="{url}">more {n}</a> ' for n, url in enumerate(links[len(headlines) :])
+        f'<a href="{escape(url)}">more {n}</a> ' for n, url in enumerate(links[len(headlines) :])
     )
     return (
         f"<!DOCTYPE html><html><head><title>{name}</title>"

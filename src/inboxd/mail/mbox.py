@@ -70,25 +70,33 @@ class _Message:
 
     def add_line(self, line: bytes, *, whole: bool) -> None:
         """Add a line (``whole``) or the continuation of an over-long line."""
-        if whole and line in _BLANK:
-            if self.pending is not None:
-                self._append(self.pending)
-            self.pending = line
-            self.in_headers = self.in_labels = False
-            return
+        if whole:
+            if line in _BLANK:
+                if self.pending is not None:
+                    self._append(self.pending)
+                self.pending = line
+                self.in_headers = self.in_labels = False
+                return
+            if self.in_headers:
+                self._track_labels(line)
+            if line[:1] == b">" and self.mbox and _ESCAPED_FROM.match(line):
+                line = line[1:]
+        elif self.in_labels:
+            self.labels.append(line)
         if self.pending is not None:
             self._append(self.pending)
             self.pending = None
-        if self.in_headers:
-            self._track_labels(line, whole)
-        if whole and self.mbox and line[:1] == b">" and _ESCAPED_FROM.match(line):
-            line = line[1:]
-        self._append(line)
+        # This runs once per line of a multi-GB file: the common case is kept inline.
+        if self.size + len(line) <= self.cap:
+            self.lines.append(line)
+            self.size += len(line)
+        else:
+            self._append(line)
 
-    def _track_labels(self, line: bytes, whole: bool) -> None:
-        if whole and line[:15].lower() == _LABELS_HEADER:
+    def _track_labels(self, line: bytes) -> None:
+        if line[:15].lower() == _LABELS_HEADER:
             self.in_labels = True
-        elif whole and line[:1] not in (b" ", b"\t"):
+        elif line[:1] not in (b" ", b"\t"):
             self.in_labels = False
         if self.in_labels:
             self.labels.append(line)

@@ -99,7 +99,8 @@ _UNDECLARED = frozenset({"", "us-ascii", "ascii", "unknown-8bit", "x-unknown", "
 _NOT_ASCII_COMPATIBLE = ("utf-16", "utf-32", "utf-7", "iso-2022", "hz", "unicode-1-1-utf-7")
 _FALLBACK_CODECS = ("utf-8", "cp1252", "latin-1")
 
-_HEADER_FIELD = re.compile(r"([!-9;-~]+)[ \t]*:")
+# One header field with its continuation lines; the name is printable ASCII without ":".
+_HEADER_FIELD = re.compile(rb"([!-9;-~]+)[ \t]*:[ \t]*([^\n]*(?:\n[ \t][^\n]*)*)\n?")
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([QqBb])\?([^?\s]*)\?=")
 _B64_JUNK = re.compile(rb"[^A-Za-z0-9+/]")
 _MSGID = re.compile(r"<([^<>]*)>")
@@ -110,6 +111,7 @@ _HREF = re.compile(
     r"""<a\s[^>]*?\bhref\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>"']+))""",
     re.IGNORECASE,
 )
+_CHAR_REF = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
 _GUESS_BOUNDARY = re.compile(rb"^--([^\s\"\\]{1,70})[ \t]*\r?$", re.MULTILINE)
 _SIGNATURE_TYPES = frozenset(
     {"application/pgp-signature", "application/pkcs7-signature", "application/x-pkcs7-signature"}
@@ -262,13 +264,7 @@ class _Entity:
     body_start: int
     body_end: int
     malformed: bool = False  # a non-header line ended the header block
-
-    @property
-    def content_type(self) -> str:
-        try:
-            return self.headers.get_content_type()
-        except Exception:  # a mangled Content-Type is treated like an absent one
-            return "text/plain"
+    content_type: str = "text/plain"
 
 
 def _header_bounds(raw: bytes, start: int, end: int) -> tuple[int, int]:
@@ -290,28 +286,26 @@ def _parse_entity(raw: bytes, start: int, end: int, *, top: bool = False) -> _En
     """Parse the header block of the entity in ``raw[start:end]``."""
     block_end, body_start = _header_bounds(raw, start, end)
     headers = Message(policy=compat32)
-    lines = raw[start:block_end].split(b"\n")
-    if lines and not lines[-1]:
-        lines.pop()  # the empty string after the block's final line break
-    name: str | None = None
-    value: list[str] = []
-    offset = start
-    for line in lines:
-        text = line.decode("ascii", "surrogateescape")  # as the stdlib parser does
-        if text[:1] in (" ", "\t") and name is not None:
-            value.append("\n" + text.rstrip("\r"))
-        elif match := _HEADER_FIELD.match(text):
-            if name is not None:
-                headers.set_raw(name, "".join(value))
-            name, value = match.group(1), [text[match.end() :].lstrip(" \t").rstrip("\r")]
-        elif not (top and offset == start and text.startswith("From ")):  # mbox From_ line
-            body_start = offset  # a line that is no header: the body starts with it
-            break
-        offset += len(line) + 1
-    if name is not None:
-        headers.set_raw(name, "".join(value))
-    malformed = body_start == offset and offset < block_end
-    return _Entity(headers, min(body_start, end), end, malformed)
+    pos = start
+    if top and raw.startswith(b"From ", start):  # an mbox From_ line is no header
+        pos = _line_after(raw, start, block_end)
+    while pos < block_end:
+        match = _HEADER_FIELD.match(raw, pos, block_end)
+        if match is None:  # a line that is no header: the body starts with it
+            return _entity(headers, pos, end, malformed=True)
+        # Values stay as the stdlib keeps them: str with raw 8-bit bytes as surrogates.
+        value = match.group(2).decode("ascii", "surrogateescape").rstrip("\r")
+        headers.set_raw(match.group(1).decode("ascii"), value)
+        pos = match.end()
+    return _entity(headers, min(body_start, end), end, malformed=False)
+
+
+def _entity(headers: Message, body_start: int, body_end: int, *, malformed: bool) -> _Entity:
+    try:
+        ctype = headers.get_content_type()
+    except Exception:  # a mangled Content-Type is treated like an absent one
+        ctype = "text/plain"
+    return _Entity(headers, body_start, body_end, malformed, ctype)
 
 
 def _find_delimiter(raw: bytes, delimiter: bytes, start: int, end: int) -> int:
@@ -680,8 +674,8 @@ def _read_body(raw: bytes, top: _Entity, notes: list[str]) -> _BodyFields:
     if text_body is None and walk.html:
         # Only HTML: its text is worth the (slow, pure-Python) HTML parse.
         text_body = _html_to_text(walk.html[:HTML_PARSE_CAP], notes)
-    if text_body is None:
-        text_body = walk.text
+    if not text_body:
+        text_body = walk.text or None
     hrefs = _hrefs(walk.html[:HTML_PARSE_CAP]) if walk.html else []
     return _BodyFields(
         attachments=walk.attachments,
@@ -766,20 +760,28 @@ def _visit_leaf(entity: _Entity, ctype: str, walk: _Walk) -> None:
 
 def _is_attachment(headers: Message, ctype: str) -> bool:
     """Would a mail client show this leaf as a file rather than as the message body?"""
-    try:
-        disposition = headers.get_content_disposition()
-        filename = headers.get_filename()
-    except Exception:
-        disposition, filename = None, None
     if ctype in _SIGNATURE_TYPES:
         return False
+    raw_disposition = str(headers.get("content-disposition", ""))
+    disposition = raw_disposition.partition(";")[0].strip().lower()
     if disposition == "attachment":
         return True
     maintype = ctype.partition("/")[0]
     if maintype == "text":
-        return filename is not None and disposition != "inline"
+        return disposition != "inline" and _has_filename(headers, raw_disposition)
     # Images referenced from the HTML by Content-ID are part of the body, not files.
     return not (maintype == "image" and headers.get("content-id") is not None)
+
+
+def _has_filename(headers: Message, raw_disposition: str) -> bool:
+    # Parameter parsing is slow; most text parts have no "name" anywhere, so look first.
+    ctype_header = str(headers.get("content-type", ""))
+    if "name" not in raw_disposition.lower() and "name" not in ctype_header.lower():
+        return False
+    try:
+        return headers.get_filename() is not None
+    except Exception:
+        return False
 
 
 def _entity_text(entity: _Entity, walk: _Walk) -> str:
@@ -866,7 +868,15 @@ def _html_to_text(markup: str, notes: list[str]) -> str:
 
 def _hrefs(markup: str) -> list[str]:
     # A regex over anchors is far faster than html.parser and finds the same hrefs.
-    return [html.unescape(a or b or c) for a, b, c in _HREF.findall(markup)]
+    return [_unescape_attr(a or b or c) for a, b, c in _HREF.findall(markup)]
+
+
+def _unescape_attr(value: str) -> str:
+    # Only ";"-terminated references: in an attribute "&para=1" is a query string, not "¶=1"
+    # (html.unescape would decode it).
+    if "&" not in value or ";" not in value:
+        return value
+    return _CHAR_REF.sub(lambda m: html.unescape(m.group(0)), value)
 
 
 def _clean_link(url: str) -> str | None:

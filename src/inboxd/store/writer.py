@@ -12,6 +12,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
@@ -42,7 +43,7 @@ class Incoming:
     fetched: FetchedMessage
     parsed: ParsedMessage
 
-    @property
+    @cached_property
     def identity(self) -> str:
         """The account-wide key that makes a message stored once."""
         if self.fetched.gm_msgid is not None:
@@ -89,7 +90,8 @@ def store_batch(
             ],
         )
         pks.update(new_pks)
-    known = [item for key, item in by_identity.items() if key not in {i.identity for i in fresh}]
+    fresh_keys = {item.identity for item in fresh}
+    known = [item for key, item in by_identity.items() if key not in fresh_keys]
     if known:
         _refresh(conn, pks, known, now)
     _upsert_locations(conn, folder_id, batch, pks, now)
