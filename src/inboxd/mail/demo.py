@@ -487,7 +487,9 @@ class _Generator:
     def _person(self, when: datetime) -> _Draft:
         thread = self._pick_thread()
         person = thread.person if thread else self.rng.choice(self.people)
-        charset = self.rng.choice(list(_LEGACY)) if self.rng.random() < 0.06 else "utf-8"
+        # Legacy-charset mail starts its own thread: its canned subject cannot be a reply.
+        legacy = thread is None and self.rng.random() < 0.06
+        charset = self.rng.choice(list(_LEGACY)) if legacy else "utf-8"
         subject, text = self._person_text(person, thread, charset)
         to = [self.owner] + ([self.rng.choice(self.people)] if self.rng.random() < 0.2 else [])
         headers = self._headers(
