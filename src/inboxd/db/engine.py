@@ -7,6 +7,8 @@ the busy timeout instead of failing on a lock upgrade; read-only work uses :func
 from __future__ import annotations
 
 import sqlite3
+import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -73,9 +75,30 @@ def _sqlite_engine(url: str, database: str | None, busy_ms: int, pool_size: int)
     return engine
 
 
+_sqlite_writers: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
+_sqlite_writers_guard = threading.Lock()
+
+
+def _sqlite_writer_lock(engine: Engine) -> threading.RLock:
+    with _sqlite_writers_guard:
+        lock = _sqlite_writers.get(engine)
+        if lock is None:
+            lock = _sqlite_writers[engine] = threading.RLock()
+        return lock
+
+
 @contextmanager
 def writing(engine: Engine) -> Iterator[Connection]:
-    """A write transaction (``BEGIN IMMEDIATE`` on SQLite), committed on success."""
+    """A write transaction (``BEGIN IMMEDIATE`` on SQLite), committed on success.
+
+    On SQLite the writers of one process queue on a lock of their own first: waiting in
+    SQLite's busy handler means sleeping 1, 2, 5, 10… ms per retry, which collapses
+    throughput as soon as a few threads write at once. Other processes still meet
+    the busy timeout."""
+    if is_sqlite(engine):
+        with _sqlite_writer_lock(engine), engine.begin() as conn:
+            yield conn
+        return
     with engine.begin() as conn:
         yield conn
 

@@ -38,9 +38,12 @@ def append(conn: Connection, entries: Iterable[tuple[str, EventType, dict[str, A
     if not rows:
         return
     if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": EVENTS_LOCK_KEY})
+        # One round trip: the NOTIFY is only delivered at commit anyway.
+        conn.execute(
+            text("SELECT pg_advisory_xact_lock(:k), pg_notify(:c, '')"),
+            {"k": EVENTS_LOCK_KEY, "c": EVENTS_CHANNEL},
+        )
         conn.execute(insert(job_events), rows)
-        notify(conn, EVENTS_CHANNEL, "")
     else:
         conn.execute(insert(job_events), rows)
 

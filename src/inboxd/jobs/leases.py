@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, func, select, text, update
+from sqlalchemy import Connection, Engine, Row, func, select, text, update
 
 from inboxd.config import Settings
 from inboxd.db.engine import writing
@@ -166,14 +166,21 @@ class Leases:
         wanted = set(job_ids)
         if not wanted:
             return LeaseState(frozenset(), frozenset())
+        # Rows are locked in id order, like _apply locks them (no deadlock between the two).
+        held_rows = (
+            select(jobs.c.id)
+            .where(
+                jobs.c.id.in_(wanted),
+                jobs.c.lease_owner == worker_id,
+                jobs.c.status == RUNNING,
+            )
+            .order_by(jobs.c.id)
+            .with_for_update()
+        )
         with writing(self.engine) as conn:
             rows = conn.execute(
                 update(jobs)
-                .where(
-                    jobs.c.id.in_(wanted),
-                    jobs.c.lease_owner == worker_id,
-                    jobs.c.status == RUNNING,
-                )
+                .where(jobs.c.id.in_(held_rows.scalar_subquery()))
                 .values(lease_expires_at=lease_deadline(self.settings))
                 .returning(jobs.c.id, jobs.c.cancel_requested)
             ).all()
@@ -265,18 +272,41 @@ class Leases:
 
 
 def _apply(conn: Connection, outcomes: Sequence[Outcome], fence: Any) -> list[str]:
-    """Apply outcomes to running jobs that pass ``fence``; returns the ids that did not."""
+    """Apply outcomes to running jobs that pass ``fence``; returns the ids that did not.
+
+    Outcomes that set the same values (typically "completed" with no result) are written by
+    one UPDATE per group instead of one per job. The rows are locked first, in id order as
+    a heartbeat locks them: locked in completion order, a finish and a heartbeat of the same
+    worker deadlock."""
     lost: list[str] = []
     finished: list[Job] = []
     entries: list[tuple[str, EventType, dict[str, Any]]] = []
     woke: set[str] = set()
-    for outcome in outcomes:
-        row = conn.execute(
+    ordered = sorted(outcomes, key=lambda o: o.job.id)
+    now = utcnow()
+    groups: dict[str, tuple[dict[str, Any], list[Outcome]]] = {}
+    for outcome in ordered:
+        values = _outcome_values(outcome, now)
+        key = repr(sorted((k, repr(v)) for k, v in values.items()))
+        groups.setdefault(key, (values, []))[1].append(outcome)
+    if len(ordered) > 1 and conn.dialect.name == "postgresql":
+        conn.execute(
+            select(jobs.c.id)
+            .where(jobs.c.id.in_([o.job.id for o in ordered]))
+            .order_by(jobs.c.id)
+            .with_for_update()
+        ).all()
+    rows: dict[str, Row[Any]] = {}
+    for values, group in groups.values():
+        for updated in conn.execute(
             update(jobs)
-            .where(jobs.c.id == outcome.job.id, jobs.c.status == RUNNING, fence)
-            .values(**_outcome_values(outcome))
+            .where(jobs.c.id.in_([o.job.id for o in group]), jobs.c.status == RUNNING, fence)
+            .values(**values)
             .returning(*jobs.c)
-        ).first()
+        ):
+            rows[updated.id] = updated
+    for outcome in ordered:
+        row = rows.get(outcome.job.id)
         if row is None:
             lost.append(outcome.job.id)
             continue
@@ -302,8 +332,7 @@ def _rescue_outcome(job: Job, now: datetime) -> Outcome:
     return Outcome(job, "retry", error=reason, retry_at=now)
 
 
-def _outcome_values(outcome: Outcome) -> dict[str, Any]:
-    now = utcnow()
+def _outcome_values(outcome: Outcome, now: datetime) -> dict[str, Any]:
     cleared: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None, "updated_at": now}
     kind = outcome.kind
     if kind == "completed":

@@ -52,6 +52,8 @@ class Progress:
         self._samples: list[tuple[float, int]] = []
         self._dirty: dict[str, Any] = {}
         self._last_row = 0.0
+        #: something was reported that is not yet written as a row and an event
+        self._unwritten = False
         self._last_event = 0.0
         self._last_cancel_check = time.monotonic()
         #: set by the worker (heartbeat, NOTIFY) or by a progress write that saw the flag
@@ -67,6 +69,7 @@ class Progress:
             self.step_name, self.current, self.total = name, 0, total
             self.message = message
             self._samples = [(time.monotonic(), 0)]
+            self._unwritten = True
         self._flush(force=True)
 
     def update(
@@ -90,6 +93,7 @@ class Progress:
             self._samples.append((now, self.current))
             while len(self._samples) > 2 and now - self._samples[0][0] > _RATE_WINDOW:
                 self._samples.pop(0)
+            self._unwritten = True
         self._flush()
         self.check_cancelled()
 
@@ -102,6 +106,7 @@ class Progress:
         ``ctx.checkpoint``."""
         with self._lock:
             self._dirty["checkpoint"] = state
+            self._unwritten = True
         # The row is written now (a crash must not lose the checkpoint); the event can wait.
         self._flush(force=True, event=False)
 
@@ -157,8 +162,10 @@ class Progress:
     # -- writing ---------------------------------------------------------------------------
 
     def flush(self) -> None:
-        """Write the latest progress now (the worker calls this when the task ends)."""
-        self._flush(force=True)
+        """Write the latest progress now (the worker calls this when the task ends);
+        nothing when everything reported is already written (or nothing was reported)."""
+        if self._unwritten:
+            self._flush(force=True)
 
     def _flush(self, *, force: bool = False, event: bool = True) -> None:
         now = time.monotonic()
@@ -190,6 +197,8 @@ class Progress:
                 }
                 self._last_event = now
             self._last_row = now
+            # Written without its event (coalesced): the final flush still writes one.
+            self._unwritten = payload is None
         seen = self._leases.report_progress(self._job_id, self._worker_id, values, payload)
         if seen is None:
             self.lost_event.set()

@@ -1,0 +1,1 @@
+"""Benchmarks (figures, not tests); run them as scripts, e.g. ``python bench/queue.py``."""
