@@ -56,7 +56,7 @@ class Settings(BaseSettings):
         default=4, ge=1, le=256, description="Jobs one worker process runs at once."
     )
     poll_interval_ms: int = Field(
-        default=50,
+        default=20,
         ge=1,
         description="Idle poll period of a worker on SQLite (PostgreSQL wakes on NOTIFY "
         "and polls only as a safety net).",

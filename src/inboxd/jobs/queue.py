@@ -25,6 +25,8 @@ from inboxd.jobs.registry import get_task
 log = logging.getLogger(__name__)
 
 _MAX_PRIORITY = 1000
+#: Queue positions are counted up to this many jobs ahead.
+POSITION_CAP = 10_000
 
 
 class Queue:
@@ -303,10 +305,10 @@ def _active_by_key(conn: Connection, key: str) -> Job | None:
 
 
 def _queue_position(conn: Connection, job: Job) -> int:
-    """1 + pending jobs of the same queue that a worker will take before this one."""
-    ahead = conn.execute(
-        select(func.count())
-        .select_from(jobs)
+    """1 + pending jobs of the same queue that a worker will take before this one (counted
+    up to POSITION_CAP, so a look-up stays cheap behind a huge backlog)."""
+    ahead_rows = (
+        select(jobs.c.id)
         .where(
             jobs.c.status == JobStatus.PENDING.value,
             jobs.c.queue == job.queue,
@@ -320,7 +322,10 @@ def _queue_position(conn: Connection, job: Job) -> int:
                 ),
             ),
         )
-    ).scalar_one()
+        .limit(POSITION_CAP)
+        .subquery()
+    )
+    ahead = conn.execute(select(func.count()).select_from(ahead_rows)).scalar_one()
     return int(ahead) + 1
 
 
