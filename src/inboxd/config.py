@@ -92,10 +92,10 @@ class Settings(BaseSettings):
         default=300, ge=0, description="Default period of the automatic sync; 0 turns it off."
     )
     sync_batch_messages: int = Field(
-        default=500, ge=1, description="Most messages fetched and stored per batch."
+        default=100, ge=1, description="Most messages fetched and stored per batch."
     )
     sync_batch_bytes: int = Field(
-        default=16 * 1024 * 1024, ge=65536, description="Most bytes fetched per batch."
+        default=4 * 1024 * 1024, ge=65536, description="Most bytes fetched per batch."
     )
     imap_timeout_seconds: float = Field(
         default=60.0, gt=0, description="Socket timeout of IMAP connections."

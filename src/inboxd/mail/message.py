@@ -122,8 +122,8 @@ _INVISIBLE: dict[int, str | None] = dict.fromkeys(
     map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad\u034f")
 )
 # For snippets, control characters (from binary junk) become spaces as well.
-_CONTROLS: dict[int, str | None] = {c: " " for c in (*range(32), 127)}
-_SNIPPET_TABLE = _CONTROLS | _INVISIBLE
+_SNIPPET_INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad\u034f]")
+_SNIPPET_CONTROLS = re.compile("[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -809,12 +809,18 @@ def _entity_text(entity: _Entity, walk: _Walk) -> str:
 # --------------------------------------------------------------------------- text helpers
 
 
+def _snippet_words(text: str) -> str:
+    # str.translate with a dict looks every character up (~60 ns each); two regex passes
+    # over the same text cost a third of that.
+    return " ".join(_SNIPPET_CONTROLS.sub(" ", _SNIPPET_INVISIBLE.sub("", text)).split())
+
+
 def _snippet(text: str) -> str:
     """The first ~200 characters with whitespace collapsed, cut at a word boundary."""
-    chunk = text[: SNIPPET_CHARS * 8]
-    collapsed = " ".join(chunk.translate(_SNIPPET_TABLE).split())
+    chunk = text[: SNIPPET_CHARS * 2]
+    collapsed = _snippet_words(chunk)
     if len(collapsed) < SNIPPET_CHARS and len(text) > len(chunk):
-        collapsed = " ".join(text[: SNIPPET_CHARS * 256].translate(_SNIPPET_TABLE).split())
+        collapsed = _snippet_words(text[: SNIPPET_CHARS * 256])
     if len(collapsed) <= SNIPPET_CHARS:
         return collapsed
     cut = collapsed.rfind(" ", SNIPPET_CHARS - 40, SNIPPET_CHARS + 1)

@@ -24,7 +24,7 @@ from inboxd.pipeline.parsing import parse_batch
 from inboxd.pipeline.report import SyncReport
 from inboxd.store import folders as store_folders
 from inboxd.store.folders import FolderState
-from inboxd.store.writer import store_batch
+from inboxd.store.writer import compress_body, store_batch
 
 T = TypeVar("T")
 
@@ -119,13 +119,19 @@ class ImapSync:
         # The connection downloads batch n+1 on its own thread while this one parses and
         # stores batch n; at most two batches are in memory.
         with ThreadPoolExecutor(1, thread_name_prefix="inboxd-fetch") as pool:
-            pending = pool.submit(self.session.fetch, batches[0])
+            pending = pool.submit(self._fetch_packed, batches[0])
             for n, batch in enumerate(batches):
-                fetched = pending.result()
+                fetched, packed = pending.result()
                 if n + 1 < len(batches):
-                    pending = pool.submit(self.session.fetch, batches[n + 1])
+                    pending = pool.submit(self._fetch_packed, batches[n + 1])
                 self.ctx.progress.check_cancelled()
-                self._store_batch(state, status, batch, fetched)
+                self._store_batch(state, status, batch, fetched, packed)
+
+    def _fetch_packed(self, batch: list[int]) -> tuple[list[FetchedMessage], list[bytes]]:
+        """Download a batch and compress its bodies, on the connection's thread: zlib runs
+        without the GIL, beside the parsing of the previous batch."""
+        fetched = self.session.fetch(batch)
+        return fetched, [compress_body(f.raw) for f in fetched]
 
     def _store_batch(
         self,
@@ -133,8 +139,9 @@ class ImapSync:
         status: FolderStatus,
         batch: list[int],
         fetched: list[FetchedMessage],
+        packed: list[bytes],
     ) -> None:
-        incoming = parse_batch(fetched)
+        incoming = parse_batch(fetched, packed)
         with writing(self.ctx.engine) as conn:
             result = store_batch(conn, self.account_id, state.id, incoming)
             store_folders.save_state(

@@ -149,22 +149,21 @@ def apply_flags(conn: Connection, folder_id: int, flags_by_key: Mapping[str, Ite
     """Set the flags of messages by their location key; returns how many changed."""
     if not flags_by_key:
         return 0
-    pks = {}
+    params = []
     keys = list(flags_by_key)
     for start in range(0, len(keys), 500):
         chunk = keys[start : start + 500]
-        pks.update(
-            dict(
-                conn.execute(
-                    select(locations.c.remote_key, locations.c.message_pk).where(
-                        locations.c.folder_id == folder_id, locations.c.remote_key.in_(chunk)
-                    )
-                ).all()
-            )
+        rows = conn.execute(
+            select(locations.c.remote_key, locations.c.message_pk, messages.c.flags)
+            .join(messages, messages.c.id == locations.c.message_pk)
+            .where(locations.c.folder_id == folder_id, locations.c.remote_key.in_(chunk))
         )
-    if not pks:
+        for key, pk, old in rows:
+            new = sorted(set(flags_by_key[key]))
+            if new != sorted(old or []):  # CHANGEDSINCE also lists what was just fetched
+                params.append({"pk": pk, "new_flags": new})
+    if not params:
         return 0
-    params = [{"pk": pk, "new_flags": sorted(set(flags_by_key[key]))} for key, pk in pks.items()]
     conn.execute(
         update(messages)
         .where(messages.c.id == bindparam("pk"))
