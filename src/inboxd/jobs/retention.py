@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 
-from sqlalchemy import Connection, Engine, Select, delete, func, select
+from sqlalchemy import Connection, Engine, Select, delete, select
 
 from inboxd.config import Settings
 from inboxd.db.engine import reading, writing
@@ -78,13 +78,3 @@ def _next_chunk(conn: Connection, ids_query: Select[tuple[str]]) -> list[str]:
     subquery = ids_query.subquery()
     rows = conn.execute(select(subquery.c.id).limit(_CHUNK)).all()
     return [r.id for r in rows]
-
-
-def count_finished(engine: Engine) -> int:
-    """How many finished jobs are stored."""
-    with reading(engine) as conn:
-        return int(
-            conn.execute(
-                select(func.count()).select_from(jobs).where(jobs.c.status.in_(FINISHED))
-            ).scalar_one()
-        )
