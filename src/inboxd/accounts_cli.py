@@ -19,6 +19,8 @@ from inboxd.errors import InvalidRequest, NotFound
 from inboxd.jobs.model import Job, JobStatus
 from inboxd.mail.accounts import Account, Accounts
 from inboxd.mail.probe import probe_account
+from inboxd.pipeline.sync import enqueue_sync
+from inboxd.users import Users
 
 account_app = typer.Typer(help="Connect and manage mail accounts.", no_args_is_help=True)
 add_app = typer.Typer(help="Add an account.", no_args_is_help=True)
@@ -91,7 +93,7 @@ def add_imap(
             name,
             settings,
             secret={"token" if xoauth2 else "password": secret},
-            owner=user,
+            owner=Users(opened.engine).resolve_owner(user).id,
             addresses=address or ([username] if "@" in username else []),
             owner_name=owner_name,
             sync_interval_seconds=sync_interval,
@@ -114,7 +116,7 @@ def _add_local(
             provider,
             name,
             {"path": str(path)},
-            owner=user,
+            owner=Users(opened.engine).resolve_owner(user).id,
             addresses=address,
             owner_name=owner_name,
             sync_interval_seconds=sync_interval,
@@ -245,20 +247,6 @@ def account_remove(
     out.print(f"removed {found.name} ({found.id})")
 
 
-def enqueue_sync(opened: App, account: Account) -> Job:
-    """Enqueue a sync of ``account`` (or return the one already queued or running)."""
-    from inboxd.pipeline.sync import sync_dedupe_key
-
-    return opened.queue.enqueue(
-        "sync",
-        {},
-        owner=account.owner,
-        account_id=account.id,
-        dedupe_key=sync_dedupe_key(account.id),
-        priority=10,
-    )
-
-
 def sync_cmd(
     account: str,
     wait: Annotated[
@@ -269,7 +257,7 @@ def sync_cmd(
     """Sync an account now; prints the job id (with --wait: waits, exit 1 if it failed)."""
     with app_session() as opened:
         found = resolve_account(_registry(opened), account)
-        job = enqueue_sync(opened, found)
+        job = enqueue_sync(opened.queue, found)
         if not wait:
             if as_json:
                 print_json(job.to_dict())
@@ -357,7 +345,7 @@ def demo_cmd(
 
     with app_session() as opened:
         account = ensure_demo_account(opened, count, generate_demo_maildir)
-        job = enqueue_sync(opened, account)
+        job = enqueue_sync(opened.queue, account)
         final = wait_with_progress(opened, job, quiet=as_json)
     if as_json:
         print_json({"account_id": account.id, "job": final.to_dict()})
@@ -381,6 +369,7 @@ def ensure_demo_account(opened: App, count: int, generate: Any) -> Account:
         "maildir",
         DEMO_NAME,
         {"path": str(root)},
+        owner=Users(opened.engine).ensure_admin()[0].id,
         addresses=["you@demo.inboxd.local"],
         owner_name="Alex Demo",
     )

@@ -24,6 +24,7 @@ from inboxd.cli_common import (
 from inboxd.config import load_settings
 from inboxd.errors import InboxdError, InvalidRequest
 from inboxd.jobs.model import Job, JobEvent, JobStatus
+from inboxd.users_cli import keys_app, users_app
 
 app = typer.Typer(
     help="inboxd: mail accounts in sync, long mail work as durable jobs.",
@@ -35,6 +36,8 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(db_app, name="db")
 app.add_typer(account_app, name="account")
+app.add_typer(users_app, name="users")
+app.add_typer(keys_app, name="keys")
 app.command("sync")(sync_cmd)
 app.command("demo")(demo_cmd)
 
@@ -68,6 +71,38 @@ def worker(
             grace_seconds=grace,
             scheduler=scheduler,
         ).run(max_jobs=burst)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8765).")] = None,
+    worker: Annotated[
+        bool,
+        typer.Option(
+            "--worker/--no-worker", help="Run worker processes (off: they run elsewhere)."
+        ),
+    ] = True,
+    scheduler: Annotated[
+        bool, typer.Option("--scheduler/--no-scheduler", help="Enqueue periodic jobs here.")
+    ] = True,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Also set up and sync the demo mailbox.")
+    ] = False,
+) -> None:
+    """Run the API, the dashboard, the scheduler and the workers (Ctrl-C stops all)."""
+    from inboxd.serve import serve as run_server
+
+    with app_session(daemon=True) as opened:
+        settings = opened.settings
+        run_server(
+            opened,
+            host=host or settings.host,
+            port=settings.port if port is None else port,
+            workers=settings.embedded_workers if worker else 0,
+            scheduler=scheduler,
+            demo=demo,
+        )
 
 
 @app.command("scheduler")

@@ -101,7 +101,56 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="Socket timeout of IMAP connections."
     )
 
-    @field_validator("schedules", "task_modules", mode="before")
+    host: str = Field(default="127.0.0.1", description="Address `inboxd serve` binds to.")
+    port: int = Field(default=8765, ge=0, le=65535, description="Port of `inboxd serve`.")
+    allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Extra origins (https://host:port) allowed to open the WebSocket and "
+        "call the API from a browser; the server's own origin is always allowed.",
+    )
+    session_days: float = Field(
+        default=14.0, gt=0, description="Lifetime of a dashboard login session."
+    )
+    cookie_secure: bool = Field(
+        default=False,
+        description="Mark the session cookie Secure (set it when serving over HTTPS).",
+    )
+    live_max_connections: int = Field(
+        default=50, ge=1, description="Open SSE/WebSocket streams per user at most."
+    )
+    live_heartbeat_seconds: float = Field(
+        default=15.0, gt=0, description="Heartbeat period of SSE streams and WebSocket pings."
+    )
+    live_poll_ms: int = Field(
+        default=25,
+        ge=1,
+        description="How often the event pump reads new events on SQLite (PostgreSQL wakes "
+        "it with NOTIFY).",
+    )
+    live_queue_size: int = Field(
+        default=1000,
+        ge=10,
+        description="Undelivered state changes one live client may have before it is "
+        "dropped (it reconnects and replays).",
+    )
+    live_send_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="A live client that takes longer to accept a write is dropped.",
+    )
+    jobs_rate_per_minute: int = Field(
+        default=120, ge=1, description="Jobs one user may start per minute through the API."
+    )
+    login_rate_per_minute: int = Field(
+        default=20, ge=1, description="Login attempts per minute from one client address."
+    )
+    embedded_workers: int = Field(
+        default=1,
+        ge=0,
+        description="Worker processes `inboxd serve` starts and supervises (0: none).",
+    )
+
+    @field_validator("schedules", "task_modules", "allowed_origins", mode="before")
     @classmethod
     def _json_or_csv(cls, value: Any) -> Any:
         if isinstance(value, str):

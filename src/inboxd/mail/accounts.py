@@ -188,13 +188,35 @@ class Accounts:
                 .values(state=state, state_message=message, updated_at=utcnow(), **more)
             )
 
-    def update(self, account_id: str, **values: Any) -> Account:
-        """Change name, enabled, addresses, owner_name or sync interval."""
-        allowed = {"name", "enabled", "addresses", "owner_name", "sync_interval_seconds"}
+    def update(
+        self, account_id: str, *, secret: dict[str, Any] | None = None, **values: Any
+    ) -> Account:
+        """Change name, enabled, addresses, owner_name, sync interval, connection settings
+        (merged with the current ones, then checked) or the secret."""
+        allowed = {
+            "name",
+            "enabled",
+            "addresses",
+            "owner_name",
+            "sync_interval_seconds",
+            "settings",
+        }
         bad = set(values) - allowed
         if bad:
             raise InvalidRequest(f"cannot change {sorted(bad)[0]!r}")
-        self.get(account_id)
+        current = self.get(account_id)
+        if "name" in values:
+            values["name"] = str(values["name"]).strip()
+            if not values["name"]:
+                raise InvalidRequest("an account needs a name")
+        if "addresses" in values:
+            values["addresses"] = [a.strip().lower() for a in values["addresses"] if a.strip()]
+        if "settings" in values:
+            values["settings"] = validate_settings(
+                current.provider, current.settings | dict(values["settings"])
+            )
+        if secret:
+            values["secret"] = self.vault.seal(secret)
         with writing(self.engine) as conn:
             conn.execute(
                 update(accounts)

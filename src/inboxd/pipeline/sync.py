@@ -9,7 +9,9 @@ from pydantic import BaseModel
 
 from inboxd.db.types import utcnow
 from inboxd.errors import InvalidParams, PermanentError
+from inboxd.jobs.model import Job
 from inboxd.jobs.progress import TaskContext
+from inboxd.jobs.queue import Queue
 from inboxd.jobs.registry import task
 from inboxd.jobs.scheduler import Schedule, schedule_source
 from inboxd.mail.accounts import NEEDS_ATTENTION, OK, Account, Accounts
@@ -29,6 +31,19 @@ class SyncParams(BaseModel, extra="forbid"):
 def sync_dedupe_key(account_id: str) -> str:
     """At most one active sync per account."""
     return f"sync:{account_id}"
+
+
+def enqueue_sync(queue: Queue, account: Account) -> Job:
+    """Queue a sync of ``account`` now; at most one is active per account (that one is
+    returned when it exists)."""
+    return queue.enqueue(
+        "sync",
+        {},
+        owner=account.owner,
+        account_id=account.id,
+        dedupe_key=sync_dedupe_key(account.id),
+        priority=10,
+    )
 
 
 @task("sync", params=SyncParams)

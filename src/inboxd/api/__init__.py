@@ -1,0 +1,1 @@
+"""The HTTP API: REST, SSE and WebSocket over the same services as the CLI."""

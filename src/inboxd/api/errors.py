@@ -1,0 +1,104 @@
+"""Every error answers ``{"error": {"code", "message"}}`` with a fitting HTTP status."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from inboxd.errors import InboxdError, InvalidParams, InvalidRequest, InvalidState, NotFound
+
+log = logging.getLogger(__name__)
+
+_HTTP_CODES = {
+    400: "invalid_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    422: "invalid_request",
+    429: "rate_limited",
+    503: "unavailable",
+}
+
+
+class ApiError(Exception):
+    """An error with its HTTP status, code and optional headers."""
+
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers
+
+
+def unauthorized(message: str = "authentication required") -> ApiError:
+    """401 with the Bearer challenge."""
+    return ApiError(401, "unauthorized", message, {"WWW-Authenticate": "Bearer"})
+
+
+def rate_limited(retry_after: float) -> ApiError:
+    """429 with Retry-After (whole seconds, at least 1)."""
+    seconds = max(1, int(retry_after + 0.999))
+    return ApiError(
+        429,
+        "rate_limited",
+        f"too many requests; retry in {seconds}s",
+        {"Retry-After": str(seconds)},
+    )
+
+
+def error_body(code: str, message: str) -> dict[str, Any]:
+    """The one error shape."""
+    return {"error": {"code": code, "message": message}}
+
+
+def _status_of(exc: InboxdError) -> int:
+    if isinstance(exc, NotFound):
+        return 404
+    if isinstance(exc, InvalidState):
+        return 409
+    if isinstance(exc, InvalidParams):
+        return 422
+    if isinstance(exc, InvalidRequest):
+        return 400
+    return 500
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn exceptions into the error shape."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(error_body(exc.code, exc.message), exc.status, headers=exc.headers)
+
+    @app.exception_handler(InboxdError)
+    async def _domain_error(_request: Request, exc: InboxdError) -> JSONResponse:
+        status = _status_of(exc)
+        if status == 500:
+            log.error("request failed: %s", exc.message)
+        return JSONResponse(error_body(exc.code, exc.message), status)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(_request: Request, exc: HTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "error")
+        return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for item in exc.errors()[:5]:
+            where = ".".join(str(p) for p in item.get("loc", ()) if p != "body")
+            problems.append(f"{where}: {item.get('msg', 'invalid')}" if where else item["msg"])
+        return JSONResponse(error_body("invalid_request", "; ".join(problems)), 422)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error", exc_info=exc)
+        return JSONResponse(error_body("internal", "internal server error"), 500)

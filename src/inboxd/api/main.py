@@ -1,0 +1,101 @@
+"""The FastAPI application: routers, error shape, static dashboard, the event pump."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from inboxd import __version__
+from inboxd.api import errors, live, routes_accounts, routes_jobs, routes_status
+from inboxd.api.pump import EventPump
+from inboxd.api.state import ApiState
+from inboxd.app import App
+
+STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
+
+_SECURITY_HEADERS = {
+    # The dashboard loads only its own files; nothing may frame it.
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+        "form-action 'self'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+
+
+class SecurityHeaders:
+    """Adds the security headers to every HTTP answer (plain ASGI: streams pass through
+    untouched, unlike a BaseHTTPMiddleware)."""
+
+    def __init__(self, inner: ASGIApp) -> None:
+        self.inner = inner
+        self.headers = [(k.lower().encode(), v.encode()) for k, v in _SECURITY_HEADERS.items()]
+        self.no_store = (b"cache-control", b"no-store")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.inner(scope, receive, send)
+            return
+        is_api = scope["path"].startswith("/api/")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {name for name, _ in message.get("headers", [])}
+                extra = [h for h in self.headers if h[0] not in present]
+                if is_api and b"cache-control" not in present:
+                    extra.append(self.no_store)
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        await self.inner(scope, receive, send_with_headers)
+
+
+def create_api(app: App) -> FastAPI:
+    """The ASGI app over an open :class:`App` (the caller owns and closes it)."""
+    settings = app.settings
+    pump = EventPump(
+        app.engine,
+        poll_seconds=settings.live_poll_ms / 1000,
+        max_per_user=settings.live_max_connections,
+        max_backlog=settings.live_queue_size,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_api: FastAPI) -> AsyncIterator[None]:
+        pump.start(asyncio.get_running_loop())
+        try:
+            yield
+        finally:
+            pump.stop()
+
+    api = FastAPI(
+        title="inboxd",
+        version=__version__,
+        description="Mail accounts in sync; long mail work as durable jobs with live progress.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    api.state.inboxd = ApiState(app=app, pump=pump)
+    errors.install(api)
+    for module in (routes_status, routes_accounts, routes_jobs, live):
+        api.include_router(module.router)
+
+    api.add_middleware(SecurityHeaders)
+
+    @api.get("/", include_in_schema=False)
+    def dashboard() -> FileResponse:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    api.mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static")
+    return api

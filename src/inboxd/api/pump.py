@@ -1,0 +1,310 @@
+"""The event pump: one reader of new job events per server process, fanned out to every
+live subscriber (SSE streams and WebSockets).
+
+A single thread reads the event log (woken by NOTIFY on PostgreSQL, polling on SQLite) and
+hands batches to the event loop. Each event is encoded once and the same bytes are shared by
+all subscribers. A subscriber holds a bounded backlog: a newer progress tick of a job
+replaces the older one not yet sent; state changes are never dropped: a subscriber whose
+backlog overflows is closed instead, and its client reconnects and replays from the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from inboxd.db.engine import is_sqlite, reading
+from inboxd.db.tables import job_events, jobs
+from inboxd.db.types import utcnow
+from inboxd.jobs import events as job_events_mod
+from inboxd.jobs.listener import Listener
+
+log = logging.getLogger(__name__)
+
+#: SSE event names by event type.
+SSE_NAMES = {"status": "job_status"}
+
+
+@dataclass(frozen=True)
+class LiveEvent:
+    """One job event with what the fan-out needs: who may see it and its encodings."""
+
+    id: int
+    job_id: str
+    owner: str | None
+    type: str
+    data: dict[str, Any]
+
+    @cached_property
+    def json(self) -> str:
+        """The data object, encoded once."""
+        return json.dumps(self.data, separators=(",", ":"), default=str)
+
+    @cached_property
+    def sse(self) -> bytes:
+        """The SSE message, encoded once for every stream."""
+        name = SSE_NAMES.get(self.type, "job_event")
+        return f"id: {self.id}\nevent: {name}\ndata: {self.json}\n\n".encode()
+
+    @cached_property
+    def ws(self) -> str:
+        """The WebSocket ``status_update`` message, encoded once for every socket."""
+        stamp = json.dumps(utcnow().isoformat())
+        return f'{{"type":"status_update","data":{{"event":{self.json},"timestamp":{stamp}}}}}'
+
+    @property
+    def is_progress(self) -> bool:
+        """Progress ticks may be coalesced (latest wins); everything else is a state change."""
+        return self.type == "progress"
+
+
+def live_event(row: Any) -> LiveEvent:
+    """Build from an events row joined with its job's owner, kind and account."""
+    created = row.created_at
+    return LiveEvent(
+        id=int(row.id),
+        job_id=row.job_id,
+        owner=row.owner,
+        type=row.type,
+        data={
+            "id": int(row.id),
+            "job_id": row.job_id,
+            "kind": row.kind,
+            "account_id": row.account_id,
+            "type": row.type,
+            "payload": row.payload,
+            "created_at": created.isoformat() if created else None,
+        },
+    )
+
+
+def read_events(
+    engine: Engine,
+    after_id: int,
+    *,
+    owner: str | None = None,
+    job_id: str | None = None,
+    limit: int = 1000,
+) -> list[LiveEvent]:
+    """Events after ``after_id`` in id order, with their jobs' owners (replay and pump)."""
+    query = (
+        select(
+            job_events,
+            jobs.c.owner,
+            jobs.c.kind,
+            jobs.c.account_id,
+        )
+        .select_from(job_events.join(jobs, jobs.c.id == job_events.c.job_id))
+        .where(job_events.c.id > after_id)
+    )
+    if owner is not None:
+        query = query.where(jobs.c.owner == owner)
+    if job_id is not None:
+        query = query.where(job_events.c.job_id == job_id)
+    query = query.order_by(job_events.c.id).limit(limit)
+    with reading(engine) as conn:
+        return [live_event(row) for row in conn.execute(query)]
+
+
+class Overflow(Exception):
+    """A subscriber fell too far behind; its client should reconnect and replay."""
+
+
+@dataclass(eq=False)
+class Subscriber:
+    """One live client: what it may see and what it has not been sent yet."""
+
+    user_id: str
+    owner: str | None  # None: an admin, sees every job
+    job_id: str | None
+    max_backlog: int
+    after_id: int = 0
+    _pending: dict[tuple[str, Any], LiveEvent] = field(default_factory=dict)
+    _ready: asyncio.Event = field(default_factory=asyncio.Event)
+    closed: bool = False
+    overflowed: bool = False
+
+    def wants(self, event: LiveEvent) -> bool:
+        """Whether this subscriber may and wants to see ``event`` (checked per event)."""
+        if event.id <= self.after_id:
+            return False
+        if self.job_id is not None and event.job_id != self.job_id:
+            return False
+        return self.owner is None or event.owner == self.owner
+
+    def offer(self, event: LiveEvent) -> None:
+        """Queue an event (on the event loop's thread)."""
+        if self.closed:
+            return
+        if event.is_progress:
+            key: tuple[str, Any] = ("p", event.job_id)
+            self._pending.pop(key, None)
+        else:
+            key = ("s", event.id)
+        self._pending[key] = event
+        if len(self._pending) > self.max_backlog:
+            self.overflowed = True
+            self.close()
+        self._ready.set()
+
+    def close(self) -> None:
+        """Stop: the consumer's next wait returns at once."""
+        self.closed = True
+        self._ready.set()
+
+    async def next_batch(self, timeout: float) -> list[LiveEvent] | None:
+        """The events not sent yet, in id order; [] after ``timeout`` with nothing new;
+        None when closed."""
+        if not self._pending and not self.closed:
+            try:
+                await asyncio.wait_for(self._ready.wait(), timeout)
+            except TimeoutError:
+                return []
+        self._ready.clear()
+        if self.overflowed:
+            raise Overflow
+        if self.closed:
+            return None
+        # Events already replayed from the log (or sent) may also have been queued live.
+        batch = [e for e in self._pending.values() if e.id > self.after_id]
+        self._pending.clear()
+        if batch:
+            self.after_id = batch[-1].id
+        return batch
+
+
+class LimitReached(Exception):
+    """The user already has as many live streams as allowed."""
+
+
+class EventPump:
+    """Reads new events once per process and fans them out to subscribers."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        poll_seconds: float = 0.025,
+        max_per_user: int = 50,
+        max_backlog: int = 1000,
+    ) -> None:
+        self.engine = engine
+        self.poll_seconds = poll_seconds
+        self.max_per_user = max_per_user
+        self.max_backlog = max_backlog
+        self._subscribers: set[Subscriber] = set()
+        self._per_user: dict[str, int] = {}
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._listener: Listener | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.last_id = 0
+        self.delivered = 0
+
+    # -- life ------------------------------------------------------------------------------
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start reading from the newest event on; fan out on ``loop``."""
+        self._loop = loop
+        self.last_id = job_events_mod.last_event_id(self.engine)
+        if not is_sqlite(self.engine):
+            self._listener = Listener(
+                self.engine, [job_events_mod.EVENTS_CHANNEL], lambda _c, _p: self._wake.set()
+            )
+            self._listener.start()
+        self._thread = threading.Thread(target=self._run, name="event-pump", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop reading and close every subscriber."""
+        self._stop.set()
+        self._wake.set()
+        if self._listener is not None:
+            self._listener.stop()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        for sub in list(self._subscribers):
+            sub.close()
+
+    # -- subscribers -----------------------------------------------------------------------
+
+    def subscribe(
+        self, user_id: str, owner: str | None, *, job_id: str | None = None, after_id: int = 0
+    ) -> Subscriber:
+        """Register a live client (on the loop's thread); raises LimitReached."""
+        if self._per_user.get(user_id, 0) >= self.max_per_user:
+            raise LimitReached
+        sub = Subscriber(
+            user_id=user_id,
+            owner=owner,
+            job_id=job_id,
+            max_backlog=self.max_backlog,
+            after_id=after_id,
+        )
+        self._subscribers.add(sub)
+        self._per_user[user_id] = self._per_user.get(user_id, 0) + 1
+        return sub
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        """Forget a client (on the loop's thread)."""
+        if sub in self._subscribers:
+            self._subscribers.discard(sub)
+            left = self._per_user.get(sub.user_id, 1) - 1
+            if left > 0:
+                self._per_user[sub.user_id] = left
+            else:
+                self._per_user.pop(sub.user_id, None)
+        sub.close()
+
+    @property
+    def subscriber_count(self) -> int:
+        """Open live clients in this process."""
+        return len(self._subscribers)
+
+    def wake(self) -> None:
+        """Read now (e.g. right after this process wrote events)."""
+        self._wake.set()
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        # PostgreSQL: NOTIFY wakes us; the timeout is only a safety net for a lost listener.
+        idle = self.poll_seconds if self._listener is None else 1.0
+        while not self._stop.is_set():
+            self._wake.wait(idle)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                self._read_all()
+            except Exception:
+                log.exception("event pump: reading events failed; retrying")
+                self._stop.wait(1.0)
+
+    def _read_all(self) -> None:
+        while True:
+            batch = read_events(self.engine, self.last_id, limit=500)
+            if not batch:
+                return
+            self.last_id = batch[-1].id
+            if self._loop is not None and not self._loop.is_closed():
+                self._loop.call_soon_threadsafe(self._fan_out, batch)
+            if len(batch) < 500:
+                return
+
+    def _fan_out(self, batch: Iterable[LiveEvent]) -> None:
+        subscribers = list(self._subscribers)
+        for event in batch:
+            for sub in subscribers:
+                if sub.wants(event):
+                    sub.offer(event)
+                    self.delivered += 1

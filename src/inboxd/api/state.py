@@ -1,0 +1,48 @@
+"""What every request handler needs, built once per server process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Request
+from starlette.requests import HTTPConnection
+
+from inboxd.api.limits import RateLimiter
+from inboxd.api.pump import EventPump
+from inboxd.app import App
+from inboxd.mail.accounts import Accounts
+from inboxd.users import Users
+
+
+@dataclass
+class ApiState:
+    """Services and limits of one server process."""
+
+    app: App
+    pump: EventPump
+    users: Users = field(init=False)
+    accounts: Accounts = field(init=False)
+    job_limiter: RateLimiter = field(init=False)
+    login_limiter: RateLimiter = field(init=False)
+
+    def __post_init__(self) -> None:
+        settings = self.app.settings
+        self.users = Users(self.app.engine)
+        self.accounts = Accounts(self.app.engine, settings)
+        self.job_limiter = RateLimiter(settings.jobs_rate_per_minute)
+        self.login_limiter = RateLimiter(settings.login_rate_per_minute)
+
+
+def api_state(conn: HTTPConnection) -> ApiState:
+    """The ApiState of the app serving this request or socket."""
+    state: ApiState = conn.app.state.inboxd
+    return state
+
+
+def get_state(request: Request) -> ApiState:
+    """FastAPI dependency form of :func:`api_state`."""
+    return api_state(request)
+
+
+State = Annotated[ApiState, Depends(get_state)]

@@ -1,0 +1,175 @@
+"""``inboxd serve``: the API and dashboard, the scheduler and supervised worker processes.
+
+Mail work never runs in the web process: the workers are child processes (``inboxd worker
+--no-scheduler``), restarted if they die, so a sync's parsing never competes with requests
+for the web process's interpreter lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
+import uvicorn
+
+from inboxd.api.main import create_api
+from inboxd.app import App
+from inboxd.jobs.scheduler import Scheduler
+from inboxd.users import Users
+
+log = logging.getLogger(__name__)
+
+_RESTART_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)
+
+
+@dataclass
+class WorkerPool:
+    """Worker child processes, restarted with backoff when they exit unexpectedly."""
+
+    count: int
+    grace_seconds: float = 25.0
+    _procs: list[subprocess.Popen[bytes] | None] = field(default_factory=list)
+    _failures: list[int] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the workers and their supervisor thread."""
+        self._procs = [self._spawn(i) for i in range(self.count)]
+        self._failures = [0] * self.count
+        self._thread = threading.Thread(target=self._supervise, name="worker-pool", daemon=True)
+        self._thread.start()
+
+    def _spawn(self, index: int) -> subprocess.Popen[bytes]:
+        command = [sys.executable, "-m", "inboxd", "worker", "--no-scheduler"]
+        command += ["--grace", str(self.grace_seconds)]
+        # Own process group: a Ctrl-C in the terminal reaches the server, which then stops
+        # the workers in order (graceful first), instead of all at once.
+        proc = subprocess.Popen(command, start_new_session=True, preexec_fn=_die_with_parent)
+        log.info("started worker %d (pid %d)", index, proc.pid)
+        return proc
+
+    def _supervise(self) -> None:
+        while not self._stop.wait(0.5):
+            for index, proc in enumerate(self._procs):
+                if proc is None or proc.poll() is None:
+                    continue
+                failures = self._failures[index]
+                delay = _RESTART_BACKOFF[min(failures, len(_RESTART_BACKOFF) - 1)]
+                log.warning(
+                    "worker %d exited with %s; restarting in %.0fs", index, proc.returncode, delay
+                )
+                self._procs[index] = None
+                if self._stop.wait(delay):
+                    return
+                self._failures[index] = failures + 1
+                self._procs[index] = self._spawn(index)
+
+    def stop(self) -> None:
+        """SIGTERM every worker (running jobs finish or go back to the queue), then wait."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        alive = [p for p in self._procs if p is not None and p.poll() is None]
+        for proc in alive:
+            proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + self.grace_seconds + 10
+        for proc in alive:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    @property
+    def pids(self) -> list[int]:
+        """Process ids of the running workers."""
+        return [p.pid for p in self._procs if p is not None and p.poll() is None]
+
+
+def _die_with_parent() -> None:
+    # Linux: a worker gets SIGTERM if the server is killed (even by SIGKILL), so no orphan
+    # keeps running; its jobs go back to the queue as after any worker shutdown.
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def login_hint(app: App, *, print_key: bool = True) -> str:
+    """How to log in: a first key for a new admin (shown once), else how to make one."""
+    users = Users(app.engine)
+    admin, _created = users.ensure_admin()
+    has_key = any(not key["revoked"] for key in users.list_keys(admin))
+    if not has_key and print_key:
+        issued = users.create_key(admin, label="created by inboxd serve")
+        return (
+            f"Log in as {admin.name!r} with this API key (shown once; keep it):\n\n"
+            f"    {issued.key}\n"
+        )
+    return f"Log in with an API key; make one with:  inboxd keys create --user {admin.name}\n"
+
+
+def serve(
+    app: App,
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    scheduler: bool,
+    demo: bool = False,
+) -> None:
+    """Run until SIGINT/SIGTERM; then stop the API, the scheduler and the workers."""
+    hint = login_hint(app)
+    if demo:
+        _prepare_demo(app)
+    pool = WorkerPool(workers) if workers > 0 else None
+    stop = threading.Event()
+    sched_thread = None
+    if scheduler:
+        sched_thread = threading.Thread(
+            target=Scheduler(app).run_until(stop), name="scheduler", daemon=True
+        )
+        sched_thread.start()
+    if pool is not None:
+        pool.start()
+    config = uvicorn.Config(
+        create_api(app),
+        host=host,
+        port=port,
+        log_level=app.settings.log_level.lower(),
+        access_log=False,
+        ws_max_size=64 * 1024,
+        ws_per_message_deflate=False,
+        ws_ping_interval=app.settings.live_heartbeat_seconds,
+        ws_ping_timeout=app.settings.live_heartbeat_seconds,
+        timeout_graceful_shutdown=5,
+        server_header=False,
+    )
+    server = uvicorn.Server(config)
+    shown = f"http://{host}:{port}/" if ":" not in host else f"http://[{host}]:{port}/"
+    sys.stdout.write(f"\ninboxd is running: dashboard {shown}  (API docs {shown}docs)\n{hint}\n")
+    sys.stdout.flush()
+    try:
+        server.run()
+    finally:
+        stop.set()
+        if pool is not None:
+            pool.stop()
+        if sched_thread is not None:
+            sched_thread.join(timeout=5)
+
+
+def _prepare_demo(app: App) -> None:
+    from inboxd.accounts_cli import ensure_demo_account
+    from inboxd.mail.demo import generate_demo_maildir
+    from inboxd.pipeline.sync import enqueue_sync
+
+    account = ensure_demo_account(app, 3000, generate_demo_maildir)
+    job = enqueue_sync(app.queue, account)
+    sys.stdout.write(f"demo mailbox ready: account {account.name!r}, sync job {job.id}\n")
