@@ -122,7 +122,7 @@ class Settings(BaseSettings):
         default=15.0, gt=0, description="Heartbeat period of SSE streams and WebSocket pings."
     )
     live_poll_ms: int = Field(
-        default=25,
+        default=10,
         ge=1,
         description="How often the event pump reads new events on SQLite (PostgreSQL wakes "
         "it with NOTIFY).",

@@ -16,10 +16,12 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from types import FrameType
 
 import uvicorn
 
-from inboxd.api.main import create_api
+from inboxd.api.main import DirectStreams, create_api
+from inboxd.api.pump import EventPump
 from inboxd.app import App
 from inboxd.jobs.scheduler import Scheduler
 from inboxd.users import Users
@@ -94,6 +96,19 @@ class WorkerPool:
         return [p.pid for p in self._procs if p is not None and p.poll() is None]
 
 
+class _Server(uvicorn.Server):
+    """uvicorn, ending live streams as soon as shutdown begins (they never end by
+    themselves, and uvicorn waits for open connections)."""
+
+    def __init__(self, config: uvicorn.Config, pump: EventPump) -> None:
+        super().__init__(config)
+        self.pump = pump
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.pump.close_streams()
+        super().handle_exit(sig, frame)
+
+
 def _die_with_parent() -> None:
     # Linux: a worker gets SIGTERM if the server is killed (even by SIGKILL), so no orphan
     # keeps running; its jobs go back to the queue as after any worker shutdown.
@@ -138,8 +153,9 @@ def serve(
         sched_thread.start()
     if pool is not None:
         pool.start()
+    api = create_api(app)
     config = uvicorn.Config(
-        create_api(app),
+        DirectStreams(api),
         host=host,
         port=port,
         log_level=app.settings.log_level.lower(),
@@ -150,8 +166,9 @@ def serve(
         ws_ping_timeout=app.settings.live_heartbeat_seconds,
         timeout_graceful_shutdown=5,
         server_header=False,
+        proxy_headers=False,
     )
-    server = uvicorn.Server(config)
+    server = _Server(config, api.state.inboxd.pump)
     shown = f"http://{host}:{port}/" if ":" not in host else f"http://[{host}]:{port}/"
     sys.stdout.write(f"\ninboxd is running: dashboard {shown}  (API docs {shown}docs)\n{hint}\n")
     sys.stdout.flush()

@@ -17,13 +17,15 @@ from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Query, Request, WebSocket, WebSocketDisconnect
-from sse_starlette import EventSourceResponse
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from inboxd.activity import current_status, recent_runs
 from inboxd.api.auth import authenticate, bearer_key, origin_allowed
 from inboxd.api.errors import ApiError, unauthorized
 from inboxd.api.pump import LimitReached, Overflow, Subscriber, read_events
 from inboxd.api.schemas import ErrorBody
+from inboxd.api.sse import EventStream
 from inboxd.api.state import ApiState, api_state
 from inboxd.db.types import utcnow
 from inboxd.users import User
@@ -121,12 +123,18 @@ async def _open_stream(request: Request, job_id: str | None, last_event_id: int 
         raise ApiError(
             429, "rate_limited", "too many live connections for this user", {"Retry-After": "5"}
         ) from None
-    return EventSourceResponse(
-        _sse_body(state, sub, after, owner, job_id),
-        ping=0,
-        send_timeout=state.app.settings.live_send_timeout_seconds,
-        headers={"Cache-Control": "no-store"},
-    )
+    return _AsResponse(EventStream(_sse_body(state, sub, after, owner, job_id), sub))
+
+
+class _AsResponse(Response):
+    """Lets FastAPI return a plain ASGI stream as a route's response."""
+
+    def __init__(self, stream: EventStream) -> None:
+        super().__init__(media_type="text/event-stream")
+        self.stream = stream
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.stream(scope, receive, send)
 
 
 _SSE_DOC: dict[int | str, dict[str, Any]] = {

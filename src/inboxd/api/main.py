@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from inboxd import __version__
 from inboxd.api import errors, live, routes_accounts, routes_jobs, routes_status
 from inboxd.api.pump import EventPump
+from inboxd.api.sse import RAW_SEND
 from inboxd.api.state import ApiState
 from inboxd.app import App
 
@@ -60,6 +61,23 @@ class SecurityHeaders:
         await self.inner(scope, receive, send_with_headers)
 
 
+class DirectStreams:
+    """The outermost ASGI layer: hands live streams the server's own ``send``.
+
+    A stream's first message (the response start) still passes every middleware, so the
+    headers are complete; its body chunks then skip the half-dozen wrappers that each
+    middleware puts around ``send``. With a thousand clients those wrappers cost as much
+    as the write itself (bench/live.py)."""
+
+    def __init__(self, inner: ASGIApp) -> None:
+        self.inner = inner
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope[RAW_SEND] = send
+        await self.inner(scope, receive, send)
+
+
 def create_api(app: App) -> FastAPI:
     """The ASGI app over an open :class:`App` (the caller owns and closes it)."""
     settings = app.settings
@@ -68,6 +86,7 @@ def create_api(app: App) -> FastAPI:
         poll_seconds=settings.live_poll_ms / 1000,
         max_per_user=settings.live_max_connections,
         max_backlog=settings.live_queue_size,
+        send_timeout=settings.live_send_timeout_seconds,
     )
 
     @asynccontextmanager

@@ -127,10 +127,14 @@ class Subscriber:
     job_id: str | None
     max_backlog: int
     after_id: int = 0
-    _pending: dict[tuple[str, Any], LiveEvent] = field(default_factory=dict)
-    _ready: asyncio.Event = field(default_factory=asyncio.Event)
     closed: bool = False
     overflowed: bool = False
+    #: Loop time at which the current write to the client began (None: not writing).
+    sending_since: float | None = None
+    #: The task serving this client, cancelled when a write to it hangs.
+    task: asyncio.Task[Any] | None = None
+    _pending: dict[tuple[str, Any], LiveEvent] = field(default_factory=dict)
+    _waiter: asyncio.Future[None] | None = None
 
     def wants(self, event: LiveEvent) -> bool:
         """Whether this subscriber may and wants to see ``event`` (checked per event)."""
@@ -153,22 +157,32 @@ class Subscriber:
         if len(self._pending) > self.max_backlog:
             self.overflowed = True
             self.close()
-        self._ready.set()
+        self._wake()
 
     def close(self) -> None:
         """Stop: the consumer's next wait returns at once."""
         self.closed = True
-        self._ready.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def next_batch(self, timeout: float) -> list[LiveEvent] | None:
         """The events not sent yet, in id order; [] after ``timeout`` with nothing new;
         None when closed."""
         if not self._pending and not self.closed:
+            # A bare future and one timer: far cheaper per wake-up than asyncio.wait_for,
+            # which matters when one event wakes a thousand subscribers.
+            loop = asyncio.get_running_loop()
+            waiter = self._waiter = loop.create_future()
+            timer = loop.call_later(timeout, self._wake)
             try:
-                await asyncio.wait_for(self._ready.wait(), timeout)
-            except TimeoutError:
-                return []
-        self._ready.clear()
+                await waiter
+            finally:
+                timer.cancel()
+                self._waiter = None
         if self.overflowed:
             raise Overflow
         if self.closed:
@@ -195,8 +209,11 @@ class EventPump:
         poll_seconds: float = 0.025,
         max_per_user: int = 50,
         max_backlog: int = 1000,
+        send_timeout: float = 10.0,
     ) -> None:
         self.engine = engine
+        self.send_timeout = send_timeout
+        self._sweeper: asyncio.TimerHandle | None = None
         self.poll_seconds = poll_seconds
         self.max_per_user = max_per_user
         self.max_backlog = max_backlog
@@ -223,10 +240,36 @@ class EventPump:
             self._listener.start()
         self._thread = threading.Thread(target=self._run, name="event-pump", daemon=True)
         self._thread.start()
+        self._sweeper = loop.call_later(1.0, self._sweep)
+
+    def close_streams(self) -> None:
+        """End every live stream now (at shutdown: open streams must not hold it up)."""
+        for sub in list(self._subscribers):
+            sub.close()
+
+    def _sweep(self) -> None:
+        # A client that does not take a write for send_timeout seconds (its TCP window is
+        # full) is cut off, so it holds no memory and never slows anyone else.
+        loop = self._loop
+        if loop is None or self._stop.is_set():
+            return
+        now = loop.time()
+        for sub in list(self._subscribers):
+            since = sub.sending_since
+            if since is not None and now - since > self.send_timeout and sub.task is not None:
+                log.info(
+                    "live client of user %s stalled for %.0fs; dropped", sub.user_id, now - since
+                )
+                sub.overflowed = True
+                sub.close()
+                sub.task.cancel()
+        self._sweeper = loop.call_later(1.0, self._sweep)
 
     def stop(self) -> None:
         """Stop reading and close every subscriber."""
         self._stop.set()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         self._wake.set()
         if self._listener is not None:
             self._listener.stop()

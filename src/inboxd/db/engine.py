@@ -6,6 +6,8 @@ the busy timeout instead of failing on a lock upgrade; read-only work uses :func
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 import threading
 import weakref
@@ -75,15 +77,53 @@ def _sqlite_engine(url: str, database: str | None, busy_ms: int, pool_size: int)
     return engine
 
 
-_sqlite_writers: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
+class _WriterLock:
+    """Serialises SQLite writers: threads of this process on an RLock, processes on an
+    flock of a file beside the database.
+
+    Waiting in SQLite's busy handler means sleeping 1, 2, 5, 10… up to 100 ms per retry
+    and no fairness: a writer that commits and begins again at once keeps winning, so a
+    web request's one small write could wait for many of a busy worker's transactions. A
+    blocked flock wakes as soon as the holder lets go."""
+
+    def __init__(self, database: str | None) -> None:
+        self.thread_lock = threading.RLock()
+        self.depth = 0
+        self.fd: int | None = None
+        if database and database != ":memory:":
+            path = Path(database).expanduser()
+            self.fd = os.open(f"{path}-writer.lock", os.O_RDWR | os.O_CREAT, 0o600)
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        with self.thread_lock:
+            outermost = self.depth == 0
+            if outermost and self.fd is not None:
+                fcntl.flock(self.fd, fcntl.LOCK_EX)
+            self.depth += 1
+            try:
+                yield
+            finally:
+                self.depth -= 1
+                if outermost and self.fd is not None:
+                    fcntl.flock(self.fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+_sqlite_writers: weakref.WeakKeyDictionary[Engine, _WriterLock] = weakref.WeakKeyDictionary()
 _sqlite_writers_guard = threading.Lock()
 
 
-def _sqlite_writer_lock(engine: Engine) -> threading.RLock:
+def _sqlite_writer_lock(engine: Engine) -> _WriterLock:
     with _sqlite_writers_guard:
         lock = _sqlite_writers.get(engine)
         if lock is None:
-            lock = _sqlite_writers[engine] = threading.RLock()
+            lock = _sqlite_writers[engine] = _WriterLock(engine.url.database)
+            weakref.finalize(engine, lock.close)
         return lock
 
 
@@ -91,12 +131,9 @@ def _sqlite_writer_lock(engine: Engine) -> threading.RLock:
 def writing(engine: Engine) -> Iterator[Connection]:
     """A write transaction (``BEGIN IMMEDIATE`` on SQLite), committed on success.
 
-    On SQLite the writers of one process queue on a lock of their own first: waiting in
-    SQLite's busy handler means sleeping 1, 2, 5, 10… ms per retry, which collapses
-    throughput as soon as a few threads write at once. Other processes still meet
-    the busy timeout."""
+    On SQLite, writers of all processes queue on :class:`_WriterLock` first."""
     if is_sqlite(engine):
-        with _sqlite_writer_lock(engine), engine.begin() as conn:
+        with _sqlite_writer_lock(engine).held(), engine.begin() as conn:
             yield conn
         return
     with engine.begin() as conn:
