@@ -109,6 +109,10 @@ class _Server(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
+def _ignore_signal(_signum: int, _frame: FrameType | None) -> None:
+    return None
+
+
 def _die_with_parent() -> None:
     # Linux: a worker gets SIGTERM if the server is killed (even by SIGKILL), so no orphan
     # keeps running; its jobs go back to the queue as after any worker shutdown.
@@ -172,6 +176,11 @@ def serve(
     shown = f"http://{host}:{port}/" if ":" not in host else f"http://[{host}]:{port}/"
     sys.stdout.write(f"\ninboxd is running: dashboard {shown}  (API docs {shown}docs)\n{hint}\n")
     sys.stdout.flush()
+    # uvicorn restores the handlers it found and re-raises the signal once it has shut
+    # down; with the default handler that would kill this process before the workers are
+    # stopped below. These handlers let the re-raised signal pass.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _ignore_signal)
     try:
         server.run()
     finally:

@@ -170,11 +170,13 @@ class _Socket:
     def __init__(self, ws: WebSocket, state: ApiState, user: User, sub: Subscriber) -> None:
         self.ws, self.state, self.user, self.sub = ws, state, user, sub
         self._lock = asyncio.Lock()
-        self._timeout = state.app.settings.live_send_timeout_seconds
 
     async def send(self, text: str) -> None:
+        # A write that hangs is found by the pump's sweep, which cancels the writer task.
         async with self._lock:
-            await asyncio.wait_for(self.ws.send_text(text), self._timeout)
+            self.sub.sending_since = asyncio.get_running_loop().time()
+            await self.ws.send_text(text)
+            self.sub.sending_since = None
 
     async def send_json(self, value: Any) -> None:
         await self.send(json.dumps(value, separators=(",", ":"), default=str))
@@ -237,20 +239,23 @@ async def status_socket(ws: WebSocket) -> None:
         await ws.close(code=_WS_POLICY_VIOLATION, reason="too many live connections")
         return
     socket = _Socket(ws, state, user, sub)
+    tasks: list[asyncio.Task[None]] = []
     try:
         await ws.accept()
         owner = user.owner_filter()
         snapshot = await anyio.to_thread.run_sync(lambda: current_status(state.app.engine, owner))
         await socket.send_json({"type": "status_update", "data": snapshot | {"snapshot": True}})
-        async with asyncio.TaskGroup() as group:
-            writer = group.create_task(socket.pump_events())
-            reader = group.create_task(socket.read_requests())
-            await asyncio.wait({writer, reader}, return_when=asyncio.FIRST_COMPLETED)
-            for task in (writer, reader):
-                task.cancel()
-    except* (WebSocketDisconnect, TimeoutError, Overflow, RuntimeError):
+        writer = asyncio.create_task(socket.pump_events())
+        sub.task = writer
+        tasks = [writer, asyncio.create_task(socket.read_requests())]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    except (WebSocketDisconnect, RuntimeError, OSError):
         pass
     finally:
+        for task in tasks:
+            task.cancel()
+        # Outcomes (a disconnect, a cancelled hung write, an overflow) are all "stop".
+        await asyncio.gather(*tasks, return_exceptions=True)
         state.pump.unsubscribe(sub)
         with contextlib.suppress(Exception):
             await ws.close()
