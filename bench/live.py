@@ -406,11 +406,31 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--messages", type=int, default=4000)
     parser.add_argument("--database-url", default=None)
+    parser.add_argument(
+        "--postgres", action="store_true", help="Start a private PostgreSQL cluster and use it."
+    )
     parser.add_argument("--skip-syncs", action="store_true")
     args = parser.parse_args()
     clients = [int(c) for c in args.clients.split(",") if c]
     WORK.mkdir(parents=True, exist_ok=True)
-    server = start_server(args.database_url, {})
+    database_url = args.database_url
+    cluster = None
+    if args.postgres and database_url is None:
+        from tests.services.postgres import PostgresServer
+
+        cluster = PostgresServer()
+        cluster.start()
+        database_url = cluster.create_database("inboxd_live_bench")
+    try:
+        run(args, clients, database_url)
+    finally:
+        if cluster is not None:
+            cluster.close()
+
+
+def run(args: argparse.Namespace, clients: list[int], database_url: str | None) -> None:
+    """Start the server, measure, stop it."""
+    server = start_server(database_url, {})
     db = "PostgreSQL" if server.database_url.startswith("postgresql") else "SQLite"
     print(f"inboxd serve on {db}, {os.cpu_count()} CPUs; server pid {server.proc.pid}")
     try:
