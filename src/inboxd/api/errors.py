@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException
 
 from inboxd.errors import InboxdError, InvalidParams, InvalidRequest, InvalidState, NotFound
@@ -83,12 +84,27 @@ def install(app: FastAPI) -> None:
         status = _status_of(exc)
         if status == 500:
             log.error("request failed: %s", exc.message)
-        return JSONResponse(error_body(exc.code, exc.message), status)
+            return JSONResponse(error_body("internal", "internal server error"), status)
+        # The documented code of the status (docs/api.md), not the domain's own finer code
+        # (invalid_state, invalid_params, ...): clients switch on a small, stable set.
+        return JSONResponse(error_body(_HTTP_CODES[status], exc.message), status)
 
     @app.exception_handler(HTTPException)
     async def _http_error(_request: Request, exc: HTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "error")
         return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(DataError)
+    async def _unstorable(_request: Request, exc: DataError) -> JSONResponse:
+        # A value of the request the database cannot take (PostgreSQL: a NUL character in a
+        # path, query or body): the request is wrong, the server is fine.
+        log.info("request refused by the database: %s", exc.orig or exc)
+        return JSONResponse(
+            error_body(
+                "invalid_request", "the request holds a value that cannot be stored or searched"
+            ),
+            400,
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -15,8 +15,8 @@ from inboxd.api.schemas import (
     AccountCreate,
     AccountOut,
     AccountUpdate,
-    ErrorBody,
     ProbeOut,
+    error_responses,
 )
 from inboxd.api.state import ApiState, State
 from inboxd.db.engine import reading
@@ -26,11 +26,7 @@ from inboxd.mail.probe import probe_account
 from inboxd.pipeline.sync import enqueue_sync
 from inboxd.users import User
 
-router = APIRouter(
-    prefix="/api/accounts",
-    tags=["accounts"],
-    responses={401: {"model": ErrorBody}, 404: {"model": ErrorBody}},
-)
+router = APIRouter(prefix="/api/accounts", tags=["accounts"])
 
 _LOCAL = ("maildir", "mbox")
 
@@ -68,13 +64,18 @@ def _check_local_path(user: User, provider: str) -> None:
         raise ApiError(403, "forbidden", f"only an admin may add {provider} accounts")
 
 
-@router.get("", response_model=list[AccountOut])
+@router.get("", response_model=list[AccountOut], responses=error_responses(401))
 def list_accounts(user: CurrentUser, state: State) -> Any:
     """The caller's accounts with their live state."""
     return _views(state, state.accounts.list(owner=user.owner_filter()))
 
 
-@router.post("", status_code=201, response_model=AccountOut)
+@router.post(
+    "",
+    status_code=201,
+    response_model=AccountOut,
+    responses=error_responses(400, 401, 403, 422),
+)
 def create_account(body: AccountCreate, user: CurrentUser, state: State) -> Any:
     """Connect a mail account (owned by the caller)."""
     _check_local_path(user, body.provider)
@@ -97,13 +98,17 @@ def create_account(body: AccountCreate, user: CurrentUser, state: State) -> Any:
     return _views(state, [account])[0]
 
 
-@router.get("/{account_id}", response_model=AccountOut)
+@router.get(
+    "/{account_id}", response_model=AccountOut, responses=error_responses(400, 401, 404, 422)
+)
 def get_account(account_id: str, user: CurrentUser, state: State) -> Any:
     """One account."""
     return _views(state, [owned_account(state, user, account_id)])[0]
 
 
-@router.patch("/{account_id}", response_model=AccountOut)
+@router.patch(
+    "/{account_id}", response_model=AccountOut, responses=error_responses(400, 401, 403, 404, 422)
+)
 def update_account(account_id: str, body: AccountUpdate, user: CurrentUser, state: State) -> Any:
     """Change an account."""
     account = owned_account(state, user, account_id)
@@ -116,14 +121,23 @@ def update_account(account_id: str, body: AccountUpdate, user: CurrentUser, stat
     return _views(state, [updated])[0]
 
 
-@router.delete("/{account_id}", status_code=204, response_class=Response)
+@router.delete(
+    "/{account_id}",
+    status_code=204,
+    response_class=Response,
+    responses=error_responses(400, 401, 403, 404, 422),
+)
 def delete_account(account_id: str, user: CurrentUser, state: State) -> Response:
     """Remove an account and its local copy (mail on the server is not touched)."""
     state.accounts.remove(owned_account(state, user, account_id).id)
     return Response(status_code=204)
 
 
-@router.post("/{account_id}/test", response_model=ProbeOut)
+@router.post(
+    "/{account_id}/test",
+    response_model=ProbeOut,
+    responses=error_responses(400, 401, 403, 404, 422),
+)
 def test_account(account_id: str, user: CurrentUser, state: State) -> Any:
     """Connect, list folders and counts; say plainly what is wrong."""
     account = owned_account(state, user, account_id)
@@ -132,7 +146,12 @@ def test_account(account_id: str, user: CurrentUser, state: State) -> Any:
     return probe_account(state.accounts, account, timeout)
 
 
-@router.post("/{account_id}/sync", status_code=202, response_model=Accepted)
+@router.post(
+    "/{account_id}/sync",
+    status_code=202,
+    response_model=Accepted,
+    responses=error_responses(400, 401, 403, 404, 409, 422, 429),
+)
 def sync_account(account_id: str, user: CurrentUser, state: State) -> Any:
     """Queue a sync now (or answer with the one already queued or running)."""
     account = owned_account(state, user, account_id)

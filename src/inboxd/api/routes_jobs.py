@@ -9,18 +9,14 @@ from fastapi import APIRouter, Query
 from inboxd.api.auth import CurrentUser
 from inboxd.api.errors import ApiError, rate_limited
 from inboxd.api.routes_accounts import owned_account
-from inboxd.api.schemas import Accepted, ErrorBody, JobCreate, JobOut
+from inboxd.api.schemas import Accepted, JobCreate, JobOut, error_responses
 from inboxd.api.state import State
 from inboxd.errors import UnknownJobKind
 from inboxd.jobs.model import JobStatus
 from inboxd.jobs.registry import get_task
 from inboxd.pipeline.sync import enqueue_sync
 
-router = APIRouter(
-    prefix="/api/jobs",
-    tags=["jobs"],
-    responses={401: {"model": ErrorBody}, 404: {"model": ErrorBody}},
-)
+router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
 #: Queues whose kinds only an admin may start by hand (housekeeping).
 _ADMIN_QUEUES = {"maintenance"}
@@ -28,7 +24,7 @@ _ADMIN_QUEUES = {"maintenance"}
 StatusFilter = Annotated[list[JobStatus] | None, Query()]
 
 
-@router.get("", response_model=list[JobOut])
+@router.get("", response_model=list[JobOut], responses=error_responses(400, 401, 422))
 def list_jobs(
     user: CurrentUser,
     state: State,
@@ -48,13 +44,18 @@ def list_jobs(
     return [j.to_dict() for j in found]
 
 
-@router.post("", status_code=202, response_model=Accepted)
+@router.post(
+    "",
+    status_code=202,
+    response_model=Accepted,
+    responses=error_responses(400, 401, 403, 404, 409, 422, 429),
+)
 def create_job(body: JobCreate, user: CurrentUser, state: State) -> Any:
     """Start a job of a generic kind; answers at once with its id."""
     try:
         spec = get_task(body.kind)
     except UnknownJobKind as exc:
-        raise ApiError(422, exc.code, exc.message) from None
+        raise ApiError(422, "invalid_request", exc.message) from None
     if spec.queue in _ADMIN_QUEUES and not user.is_admin:
         raise ApiError(403, "forbidden", f"only an admin may start {body.kind!r} jobs")
     account = owned_account(state, user, body.account_id) if body.account_id else None
@@ -75,19 +76,27 @@ def create_job(body: JobCreate, user: CurrentUser, state: State) -> Any:
     return {"job_id": job.id, "status": job.status.value}
 
 
-@router.get("/{job_id}", response_model=JobOut)
+@router.get("/{job_id}", response_model=JobOut, responses=error_responses(400, 401, 404, 422))
 def get_job(job_id: str, user: CurrentUser, state: State) -> Any:
     """One job's snapshot: status, step, progress, rate, ETA, result or error."""
     return state.app.queue.get(job_id, owner=user.owner_filter()).to_dict()
 
 
-@router.post("/{job_id}/cancel", response_model=JobOut)
+@router.post(
+    "/{job_id}/cancel",
+    response_model=JobOut,
+    responses=error_responses(400, 401, 403, 404, 409, 422),
+)
 def cancel_job(job_id: str, user: CurrentUser, state: State) -> Any:
     """Cancel: at once when waiting, at the next checkpoint when running."""
     return state.app.queue.cancel(job_id, owner=user.owner_filter()).to_dict()
 
 
-@router.post("/{job_id}/retry", response_model=JobOut)
+@router.post(
+    "/{job_id}/retry",
+    response_model=JobOut,
+    responses=error_responses(400, 401, 403, 404, 409, 422),
+)
 def retry_job(job_id: str, user: CurrentUser, state: State) -> Any:
     """Queue a failed or cancelled job again (same id)."""
     return state.app.queue.retry(job_id, owner=user.owner_filter()).to_dict()

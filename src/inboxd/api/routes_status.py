@@ -14,17 +14,29 @@ from inboxd.activity import current_status, recent_runs
 from inboxd.api.auth import SESSION_COOKIE, CurrentUser, origin_allowed
 from inboxd.api.errors import ApiError, error_body, rate_limited, unauthorized
 from inboxd.api.routes_accounts import owned_account
-from inboxd.api.schemas import CurrentStatus, ErrorBody, Health, LoginIn, RunOut, UserOut
+from inboxd.api.schemas import (
+    CurrentStatus,
+    Health,
+    LoginIn,
+    RunOut,
+    UserOut,
+    error_responses,
+)
 from inboxd.api.state import State
 from inboxd.db import migrate
 from inboxd.db.engine import reading
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(responses={401: {"model": ErrorBody}})
+router = APIRouter()
 
 
-@router.post("/api/session", tags=["session"], response_model=UserOut)
+@router.post(
+    "/api/session",
+    tags=["session"],
+    response_model=UserOut,
+    responses=error_responses(400, 401, 403, 422, 429),
+)
 def login(body: LoginIn, request: Request, response: Response, state: State) -> Any:
     """Log in with an API key: sets an HttpOnly, SameSite=Strict session cookie."""
     client = request.client.host if request.client else "unknown"
@@ -62,19 +74,29 @@ def logout(request: Request, state: State) -> Response:
     return response
 
 
-@router.get("/api/me", tags=["session"], response_model=UserOut)
+@router.get("/api/me", tags=["session"], response_model=UserOut, responses=error_responses(401))
 def me(user: CurrentUser) -> Any:
     """Who is calling."""
     return user.to_dict()
 
 
-@router.get("/api/processing/current-status", tags=["status"], response_model=CurrentStatus)
+@router.get(
+    "/api/processing/current-status",
+    tags=["status"],
+    response_model=CurrentStatus,
+    responses=error_responses(401),
+)
 def processing_status(user: CurrentUser, state: State) -> Any:
     """Running and waiting work per account, and recent runs (the polling fallback)."""
     return current_status(state.app.engine, user.owner_filter())
 
 
-@router.get("/api/runs", tags=["status"], response_model=list[RunOut])
+@router.get(
+    "/api/runs",
+    tags=["status"],
+    response_model=list[RunOut],
+    responses=error_responses(400, 401, 404, 422),
+)
 def runs(
     user: CurrentUser,
     state: State,
@@ -93,9 +115,7 @@ def healthz() -> Any:
     return {"status": "ok"}
 
 
-@router.get(
-    "/readyz", tags=["health"], response_model=Health, responses={503: {"model": ErrorBody}}
-)
+@router.get("/readyz", tags=["health"], response_model=Health, responses=error_responses(503))
 def readyz(state: State) -> Any:
     """Readiness: the database answers and its schema is current."""
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class _In(BaseModel):
@@ -22,6 +22,31 @@ class ErrorBody(BaseModel):
     """Every error answer."""
 
     error: Problem
+
+
+_ERROR_DESCRIPTIONS = {
+    400: "The request is invalid (a body that is not JSON, settings that do not work, a "
+    "value the database cannot store such as a NUL character).",
+    401: "No key or session, or an invalid or revoked one.",
+    403: "Not allowed: an admin-only action, or a cookie-authenticated write from a "
+    "foreign origin.",
+    404: "No such object (another user's objects answer the same).",
+    409: "The object is not in a state that allows this.",
+    422: "The request does not match the schema.",
+    429: "Too many requests; see Retry-After.",
+    503: "Not ready.",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for the error statuses a route may answer (all one shape).
+
+    Listing 422 here also replaces FastAPI's default ``HTTPValidationError`` schema, which
+    is not what the API sends (validation errors use the one error shape too)."""
+    return {
+        status: {"model": ErrorBody, "description": _ERROR_DESCRIPTIONS[status]}
+        for status in statuses
+    }
 
 
 class LoginIn(_In):
@@ -45,6 +70,39 @@ class SecretIn(_In):
     token: str | None = Field(default=None, min_length=1, max_length=16384)
 
 
+#: Connection settings whose values must have a given shape before they are stored (the
+#: others are checked, or made strings, by the account registry).
+_SETTING_KINDS: dict[str, tuple[type, ...]] = {
+    "host": (str,),
+    "username": (str,),
+    "security": (str,),
+    "auth": (str,),
+    "path": (str,),
+    "port": (int, str),
+    "verify_tls": (bool,),
+    "folders": (list,),
+    "exclude": (list,),
+}
+
+
+def _check_settings(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Reject settings of the wrong type (a number for ``folders`` would otherwise reach
+    the registry and fail there as a server error; a string would become one folder per
+    letter)."""
+    if value is None:
+        return value
+    for key, kinds in _SETTING_KINDS.items():
+        item = value.get(key)
+        if item is None:
+            continue
+        if not isinstance(item, kinds) or (kinds == (int, str) and isinstance(item, bool)):
+            names = " or ".join("a list" if k is list else k.__name__ for k in kinds)
+            raise ValueError(f"settings.{key} must be {names}")
+        if isinstance(item, list) and not all(isinstance(x, str) and x for x in item):
+            raise ValueError(f"settings.{key} must be a list of folder names")
+    return value
+
+
 class AccountCreate(_In):
     """A new mail account."""
 
@@ -59,6 +117,8 @@ class AccountCreate(_In):
     owner_name: str | None = Field(default=None, max_length=200)
     sync_interval_seconds: int | None = Field(default=None, ge=0, le=31_536_000)
 
+    _settings = field_validator("settings")(_check_settings)
+
 
 class AccountUpdate(_In):
     """Changes to an account; absent fields stay as they are."""
@@ -70,6 +130,8 @@ class AccountUpdate(_In):
     addresses: list[str] | None = Field(default=None, max_length=50)
     owner_name: str | None = Field(default=None, max_length=200)
     sync_interval_seconds: int | None = Field(default=None, ge=0, le=31_536_000)
+
+    _settings = field_validator("settings")(_check_settings)
 
 
 class Progress(BaseModel):
