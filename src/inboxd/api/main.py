@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import fastapi_offline
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
@@ -20,6 +21,9 @@ from inboxd.api.state import ApiState
 from inboxd.app import App
 
 STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
+DOCS = Path(__file__).resolve().parent.parent / "web" / "docs"
+#: Swagger UI's own files, from a package that ships them (no CDN: offline and CSP-safe).
+SWAGGER_ASSETS = Path(fastapi_offline.__file__).resolve().parent / "static"
 
 _SECURITY_HEADERS = {
     # The dashboard loads only its own files; nothing may frame it.
@@ -102,7 +106,7 @@ def create_api(app: App) -> FastAPI:
         version=__version__,
         description="Mail accounts in sync; long mail work as durable jobs with live progress.",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,
         redoc_url=None,
     )
     api.state.inboxd = ApiState(app=app, pump=pump)
@@ -116,5 +120,21 @@ def create_api(app: App) -> FastAPI:
     def dashboard() -> FileResponse:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
+    @api.get("/docs", include_in_schema=False)
+    def api_docs() -> FileResponse:
+        return FileResponse(DOCS / "index.html", headers={"Cache-Control": "no-cache"})
+
+    @api.get("/docs/init.js", include_in_schema=False)
+    def api_docs_script() -> FileResponse:
+        return FileResponse(DOCS / "init.js", headers={"Cache-Control": "no-cache"})
+
+    @api.get("/favicon.ico", include_in_schema=False)
+    @api.get("/favicon.svg", include_in_schema=False)
+    def favicon() -> FileResponse:
+        return FileResponse(DOCS / "favicon.svg", media_type="image/svg+xml")
+
     api.mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static")
+    api.mount(
+        "/docs/assets", StaticFiles(directory=SWAGGER_ASSETS, check_dir=False), name="docs-assets"
+    )
     return api

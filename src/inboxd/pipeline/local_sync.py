@@ -54,7 +54,8 @@ def sync_maildir(ctx: TaskContext, account: Account) -> dict[str, Any]:
                 for e in batch
             ]
             _store(ctx, account, state.id, fetched, report)
-    progress.step("storing", message="flags and deletions")
+    # Counted in folders so the bar ends full instead of falling back to an empty step.
+    progress.step("storing", total=len(plans), message="flags and deletions")
     for state, entries, known in plans:
         present = {e.key for e in entries}
         with writing(ctx.engine) as conn:
@@ -67,6 +68,7 @@ def sync_maildir(ctx: TaskContext, account: Account) -> dict[str, Any]:
             store_folders.save_state(
                 conn, state.id, server_count=len(entries), last_synced_at=utcnow()
             )
+        progress.update(advance=1)
     with writing(ctx.engine) as conn:
         store_folders.mark_gone_folders(conn, account.id, [f.name for f in found])
     return asdict(report)
