@@ -127,6 +127,7 @@ ERROR_CODES = {
     403: "forbidden",
     404: "not_found",
     409: "conflict",
+    413: "too_large",
     422: "invalid_request",
     429: "rate_limited",
     503: "unavailable",
@@ -1064,3 +1065,25 @@ def test_values_the_database_cannot_store_are_refused_not_a_server_error(
         started.stop()
     log = started.log()
     assert "unexpected error" not in log and "Exception in ASGI application" not in log, log
+
+
+def test_an_oversized_body_is_refused_before_it_is_read_whole(
+    server: ServerProcess, people: PersonFactory
+) -> None:
+    person = people("big")
+    padding = "a" * (1024 * 1024)
+    declared = person.client.post("/api/jobs", json={"kind": "noop", "params": {"x": padding}})
+    assert "over 1048576 bytes" in assert_error(declared, 413)
+
+    def chunked() -> Iterator[bytes]:  # no Content-Length: counted as it streams in
+        yield b'{"kind": "noop", "params": {"x": "'
+        for _ in range(30):
+            yield b"a" * 50_000
+        yield b'"}}'
+
+    streamed = person.client.post(
+        "/api/jobs", content=chunked(), headers={"Content-Type": "application/json"}
+    )
+    assert_error(streamed, 413)
+    assert person.client.get("/api/jobs").json() == []  # nothing was queued
+    assert person.client.post("/api/jobs", json={"kind": "noop"}).status_code == 202

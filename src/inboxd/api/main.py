@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -11,6 +12,7 @@ import fastapi_offline
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from inboxd import __version__
@@ -65,6 +67,75 @@ class SecurityHeaders:
         await self.inner(scope, receive, send_with_headers)
 
 
+#: Every request body is a small JSON document; anything bigger is a mistake or an attack.
+MAX_BODY_BYTES = 1024 * 1024
+
+
+class _BodyTooLarge(HTTPException):
+    # An HTTPException, so the route's body parsing passes it on and the error handler
+    # answers 413 in the usual shape.
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body over {limit} bytes")
+
+
+class BodyLimit:
+    """Refuses request bodies over :data:`MAX_BODY_BYTES` with 413 before they are read
+    whole (by ``Content-Length`` up front, or while a chunked body streams in)."""
+
+    def __init__(self, inner: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+        self.inner = inner
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.inner(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(send)
+            return
+        seen = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _BodyTooLarge(self.limit)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.inner(scope, counting_receive, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await self._refuse(send)
+
+    async def _refuse(self, send: Send) -> None:
+        body = json.dumps(
+            errors.error_body("too_large", f"request body over {self.limit} bytes")
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
 class DirectStreams:
     """The outermost ASGI layer: hands live streams the server's own ``send``.
 
@@ -114,6 +185,7 @@ def create_api(app: App) -> FastAPI:
     for module in (routes_status, routes_accounts, routes_jobs, live):
         api.include_router(module.router)
 
+    api.add_middleware(BodyLimit)
     api.add_middleware(SecurityHeaders)
 
     @api.get("/", include_in_schema=False)
