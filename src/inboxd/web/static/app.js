@@ -1,0 +1,1018 @@
+// The inboxd dashboard: plain ES2020, no build step, no third-party code.
+//
+// The REST snapshot is the truth; the one SSE stream per tab only tells us what to update
+// (and carries progress ticks, which are applied directly). Every string from the server
+// reaches the DOM through textContent or an attribute, never through innerHTML.
+'use strict';
+
+const JOBS_LIMIT = 50;
+const RUNS_LIMIT = 20;
+const POLL_MS = 5000;
+const BACKOFF_MAX_MS = 30000;
+// Three missed heartbeats (15 s each): the stream is silently dead (e.g. a proxy dropped it).
+const STREAM_SILENCE_MS = 45000;
+// A stream that stayed open this long counts as healthy: the next failure starts over at 1 s.
+const STREAM_HEALTHY_MS = 10000;
+const STARTED_KEY = 'inboxd.startedJobs';
+const STARTED_MAX = 200;
+
+const ACTIVE_JOB = new Set(['pending', 'running', 'awaiting_approval']);
+const FINISHED_JOB = new Set(['completed', 'failed', 'cancelled']);
+const ACTIVE_ACCOUNT = new Set([
+  'queued', 'connecting', 'fetching', 'processing', 'categorizing', 'labeling',
+]);
+const RUNNING_ACCOUNT = new Set([
+  'connecting', 'fetching', 'processing', 'categorizing', 'labeling',
+]);
+// Mirrors inboxd.activity: which account state a running job's step means.
+const STEP_STATES = {
+  'connecting': 'connecting',
+  'listing folders': 'connecting',
+  'fetching': 'fetching',
+  'storing': 'fetching',
+  'categorizing': 'categorizing',
+  'labeling': 'labeling',
+};
+
+const numberFormat = new Intl.NumberFormat();
+const rateFormat = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
+const relativeFormat = new Intl.RelativeTimeFormat(undefined, { numeric: 'auto' });
+const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+
+const $ = (selector, root = document) => root.querySelector(selector);
+
+const state = {
+  user: null,
+  accounts: new Map(),
+  accountOrder: [],
+  jobs: new Map(),
+  jobOrder: [],
+  runs: [],
+};
+
+const views = { accounts: new Map(), jobs: new Map() };
+
+// -- HTTP -----------------------------------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(status, code, message, retryAfter = null) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.retryAfter = retryAfter;
+  }
+}
+
+// Same-origin JSON calls. A 401 means the session is gone: back to the login screen, unless
+// the caller handles it itself (the login form and the first /api/me).
+async function api(method, path, body, { own401 = false } = {}) {
+  const init = { method, credentials: 'same-origin', headers: { Accept: 'application/json' } };
+  if (body !== undefined) {
+    init.headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch {
+    throw new ApiError(0, 'network', 'The server cannot be reached.');
+  }
+  if (response.status === 204) return null;
+  let data = null;
+  try {
+    data = await response.json();
+  } catch {
+    // An answer that is not JSON (a proxy's error page): the status says enough.
+  }
+  if (!response.ok) {
+    const problem = (data && data.error) || {};
+    const error = new ApiError(
+      response.status,
+      problem.code || 'error',
+      problem.message || `The server answered ${response.status}.`,
+      response.headers.get('Retry-After'),
+    );
+    if (response.status === 401 && !own401) sessionLost();
+    throw error;
+  }
+  return data;
+}
+
+const jobPath = (id) => `/api/jobs/${encodeURIComponent(id)}`;
+const accountPath = (id) => `/api/accounts/${encodeURIComponent(id)}`;
+
+function describeError(error) {
+  if (error.status === 429) {
+    const wait = error.retryAfter ? ` Try again in ${error.retryAfter} s.` : '';
+    return `Too many requests.${wait}`;
+  }
+  return error.message || String(error);
+}
+
+// Runs fn once at a time; calls made meanwhile fold into one more run after it.
+function coalesced(fn) {
+  let running = null;
+  let again = false;
+  return () => {
+    if (running) {
+      again = true;
+      return running;
+    }
+    running = (async () => {
+      try {
+        do {
+          again = false;
+          await fn();
+        } while (again);
+      } finally {
+        running = null;
+      }
+    })();
+    return running;
+  };
+}
+
+// -- formatting -----------------------------------------------------------------------------
+
+const fmtNumber = (n) => numberFormat.format(n);
+
+function fmtDuration(seconds) {
+  if (seconds == null || !Number.isFinite(seconds)) return '';
+  if (seconds < 10) return `${rateFormat.format(seconds)} s`;
+  const total = Math.round(seconds);
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const s = total % 60;
+  if (h > 0) return `${h} h ${String(m).padStart(2, '0')} min`;
+  if (m > 0) return `${m} min ${String(s).padStart(2, '0')} s`;
+  return `${s} s`;
+}
+
+function fmtRelative(iso) {
+  const seconds = (Date.parse(iso) - Date.now()) / 1000;
+  const abs = Math.abs(seconds);
+  if (abs < 45) return 'just now';
+  if (abs < 3600) return relativeFormat.format(Math.round(seconds / 60), 'minute');
+  if (abs < 86400) return relativeFormat.format(Math.round(seconds / 3600), 'hour');
+  if (abs < 7 * 86400) return relativeFormat.format(Math.round(seconds / 86400), 'day');
+  return dateFormat.format(new Date(iso));
+}
+
+// A <time> that the clock below keeps saying "2 minutes ago" about.
+function setTime(cell, iso, fallback = '—') {
+  cell.replaceChildren();
+  if (!iso || Number.isNaN(Date.parse(iso))) {
+    cell.textContent = fallback;
+    return;
+  }
+  const time = document.createElement('time');
+  time.dateTime = iso;
+  time.dataset.relative = '';
+  time.title = dateFormat.format(new Date(iso));
+  time.textContent = fmtRelative(iso);
+  cell.append(time);
+}
+
+function refreshRelativeTimes() {
+  for (const time of document.querySelectorAll('time[data-relative]')) {
+    time.textContent = fmtRelative(time.dateTime);
+  }
+}
+
+function capitalize(text) {
+  return text ? text.charAt(0).toUpperCase() + text.slice(1) : '';
+}
+
+function summarize(value) {
+  if (value == null) return '';
+  if (typeof value !== 'object') return String(value);
+  if (Array.isArray(value)) return `${fmtNumber(value.length)} items`;
+  return Object.entries(value)
+    .filter(([, v]) => v !== null && typeof v !== 'object')
+    .slice(0, 6)
+    .map(([k, v]) => `${k.replace(/_/g, ' ')}: ${typeof v === 'number' ? fmtNumber(v) : v}`)
+    .join(', ');
+}
+
+function accountName(id) {
+  if (!id) return '—';
+  const account = state.accounts.get(id);
+  return account ? account.name : shortId(id);
+}
+
+// Job ids are UUIDv7: the first digits are a timestamp that jobs made together share, so
+// the random tail is what tells them apart.
+const shortId = (id) => id.slice(-8);
+
+// Fills a <progress> and its caption. Unknown totals give an indeterminate bar (no value).
+function setMeter(meter, bar, caption, progress, { active, label }) {
+  const current = progress ? progress.current || 0 : 0;
+  const total = progress ? progress.total : null;
+  if (!progress || (total == null && !active)) {
+    meter.hidden = true;
+    return;
+  }
+  meter.hidden = false;
+  bar.setAttribute('aria-label', label);
+  if (total == null) {
+    bar.removeAttribute('value');
+    bar.removeAttribute('aria-valuetext');
+    caption.textContent = fmtNumber(current);
+    return;
+  }
+  const text = `${fmtNumber(current)} / ${fmtNumber(total)}`;
+  bar.max = Math.max(total, 1);
+  bar.value = total > 0 ? Math.min(current, total) : 0;
+  bar.setAttribute('aria-valuetext', text);
+  caption.textContent = text;
+}
+
+function setRateEta(rateEl, etaEl, item, active, unit) {
+  const showRate = active && item.rate != null;
+  rateEl.textContent = showRate ? `${rateFormat.format(item.rate)} ${unit}` : '';
+  rateEl.hidden = !showRate;
+  const showEta = active && item.eta_seconds != null;
+  etaEl.textContent = showEta ? `ETA ${fmtDuration(item.eta_seconds)}` : '';
+  etaEl.hidden = !showEta;
+}
+
+// -- account states -------------------------------------------------------------------------
+
+function accountStateOf(status, step) {
+  if (status === 'running') return STEP_STATES[step] || 'processing';
+  if (status === 'pending' || status === 'awaiting_approval') return 'queued';
+  if (status === 'completed') return 'completed';
+  if (status === 'failed') return 'error';
+  return 'idle';
+}
+
+function activityOfJob(job) {
+  return {
+    state: accountStateOf(job.status, job.step),
+    job_id: job.id,
+    step: job.step,
+    progress: job.progress,
+    message: job.message,
+    rate: job.rate,
+    eta_seconds: job.eta_seconds,
+    error: job.status === 'failed' ? job.error : null,
+  };
+}
+
+// Whether news about job `jobId` (now `status`) should replace what an account shows. Like
+// the server: the account follows its running job, else its waiting one, else its newest.
+function followsJob(account, jobId, status) {
+  const current = account.activity;
+  if (!current || !current.job_id || current.job_id === jobId) return true;
+  if (status === 'running') return true;
+  if (status === 'pending' || status === 'awaiting_approval') {
+    return !RUNNING_ACCOUNT.has(current.state);
+  }
+  return false;
+}
+
+function applyJobToAccount(job) {
+  const account = job.account_id && state.accounts.get(job.account_id);
+  if (!account || !followsJob(account, job.id, job.status)) return;
+  account.activity = activityOfJob(job);
+  renderAccount(account.id);
+}
+
+// -- notifications --------------------------------------------------------------------------
+
+// Ids of jobs this tab started with "Sync now"; sessionStorage so a reload keeps them.
+const startedJobs = {
+  read() {
+    try {
+      return JSON.parse(sessionStorage.getItem(STARTED_KEY) || '[]');
+    } catch {
+      return [];
+    }
+  },
+  write(ids) {
+    try {
+      sessionStorage.setItem(STARTED_KEY, JSON.stringify(ids.slice(-STARTED_MAX)));
+    } catch {
+      // Storage full or disabled: notifications are a nicety, not worth an error.
+    }
+  },
+  add(id) {
+    const ids = this.read().filter((x) => x !== id);
+    ids.push(id);
+    this.write(ids);
+  },
+  take(id) {
+    const ids = this.read();
+    if (!ids.includes(id)) return false;
+    this.write(ids.filter((x) => x !== id));
+    return true;
+  },
+  clear() {
+    sessionStorage.removeItem(STARTED_KEY);
+  },
+};
+
+function notifyIfStarted(job) {
+  if (!FINISHED_JOB.has(job.status) || !startedJobs.take(job.id)) return;
+  if (!('Notification' in window) || Notification.permission !== 'granted') return;
+  const what = job.kind === 'sync' ? `Sync of ${accountName(job.account_id)}` : `Job ${job.kind}`;
+  const body = job.status === 'failed' ? job.error || 'failed' : job.message || '';
+  try {
+    new Notification(`${what} ${job.status}`, { body, tag: `inboxd-job-${job.id}` });
+  } catch {
+    // Some mobile browsers allow notifications only from a service worker.
+  }
+}
+
+function updateNotifyButton() {
+  const button = $('#notify-enable');
+  button.hidden = !state.user || !('Notification' in window) ||
+    Notification.permission !== 'default';
+}
+
+async function enableNotifications() {
+  try {
+    await Notification.requestPermission();
+  } finally {
+    updateNotifyButton();
+  }
+}
+
+// -- banner ---------------------------------------------------------------------------------
+
+let bannerTimer = null;
+
+function showBanner(message) {
+  const banner = $('#banner');
+  banner.textContent = message;
+  banner.hidden = false;
+  clearTimeout(bannerTimer);
+  bannerTimer = setTimeout(() => { banner.hidden = true; }, 10000);
+}
+
+// -- accounts -------------------------------------------------------------------------------
+
+function createAccountView(id) {
+  const root = $('#account-template').content.firstElementChild.cloneNode(true);
+  const part = (name) => root.querySelector(`[data-testid="${name}"], [data-role="${name}"]`);
+  const view = {
+    root,
+    busy: false,
+    name: $('.account-name', root),
+    sub: $('.account-sub', root),
+    badge: part('account-state'),
+    step: part('account-step'),
+    meter: part('meter'),
+    bar: part('account-progress'),
+    caption: part('account-progress-text'),
+    rate: part('account-rate'),
+    eta: part('account-eta'),
+    lastSync: part('last-sync'),
+    messages: part('messages'),
+    error: part('account-error'),
+    sync: part('sync-now'),
+  };
+  view.sync.addEventListener('click', () => syncNow(id));
+  return view;
+}
+
+function renderAccount(id) {
+  const account = state.accounts.get(id);
+  const view = views.accounts.get(id);
+  if (!account || !view) return;
+  const act = account.activity || { state: 'idle' };
+  const active = ACTIVE_ACCOUNT.has(act.state);
+  view.root.dataset.accountId = account.id;
+  view.root.dataset.state = act.state;
+  view.name.textContent = account.name;
+  const sub = [account.provider, ...(account.addresses || [])];
+  if (!account.enabled) sub.push('disabled');
+  view.sub.textContent = sub.join(' · ');
+  view.badge.textContent = act.state;
+  view.badge.className = `badge state-${act.state}`;
+
+  const step = active && act.step ? capitalize(act.step) : '';
+  view.step.textContent = [step, active ? act.message : ''].filter(Boolean).join(' — ');
+  view.step.hidden = !view.step.textContent;
+  setMeter(view.meter, view.bar, view.caption, act.progress, {
+    active: RUNNING_ACCOUNT.has(act.state),
+    label: `Progress of ${account.name}`,
+  });
+  setRateEta(view.rate, view.eta, act, RUNNING_ACCOUNT.has(act.state), 'msg/s');
+
+  setTime(view.lastSync, account.last_sync_at, 'never');
+  view.messages.textContent = fmtNumber(account.message_count || 0);
+  const errors = [...new Set([account.state_message, act.error].filter(Boolean))];
+  view.error.textContent = errors.join(' — ');
+  view.error.hidden = errors.length === 0;
+
+  view.sync.disabled = view.busy;
+  view.sync.setAttribute('aria-label', `Sync ${account.name} now`);
+}
+
+function renderAccounts() {
+  const list = $('#accounts');
+  placeRows(list, state.accountOrder, views.accounts, createAccountView);
+  state.accountOrder.forEach(renderAccount);
+  $('#accounts-empty').hidden = state.accountOrder.length > 0;
+  // Job and run rows show account names.
+  state.jobOrder.forEach(renderJob);
+  renderRuns();
+}
+
+// Puts one element per id into `container` in order, reusing the existing ones so a focused
+// button stays focused across updates.
+function placeRows(container, ids, viewMap, create) {
+  const wanted = new Set(ids);
+  for (const [id, view] of viewMap) {
+    if (!wanted.has(id)) {
+      view.root.remove();
+      viewMap.delete(id);
+    }
+  }
+  ids.forEach((id, index) => {
+    let view = viewMap.get(id);
+    if (!view) {
+      view = create(id);
+      viewMap.set(id, view);
+    }
+    if (container.children[index] !== view.root) {
+      container.insertBefore(view.root, container.children[index] || null);
+    }
+  });
+}
+
+async function syncNow(id) {
+  const view = views.accounts.get(id);
+  const account = state.accounts.get(id);
+  if (!view || !account) return;
+  view.busy = true;
+  renderAccount(id);
+  try {
+    const accepted = await api('POST', `${accountPath(id)}/sync`);
+    startedJobs.add(accepted.job_id);
+    if (ACTIVE_JOB.has(accepted.status) && followsJob(account, accepted.job_id, accepted.status)) {
+      account.activity = {
+        ...activityOfJob({ id: accepted.job_id, status: accepted.status }),
+        progress: null,
+      };
+    }
+    fetchJobSoon(accepted.job_id);
+  } catch (error) {
+    if (error.status !== 401) showBanner(`Sync of ${account.name} not started: ${describeError(error)}`);
+  } finally {
+    view.busy = false;
+    renderAccount(id);
+  }
+}
+
+// A load that answers after a logout must not bring the old user's data back.
+const loggedOut = () => state.user === null;
+
+const loadAccounts = coalesced(async () => {
+  const list = await api('GET', '/api/accounts');
+  if (loggedOut()) return;
+  state.accounts = new Map(list.map((a) => [a.id, a]));
+  state.accountOrder = list.map((a) => a.id);
+  renderAccounts();
+});
+
+// -- jobs -----------------------------------------------------------------------------------
+
+function createJobView(id) {
+  const root = $('#job-template').content.firstElementChild.cloneNode(true);
+  const part = (name) => root.querySelector(`[data-testid="${name}"], [data-role="${name}"]`);
+  const view = {
+    root,
+    busy: false,
+    kind: $('.job-kind', root),
+    id: $('.job-id', root),
+    account: part('account'),
+    badge: part('job-status'),
+    error: part('error'),
+    meter: part('meter'),
+    bar: part('job-progress'),
+    caption: part('job-progress-text'),
+    rate: part('rate'),
+    eta: part('eta'),
+    step: part('step'),
+    created: part('created'),
+    cancel: part('job-cancel'),
+    retry: part('job-retry'),
+  };
+  view.cancel.addEventListener('click', () => jobAction(id, 'cancel'));
+  view.retry.addEventListener('click', () => jobAction(id, 'retry'));
+  return view;
+}
+
+function renderJob(id) {
+  const job = state.jobs.get(id);
+  const view = views.jobs.get(id);
+  if (!job || !view) return;
+  const running = job.status === 'running';
+  view.root.dataset.jobId = job.id;
+  view.root.dataset.status = job.status;
+  view.kind.textContent = job.kind;
+  view.id.textContent = shortId(job.id);
+  view.id.title = job.id;
+  view.account.textContent = accountName(job.account_id);
+
+  let status = job.status.replace('_', ' ');
+  if (job.cancel_requested && ACTIVE_JOB.has(job.status)) status += ' · cancelling';
+  else if (job.status === 'pending' && job.queue_position) status += ` · #${job.queue_position}`;
+  view.badge.textContent = status;
+  view.badge.className = `badge status-${job.status}`;
+  view.error.textContent = job.error || '';
+  view.error.hidden = !job.error;
+
+  setMeter(view.meter, view.bar, view.caption, job.progress, {
+    active: running,
+    label: `Progress of job ${job.kind} ${shortId(job.id)}`,
+  });
+  setRateEta(view.rate, view.eta, job, running, job.kind === 'sync' ? 'msg/s' : '/s');
+  const step = job.step ? capitalize(job.step) : '';
+  view.step.textContent = [step, job.message].filter(Boolean).join(' — ');
+  setTime(view.created, job.created_at);
+
+  view.cancel.hidden = !ACTIVE_JOB.has(job.status);
+  view.cancel.disabled = view.busy || Boolean(job.cancel_requested);
+  view.retry.hidden = job.status !== 'failed' && job.status !== 'cancelled';
+  view.retry.disabled = view.busy;
+  const label = `${job.kind} job ${shortId(job.id)}`;
+  view.cancel.setAttribute('aria-label', `Cancel ${label}`);
+  view.retry.setAttribute('aria-label', `Retry ${label}`);
+}
+
+function renderJobs() {
+  placeRows($('#jobs'), state.jobOrder, views.jobs, createJobView);
+  state.jobOrder.forEach(renderJob);
+  const empty = state.jobOrder.length === 0;
+  $('#jobs-empty').hidden = !empty;
+  $('#jobs-table').hidden = empty;
+}
+
+function sortJobs() {
+  state.jobOrder = [...state.jobs.values()]
+    .sort((a, b) => (a.created_at < b.created_at ? 1 : a.created_at > b.created_at ? -1 : 0))
+    .map((j) => j.id);
+  for (const id of state.jobOrder.splice(JOBS_LIMIT)) state.jobs.delete(id);
+}
+
+// Stores a fresh snapshot of a job; true when it has just finished.
+function upsertJob(job) {
+  const previous = state.jobs.get(job.id);
+  state.jobs.set(job.id, job);
+  if (previous) {
+    renderJob(job.id);
+  } else {
+    sortJobs();
+    renderJobs();
+  }
+  applyJobToAccount(job);
+  notifyIfStarted(job);
+  return FINISHED_JOB.has(job.status) && (!previous || !FINISHED_JOB.has(previous.status));
+}
+
+async function jobAction(id, action) {
+  const view = views.jobs.get(id);
+  if (!view) return;
+  view.busy = true;
+  renderJob(id);
+  try {
+    upsertJob(await api('POST', `${jobPath(id)}/${action}`));
+  } catch (error) {
+    if (error.status !== 401) showBanner(`Could not ${action} the job: ${describeError(error)}`);
+    fetchJobSoon(id);
+  } finally {
+    view.busy = false;
+    renderJob(id);
+  }
+}
+
+const loadJobs = coalesced(async () => {
+  const list = await api('GET', `/api/jobs?limit=${JOBS_LIMIT}`);
+  if (loggedOut()) return;
+  state.jobs = new Map(list.map((j) => [j.id, j]));
+  state.jobOrder = list.map((j) => j.id);
+  renderJobs();
+  list.forEach(notifyIfStarted);
+});
+
+// Status changes arrive in bursts (a replay, a batch finishing): one GET per job, once.
+const jobsToFetch = new Set();
+let jobFetchTimer = null;
+let jobEnded = false;
+
+function fetchJobSoon(id, { ended = false } = {}) {
+  jobsToFetch.add(id);
+  if (ended) jobEnded = true;
+  if (jobFetchTimer === null) jobFetchTimer = setTimeout(fetchQueuedJobs, 50);
+}
+
+async function fetchQueuedJobs() {
+  jobFetchTimer = null;
+  const ids = [...jobsToFetch];
+  jobsToFetch.clear();
+  let finished = jobEnded;
+  jobEnded = false;
+  await Promise.all(ids.map(async (id) => {
+    try {
+      const job = await api('GET', jobPath(id));
+      if (!loggedOut() && upsertJob(job)) finished = true;
+    } catch (error) {
+      if (error.status === 404) forgetJob(id);
+    }
+  }));
+  if (finished) {
+    // Last sync time, message counts and the runs history change when a job ends.
+    loadAccounts().catch(reportLoadError);
+    loadRuns().catch(reportLoadError);
+  }
+}
+
+function forgetJob(id) {
+  if (!state.jobs.delete(id)) return;
+  state.jobOrder = state.jobOrder.filter((x) => x !== id);
+  renderJobs();
+}
+
+// -- runs -----------------------------------------------------------------------------------
+
+function renderRuns() {
+  const rows = state.runs.map((run) => {
+    const row = $('#run-template').content.firstElementChild.cloneNode(true);
+    const cell = (name) => row.querySelector(`[data-role="${name}"]`);
+    row.dataset.runId = String(run.id);
+    row.dataset.jobId = run.job_id;
+    row.dataset.status = run.status;
+    setTime(cell('finished'), run.finished_at);
+    cell('kind').textContent = run.kind;
+    cell('account').textContent = accountName(run.account_id);
+    const badge = cell('status');
+    badge.textContent = run.status;
+    badge.className = `badge status-${run.status}`;
+    cell('duration').textContent = fmtDuration(run.duration_seconds) || '—';
+    const result = cell('result');
+    if (run.error) {
+      result.textContent = run.error;
+      result.classList.add('error-text');
+    } else {
+      result.textContent = summarize(run.result) || '—';
+    }
+    return row;
+  });
+  $('#runs').replaceChildren(...rows);
+  $('#runs-empty').hidden = rows.length > 0;
+  $('#runs-table').hidden = rows.length === 0;
+}
+
+const loadRuns = coalesced(async () => {
+  const runs = await api('GET', `/api/runs?limit=${RUNS_LIMIT}`);
+  if (loggedOut()) return;
+  state.runs = runs;
+  renderRuns();
+});
+
+function reportLoadError(error) {
+  if (error.status !== 401) showBanner(`Could not refresh: ${describeError(error)}`);
+}
+
+const refreshAll = coalesced(async () => {
+  // Accounts first: job and run rows show account names.
+  await loadAccounts();
+  await Promise.all([loadJobs(), loadRuns()]);
+});
+
+// -- live updates ---------------------------------------------------------------------------
+
+function onJobStatus(data) {
+  const status = data.payload && data.payload.status;
+  const job = state.jobs.get(data.job_id);
+  if (job && status) {
+    // Shown at once; the GET below brings the rest (error, result, finish time).
+    job.status = status;
+    renderJob(job.id);
+    applyJobToAccount(job);
+  }
+  fetchJobSoon(data.job_id, { ended: FINISHED_JOB.has(status) });
+}
+
+function onJobEvent(data) {
+  if (data.type !== 'progress') return;
+  const p = data.payload || {};
+  const job = state.jobs.get(data.job_id);
+  if (!job) {
+    fetchJobSoon(data.job_id);
+    return;
+  }
+  // A late tick (e.g. replayed after a refresh) must not make a finished job look alive.
+  if (FINISHED_JOB.has(job.status)) return;
+  Object.assign(job, {
+    status: 'running',
+    step: p.step,
+    progress: { current: p.current, total: p.total, percent: p.percent },
+    message: p.message,
+    rate: p.rate,
+    eta_seconds: p.eta_seconds,
+  });
+  renderJob(job.id);
+  applyJobToAccount(job);
+}
+
+function setConnection(name, title) {
+  const el = $('#conn-status');
+  el.textContent = name;
+  el.dataset.state = name;
+  el.title = title;
+}
+
+// The one EventSource of this tab, its reconnect schedule and the polling fallback.
+const live = {
+  source: null,
+  openedAt: 0,
+  lastEventId: null,
+  failures: 0,
+  retryTimer: null,
+  silenceTimer: null,
+  pollTimer: null,
+
+  start() {
+    this.failures = 0;
+    this.connect();
+  },
+
+  stop() {
+    this.closeSource();
+    clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    this.stopPolling();
+    this.lastEventId = null;
+    setConnection('offline', 'Not connected');
+  },
+
+  connect() {
+    clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    // Never two streams: the old one is closed before a new one is opened.
+    this.closeSource();
+    const url = this.lastEventId === null
+      ? '/api/events'
+      : `/api/events?last_event_id=${encodeURIComponent(this.lastEventId)}`;
+    const source = new EventSource(url, { withCredentials: true });
+    this.source = source;
+    source.addEventListener('open', () => this.onOpen(source));
+    source.addEventListener('error', () => this.onError(source));
+    source.addEventListener('job_status', (e) => this.onMessage(source, e, onJobStatus));
+    source.addEventListener('job_event', (e) => this.onMessage(source, e, onJobEvent));
+    source.addEventListener('heartbeat', (e) => this.onMessage(source, e, null));
+  },
+
+  closeSource() {
+    clearTimeout(this.silenceTimer);
+    this.silenceTimer = null;
+    if (this.source) {
+      this.source.close();
+      this.source = null;
+    }
+  },
+
+  onOpen(source) {
+    if (source !== this.source) return;
+    this.openedAt = Date.now();
+    setConnection('live', 'Live updates');
+    this.stopPolling();
+    this.expectNews(source);
+    // Whatever happened before the stream was there (or while it was down): the snapshot.
+    refreshAll().catch(reportLoadError);
+  },
+
+  onError(source) {
+    if (source !== this.source) return;
+    // EventSource would retry on its own, without backoff and forever: we do it instead.
+    this.closeSource();
+    if (this.openedAt && Date.now() - this.openedAt > STREAM_HEALTHY_MS) this.failures = 0;
+    this.openedAt = 0;
+    this.failures += 1;
+    if (this.failures === 1) {
+      setConnection('reconnecting', 'Live updates interrupted; reconnecting');
+    } else {
+      setConnection('polling', 'Live updates unavailable; refreshing every 5 seconds');
+    }
+    this.startPolling();
+    const base = Math.min(BACKOFF_MAX_MS, 1000 * 2 ** (this.failures - 1));
+    const delay = Math.min(BACKOFF_MAX_MS, base * (0.75 + Math.random() * 0.5));
+    this.retryTimer = setTimeout(() => this.connect(), delay);
+  },
+
+  onMessage(source, event, handler) {
+    if (source !== this.source) return;
+    this.expectNews(source);
+    const id = Number.parseInt(event.lastEventId, 10);
+    if (Number.isFinite(id) && (this.lastEventId === null || id > this.lastEventId)) {
+      this.lastEventId = id;
+    }
+    if (!handler) return;
+    let data;
+    try {
+      data = JSON.parse(event.data);
+    } catch {
+      return;
+    }
+    handler(data);
+  },
+
+  expectNews(source) {
+    clearTimeout(this.silenceTimer);
+    this.silenceTimer = setTimeout(() => this.onError(source), STREAM_SILENCE_MS);
+  },
+
+  // The network is back: no point waiting out a long backoff.
+  onOnline() {
+    if (this.retryTimer !== null) this.connect();
+  },
+
+  startPolling() {
+    if (this.pollTimer !== null) return;
+    $('#conn-status').dataset.polling = 'true';
+    this.pollTimer = setInterval(() => poll().catch(reportPollError), POLL_MS);
+    poll().catch(reportPollError);
+  },
+
+  stopPolling() {
+    if (this.pollTimer === null) return;
+    clearInterval(this.pollTimer);
+    this.pollTimer = null;
+    $('#conn-status').dataset.polling = 'false';
+  },
+};
+
+function reportPollError(error) {
+  // The indicator already says the live channel is down; one banner per failure is noise.
+  if (error.status !== 401 && error.status !== 0) reportLoadError(error);
+}
+
+// One polling round: apply the snapshot; when work started or ended, reload the lists.
+const poll = coalesced(async () => {
+  const snapshot = await api('GET', '/api/processing/current-status');
+  if (loggedOut()) return;
+  const current = new Map(snapshot.current_processing.map((s) => [s.job_id, s]));
+  let changed = false;
+  for (const item of current.values()) {
+    const job = state.jobs.get(item.job_id);
+    if (!job) {
+      changed = true;
+      continue;
+    }
+    if (job.status !== item.status) changed = true;
+    Object.assign(job, {
+      status: item.status,
+      step: item.step,
+      progress: item.progress,
+      message: item.message,
+      rate: item.rate,
+      eta_seconds: item.eta_seconds,
+    });
+    renderJob(job.id);
+    applyJobToAccount(job);
+  }
+  for (const job of state.jobs.values()) {
+    if ((job.status === 'pending' || job.status === 'running') && !current.has(job.id)) {
+      changed = true;
+    }
+  }
+  const newestRun = snapshot.recent_runs.length ? snapshot.recent_runs[0].id : null;
+  const knownRun = state.runs.length ? state.runs[0].id : null;
+  if (newestRun !== knownRun) changed = true;
+  if (changed) await refreshAll();
+});
+
+// -- session --------------------------------------------------------------------------------
+
+function show(view) {
+  $('#loading').hidden = view !== 'loading';
+  $('#login-view').hidden = view !== 'login';
+  $('#dashboard-view').hidden = view !== 'dashboard';
+  const loggedIn = view === 'dashboard';
+  $('#logout').hidden = !loggedIn;
+  $('#user-name').hidden = !loggedIn;
+  $('#conn-status').hidden = !loggedIn;
+}
+
+function clearData() {
+  state.accounts = new Map();
+  state.accountOrder = [];
+  state.jobs = new Map();
+  state.jobOrder = [];
+  state.runs = [];
+  renderAccounts();
+  renderJobs();
+  renderRuns();
+}
+
+function showLogin(message = '') {
+  live.stop();
+  state.user = null;
+  clearData();
+  updateNotifyButton();
+  show('login');
+  const error = $('#login-error');
+  error.textContent = message;
+  error.hidden = !message;
+  $('#login-key').focus();
+}
+
+let sessionEnded = false;
+
+function sessionLost() {
+  if (!state.user || sessionEnded) return;
+  sessionEnded = true;
+  showLogin('Your session has ended. Please sign in again.');
+}
+
+async function enterDashboard(user) {
+  state.user = user;
+  sessionEnded = false;
+  const name = $('#user-name');
+  name.textContent = user.is_admin ? `${user.name} (admin)` : user.name;
+  updateNotifyButton();
+  show('dashboard');
+  setConnection('connecting', 'Connecting to live updates');
+  try {
+    await refreshAll();
+  } catch (error) {
+    reportLoadError(error);
+  }
+  if (state.user === user) live.start();
+}
+
+async function onLogin(event) {
+  event.preventDefault();
+  const input = $('#login-key');
+  const error = $('#login-error');
+  const submit = $('#login-submit');
+  const key = input.value.trim();
+  if (!key) {
+    error.textContent = 'Enter an API key.';
+    error.hidden = false;
+    input.focus();
+    return;
+  }
+  submit.disabled = true;
+  error.hidden = true;
+  try {
+    const user = await api('POST', '/api/session', { key }, { own401: true });
+    // The key has done its job; it stays neither in the page nor anywhere else.
+    input.value = '';
+    await enterDashboard(user);
+  } catch (failure) {
+    error.textContent = failure.status === 401
+      ? 'That API key is not valid (or was revoked).'
+      : describeError(failure);
+    error.hidden = false;
+    input.select();
+  } finally {
+    submit.disabled = false;
+  }
+}
+
+async function onLogout() {
+  const button = $('#logout');
+  button.disabled = true;
+  try {
+    await api('DELETE', '/api/session', undefined, { own401: true });
+  } catch (error) {
+    if (error.status !== 401) {
+      showBanner(`Could not log out: ${describeError(error)}`);
+      return;
+    }
+  } finally {
+    button.disabled = false;
+  }
+  startedJobs.clear();
+  showLogin();
+}
+
+async function boot(attempt = 0) {
+  try {
+    await enterDashboard(await api('GET', '/api/me', undefined, { own401: true }));
+  } catch (error) {
+    if (error.status === 401) {
+      showLogin();
+      return;
+    }
+    $('#loading').textContent = `Cannot reach the server (${describeError(error)}); retrying…`;
+    setTimeout(() => boot(attempt + 1), Math.min(BACKOFF_MAX_MS, 1000 * 2 ** attempt));
+  }
+}
+
+function init() {
+  $('#login-form').addEventListener('submit', onLogin);
+  $('#logout').addEventListener('click', onLogout);
+  $('#notify-enable').addEventListener('click', enableNotifications);
+  window.addEventListener('online', () => live.onOnline());
+  setInterval(refreshRelativeTimes, 30000);
+  show('loading');
+  boot();
+}
+
+init();
