@@ -1,0 +1,68 @@
+"""Helpers for driving the dashboard of a real ``inboxd serve`` in headless Chromium."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from tests.services.dovecot import ImapUser
+from tests.support.mail import make_message
+from tests.support.server import ServerProcess
+
+
+def fill_inbox(user: ImapUser, count: int, *, body_size: int = 400) -> None:
+    """Append ``count`` generated messages to the user's INBOX over one IMAP connection."""
+    with user.server.connect(user.username, user.password) as conn:
+        for n in range(count):
+            raw = make_message(n, body_size=body_size, to=f"{user.username}@example.com")
+            typ, data = conn.append("INBOX", None, None, raw)
+            if typ != "OK":
+                raise AssertionError(f"APPEND failed: {data!r}")
+
+
+def imap_account_body(name: str, user: ImapUser, *, port: int | None = None) -> dict[str, Any]:
+    """A create body for an IMAP account of ``user`` (plaintext: loopback only)."""
+    return {
+        "provider": "imap",
+        "name": name,
+        "settings": {
+            "host": "127.0.0.1",
+            "port": port or user.port,
+            "security": "none",
+            "username": user.username,
+        },
+        "secret": {"password": user.password},
+        "sync_interval_seconds": 0,
+    }
+
+
+def restart_server(server: ServerProcess, timeout: float = 30.0) -> None:
+    """Stop the server and start it again with the same command: same port, same data dir.
+
+    The new process replaces ``server.proc``; the log goes on in the same file.
+    """
+    args = server.proc.args
+    assert isinstance(args, list), args
+    command = [str(arg) for arg in args]
+    server.stop()
+    with server.log_path.open("ab") as out:
+        server.proc = subprocess.Popen(
+            command, env=server.env, stdout=out, stderr=subprocess.STDOUT
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise AssertionError(f"inboxd serve exited early on restart:\n{server.log()}")
+        try:
+            if httpx.get(server.base_url + "/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    port = urlsplit(server.base_url).port
+    server.stop()
+    raise AssertionError(f"inboxd serve not ready on port {port} within {timeout}s")
