@@ -217,7 +217,7 @@ function setMeter(meter, bar, caption, progress, { active, label }) {
   if (total == null) {
     bar.removeAttribute('value');
     bar.removeAttribute('aria-valuetext');
-    caption.textContent = fmtNumber(current);
+    caption.textContent = current ? fmtNumber(current) : '';
     return;
   }
   const text = `${fmtNumber(current)} / ${fmtNumber(total)}`;
@@ -394,7 +394,8 @@ function renderAccount(id) {
   const step = active && act.step ? capitalize(act.step) : '';
   view.step.textContent = [step, active ? act.message : ''].filter(Boolean).join(' — ');
   view.step.hidden = !view.step.textContent;
-  setMeter(view.meter, view.bar, view.caption, act.progress, {
+  // Only work in progress has a bar: the last step of a finished sync counts folders.
+  setMeter(view.meter, view.bar, view.caption, active ? act.progress : null, {
     active: RUNNING_ACCOUNT.has(act.state),
     label: `Progress of ${account.name}`,
   });
@@ -525,13 +526,18 @@ function renderJob(id) {
   view.error.textContent = job.error || '';
   view.error.hidden = !job.error;
 
-  setMeter(view.meter, view.bar, view.caption, job.progress, {
+  // A completed job shows what it did, not its last step: a sync ends with a step counted
+  // in folders, and "1 / 1 Storing" says nothing about the 150 messages it fetched.
+  const done = job.status === 'completed';
+  setMeter(view.meter, view.bar, view.caption, done ? null : job.progress, {
     active: running,
     label: `Progress of job ${job.kind} ${shortId(job.id)}`,
   });
   setRateEta(view.rate, view.eta, job, running, job.kind === 'sync' ? 'msg/s' : '/s');
   const step = job.step ? capitalize(job.step) : '';
-  view.step.textContent = [step, job.message].filter(Boolean).join(' — ');
+  view.step.textContent = done
+    ? summarize(job.result)
+    : [step, job.message].filter(Boolean).join(' — ');
   setTime(view.created, job.created_at);
 
   view.cancel.hidden = !ACTIVE_JOB.has(job.status);
@@ -735,6 +741,7 @@ const live = {
   retryTimer: null,
   silenceTimer: null,
   pollTimer: null,
+  pollFailed: false,
 
   start() {
     this.failures = 0;
@@ -834,8 +841,9 @@ const live = {
   startPolling() {
     if (this.pollTimer !== null) return;
     $('#conn-status').dataset.polling = 'true';
-    this.pollTimer = setInterval(() => poll().catch(reportPollError), POLL_MS);
-    poll().catch(reportPollError);
+    this.pollFailed = false;
+    this.pollTimer = setInterval(() => this.pollOnce(), POLL_MS);
+    this.pollOnce();
   },
 
   stopPolling() {
@@ -843,6 +851,21 @@ const live = {
     clearInterval(this.pollTimer);
     this.pollTimer = null;
     $('#conn-status').dataset.polling = 'false';
+  },
+
+  async pollOnce() {
+    try {
+      await poll();
+    } catch (error) {
+      this.pollFailed = true;
+      reportPollError(error);
+      return;
+    }
+    // The server answers again after it did not (a restart, a network blip): reconnect the
+    // stream now rather than after a backoff that may have grown to half a minute. Only on
+    // that change, so a server that answers polls but not streams keeps the backoff.
+    if (this.pollFailed && this.pollTimer !== null && this.retryTimer !== null) this.connect();
+    this.pollFailed = false;
   },
 };
 
