@@ -238,8 +238,13 @@ function setRateEta(rateEl, etaEl, item, active, unit) {
 
 // -- account states -------------------------------------------------------------------------
 
-function accountStateOf(status, step) {
-  if (status === 'running') return STEP_STATES[step] || 'processing';
+function accountStateOf(status, step, kind) {
+  if (status === 'running') {
+    // Claimed but no step reported yet: a sync starts by connecting, so say that rather
+    // than flash "processing" between "queued" and "connecting".
+    if (!step && kind === 'sync') return 'connecting';
+    return STEP_STATES[step] || 'processing';
+  }
   if (status === 'pending' || status === 'awaiting_approval') return 'queued';
   if (status === 'completed') return 'completed';
   if (status === 'failed') return 'error';
@@ -248,7 +253,7 @@ function accountStateOf(status, step) {
 
 function activityOfJob(job) {
   return {
-    state: accountStateOf(job.status, job.step),
+    state: accountStateOf(job.status, job.step, job.kind),
     job_id: job.id,
     step: job.step,
     progress: job.progress,
@@ -454,7 +459,7 @@ async function syncNow(id) {
     startedJobs.add(accepted.job_id);
     if (ACTIVE_JOB.has(accepted.status) && followsJob(account, accepted.job_id, accepted.status)) {
       account.activity = {
-        ...activityOfJob({ id: accepted.job_id, status: accepted.status }),
+        ...activityOfJob({ id: accepted.job_id, kind: 'sync', status: accepted.status }),
         progress: null,
       };
     }
