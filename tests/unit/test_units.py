@@ -1,4 +1,4 @@
-"""Pure pieces: backoff, IMAP response parsing, batching, the credential vault."""
+"""Pure pieces: backoff, batching, the credential vault."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from inboxd.errors import ConfigError
 from inboxd.jobs.backoff import retry_delay
 from inboxd.jobs.model import new_job_id
 from inboxd.mail.credentials import Vault
-from inboxd.mail.imap import _uid_set, parse_fetch_response
 from inboxd.pipeline.imap_sync import cut_batches
 
 
@@ -32,32 +31,6 @@ def test_job_ids_are_unique_and_time_ordered() -> None:
     assert len(set(ids)) == 2000
     assert all(len(i) == 36 and i[14] == "7" for i in ids)
     assert [i[:13] for i in ids] == sorted(i[:13] for i in ids)
-
-
-def test_uid_set_is_compact() -> None:
-    assert _uid_set([5, 1, 2, 3, 7, 9, 10]) == "1:3,5,7,9:10"
-    assert _uid_set([4]) == "4"
-
-
-def test_fetch_response_parsing_with_trailing_items_and_unsolicited_lines() -> None:
-    data = [
-        (
-            b'1 (UID 10 FLAGS (\\Seen \\Flagged) INTERNALDATE " 7-Feb-2026 10:11:12 +0100" '
-            b"BODY[] {5}",
-            b"hello",
-        ),
-        b")",
-        b"* 3 FETCH (FLAGS (\\Deleted))",
-        (b"2 (UID 11 BODY[] {3}", b"abc"),
-        b' FLAGS (\\Answered) X-GM-MSGID 123 X-GM-LABELS ("\\\\Inbox" "My \\"Label\\"" work))',
-    ]
-    first, second = parse_fetch_response(data)
-    assert (first.uid, first.raw, first.flags) == (10, b"hello", ("\\Seen", "\\Flagged"))
-    assert first.internal_date is not None and first.internal_date.utcoffset() is not None
-    assert first.internal_date.hour == 10
-    assert (second.uid, second.raw, second.flags) == (11, b"abc", ("\\Answered",))
-    assert second.gm_msgid == 123
-    assert second.labels == ("\\Inbox", 'My "Label"', "work")
 
 
 def test_batches_are_cut_by_count_and_bytes() -> None:

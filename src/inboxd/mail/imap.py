@@ -1,10 +1,10 @@
-"""IMAP access: IMAPClient for the conversation, a lean path for bulk body FETCH.
+"""IMAP access: IMAPClient for the conversation, a pipelined stream for bulk FETCH.
 
 IMAPClient handles capabilities, login (password or XOAUTH2), LIST, STATUS, SELECT, SEARCH
 and CONDSTORE. Its response parser builds Python objects token by token, which caps bulk
-downloads at a few thousand messages per second; bodies are therefore fetched through the
-underlying imaplib connection in UID batches and only the few fetch items we need are read
-from each response line.
+downloads at a few thousand messages per second; sizes, bodies and flags are therefore
+fetched through :mod:`inboxd.mail.imap_stream` on the same connection, several UID batches
+in flight, and only the few fetch items we need are read from each response.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import re
 import socket
 import ssl
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -23,6 +24,14 @@ from typing import Any, Literal
 import imapclient
 from imapclient.exceptions import IMAPClientError, LoginError
 
+from inboxd.mail.imap_stream import (
+    Answer,
+    ImapStream,
+    Response,
+    ServerSaidBye,
+    StreamBroken,
+    fetch_pipelined,
+)
 from inboxd.mail.provider import (
     AuthenticationFailed,
     FetchedMessage,
@@ -30,6 +39,7 @@ from inboxd.mail.provider import (
     ProviderConfigError,
     ProviderError,
     RemoteFolder,
+    ServerClosedConnection,
 )
 
 Security = Literal["tls", "starttls", "none"]
@@ -75,6 +85,7 @@ class ImapSession:
         self.config = config
         self._secret = secret
         self._client: imapclient.IMAPClient | None = None
+        self._stream: ImapStream | None = None
         self.capabilities: frozenset[str] = frozenset()
         self.selected: str | None = None
 
@@ -155,8 +166,14 @@ class ImapSession:
     def close(self) -> None:
         """Log out (best effort) and close the socket."""
         client, self._client = self._client, None
+        stream, self._stream = self._stream, None
         self.selected = None
         if client is None:
+            return
+        if stream is not None and not stream.clean:
+            # Answers are still on their way: LOGOUT would be read as one of them.
+            with contextlib.suppress(Exception):
+                client.shutdown()
             return
         try:
             client.logout()
@@ -164,9 +181,25 @@ class ImapSession:
             with contextlib.suppress(Exception):
                 client.shutdown()
 
+    def interrupt(self) -> None:
+        """Make a read blocked on this connection (on another thread) fail at once; the
+        connection is unusable afterwards."""
+        client = self._client
+        if client is None:
+            return
+        with contextlib.suppress(Exception):
+            # shutdown(), not close(): closing the buffered file would wait for its lock,
+            # which the blocked reader holds.
+            client._imap.sock.shutdown(socket.SHUT_RDWR)
+
+    def abandon(self) -> None:
+        """Drop the connection without LOGOUT (nobody may be listening any more)."""
+        self._abandon()
+
     def _abandon(self) -> None:
         """Close the socket of a connection that broke (no LOGOUT: nobody is listening)."""
         client, self._client = self._client, None
+        self._stream = None
         self.selected = None
         if client is not None:
             with contextlib.suppress(Exception):
@@ -253,46 +286,75 @@ class ImapSession:
 
     # -- messages --------------------------------------------------------------------------
 
+    def uid_sizes(self, above: int) -> dict[int, int]:
+        """RFC822.SIZE of every message with a UID above ``above`` in the selected folder,
+        in one command (the UIDs, and the sizes that cut batches by bytes)."""
+        with self._streaming() as stream:
+            answer = stream.command(f"UID FETCH {above + 1}:* (UID RFC822.SIZE)")
+        self._check(answer, "UID FETCH")
+        out: dict[int, int] = {}
+        for response in answer.responses:
+            uid, size = _UID.search(response.line), _SIZE.search(response.line)
+            # "n:*" always matches the highest message even when its UID is below n.
+            if uid and size and int(uid.group(1)) > above:
+                out[int(uid.group(1))] = int(size.group(1))
+        return out
+
     def uids_above(self, uid: int) -> list[int]:
         """UIDs greater than ``uid`` in the selected folder, ascending."""
-        found = self._call(self.client.search, ["UID", f"{uid + 1}:*"])
-        # "n:*" always matches the highest message even when its UID is below n.
-        return sorted(u for u in found if u > uid)
+        return sorted(self.uid_sizes(uid))
 
     def all_uids(self) -> list[int]:
         """Every UID in the selected folder."""
         return sorted(self._call(self.client.search, ["ALL"]))
 
-    def sizes(self, uids: Sequence[int]) -> dict[int, int]:
-        """RFC822.SIZE of each UID (cheap: lets batches be cut by bytes)."""
-        out: dict[int, int] = {}
-        for chunk in _chunks(uids, 5000):
-            _, data = self._raw_uid("FETCH", _uid_set(chunk), "(UID RFC822.SIZE)")
-            for line in data:
-                if isinstance(line, bytes):
-                    uid, size = _UID.search(line), _SIZE.search(line)
-                    if uid and size:
-                        out[int(uid.group(1))] = int(size.group(1))
-        return out
+    def fetch_batches(
+        self, batches: Sequence[Sequence[int]], *, depth: int = 4
+    ) -> Iterator[FetchedBatch]:
+        """Bodies, flags and dates of each batch of UIDs (BODY.PEEK: never sets \\Seen),
+        with up to ``depth`` UID FETCH commands in flight. Stopping early drops the
+        connection (its answers are still arriving)."""
+        items = "(UID FLAGS INTERNALDATE BODY.PEEK[])"
+        if self.is_gmail:
+            items = "(UID FLAGS INTERNALDATE X-GM-MSGID X-GM-LABELS BODY.PEEK[])"
+        done = False
+        try:
+            with self._streaming() as stream:
+                answers = fetch_pipelined(stream, batches, items, depth=depth)
+                for (responses, answer), uids in zip(answers, batches, strict=True):
+                    messages = [m for m in map(_fetched, responses) if m is not None]
+                    yield FetchedBatch(list(uids), messages, None if answer.ok else answer.text)
+            done = True
+        finally:
+            if not done and self._stream is not None and not self._stream.clean:
+                self._abandon()
 
     def fetch(self, uids: Sequence[int]) -> list[FetchedMessage]:
-        """Bodies, flags and dates of ``uids`` in one UID FETCH (BODY.PEEK: never sets
-        \\Seen)."""
-        items = "UID FLAGS INTERNALDATE BODY.PEEK[]"
-        if self.is_gmail:
-            items += " X-GM-MSGID X-GM-LABELS"
-        _, data = self._raw_uid("FETCH", _uid_set(uids), f"({items})")
-        return parse_fetch_response(data)
+        """Bodies, flags and dates of ``uids`` in one UID FETCH."""
+        (batch,) = list(self.fetch_batches([uids], depth=1))
+        if batch.failed is not None:
+            raise ProviderError(f"{self.config.host}: UID FETCH failed: {batch.failed}")
+        return batch.messages
 
     def changed_flags(self, modseq: int) -> dict[int, tuple[str, ...]]:
         """FLAGS of messages changed since ``modseq`` (CONDSTORE)."""
-        _, data = self._raw_uid("FETCH", "1:*", "(UID FLAGS)", f"(CHANGEDSINCE {modseq})")
-        return _flags_by_uid(data)
+        return self._flags(f"UID FETCH 1:* (UID FLAGS) (CHANGEDSINCE {modseq})")
 
     def all_flags(self) -> dict[int, tuple[str, ...]]:
         """FLAGS of every message in the selected folder."""
-        _, data = self._raw_uid("FETCH", "1:*", "(UID FLAGS)")
-        return _flags_by_uid(data)
+        return self._flags("UID FETCH 1:* (UID FLAGS)")
+
+    def _flags(self, command: str) -> dict[int, tuple[str, ...]]:
+        with self._streaming() as stream:
+            answer = stream.command(command)
+        self._check(answer, "UID FETCH")
+        out: dict[int, tuple[str, ...]] = {}
+        for response in answer.responses:
+            head, _body = response.fetch_head_and_body()
+            uid, flags = _UID.search(head), _FLAGS.search(head)
+            if uid and flags:
+                out[int(uid.group(1))] = _flag_names(flags.group(1))
+        return out
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -305,18 +367,35 @@ class ImapSession:
         except IMAPClientError as exc:
             raise ProviderError(f"{self.config.host} answered with an error: {exc}") from exc
 
-    def _raw_uid(self, command: str, *args: str) -> tuple[str, list[Any]]:
+    @contextmanager
+    def _streaming(self) -> Iterator[ImapStream]:
+        """The command stream on the live connection; a broken stream drops it."""
         imap = self.client._imap
+        if self._stream is None:
+            self._stream = ImapStream(imap)
         try:
-            typ, data = imap.uid(command, *args)
-        except _DROPPED as exc:
+            yield self._stream
+        except ServerSaidBye as exc:
+            self._abandon()
+            reason = f"{self.config.host} closed the connection: {exc}"
+            raise ServerClosedConnection(reason) from exc
+        except StreamBroken as exc:
             self._abandon()
             raise ProviderError(f"{self.config.host} dropped the connection: {exc}") from exc
-        except imaplib.IMAP4.error as exc:
-            raise ProviderError(f"{self.config.host} answered with an error: {exc}") from exc
-        if typ != "OK":
-            raise ProviderError(f"{self.config.host}: UID {command} failed: {data!r:.200}")
-        return typ, data
+
+    def _check(self, answer: Answer, what: str) -> None:
+        if not answer.ok:
+            raise ProviderError(f"{self.config.host}: {what} failed: {answer.text[:200]}")
+
+
+@dataclass(frozen=True)
+class FetchedBatch:
+    """The answer to one UID FETCH of bodies: what came back, and the server's complaint
+    if it answered NO or BAD (some messages may then be missing)."""
+
+    uids: list[int]
+    messages: list[FetchedMessage]
+    failed: str | None = None
 
 
 _SPECIAL_USE = {
@@ -338,23 +417,14 @@ _GM_LABELS = re.compile(rb"\bX-GM-LABELS \(((?:[^()\"]|\"(?:[^\"\\]|\\.)*\")*)\)
 _LABEL_TOKEN = re.compile(rb'"((?:[^"\\]|\\.)*)"|([^\s"]+)')
 
 
-def parse_fetch_response(data: Sequence[Any]) -> list[FetchedMessage]:
-    """Turn imaplib's FETCH answer (``(head, literal)`` tuples with trailing bytes) into
-    FetchedMessages; unsolicited FETCH lines without a body are skipped."""
-    found: list[FetchedMessage] = []
-    head: bytes | None = None
-    body = b""
-    for item in data:
-        if isinstance(item, tuple):
-            if head is not None:
-                found.append(_message(head, body))
-            head, body = item[0], item[1]
-        elif isinstance(item, bytes) and head is not None and not item.startswith(b"* "):
-            # Items after the literal (some servers send FLAGS last) end with ")".
-            head += b" " + item
-    if head is not None:
-        found.append(_message(head, body))
-    return [m for m in found if m.uid is not None]
+def _fetched(response: Response) -> FetchedMessage | None:
+    """A FETCH response with a body as a FetchedMessage; None for other FETCH responses
+    (an unsolicited flag update, or a body the server answered as NIL)."""
+    head, body = response.fetch_head_and_body()
+    if body is None:
+        return None
+    message = _message(head, body)
+    return message if message.uid is not None else None
 
 
 def _message(head: bytes, body: bytes) -> FetchedMessage:
@@ -367,26 +437,15 @@ def _message(head: bytes, body: bytes) -> FetchedMessage:
         remote_key=uid.group(1).decode() if uid else "",
         uid=int(uid.group(1)) if uid else None,
         raw=body,
-        flags=tuple(f.decode("utf-8", "replace") for f in flags.group(1).split()) if flags else (),
+        flags=_flag_names(flags.group(1)) if flags else (),
         internal_date=_internal_date(date.group(1)) if date else None,
         gm_msgid=int(gm_id.group(1)) if gm_id else None,
         labels=_labels(labels.group(1)) if labels else (),
     )
 
 
-def _flags_by_uid(data: Sequence[Any]) -> dict[int, tuple[str, ...]]:
-    out: dict[int, tuple[str, ...]] = {}
-    for line in data:
-        if isinstance(line, tuple):
-            line = line[0]
-        if not isinstance(line, bytes):
-            continue
-        uid, flags = _UID.search(line), _FLAGS.search(line)
-        if uid and flags:
-            out[int(uid.group(1))] = tuple(
-                f.decode("utf-8", "replace") for f in flags.group(1).split()
-            )
-    return out
+def _flag_names(raw: bytes) -> tuple[str, ...]:
+    return tuple(f.decode("utf-8", "replace") for f in raw.split())
 
 
 def _labels(raw: bytes) -> tuple[str, ...]:
@@ -411,23 +470,3 @@ def _opt_int(value: Any) -> int | None:
 
 def _text(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-
-
-def _chunks(items: Sequence[int], size: int) -> Iterator[Sequence[int]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def _uid_set(uids: Sequence[int]) -> str:
-    """Compact sequence set: 1:5,7,9:12."""
-    parts: list[str] = []
-    ordered = sorted(uids)
-    start = prev = ordered[0]
-    for uid in ordered[1:]:
-        if uid == prev + 1:
-            prev = uid
-            continue
-        parts.append(f"{start}:{prev}" if prev != start else str(start))
-        start = prev = uid
-    parts.append(f"{start}:{prev}" if prev != start else str(start))
-    return ",".join(parts)

@@ -45,6 +45,10 @@ class ProviderError(RetryableError):
     """The mail server could not be reached or dropped the connection."""
 
 
+class ServerClosedConnection(ProviderError):
+    """The mail server ended the connection and said why (IMAP BYE)."""
+
+
 class AuthenticationFailed(PermanentError):
     """The mail server rejected the credentials."""
 

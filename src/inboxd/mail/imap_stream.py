@@ -1,0 +1,241 @@
+"""Pipelined IMAP commands on the connection imaplib opened: the bulk path of a sync.
+
+imaplib waits for each answer before the next command and runs Python code for every
+response line. A sync of 20,000 messages sends a few hundred UID FETCH commands answered by
+20,000 responses, so here several commands are on the wire while the answer to the first is
+read (no round trip per batch), and each response costs a few C-level reads: its line, its
+literal, the line after it.
+
+Responses are read straight from imaplib's buffered socket file, with tags of our own; the
+stream always reads up to the tagged answer of every command it sent before it gives the
+connection back, so imaplib (and IMAPClient above it) never sees a reply it did not ask for.
+"""
+
+from __future__ import annotations
+
+import imaplib
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import IO, cast
+
+#: Longest response line accepted (imaplib's own limit).
+MAX_LINE = 1_000_000
+
+_LITERAL_AT_END = re.compile(rb"\{(\d+)\}\r\n\Z")
+_BODY_LITERAL = re.compile(rb"BODY\[\] \{\d+\}\r\n\Z")
+_UID = re.compile(rb"\bUID (\d+)")
+
+
+class StreamBroken(Exception):
+    """The connection failed mid-answer (EOF, timeout, BYE, garbage); it cannot be reused."""
+
+
+class ServerSaidBye(StreamBroken):
+    """The server ended the connection with a reason (``* BYE ...``)."""
+
+
+@dataclass
+class Response:
+    """One untagged response: its text with every literal cut out, and the literals.
+
+    ``parts[i]`` is the text before literal ``i`` (ending in ``{n}\\r\\n``); the last part
+    is the text after the last literal."""
+
+    parts: list[bytes]
+    literals: list[bytes] = field(default_factory=list)
+
+    @property
+    def line(self) -> bytes:
+        """The response's text (only meaningful without literals)."""
+        return self.parts[0]
+
+    def is_fetch(self) -> bool:
+        """True for ``* n FETCH (...)``."""
+        return b" FETCH " in self.parts[0][:40]
+
+    def fetch_head_and_body(self) -> tuple[bytes, bytes | None]:
+        """The FETCH items other than ``BODY[]`` (other literals inlined as quoted strings)
+        and the body literal, if there is one."""
+        if not self.literals:
+            return self.parts[0], None
+        head: list[bytes] = []
+        body = None
+        for text, literal in zip(self.parts, self.literals, strict=False):
+            cut = _LITERAL_AT_END.search(text)
+            start = cut.start() if cut else len(text)
+            if body is None and _BODY_LITERAL.search(text):
+                head.append(text[:start])
+                body = literal
+            else:
+                head.append(text[:start] + _quoted(literal))
+        head.append(self.parts[-1])
+        return b"".join(head), body
+
+
+@dataclass
+class Answer:
+    """Everything the server sent for one command."""
+
+    tag: str
+    status: str  # OK, NO or BAD
+    text: str
+    responses: list[Response]
+
+    @property
+    def ok(self) -> bool:
+        """True when the command succeeded."""
+        return self.status == "OK"
+
+
+class ImapStream:
+    """Sends tagged commands and reads their answers on an open imaplib connection."""
+
+    def __init__(self, imap: imaplib.IMAP4) -> None:
+        self._imap = imap
+        self._counter = 0
+        self._outstanding: list[str] = []
+
+    @property
+    def clean(self) -> bool:
+        """True when every command sent has been answered."""
+        return not self._outstanding
+
+    def send(self, command: str) -> str:
+        """Put one command on the wire; returns its tag."""
+        self._counter += 1
+        tag = f"IBX{self._counter}"
+        try:
+            self._imap.send(f"{tag} {command}\r\n".encode())
+        except OSError as exc:
+            raise StreamBroken(f"sending failed: {exc}") from exc
+        self._outstanding.append(tag)
+        return tag
+
+    def answer(self, on_response: Callable[[Response], None] | None = None) -> Answer:
+        """Read up to the tagged answer of the oldest outstanding command. Untagged
+        responses go to ``on_response`` (when given) or into the answer."""
+        tag = self._outstanding[0]
+        prefix = tag.encode() + b" "
+        collected: list[Response] = []
+        while True:
+            response = self._response()
+            first = response.parts[0]
+            if first.startswith(b"* "):
+                if first.startswith(b"* BYE"):
+                    raise ServerSaidBye(_text(first)[len("* BYE ") :])
+                if on_response is not None:
+                    on_response(response)
+                else:
+                    collected.append(response)
+                continue
+            if first.startswith(prefix):
+                self._outstanding.pop(0)
+                status, _, text = _text(first[len(prefix) :]).partition(" ")
+                return Answer(tag, status.upper(), text, collected)
+            if first.startswith(b"+"):
+                raise StreamBroken("unexpected continuation request")
+            raise StreamBroken(f"unexpected response line: {_text(first)[:200]}")
+
+    def command(self, command: str) -> Answer:
+        """Send one command and read its whole answer."""
+        self.send(command)
+        return self.answer()
+
+    def drain(self) -> None:
+        """Read the answers of every outstanding command (their responses are dropped)."""
+        while self._outstanding:
+            self.answer(on_response=lambda _r: None)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _response(self) -> Response:
+        line = self._line()
+        if not line.endswith(b"}\r\n"):
+            return Response([line])
+        response = Response([line])
+        while (found := _LITERAL_AT_END.search(line)) is not None:
+            response.literals.append(self._exact(int(found.group(1))))
+            line = self._line()
+            response.parts.append(line)
+        return response
+
+    @property
+    def _file(self) -> IO[bytes]:
+        # Read afresh each time: STARTTLS replaces imaplib's file object.
+        return cast(IO[bytes], self._imap.file)
+
+    def _line(self) -> bytes:
+        try:
+            line = self._file.readline(MAX_LINE + 1)
+        except OSError as exc:  # includes timeouts and TLS errors
+            raise StreamBroken(f"reading failed: {exc}") from exc
+        if not line:
+            raise StreamBroken("the server closed the connection (EOF)")
+        if len(line) > MAX_LINE:
+            raise StreamBroken(f"response line longer than {MAX_LINE} bytes")
+        if not line.endswith(b"\r\n"):
+            raise StreamBroken("response line cut off")
+        return line
+
+    def _exact(self, size: int) -> bytes:
+        try:
+            data = self._file.read(size)
+        except OSError as exc:
+            raise StreamBroken(f"reading failed: {exc}") from exc
+        if len(data) != size:
+            raise StreamBroken(f"connection closed after {len(data)} of {size} literal bytes")
+        return data
+
+
+def fetch_pipelined(
+    stream: ImapStream,
+    batches: Sequence[Sequence[int]],
+    items: str,
+    *,
+    depth: int = 4,
+) -> Iterator[tuple[list[Response], Answer]]:
+    """``UID FETCH`` each batch with up to ``depth`` commands in flight; yields, in batch
+    order, the FETCH responses of that batch and its tagged answer. A response is given to
+    the batch whose command it answered, so the server may interleave as it likes."""
+    owner = {uid: n for n, batch in enumerate(batches) for uid in batch}
+    found: dict[int, list[Response]] = {}
+    sent = 0
+
+    def route(response: Response) -> None:
+        if not response.is_fetch():
+            return  # EXISTS, EXPUNGE, OK [...]: the folder's state is re-read next sync
+        uid = _UID.search(response.parts[0])
+        n = owner.get(int(uid.group(1))) if uid else None
+        if n is not None:
+            found.setdefault(n, []).append(response)
+
+    for n in range(len(batches)):
+        while sent < len(batches) and sent < n + depth:
+            stream.send(f"UID FETCH {uid_set(batches[sent])} {items}")
+            sent += 1
+        answer = stream.answer(on_response=route)
+        yield found.pop(n, []), answer
+
+
+def uid_set(uids: Sequence[int]) -> str:
+    """Compact sequence set: 1:5,7,9:12."""
+    parts: list[str] = []
+    ordered = sorted(uids)
+    start = prev = ordered[0]
+    for uid in ordered[1:]:
+        if uid == prev + 1:
+            prev = uid
+            continue
+        parts.append(f"{start}:{prev}" if prev != start else str(start))
+        start = prev = uid
+    parts.append(f"{start}:{prev}" if prev != start else str(start))
+    return ",".join(parts)
+
+
+def _quoted(data: bytes) -> bytes:
+    return b'"' + data.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", "replace").rstrip("\r\n")
