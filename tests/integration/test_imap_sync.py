@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -12,10 +13,11 @@ from sqlalchemy import func, select
 
 from inboxd.app import App
 from inboxd.db.engine import reading
-from inboxd.db.tables import locations, messages
+from inboxd.db.tables import folders, locations, messages
 from inboxd.jobs.model import EventType, Job, JobStatus
 from inboxd.mail.accounts import NEEDS_ATTENTION, Account, Accounts
 from inboxd.pipeline.sync import sync_dedupe_key
+from inboxd.store.bodies import read_body
 from tests.services.dovecot import ImapUser
 from tests.support.apps import (
     make_app,
@@ -65,6 +67,21 @@ def stored(app: App, account: Account) -> dict[str, object]:
     return Accounts(app.engine, app.settings).counts(account.id)
 
 
+def stored_bodies(app: App, account: Account, folder: str = "INBOX") -> dict[int, bytes]:
+    """UID -> the raw message as the store gives it back."""
+    with reading(app.engine) as conn:
+        rows = conn.execute(
+            select(locations.c.uid, locations.c.message_pk)
+            .join(folders, folders.c.id == locations.c.folder_id)
+            .where(folders.c.account_id == account.id, folders.c.name == folder)
+        ).all()
+        return {int(uid): read_body(conn, pk) for uid, pk in rows}
+
+
+def server_bodies(user: ImapUser, folder: str = "INBOX") -> dict[int, bytes]:
+    return {m.uid: m.raw for m in user.server.fetch_all(user.username, user.password, folder)}
+
+
 def fill(user: ImapUser, folder: str, start: int, count: int) -> list[int]:
     if folder != "INBOX":
         user.create_folder(folder)
@@ -99,6 +116,9 @@ def test_full_sync_matches_the_server_per_folder(app: App, imap_user: ImapUser) 
         "\\Seen" not in m.flags
         for m in imap_user.server.fetch_all(imap_user.username, imap_user.password, "INBOX")
     )
+    # What the store keeps is the server's message, byte for byte.
+    assert stored_bodies(app, account) == server_bodies(imap_user)
+    assert stored_bodies(app, account, "Archive") == server_bodies(imap_user, "Archive")
 
 
 def test_incremental_sync_fetches_exactly_the_new_messages(app: App, imap_user: ImapUser) -> None:
@@ -178,6 +198,36 @@ def test_malformed_and_huge_messages_are_stored_with_notes(app: App, imap_user: 
     broken = [r for r in rows.values() if r.parse_errors]
     assert broken, "the malformed message should carry parse notes"
     assert len(rows) == 4
+    assert stored_bodies(app, account) == server_bodies(imap_user)
+
+
+def test_a_message_the_server_cannot_read_is_skipped_and_the_rest_stored(
+    app: App, imap_user: ImapUser
+) -> None:
+    fill(imap_user, "INBOX", 0, 40)
+    assert imap_user.message_count() == 40  # Dovecot has indexed every file
+    files = sorted((imap_user.maildir / "new").iterdir()) + sorted(
+        (imap_user.maildir / "cur").iterdir()
+    )
+    unreadable = files[7]
+    # Dovecot answers a FETCH of it with "* BYE FETCH failed: Internal error occurred".
+    unreadable.chmod(0)
+    try:
+        account = add_account(app, imap_user)
+        job = sync_now(app, account)
+        assert job.status == JobStatus.COMPLETED, job.error
+        assert job.result["unavailable"] == 1 and job.result["fetched"] == 39
+        assert stored(app, account)["message_count"] == 39
+        logs = [str(e.payload.get("message")) for e in app.queue.events(job.id)]
+        assert any("skipped message UID" in m for m in logs)
+        # Once the file is readable again, nothing else was lost: every other message is
+        # stored exactly once, byte for byte.
+    finally:
+        unreadable.chmod(0o600)
+        os.utime(unreadable)
+    server = server_bodies(imap_user)
+    kept = stored_bodies(app, account)
+    assert len(kept) == 39 and all(server[uid] == raw for uid, raw in kept.items())
 
 
 def test_connection_dropped_mid_fetch_completes(app: App, imap_user: ImapUser) -> None:

@@ -1,34 +1,49 @@
 """Incremental IMAP sync of one account.
 
 Per folder: STATUS first (a folder whose UIDVALIDITY, UIDNEXT, MESSAGES and HIGHESTMODSEQ
-are unchanged costs one round trip); new UIDs fetched in batches cut by count and by
-RFC822.SIZE; each batch stored together with the folder's new highest UID, so a killed sync
-resumes where it stopped. Then flag changes (CONDSTORE CHANGEDSINCE, else all FLAGS) and
-expunges (UIDs the server no longer lists) are applied.
+are unchanged costs one round trip); the new UIDs and their sizes in one FETCH; bodies in
+batches cut by count and by RFC822.SIZE, several UID FETCH commands in flight, read by a
+thread of their own while this one parses and stores; each batch stored together with the
+folder's new highest UID, so a killed sync resumes where it stopped. Then flag changes
+(CONDSTORE CHANGEDSINCE, else all FLAGS) and expunges (UIDs the server no longer lists).
 """
 
 from __future__ import annotations
 
+import contextlib
+import queue
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
+from types import TracebackType
 from typing import TypeVar
 
 from inboxd.db.engine import writing
 from inboxd.db.types import utcnow
 from inboxd.jobs.progress import TaskContext
-from inboxd.mail.imap import ImapSession
-from inboxd.mail.provider import FetchedMessage, FolderStatus, ProviderError, RemoteFolder
-from inboxd.pipeline.parsing import parse_batch
+from inboxd.mail.imap import FetchedBatch, ImapSession
+from inboxd.mail.provider import (
+    FetchedMessage,
+    FolderStatus,
+    ProviderError,
+    RemoteFolder,
+    ServerClosedConnection,
+)
+from inboxd.pipeline.parsing import BatchPreparer
 from inboxd.pipeline.report import SyncReport
 from inboxd.store import folders as store_folders
 from inboxd.store.folders import FolderState
-from inboxd.store.writer import compress_body, store_batch
+from inboxd.store.writer import store_batch
 
 T = TypeVar("T")
 
 MAX_RECONNECTS = 5
+#: UID FETCH commands in flight: enough to hide a long round trip behind the transfer.
+PIPELINE_DEPTH = 4
+#: Fetched batches waiting to be stored (bounds memory: each is at most sync_batch_bytes).
+PREFETCH_BATCHES = 2
 
 
 class ImapSync:
@@ -40,6 +55,8 @@ class ImapSync:
         self.session = session
         self.report = SyncReport()
         self.settings = ctx.settings
+        #: folder -> first UID of a batch the server refused: fetched one by one from now on
+        self._suspects: dict[str, int] = {}
 
     def run(self) -> SyncReport:
         """The whole sync; returns its report."""
@@ -107,31 +124,76 @@ class ImapSync:
         if self._unchanged(state, status) or self._expected_new(state, status) == 0:
             return
         self.session.examine(state.name)
-        uids = self.session.uids_above(state.highest_uid)
-        if not uids:
+        sizes = self.session.uid_sizes(state.highest_uid)
+        if not sizes:
             return
-        sizes = self.session.sizes(uids)
         batches = list(
             cut_batches(
-                uids, sizes, self.settings.sync_batch_messages, self.settings.sync_batch_bytes
+                sorted(sizes),
+                sizes,
+                self.settings.sync_batch_messages,
+                self.settings.sync_batch_bytes,
             )
         )
-        # The connection downloads batch n+1 on its own thread while this one parses and
-        # stores batch n; at most two batches are in memory.
-        with ThreadPoolExecutor(1, thread_name_prefix="inboxd-fetch") as pool:
-            pending = pool.submit(self._fetch_packed, batches[0])
-            for n, batch in enumerate(batches):
-                fetched, packed = pending.result()
-                if n + 1 < len(batches):
-                    pending = pool.submit(self._fetch_packed, batches[n + 1])
-                self.ctx.progress.check_cancelled()
-                self._store_batch(state, status, batch, fetched, packed)
+        pending = deque(batches)
+        while pending:
+            if self._suspects.get(state.name) == pending[0][0]:
+                self._fetch_one_by_one(state, status, pending.popleft())
+            else:
+                self._fetch_pipelined(state, status, pending)
 
-    def _fetch_packed(self, batch: list[int]) -> tuple[list[FetchedMessage], list[bytes]]:
-        """Download a batch and compress its bodies, on the connection's thread: zlib runs
-        without the GIL, beside the parsing of the previous batch."""
-        fetched = self.session.fetch(batch)
-        return fetched, [compress_body(f.raw) for f in fetched]
+    def _fetch_pipelined(
+        self, state: FolderState, status: FolderStatus, pending: deque[list[int]]
+    ) -> None:
+        """Fetch and store batches from the left of ``pending`` until it is empty or the
+        server refuses one; that batch is then marked to be fetched one by one."""
+        with Prefetch(self.session, list(pending)) as feed, BatchPreparer() as preparer:
+            try:
+                for fetched in feed:
+                    self.ctx.progress.check_cancelled()
+                    if fetched.failed is not None:
+                        self._suspect(state, fetched.uids, fetched.failed)
+                        return  # the rest of the answers is dropped with the connection
+                    self._store_batch(state, status, fetched.uids, fetched.messages, preparer)
+                    pending.popleft()
+            except ServerClosedConnection as exc:
+                # The server says why it hung up (Dovecot: "FETCH failed: Internal error"
+                # on a message file it cannot read): a bad message, not a bad network.
+                self._suspect(state, pending[0], exc.message)
+
+    def _suspect(self, state: FolderState, batch: list[int], reason: str) -> None:
+        self._suspects[state.name] = batch[0]
+        self.ctx.progress.log(
+            f"{self.session.config.host} would not send a batch of {len(batch)} messages "
+            f"in {state.name} ({reason}); fetching them one by one"
+        )
+
+    def _fetch_one_by_one(self, state: FolderState, status: FolderStatus, batch: list[int]) -> None:
+        """A refused batch, message by message: one message the server cannot send must not
+        cost the others. One it still refuses is skipped, counted and logged."""
+        with BatchPreparer() as preparer:
+            for uid in batch:
+                self.ctx.progress.check_cancelled()
+                fetched, reason = self._fetch_single(state, uid)
+                if fetched:
+                    self._store_batch(state, status, [uid], fetched, preparer)
+                    continue
+                self.report.unavailable += 1
+                self.ctx.progress.log(f"skipped message UID {uid} in {state.name}: {reason}")
+                with writing(self.ctx.engine) as conn:
+                    store_folders.save_state(conn, state.id, highest_uid=uid)
+                self.ctx.progress.update(advance=1)
+
+    def _fetch_single(self, state: FolderState, uid: int) -> tuple[list[FetchedMessage], str]:
+        try:
+            if self.session.selected != state.name:
+                self.session.examine(state.name)
+            (answer,) = list(self.session.fetch_batches([[uid]], depth=1))
+        except ServerClosedConnection as exc:
+            return [], exc.message
+        if answer.failed is not None:
+            return [], f"the server answered: {answer.failed}"
+        return answer.messages, "the server sent no body"
 
     def _store_batch(
         self,
@@ -139,13 +201,16 @@ class ImapSync:
         status: FolderStatus,
         batch: list[int],
         fetched: list[FetchedMessage],
-        packed: list[bytes],
+        preparer: BatchPreparer,
     ) -> None:
-        incoming = parse_batch(fetched, packed)
+        incoming = preparer.prepare(fetched)
         with writing(self.ctx.engine) as conn:
             result = store_batch(conn, self.account_id, state.id, incoming)
             store_folders.save_state(
-                conn, state.id, highest_uid=max(batch), uidvalidity=status.uidvalidity
+                conn,
+                state.id,
+                highest_uid=max(batch, default=state.highest_uid),
+                uidvalidity=status.uidvalidity,
             )
         report = self.report
         report.fetched += len(fetched)
@@ -161,7 +226,8 @@ class ImapSync:
         if self._unchanged(state, status):
             self.report.folders_unchanged += 1
             return
-        self.session.examine(folder.name)
+        if self.session.selected != folder.name:
+            self.session.examine(folder.name)
         changed = self._changed_flags(state)
         with writing(self.ctx.engine) as conn:
             self.report.flags_changed += store_folders.apply_flags(
@@ -244,3 +310,63 @@ def cut_batches(
         total += size
     if batch:
         yield batch
+
+
+class Prefetch:
+    """Reads the bodies of a folder's batches on a thread of its own, at most
+    ``PREFETCH_BATCHES`` ahead of the consumer. Leaving early (cancellation, an error in
+    storing) drops the connection: its answers are still arriving."""
+
+    _DONE = object()
+
+    def __init__(self, session: ImapSession, batches: Sequence[Sequence[int]]) -> None:
+        self.session = session
+        self.batches = batches
+        self._queue: queue.Queue[object] = queue.Queue(PREFETCH_BATCHES)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, name="inboxd-fetch", daemon=True)
+
+    def __enter__(self) -> Prefetch:
+        self._thread.start()
+        return self
+
+    def __iter__(self) -> Iterator[FetchedBatch]:
+        while True:
+            item = self._queue.get()
+            if item is self._DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            assert isinstance(item, FetchedBatch)
+            yield item
+
+    def _read(self) -> None:
+        try:
+            for batch in self.session.fetch_batches(self.batches, depth=PIPELINE_DEPTH):
+                if not self._put(batch):
+                    return
+        except BaseException as exc:  # handed to the consumer, raised there
+            self._put(exc)
+            return
+        self._put(self._DONE)
+
+    def _put(self, item: object) -> bool:
+        while not self._stop.is_set():
+            with contextlib.suppress(queue.Full):
+                self._queue.put(item, timeout=0.1)
+                return True
+        return False
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            # Unblocks a read waiting on the socket.
+            self.session.interrupt()
+        self._thread.join(timeout=30)
+        if exc_type is not None:
+            self.session.abandon()  # reconnects lazily when used again

@@ -19,7 +19,7 @@ from inboxd.mail.accounts import Account
 from inboxd.mail.maildir import iter_maildir, read_entry, scan_maildir
 from inboxd.mail.mbox import iter_mbox
 from inboxd.mail.provider import FetchedMessage, ProviderConfigError
-from inboxd.pipeline.parsing import parse_batch
+from inboxd.pipeline.parsing import BatchPreparer
 from inboxd.pipeline.report import SyncReport
 from inboxd.store import folders as store_folders
 from inboxd.store.writer import store_batch
@@ -45,15 +45,16 @@ def sync_maildir(ctx: TaskContext, account: Account) -> dict[str, Any]:
         plans.append((state, entries, known))
     todo = sum(sum(1 for e in entries if e.key not in known) for _, entries, known in plans)
     progress.step("fetching", total=todo, message=f"{todo} new messages")
-    for state, entries, known in plans:
-        new = [e for e in entries if e.key not in known]
-        for batch in _batches(new, ctx.settings.sync_batch_messages):
-            progress.check_cancelled()
-            fetched = [
-                FetchedMessage(remote_key=e.key, raw=read_entry(e), flags=tuple(e.flags))
-                for e in batch
-            ]
-            _store(ctx, account, state.id, fetched, report)
+    with BatchPreparer() as preparer:
+        for state, entries, known in plans:
+            new = [e for e in entries if e.key not in known]
+            for batch in _batches(new, ctx.settings.sync_batch_messages):
+                progress.check_cancelled()
+                fetched = [
+                    FetchedMessage(remote_key=e.key, raw=read_entry(e), flags=tuple(e.flags))
+                    for e in batch
+                ]
+                _store(ctx, preparer, account, state.id, fetched, report)
     # Counted in folders so the bar ends full instead of falling back to an empty step.
     progress.step("storing", total=len(plans), message="flags and deletions")
     for state, entries, known in plans:
@@ -92,6 +93,31 @@ def sync_mbox(ctx: TaskContext, account: Account) -> dict[str, Any]:
     # Bytes are the honest unit of progress for a multi-GB file.
     progress.step("fetching", total=stat.st_size, message=f"reading {path.name}")
     progress.update(start)
+    with BatchPreparer() as preparer:
+        end = _import_mbox(ctx, preparer, account, state.id, path, start, stat.st_ino, report)
+    report.bytes = end - start
+    progress.step("storing")
+    with writing(ctx.engine) as conn:
+        store_folders.save_state(
+            conn,
+            state.id,
+            server_count=store_folders.local_count(conn, state.id),
+            last_synced_at=utcnow(),
+        )
+    return asdict(report)
+
+
+def _import_mbox(
+    ctx: TaskContext,
+    preparer: BatchPreparer,
+    account: Account,
+    folder_id: int,
+    path: Path,
+    start: int,
+    inode: int,
+    report: SyncReport,
+) -> int:
+    """Store the messages of ``path`` from byte ``start`` on; returns where they end."""
     batch: list[FetchedMessage] = []
     batch_bytes = 0
     end = start
@@ -107,34 +133,26 @@ def sync_mbox(ctx: TaskContext, account: Account) -> dict[str, Any]:
             len(batch) >= ctx.settings.sync_batch_messages
             or batch_bytes >= ctx.settings.sync_batch_bytes
         ):
-            progress.check_cancelled()
-            _store(
-                ctx, account, state.id, batch, report, cursor={"offset": end, "inode": stat.st_ino}
-            )
-            progress.update(end)
+            ctx.progress.check_cancelled()
+            cursor = {"offset": end, "inode": inode}
+            _store(ctx, preparer, account, folder_id, batch, report, cursor=cursor)
+            ctx.progress.update(end)
             batch, batch_bytes = [], 0
-    _store(ctx, account, state.id, batch, report, cursor={"offset": end, "inode": stat.st_ino})
-    report.bytes = end - start
-    progress.step("storing")
-    with writing(ctx.engine) as conn:
-        store_folders.save_state(
-            conn,
-            state.id,
-            server_count=store_folders.local_count(conn, state.id),
-            last_synced_at=utcnow(),
-        )
-    return asdict(report)
+    cursor = {"offset": end, "inode": inode}
+    _store(ctx, preparer, account, folder_id, batch, report, cursor=cursor)
+    return end
 
 
 def _store(
     ctx: TaskContext,
+    preparer: BatchPreparer,
     account: Account,
     folder_id: int,
     fetched: list[FetchedMessage],
     report: SyncReport,
     cursor: dict[str, Any] | None = None,
 ) -> None:
-    incoming = parse_batch(fetched)
+    incoming = preparer.prepare(fetched)
     with writing(ctx.engine) as conn:
         result = store_batch(conn, account.id, folder_id, incoming)
         if cursor is not None:

@@ -19,5 +19,6 @@ class SyncReport:
     bytes: int = 0
     reconnects: int = 0
     parse_errors: int = 0
+    unavailable: int = 0  # listed by the server, but it would not send them
     uidvalidity_resets: int = 0
     per_folder: dict[str, int] = field(default_factory=dict)

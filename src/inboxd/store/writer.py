@@ -4,25 +4,28 @@ A message is stored once per account under its *identity*: Gmail's X-GM-MSGID wh
 one, else a fingerprint of its headers (Message-ID, or From/Date/Subject/size). Where it sits
 on the server (folder + UID, Maildir key, mbox offset) is a *location*; a message copied to
 two folders, or re-listed under a new UIDVALIDITY, gets a second location, never a second copy.
+
+This is the hot path of every sync, so rows go to the driver's ``executemany`` already in
+the driver's own form (see :mod:`inboxd.store.rows`) instead of through SQLAlchemy's
+per-value type processing, which cost more than SQLite's own work.
 """
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Connection
 
 from inboxd.db.tables import locations, message_bodies, messages
 from inboxd.db.types import utcnow
 from inboxd.mail.message import ParsedMessage, header_fingerprint
 from inboxd.mail.provider import FetchedMessage
+from inboxd.store import bodies
+from inboxd.store.rows import RowEncoder, encoder_for
 
 _MAX = {
     "message_id": 500,
@@ -35,24 +38,42 @@ _MAX = {
     "in_reply_to": 500,
 }
 
+#: Identities looked up per statement (SQLite allows 32,766 parameters; keep it modest).
+_LOOKUP_CHUNK = 500
 
-#: Above this size a message is mostly base64 attachments, which LZ77 matching barely
-#: shrinks: Huffman-only deflate keeps level 1's ratio there (~0.76) at ~4x its speed.
-HUFFMAN_ONLY_ABOVE = 64 * 1024
-
-
-def compress_body(raw: bytes) -> bytes:
-    """The stored (``compression="zlib"``) form of a raw message; zlib.decompress reads
-    both variants. zlib lets go of the GIL, so callers may run this on any thread."""
-    if len(raw) <= HUFFMAN_ONLY_ABOVE:
-        return zlib.compress(raw, 1)
-    packer = zlib.compressobj(1, zlib.DEFLATED, zlib.MAX_WBITS, 8, zlib.Z_HUFFMAN_ONLY)
-    return packer.compress(raw) + packer.flush()
+_MESSAGE_COLUMNS = (
+    "account_id",
+    "identity",
+    "gm_msgid",
+    "message_id",
+    "from_addr",
+    "from_name",
+    "to_addrs",
+    "cc_addrs",
+    "reply_to",
+    "subject",
+    "date",
+    "internal_date",
+    "list_id",
+    "list_unsubscribe",
+    "list_unsubscribe_post",
+    "precedence",
+    "auto_submitted",
+    "in_reply_to",
+    "flags",
+    "labels",
+    "size",
+    "snippet",
+    "has_attachments",
+    "parse_errors",
+    "created_at",
+    "updated_at",
+)
 
 
 @dataclass(frozen=True)
 class Incoming:
-    """A fetched message with its parsed headers (and, optionally, its compressed body)."""
+    """A fetched message with its parsed headers (and, optionally, its packed body)."""
 
     fetched: FetchedMessage
     parsed: ParsedMessage
@@ -81,104 +102,125 @@ def store_batch(
     result = BatchResult()
     if not batch:
         return result
+    enc = encoder_for(conn)
     now = utcnow()
     by_identity: dict[str, Incoming] = {}
     for item in batch:
         by_identity.setdefault(item.identity, item)
-    pks = _existing(conn, account_id, list(by_identity))
+    pks = _lookup(conn, enc, account_id, list(by_identity))
     fresh = [item for key, item in by_identity.items() if key not in pks]
+    known = [item for key, item in by_identity.items() if key in pks]
     if fresh:
-        rows = conn.execute(
-            insert(messages).returning(messages.c.id, messages.c.identity),
-            [_message_row(account_id, item, now) for item in fresh],
-        ).all()
-        new_pks = {r.identity: int(r.id) for r in rows}
-        conn.execute(
-            insert(message_bodies),
-            [
-                {
-                    "message_pk": new_pks[item.identity],
-                    "compression": "zlib",
-                    "raw": item.packed
-                    if item.packed is not None
-                    else compress_body(item.fetched.raw),
-                }
-                for item in fresh
-            ],
-        )
-        pks.update(new_pks)
-    fresh_keys = {item.identity for item in fresh}
-    known = [item for key, item in by_identity.items() if key not in fresh_keys]
+        _insert_messages(conn, enc, account_id, fresh, now)
+        pks.update(_lookup(conn, enc, account_id, [item.identity for item in fresh]))
+        _insert_bodies(conn, enc, fresh, pks)
     if known:
-        _refresh(conn, pks, known, now)
-    _upsert_locations(conn, folder_id, batch, pks, now)
+        _refresh(conn, enc, pks, known, now)
+    _upsert_locations(conn, enc, folder_id, batch, pks, now)
     result.new, result.known = len(fresh), len(batch) - len(fresh)
     return result
 
 
-def _existing(conn: Connection, account_id: str, identities: list[str]) -> dict[str, int]:
-    rows = conn.execute(
-        select(messages.c.identity, messages.c.id).where(
-            messages.c.account_id == account_id, messages.c.identity.in_(identities)
+def _lookup(
+    conn: Connection, enc: RowEncoder, account_id: str, identities: list[str]
+) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for start in range(0, len(identities), _LOOKUP_CHUNK):
+        chunk = identities[start : start + _LOOKUP_CHUNK]
+        marks = ", ".join([enc.mark] * len(chunk))
+        rows = conn.exec_driver_sql(
+            f"SELECT identity, id FROM {messages.name} "
+            f"WHERE account_id = {enc.mark} AND identity IN ({marks})",
+            (account_id, *chunk),
         )
-    )
-    return {identity: int(pk) for identity, pk in rows}
+        found.update((identity, int(pk)) for identity, pk in rows)
+    return found
 
 
-def _message_row(account_id: str, item: Incoming, now: datetime) -> dict[str, Any]:
+def _insert_messages(
+    conn: Connection,
+    enc: RowEncoder,
+    account_id: str,
+    fresh: Sequence[Incoming],
+    now: datetime,
+) -> None:
+    stamp = enc.time(now)
+    rows = [_message_row(enc, account_id, item, stamp) for item in fresh]
+    conn.exec_driver_sql(enc.insert(messages.name, _MESSAGE_COLUMNS), rows)
+
+
+def _message_row(enc: RowEncoder, account_id: str, item: Incoming, stamp: Any) -> tuple[Any, ...]:
     p, f = item.parsed, item.fetched
-    row: dict[str, Any] = {
-        "account_id": account_id,
-        "identity": item.identity,
-        "gm_msgid": f.gm_msgid,
-        "message_id": p.message_id,
-        "from_addr": p.from_addr,
-        "from_name": p.from_name,
-        "to_addrs": list(p.to),
-        "cc_addrs": list(p.cc),
-        "reply_to": list(p.reply_to),
-        "subject": p.subject,
-        "date": p.date,
-        "internal_date": f.internal_date,
-        "list_id": p.list_id,
-        "list_unsubscribe": p.list_unsubscribe,
-        "list_unsubscribe_post": p.list_unsubscribe_post,
-        "precedence": p.precedence,
-        "auto_submitted": p.auto_submitted,
-        "in_reply_to": p.in_reply_to,
-        "flags": sorted(f.flags),
-        "labels": list(f.labels),
-        "size": len(f.raw),
-        "snippet": p.snippet,
-        "has_attachments": p.has_attachments,
-        "parse_errors": list(p.parse_errors) or None,
-        "created_at": now,
-        "updated_at": now,
-    }
-    for key, limit in _MAX.items():
-        if isinstance(row[key], str) and len(row[key]) > limit:
-            row[key] = row[key][:limit]
-    return row
+    return (
+        account_id,
+        item.identity,
+        f.gm_msgid,
+        _cap(p.message_id, "message_id"),
+        _cap(p.from_addr, "from_addr"),
+        _cap(p.from_name, "from_name"),
+        enc.json(p.to),
+        enc.json(p.cc),
+        enc.json(p.reply_to),
+        p.subject,
+        enc.time(p.date),
+        enc.time(f.internal_date),
+        _cap(p.list_id, "list_id"),
+        p.list_unsubscribe,
+        _cap(p.list_unsubscribe_post, "list_unsubscribe_post"),
+        _cap(p.precedence, "precedence"),
+        _cap(p.auto_submitted, "auto_submitted"),
+        _cap(p.in_reply_to, "in_reply_to"),
+        enc.json(sorted(f.flags)),
+        enc.json(list(f.labels)),
+        len(f.raw),
+        p.snippet,
+        enc.flag(p.has_attachments),
+        enc.json(p.parse_errors) if p.parse_errors else None,
+        stamp,
+        stamp,
+    )
+
+
+def _cap(value: str | None, column: str) -> str | None:
+    limit = _MAX[column]
+    return value[:limit] if value is not None and len(value) > limit else value
+
+
+def _insert_bodies(
+    conn: Connection, enc: RowEncoder, fresh: Sequence[Incoming], pks: dict[str, int]
+) -> None:
+    rows = [
+        (
+            pks[item.identity],
+            bodies.CODEC,
+            item.packed if item.packed is not None else bodies.pack(item.fetched.raw),
+        )
+        for item in fresh
+    ]
+    conn.exec_driver_sql(
+        enc.insert(message_bodies.name, ("message_pk", "compression", "raw")), rows
+    )
 
 
 def _refresh(
-    conn: Connection, pks: dict[str, int], known: Sequence[Incoming], now: datetime
+    conn: Connection,
+    enc: RowEncoder,
+    pks: dict[str, int],
+    known: Sequence[Incoming],
+    now: datetime,
 ) -> None:
-    conn.execute(
-        update(messages)
-        .where(messages.c.id == bindparam("pk"))
-        .values(
-            flags=bindparam("new_flags"),
-            labels=bindparam("new_labels"),
-            expunged_at=None,
-            updated_at=now,
-        ),
+    stamp = enc.time(now)
+    m = enc.mark
+    conn.exec_driver_sql(
+        f"UPDATE {messages.name} SET flags = {m}, labels = {m}, expunged_at = NULL, "
+        f"updated_at = {m} WHERE id = {m}",
         [
-            {
-                "pk": pks[i.identity],
-                "new_flags": sorted(i.fetched.flags),
-                "new_labels": list(i.fetched.labels),
-            }
+            (
+                enc.json(sorted(i.fetched.flags)),
+                enc.json(list(i.fetched.labels)),
+                stamp,
+                pks[i.identity],
+            )
             for i in known
         ],
     )
@@ -186,31 +228,27 @@ def _refresh(
 
 def _upsert_locations(
     conn: Connection,
+    enc: RowEncoder,
     folder_id: int,
     batch: Sequence[Incoming],
     pks: dict[str, int],
     now: datetime,
 ) -> None:
+    stamp = enc.time(now)
     rows = {
-        item.fetched.remote_key: {
-            "folder_id": folder_id,
-            "remote_key": item.fetched.remote_key,
-            "message_pk": pks[item.identity],
-            "uid": item.fetched.uid,
-            "seen_at": now,
-            "expunged_at": None,
-        }
+        item.fetched.remote_key: (
+            folder_id,
+            item.fetched.remote_key,
+            pks[item.identity],
+            item.fetched.uid,
+            stamp,
+        )
         for item in batch
     }
-    maker = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    stmt = maker(locations)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[locations.c.folder_id, locations.c.remote_key],
-        set_={
-            "message_pk": stmt.excluded.message_pk,
-            "uid": stmt.excluded.uid,
-            "seen_at": stmt.excluded.seen_at,
-            "expunged_at": None,
-        },
+    insert = enc.insert(locations.name, ("folder_id", "remote_key", "message_pk", "uid", "seen_at"))
+    conn.exec_driver_sql(
+        f"{insert} ON CONFLICT (folder_id, remote_key) DO UPDATE SET "
+        "message_pk = excluded.message_pk, uid = excluded.uid, seen_at = excluded.seen_at, "
+        "expunged_at = NULL",
+        list(rows.values()),
     )
-    conn.execute(stmt, list(rows.values()))
