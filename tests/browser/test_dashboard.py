@@ -575,7 +575,8 @@ def test_phone_width_mid_sync_has_no_horizontal_overflow(
     person = people()
     finished = person.start_job("selftest", {"steps": 2, "step_ms": 0})
     person.wait_job(finished)
-    with SlowProxy(imap_user.port, delay=IMAP_DELAY) as proxy:
+    # Slower than elsewhere: the layout is measured while the sync is surely still running.
+    with SlowProxy(imap_user.port, delay=2 * IMAP_DELAY) as proxy:
         account = person.add_account(
             imap_account_body(f"phone-{uuid.uuid4().hex}", imap_user, port=proxy.port)
         )
@@ -660,7 +661,7 @@ def test_connection_indicator_reconnects_and_replays_missed_events(
     expect(conn).to_have_attribute("data-state", "polling")
     expect(conn).to_have_attribute("data-polling", "true")
     # The job goes on in the worker while the web side is down.
-    progressed = wait_for(lambda: _job_progress(server, job_id) >= 20, timeout=15)
+    progressed = wait_for(lambda: _job_progress(server, job_id) >= 20, timeout=15, interval=0.1)
     assert progressed
     with server.app() as opened:
         written_while_down = [e.id for e in opened.queue.events(job_id, limit=10_000)]
