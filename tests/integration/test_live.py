@@ -22,6 +22,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Origin
 
+from inboxd.users import Users
 from tests.services.postgres import PostgresServer
 from tests.support.apps import wait_for
 from tests.support.server import ServerProcess, start_server
@@ -790,6 +791,42 @@ def test_live_connections_are_limited_per_user(
     finally:
         for ws in sockets:
             ws.close()
+
+
+def test_logout_and_revoking_the_key_end_open_streams(
+    live: ServerProcess, streams: Callable[..., SseStream]
+) -> None:
+    key = new_user(live)
+    token = login(live, key)
+    cookie = {"Cookie": f"inboxd_session={token}"}
+    by_cookie = streams(live, "/api/events", headers=cookie)
+    by_key = streams(live, "/api/events", key=key)
+    ws = ws_connect(live, cookie=token)
+    try:
+        assert recv_json(ws)["type"] == "status_update"
+        for stream in (by_cookie, by_key):
+            stream.wait(lambda ms: any(m.event == "heartbeat" for m in ms), timeout=10)
+
+        logout = httpx.delete(f"{live.base_url}/api/session", headers=cookie, timeout=10)
+        assert logout.status_code == 204
+        # Within a heartbeat or two the session's streams end; the key's stream lives on.
+        assert by_cookie.finished(HEARTBEAT_SECONDS * 5), "stream outlived its session"
+        assert by_cookie.ended, by_cookie.error
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                ws.recv(HEARTBEAT_SECONDS * 5)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+        beats = sum(m.event == "heartbeat" for m in by_key.messages)
+        by_key.wait(lambda ms: sum(m.event == "heartbeat" for m in ms) >= beats + 2)
+
+        with live.app() as opened:
+            Users(opened.engine).revoke_key(key)
+        assert by_key.finished(HEARTBEAT_SECONDS * 5), "stream outlived its revoked key"
+        assert by_key.ended, by_key.error
+        refused = streams(live, "/api/events", key=key)
+        assert refused.status == 401
+    finally:
+        ws.close()
 
 
 def test_stopping_the_server_does_not_wait_for_open_streams(

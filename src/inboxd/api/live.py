@@ -45,6 +45,14 @@ async def _user(conn: Request | WebSocket, state: ApiState) -> User | None:
     return found[0] if found else None
 
 
+async def _still_allowed(conn: Request | WebSocket, state: ApiState, user_id: str) -> bool:
+    """Whether the key or session a stream was opened with still lets its user in: a
+    logout, an expired session or a revoked key ends open streams too (checked at each
+    heartbeat, so within one period; one small read per stream)."""
+    user = await _user(conn, state)
+    return user is not None and user.id == user_id
+
+
 def _after_id(request: Request, query_value: int | None) -> int | None:
     header = request.headers.get("last-event-id")
     if header is None or not header.strip():
@@ -64,7 +72,12 @@ def _heartbeat() -> bytes:
 
 
 async def _sse_body(
-    state: ApiState, sub: Subscriber, after: int | None, owner: str | None, job_id: str | None
+    request: Request,
+    state: ApiState,
+    sub: Subscriber,
+    after: int | None,
+    owner: str | None,
+    job_id: str | None,
 ) -> AsyncIterator[bytes]:
     pump = state.pump
     heartbeat = state.app.settings.live_heartbeat_seconds
@@ -96,6 +109,8 @@ async def _sse_body(
                 return
             chunk = b"".join(event.sse for event in batch)
             if time.monotonic() >= beat_due:
+                if not await _still_allowed(request, state, sub.user_id):
+                    return
                 chunk += _heartbeat()
                 beat_due = time.monotonic() + heartbeat
             if chunk:
@@ -123,7 +138,7 @@ async def _open_stream(request: Request, job_id: str | None, last_event_id: int 
         raise ApiError(
             429, "rate_limited", "too many live connections for this user", {"Retry-After": "5"}
         ) from None
-    return _AsResponse(EventStream(_sse_body(state, sub, after, owner, job_id), sub))
+    return _AsResponse(EventStream(_sse_body(request, state, sub, after, owner, job_id), sub))
 
 
 class _AsResponse(Response):
@@ -189,6 +204,16 @@ class _Socket:
             for event in batch:
                 await self.send(event.ws)
 
+    async def recheck_access(self) -> None:
+        """Close the socket (1008) once its session or key no longer lets the user in."""
+        every = self.state.app.settings.live_heartbeat_seconds
+        while True:
+            await asyncio.sleep(every)
+            if not await _still_allowed(self.ws, self.state, self.user.id):
+                async with self._lock:
+                    await self.ws.close(code=_WS_POLICY_VIOLATION, reason="session ended")
+                return
+
     async def read_requests(self) -> None:
         owner = self.user.owner_filter()
         engine = self.state.app.engine
@@ -247,7 +272,11 @@ async def status_socket(ws: WebSocket) -> None:
         await socket.send_json({"type": "status_update", "data": snapshot | {"snapshot": True}})
         writer = asyncio.create_task(socket.pump_events())
         sub.task = writer
-        tasks = [writer, asyncio.create_task(socket.read_requests())]
+        tasks = [
+            writer,
+            asyncio.create_task(socket.read_requests()),
+            asyncio.create_task(socket.recheck_access()),
+        ]
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     except (WebSocketDisconnect, RuntimeError, OSError):
         pass
