@@ -40,9 +40,11 @@ from tests.support.server import ServerProcess, free_port, start_server
 from tests.support.slow_proxy import SlowProxy
 
 #: No periodic syncs (they would add jobs nobody started), small sync batches (progress in
-#: many steps), generous request rates (every test logs in and starts jobs).
+#: many steps), generous request rates (every test logs in and starts jobs), a heartbeat a
+#: second (open streams notice a logout that soon).
 ENV = {
     "INBOXD_SYNC_INTERVAL_SECONDS": "0",
+    "INBOXD_LIVE_HEARTBEAT_SECONDS": "1",
     "INBOXD_SYNC_BATCH_MESSAGES": "5",
     "INBOXD_JOBS_RATE_PER_MINUTE": "100000",
     "INBOXD_LOGIN_RATE_PER_MINUTE": "100000",
@@ -340,6 +342,13 @@ def test_login_with_a_key_wrong_key_error_and_logout_ends_the_session(
     expect(page.locator("#dashboard-view")).to_be_visible()
     expect(page.locator("#user-name")).to_have_text(person.name)
 
+    # A second tab of the same browser shares the session.
+    other_tab = page.context.new_page()
+    other_tab.on("pageerror", lambda exc: person.page_errors.append(str(exc)))
+    other_tab.goto(server.base_url + "/")
+    expect(other_tab.locator("#user-name")).to_have_text(person.name)
+    expect(other_tab.get_by_test_id("conn-status")).to_have_attribute("data-state", "live")
+
     page.get_by_test_id("logout").click()
     expect(key_field).to_be_visible()
     expect(page.locator("#dashboard-view")).to_be_hidden()
@@ -351,6 +360,12 @@ def test_login_with_a_key_wrong_key_error_and_logout_ends_the_session(
     page.reload()
     expect(key_field).to_be_visible()
     expect(page.locator("#dashboard-view")).to_be_hidden()
+    # The other tab, idle on its live stream, learns it too: the server ends the stream of a
+    # session that was logged out, and the tab then finds the session gone.
+    expect(other_tab.get_by_test_id("login-error")).to_have_text(
+        "Your session has ended. Please sign in again."
+    )
+    expect(other_tab.locator("#dashboard-view")).to_be_hidden()
 
 
 # -- a sync, watched --------------------------------------------------------------------------
@@ -635,7 +650,8 @@ def test_connection_indicator_reconnects_and_replays_missed_events(
     received: list[tuple[float, int, str]] = []
 
     def on_message(event: dict[str, Any]) -> None:
-        if event.get("eventId"):
+        # A heartbeat has no id of its own: Chromium reports the stream's last one with it.
+        if event.get("eventId") and event["eventName"] != "heartbeat":
             received.append((time.monotonic(), int(event["eventId"]), event["eventName"]))
 
     cdp.on("Network.eventSourceMessageReceived", on_message)
