@@ -4,6 +4,7 @@ tests/integration/test_imap_sync.py)."""
 from __future__ import annotations
 
 import io
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ class FakeImap:
     """What ImapStream uses of imaplib.IMAP4: ``send`` and the buffered ``file``."""
 
     def __init__(self, server_output: bytes) -> None:
-        self.file = io.BufferedReader(io.BytesIO(server_output))  # type: ignore[arg-type]
+        self.file = io.BufferedReader(io.BytesIO(server_output))
         self.sent: list[bytes] = []
 
     def send(self, data: bytes) -> None:
@@ -50,7 +51,7 @@ def test_fetch_responses_with_literals_trailing_items_and_unsolicited_lines() ->
     first, second = (_fetched(r) for r in responses)
     assert first is not None and second is not None
     assert (first.uid, first.raw, first.flags) == (10, b"hello", ("\\Seen", "\\Flagged"))
-    assert first.internal_date is not None and first.internal_date.hour == 10
+    assert first.internal_date == datetime(2026, 2, 7, 9, 11, 12, tzinfo=UTC)
     assert (second.uid, second.raw, second.flags) == (11, b"abc", ("\\Answered",))
     assert second.gm_msgid == 123
     # A label sent as a literal is read like a quoted one.

@@ -14,11 +14,10 @@ import imaplib
 import re
 import socket
 import ssl
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 
 import imapclient
@@ -32,6 +31,7 @@ from inboxd.mail.imap_stream import (
     StreamBroken,
     fetch_pipelined,
 )
+from inboxd.mail.message import parse_date
 from inboxd.mail.provider import (
     AuthenticationFailed,
     FetchedMessage,
@@ -310,7 +310,7 @@ class ImapSession:
 
     def fetch_batches(
         self, batches: Sequence[Sequence[int]], *, depth: int = 4
-    ) -> Iterator[FetchedBatch]:
+    ) -> Generator[FetchedBatch, None, None]:
         """Bodies, flags and dates of each batch of UIDs (BODY.PEEK: never sets \\Seen),
         with up to ``depth`` UID FETCH commands in flight. Stopping early drops the
         connection (its answers are still arriving)."""
@@ -457,11 +457,8 @@ def _labels(raw: bytes) -> tuple[str, ...]:
 
 
 def _internal_date(raw: bytes) -> datetime | None:
-    try:
-        # INTERNALDATE is "17-Jul-1996 02:44:25 -0700"; email.utils reads that shape too.
-        return parsedate_to_datetime(raw.decode().replace("-", " ", 2))
-    except (TypeError, ValueError, IndexError):
-        return None
+    # INTERNALDATE is "17-Jul-1996 02:44:25 -0700": an RFC 5322 date once the dashes go.
+    return parse_date(raw.decode("ascii", "replace").replace("-", " ", 2))
 
 
 def _opt_int(value: Any) -> int | None:

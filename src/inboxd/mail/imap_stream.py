@@ -150,24 +150,21 @@ class ImapStream:
     # -- reading ---------------------------------------------------------------------------
 
     def _response(self) -> Response:
-        line = self._line()
+        # Looked up per response, not once: STARTTLS replaces imaplib's file object.
+        file = cast(IO[bytes], self._imap.file)
+        line = self._line(file)
         if not line.endswith(b"}\r\n"):
             return Response([line])
         response = Response([line])
         while (found := _LITERAL_AT_END.search(line)) is not None:
-            response.literals.append(self._exact(int(found.group(1))))
-            line = self._line()
+            response.literals.append(self._exact(file, int(found.group(1))))
+            line = self._line(file)
             response.parts.append(line)
         return response
 
-    @property
-    def _file(self) -> IO[bytes]:
-        # Read afresh each time: STARTTLS replaces imaplib's file object.
-        return cast(IO[bytes], self._imap.file)
-
-    def _line(self) -> bytes:
+    def _line(self, file: IO[bytes]) -> bytes:
         try:
-            line = self._file.readline(MAX_LINE + 1)
+            line = file.readline(MAX_LINE + 1)
         except OSError as exc:  # includes timeouts and TLS errors
             raise StreamBroken(f"reading failed: {exc}") from exc
         if not line:
@@ -178,9 +175,9 @@ class ImapStream:
             raise StreamBroken("response line cut off")
         return line
 
-    def _exact(self, size: int) -> bytes:
+    def _exact(self, file: IO[bytes], size: int) -> bytes:
         try:
-            data = self._file.read(size)
+            data = file.read(size)
         except OSError as exc:
             raise StreamBroken(f"reading failed: {exc}") from exc
         if len(data) != size:

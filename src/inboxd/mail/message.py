@@ -33,6 +33,7 @@ __all__ = [
     "ParsedMessage",
     "decode_header_value",
     "header_fingerprint",
+    "parse_date",
     "parse_headers_only",
     "parse_message",
     "summarize_message",
@@ -100,6 +101,29 @@ _UNDECLARED = frozenset({"", "us-ascii", "ascii", "unknown-8bit", "x-unknown", "
 # Charsets whose pure-ASCII bytes do not mean ASCII text.
 _NOT_ASCII_COMPATIBLE = ("utf-16", "utf-32", "utf-7", "iso-2022", "hz", "unicode-1-1-utf-7")
 _FALLBACK_CODECS = ("utf-8", "cp1252", "latin-1")
+# Charset names whose Python decoders cannot yield lone surrogates (UTF-8 and the single- and
+# multi-byte legacy charsets); UTF-7 and the escape codecs can, so their text is scrubbed.
+_NO_SURROGATES = (
+    "utf-8",
+    "utf8",
+    "us-ascii",
+    "ascii",
+    "iso-8859",
+    "iso8859",
+    "iso_8859",
+    "latin",
+    "windows-",
+    "cp",
+    "koi8",
+    "gb",
+    "big5",
+    "euc",
+    "shift",
+    "sjis",
+    "ks_c",
+    "tis",
+    "mac",
+)
 
 # One header field with its continuation lines; the name is printable ASCII without ":".
 _HEADER_FIELD = re.compile(r"([!-9;-~]+)[ \t]*:[ \t]*([^\n]*(?:\n[ \t][^\n]*)*)\n?")
@@ -114,7 +138,7 @@ _MSGID = re.compile(r"<([^<>]*)>")
 # One list item: "Quoted, Name" <a@b>, Plain Name <a@b>, or a bare a@b, then a comma or the
 # end. Comments, groups and other rarities do not match and go to the stdlib's parser.
 _ADDRESS_ITEM = re.compile(
-    r"""[\s,]*(?:(?:"((?:[^"\\]|\\.)*)"|([^"<>,@()\\;:]*?))\s*<([^<>\s,"]*)>"""
+    r"""[\s,]*(?:(?:"((?:[^"\\]|\\.)*)"\s*|([^"<>,@()\\;:]*))<([^<>\s,"]*)>"""
     r"""|([^<>\s,"()\\;:]+@[^<>\s,"()\\;:]+))\s*(?:,|$)"""
 )
 _RFC5322_DATE = re.compile(
@@ -303,11 +327,35 @@ def _safe_len(raw: object) -> int:
 # --------------------------------------------------------------------------- MIME structure
 
 
+class _ContentFields:
+    """The Content-* fields of an entity (the first value of each), which the MIME walk
+    reads; a stdlib Message is built only for the rare values the fast paths leave alone."""
+
+    __slots__ = ("_message", "values")
+
+    def __init__(self) -> None:
+        self.values: dict[str, str] = {}
+        self._message: Message | None = None
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """The field's raw value (``name`` lowercased)."""
+        return self.values.get(name, default)
+
+    @property
+    def message(self) -> Message:
+        """The fields as a compat32 Message, for its parameter helpers."""
+        if self._message is None:
+            self._message = Message(policy=compat32)
+            for name, value in self.values.items():
+                self._message.set_raw(name, value)
+        return self._message
+
+
 @dataclass(slots=True)
 class _Entity:
     """A MIME entity located in the raw bytes: its parsed headers and where its body is."""
 
-    headers: Message  # only the Content-* fields, which the MIME walk needs
+    headers: _ContentFields
     body_start: int
     body_end: int
     malformed: bool = False  # a non-header line ended the header block
@@ -347,15 +395,15 @@ def _parse_entity(raw: bytes, start: int, end: int, *, top: bool = False) -> _En
     malformed = found is None
     if found is None:
         found, covered = _leading_fields(block)
-    headers = Message(policy=compat32)
+    headers = _ContentFields()
+    content = headers.values
     fields: dict[str, list[str]] = {}
     for name, value in found:
         key = name.lower()
-        if key in _WANTED_HEADERS:
-            if top:
-                fields.setdefault(key, []).append(value)
-        elif key in _CONTENT_HEADERS:
-            headers.set_raw(name, value)
+        if key in _CONTENT_HEADERS:
+            content.setdefault(key, value)
+        elif top and key in _WANTED_HEADERS:
+            fields.setdefault(key, []).append(value)
     # One character per byte, so ``covered`` is a byte offset too.
     body_at = pos + covered if malformed else min(body_start, end)
     return _entity(headers, body_at, end, malformed, fields, len(found))
@@ -384,7 +432,7 @@ def _leading_fields(block: str) -> tuple[list[tuple[str, str]], int]:
 
 
 def _entity(
-    headers: Message,
+    headers: _ContentFields,
     body_start: int,
     body_end: int,
     malformed: bool,
@@ -401,7 +449,7 @@ def _entity(
     return _Entity(headers, body_start, body_end, malformed, ctype, fields, count)
 
 
-def _content_param(headers: Message, name: str) -> str | None:
+def _content_param(headers: _ContentFields, name: str) -> str | None:
     """A Content-Type parameter as the stdlib's ``get_param`` + RFC 2231 collapse gives it;
     the common plain shapes are read by one regex, anything else by the stdlib."""
     value = headers.get("content-type")
@@ -410,7 +458,7 @@ def _content_param(headers: Message, name: str) -> str | None:
     fast = _simple_params(str(value))
     if fast is not None:
         return fast.get(name)
-    found = headers.get_param(name)
+    found = headers.message.get_param(name)
     if found is None:
         return None
     return email.utils.collapse_rfc2231_value(found)
@@ -484,7 +532,7 @@ def _split_multipart(
     return parts, True, True
 
 
-def _boundary(headers: Message) -> bytes | None:
+def _boundary(headers: _ContentFields) -> bytes | None:
     try:
         boundary = _content_param(headers, "boundary")
     except Exception:
@@ -535,7 +583,11 @@ def _scrub(text: str) -> str:
 
 def _decode_charset(data: bytes, charset: str | None, where: str, notes: list[str]) -> str:
     """Decode ``data`` as the declared charset, falling back (and noting it) when that fails."""
-    return _scrub(_decode_declared(data, charset, where, notes))
+    text = _decode_declared(data, charset, where, notes)
+    if (charset or "utf-8").lower().startswith(_NO_SURROGATES):
+        # These decoders (and every fallback) never produce a lone surrogate.
+        return text.replace("\x00", "") if "\x00" in text else text
+    return _scrub(text)
 
 
 def _decode_declared(data: bytes, charset: str | None, where: str, notes: list[str]) -> str:
@@ -636,21 +688,29 @@ def _msgids(value: str) -> list[str]:
     return ids
 
 
-def _parse_date(value: str | None, notes: list[str]) -> datetime | None:
-    if value is None:
-        notes.append("missing Date")
-        return None
+def parse_date(value: str) -> datetime | None:
+    """An RFC 5322 date (also IMAP's INTERNALDATE with its dashes made spaces) as a UTC
+    datetime; None when it cannot be read."""
     fast = _fast_date(value)
     if fast is not None:
         return fast
     try:
         parsed = email.utils.parsedate_to_datetime(value.strip())
-        if parsed.tzinfo is None:  # "-0000" means "zone unknown"; UTC is the best guess
-            parsed = parsed.replace(tzinfo=UTC)
-        return parsed.astimezone(UTC)
     except Exception:  # the stdlib raises ValueError, TypeError or OverflowError on garbage
-        notes.append("malformed header Date")
         return None
+    if parsed.tzinfo is None:  # "-0000" means "zone unknown"; UTC is the best guess
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def _parse_date(value: str | None, notes: list[str]) -> datetime | None:
+    if value is None:
+        notes.append("missing Date")
+        return None
+    parsed = parse_date(value)
+    if parsed is None:
+        notes.append("malformed header Date")
+    return parsed
 
 
 def _fast_date(value: str) -> datetime | None:
@@ -928,7 +988,7 @@ def _visit_leaf(entity: _Entity, ctype: str, walk: _Walk) -> None:
         walk.html = _entity_text(entity, walk)[:HTML_BODY_CAP]
 
 
-def _is_attachment(headers: Message, ctype: str) -> bool:
+def _is_attachment(headers: _ContentFields, ctype: str) -> bool:
     """Would a mail client show this leaf as a file rather than as the message body?"""
     if ctype in _SIGNATURE_TYPES:
         return False
@@ -943,13 +1003,13 @@ def _is_attachment(headers: Message, ctype: str) -> bool:
     return not (maintype == "image" and headers.get("content-id") is not None)
 
 
-def _has_filename(headers: Message, raw_disposition: str) -> bool:
+def _has_filename(headers: _ContentFields, raw_disposition: str) -> bool:
     # Parameter parsing is slow; most text parts have no "name" anywhere, so look first.
     ctype_header = str(headers.get("content-type", ""))
     if "name" not in raw_disposition.lower() and "name" not in ctype_header.lower():
         return False
     try:
-        return headers.get_filename() is not None
+        return headers.message.get_filename() is not None
     except Exception:
         return False
 
@@ -982,7 +1042,7 @@ def _entity_text(entity: _Entity, walk: _Walk) -> str:
     return _decode_charset(data, charset, where, walk.notes)
 
 
-def _charset(headers: Message) -> str | None:
+def _charset(headers: _ContentFields) -> str | None:
     """The declared charset, lowercased (as ``Message.get_content_charset``)."""
     charset = _content_param(headers, "charset")
     if charset is None:
@@ -1015,6 +1075,9 @@ def _whole_characters(data: bytes, charset: str | None) -> bytes:
 
 
 def _snippet_words(text: str) -> str:
+    words = " ".join(text.split())
+    if words.isprintable():  # no control or invisible characters left: the common case
+        return words
     # str.translate with a dict looks every character up (~60 ns each); two regex passes
     # over the same text cost a third of that.
     return " ".join(_SNIPPET_CONTROLS.sub(" ", _SNIPPET_INVISIBLE.sub("", text)).split())

@@ -2,28 +2,27 @@
 
 Per folder: STATUS first (a folder whose UIDVALIDITY, UIDNEXT, MESSAGES and HIGHESTMODSEQ
 are unchanged costs one round trip); the new UIDs and their sizes in one FETCH; bodies in
-batches cut by count and by RFC822.SIZE, several UID FETCH commands in flight, read by a
-thread of their own while this one parses and stores; each batch stored together with the
-folder's new highest UID, so a killed sync resumes where it stopped. Then flag changes
-(CONDSTORE CHANGEDSINCE, else all FLAGS) and expunges (UIDs the server no longer lists).
+batches cut by count and by RFC822.SIZE, several UID FETCH commands in flight while a batch
+is parsed and stored; each batch stored together with the folder's new highest UID, so a
+killed sync resumes where it stopped. Then flag changes (CONDSTORE CHANGEDSINCE, else all
+FLAGS) and expunges (UIDs the server no longer lists).
 """
 
 from __future__ import annotations
 
 import contextlib
-import queue
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
-from types import TracebackType
 from typing import TypeVar
+
+from sqlalchemy import Connection
 
 from inboxd.db.engine import writing
 from inboxd.db.types import utcnow
 from inboxd.jobs.progress import TaskContext
-from inboxd.mail.imap import FetchedBatch, ImapSession
+from inboxd.mail.imap import ImapSession
 from inboxd.mail.provider import (
     FetchedMessage,
     FolderStatus,
@@ -31,19 +30,17 @@ from inboxd.mail.provider import (
     RemoteFolder,
     ServerClosedConnection,
 )
-from inboxd.pipeline.parsing import BatchPreparer
+from inboxd.pipeline.batch_store import BatchStore
 from inboxd.pipeline.report import SyncReport
 from inboxd.store import folders as store_folders
 from inboxd.store.folders import FolderState
-from inboxd.store.writer import store_batch
 
 T = TypeVar("T")
 
 MAX_RECONNECTS = 5
-#: UID FETCH commands in flight: enough to hide a long round trip behind the transfer.
+#: UID FETCH commands in flight: enough to hide a long round trip behind the transfer
+#: (answers not read yet wait in the socket buffers, so memory stays bounded).
 PIPELINE_DEPTH = 4
-#: Fetched batches waiting to be stored (bounds memory: each is at most sync_batch_bytes).
-PREFETCH_BATCHES = 2
 
 
 class ImapSync:
@@ -147,14 +144,17 @@ class ImapSync:
     ) -> None:
         """Fetch and store batches from the left of ``pending`` until it is empty or the
         server refuses one; that batch is then marked to be fetched one by one."""
-        with Prefetch(self.session, list(pending)) as feed, BatchPreparer() as preparer:
+        feed = self.session.fetch_batches(list(pending), depth=PIPELINE_DEPTH)
+        # Read on this thread: a reader thread would wait for the GIL after every socket
+        # read while this one parses (see inboxd.pipeline.batch_store).
+        with self._batch_store() as store, contextlib.closing(feed):
             try:
                 for fetched in feed:
                     self.ctx.progress.check_cancelled()
                     if fetched.failed is not None:
                         self._suspect(state, fetched.uids, fetched.failed)
                         return  # the rest of the answers is dropped with the connection
-                    self._store_batch(state, status, fetched.uids, fetched.messages, preparer)
+                    self._put(store, state, status, fetched.uids, fetched.messages)
                     pending.popleft()
             except ServerClosedConnection as exc:
                 # The server says why it hung up (Dovecot: "FETCH failed: Internal error"
@@ -171,18 +171,14 @@ class ImapSync:
     def _fetch_one_by_one(self, state: FolderState, status: FolderStatus, batch: list[int]) -> None:
         """A refused batch, message by message: one message the server cannot send must not
         cost the others. One it still refuses is skipped, counted and logged."""
-        with BatchPreparer() as preparer:
+        with self._batch_store() as store:
             for uid in batch:
                 self.ctx.progress.check_cancelled()
                 fetched, reason = self._fetch_single(state, uid)
-                if fetched:
-                    self._store_batch(state, status, [uid], fetched, preparer)
-                    continue
-                self.report.unavailable += 1
-                self.ctx.progress.log(f"skipped message UID {uid} in {state.name}: {reason}")
-                with writing(self.ctx.engine) as conn:
-                    store_folders.save_state(conn, state.id, highest_uid=uid)
-                self.ctx.progress.update(advance=1)
+                if not fetched:
+                    self.report.unavailable += 1
+                    self.ctx.progress.log(f"skipped message UID {uid} in {state.name}: {reason}")
+                self._put(store, state, status, [uid], fetched)
 
     def _fetch_single(self, state: FolderState, uid: int) -> tuple[list[FetchedMessage], str]:
         try:
@@ -195,31 +191,25 @@ class ImapSync:
             return [], f"the server answered: {answer.failed}"
         return answer.messages, "the server sent no body"
 
-    def _store_batch(
+    def _batch_store(self) -> BatchStore:
+        return BatchStore(self.ctx.engine, self.account_id, self.report, self.ctx.progress)
+
+    def _put(
         self,
+        store: BatchStore,
         state: FolderState,
         status: FolderStatus,
-        batch: list[int],
+        uids: list[int],
         fetched: list[FetchedMessage],
-        preparer: BatchPreparer,
     ) -> None:
-        incoming = preparer.prepare(fetched)
-        with writing(self.ctx.engine) as conn:
-            result = store_batch(conn, self.account_id, state.id, incoming)
-            store_folders.save_state(
-                conn,
-                state.id,
-                highest_uid=max(batch, default=state.highest_uid),
-                uidvalidity=status.uidvalidity,
-            )
-        report = self.report
-        report.fetched += len(fetched)
-        report.new += result.new
-        report.duplicates += result.known
-        report.bytes += sum(len(f.raw) for f in fetched)
-        report.parse_errors += sum(1 for i in incoming if i.parsed.parse_errors)
-        report.per_folder[state.name] = report.per_folder.get(state.name, 0) + len(fetched)
-        self.ctx.progress.update(advance=len(batch), message=f"{state.name}")
+        """Queue a batch to be stored; the folder's highest UID moves past it in the same
+        transaction."""
+        highest, validity = max(uids), status.uidvalidity
+
+        def checkpoint(conn: Connection) -> None:
+            store_folders.save_state(conn, state.id, highest_uid=highest, uidvalidity=validity)
+
+        store.put(state.id, state.name, fetched, checkpoint=checkpoint, advance=len(uids))
 
     def _reconcile(self, folder: RemoteFolder, status: FolderStatus) -> None:
         state = self._current_by_name(folder.name)
@@ -310,63 +300,3 @@ def cut_batches(
         total += size
     if batch:
         yield batch
-
-
-class Prefetch:
-    """Reads the bodies of a folder's batches on a thread of its own, at most
-    ``PREFETCH_BATCHES`` ahead of the consumer. Leaving early (cancellation, an error in
-    storing) drops the connection: its answers are still arriving."""
-
-    _DONE = object()
-
-    def __init__(self, session: ImapSession, batches: Sequence[Sequence[int]]) -> None:
-        self.session = session
-        self.batches = batches
-        self._queue: queue.Queue[object] = queue.Queue(PREFETCH_BATCHES)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._read, name="inboxd-fetch", daemon=True)
-
-    def __enter__(self) -> Prefetch:
-        self._thread.start()
-        return self
-
-    def __iter__(self) -> Iterator[FetchedBatch]:
-        while True:
-            item = self._queue.get()
-            if item is self._DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            assert isinstance(item, FetchedBatch)
-            yield item
-
-    def _read(self) -> None:
-        try:
-            for batch in self.session.fetch_batches(self.batches, depth=PIPELINE_DEPTH):
-                if not self._put(batch):
-                    return
-        except BaseException as exc:  # handed to the consumer, raised there
-            self._put(exc)
-            return
-        self._put(self._DONE)
-
-    def _put(self, item: object) -> bool:
-        while not self._stop.is_set():
-            with contextlib.suppress(queue.Full):
-                self._queue.put(item, timeout=0.1)
-                return True
-        return False
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            # Unblocks a read waiting on the socket.
-            self.session.interrupt()
-        self._thread.join(timeout=30)
-        if exc_type is not None:
-            self.session.abandon()  # reconnects lazily when used again

@@ -12,6 +12,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Connection
+
 from inboxd.db.engine import writing
 from inboxd.db.types import utcnow
 from inboxd.jobs.progress import TaskContext
@@ -19,10 +21,9 @@ from inboxd.mail.accounts import Account
 from inboxd.mail.maildir import iter_maildir, read_entry, scan_maildir
 from inboxd.mail.mbox import iter_mbox
 from inboxd.mail.provider import FetchedMessage, ProviderConfigError
-from inboxd.pipeline.parsing import BatchPreparer
+from inboxd.pipeline.batch_store import BatchStore
 from inboxd.pipeline.report import SyncReport
 from inboxd.store import folders as store_folders
-from inboxd.store.writer import store_batch
 
 MBOX_FOLDER = "mbox"
 
@@ -45,7 +46,7 @@ def sync_maildir(ctx: TaskContext, account: Account) -> dict[str, Any]:
         plans.append((state, entries, known))
     todo = sum(sum(1 for e in entries if e.key not in known) for _, entries, known in plans)
     progress.step("fetching", total=todo, message=f"{todo} new messages")
-    with BatchPreparer() as preparer:
+    with BatchStore(ctx.engine, account.id, report, progress) as store:
         for state, entries, known in plans:
             new = [e for e in entries if e.key not in known]
             for batch in _batches(new, ctx.settings.sync_batch_messages):
@@ -54,7 +55,7 @@ def sync_maildir(ctx: TaskContext, account: Account) -> dict[str, Any]:
                     FetchedMessage(remote_key=e.key, raw=read_entry(e), flags=tuple(e.flags))
                     for e in batch
                 ]
-                _store(ctx, preparer, account, state.id, fetched, report)
+                store.put(state.id, state.name, fetched)
     # Counted in folders so the bar ends full instead of falling back to an empty step.
     progress.step("storing", total=len(plans), message="flags and deletions")
     for state, entries, known in plans:
@@ -93,8 +94,8 @@ def sync_mbox(ctx: TaskContext, account: Account) -> dict[str, Any]:
     # Bytes are the honest unit of progress for a multi-GB file.
     progress.step("fetching", total=stat.st_size, message=f"reading {path.name}")
     progress.update(start)
-    with BatchPreparer() as preparer:
-        end = _import_mbox(ctx, preparer, account, state.id, path, start, stat.st_ino, report)
+    with BatchStore(ctx.engine, account.id, report, progress) as store:
+        end = _import_mbox(ctx, store, state.id, path, start, stat.st_ino)
     report.bytes = end - start
     progress.step("storing")
     with writing(ctx.engine) as conn:
@@ -108,14 +109,7 @@ def sync_mbox(ctx: TaskContext, account: Account) -> dict[str, Any]:
 
 
 def _import_mbox(
-    ctx: TaskContext,
-    preparer: BatchPreparer,
-    account: Account,
-    folder_id: int,
-    path: Path,
-    start: int,
-    inode: int,
-    report: SyncReport,
+    ctx: TaskContext, store: BatchStore, folder_id: int, path: Path, start: int, inode: int
 ) -> int:
     """Store the messages of ``path`` from byte ``start`` on; returns where they end."""
     batch: list[FetchedMessage] = []
@@ -134,34 +128,22 @@ def _import_mbox(
             or batch_bytes >= ctx.settings.sync_batch_bytes
         ):
             ctx.progress.check_cancelled()
-            cursor = {"offset": end, "inode": inode}
-            _store(ctx, preparer, account, folder_id, batch, report, cursor=cursor)
+            _store_mbox_batch(store, folder_id, batch, {"offset": end, "inode": inode})
             ctx.progress.update(end)
             batch, batch_bytes = [], 0
-    cursor = {"offset": end, "inode": inode}
-    _store(ctx, preparer, account, folder_id, batch, report, cursor=cursor)
+    _store_mbox_batch(store, folder_id, batch, {"offset": end, "inode": inode})
     return end
 
 
-def _store(
-    ctx: TaskContext,
-    preparer: BatchPreparer,
-    account: Account,
-    folder_id: int,
-    fetched: list[FetchedMessage],
-    report: SyncReport,
-    cursor: dict[str, Any] | None = None,
+def _store_mbox_batch(
+    store: BatchStore, folder_id: int, batch: list[FetchedMessage], cursor: dict[str, Any]
 ) -> None:
-    incoming = preparer.prepare(fetched)
-    with writing(ctx.engine) as conn:
-        result = store_batch(conn, account.id, folder_id, incoming)
-        if cursor is not None:
-            store_folders.save_state(conn, folder_id, cursor=cursor)
-    report.fetched += len(fetched)
-    report.new += result.new
-    report.parse_errors += sum(1 for i in incoming if i.parsed.parse_errors)
-    if cursor is None:
-        ctx.progress.update(advance=len(fetched))
+    """Store a batch with the byte offset after it (progress counts bytes, not messages)."""
+
+    def checkpoint(conn: Connection) -> None:
+        store_folders.save_state(conn, folder_id, cursor=cursor)
+
+    store.put(folder_id, MBOX_FOLDER, batch, checkpoint=checkpoint, advance=0)
 
 
 def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:

@@ -28,7 +28,9 @@ class RowEncoder:
         """A UTC-aware datetime as the driver stores a ``UTCDateTime``."""
         if value is None:
             return None
-        return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+        if value.tzinfo is not UTC:
+            value = value.astimezone(UTC)
+        return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
     def json(self, value: Any) -> Any:
         """A JSON document."""
