@@ -41,6 +41,8 @@ _STEP_STATES = {
 def job_state(job: Job) -> str:
     """The account state a job implies."""
     if job.status == JobStatus.RUNNING:
+        if not job.step and job.kind == "sync":
+            return "connecting"  # claimed, not reported a step yet: it starts by connecting
         return _STEP_STATES.get(job.step or "", "processing")
     if job.status in (JobStatus.PENDING, JobStatus.AWAITING_APPROVAL):
         return "queued"
