@@ -65,6 +65,26 @@ def test_cancel_pending_is_immediate_and_recorded_in_runs(app: App) -> None:
     assert types == [(EventType.STATUS, "pending"), (EventType.STATUS, "cancelled")]
 
 
+def test_cancel_racing_a_claim_still_cancels(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The job is claimed between cancel's read (pending) and its write: the write matches
+    # nothing, so cancel must read again and ask the running job to stop.
+    job = app.queue.enqueue("selftest")
+    real_get = app.queue.get
+    reads = {"n": 0}
+
+    def get_then_claim(job_id: str, **kwargs: object) -> object:
+        found = real_get(job_id, **kwargs)  # type: ignore[arg-type]
+        reads["n"] += 1
+        if reads["n"] == 1:
+            assert [c.id for c in app.leases.claim("w", ["default"], 10)] == [job.id]
+        return found
+
+    monkeypatch.setattr(app.queue, "get", get_then_claim)
+    answered = app.queue.cancel(job.id)
+    assert reads["n"] >= 2
+    assert answered.status == JobStatus.RUNNING and answered.cancel_requested
+
+
 def test_approval_gate(app: App) -> None:
     job = app.queue.enqueue("selftest", awaiting_approval=True)
     assert job.status == JobStatus.AWAITING_APPROVAL

@@ -29,6 +29,10 @@ _MAX_PRIORITY = 1000
 POSITION_CAP = 10_000
 
 
+#: Reads and writes a cancel tries before giving up on a job that keeps changing state.
+_CANCEL_ATTEMPTS = 5
+
+
 class Queue:
     """Enqueue and manage jobs; every method is one short transaction."""
 
@@ -203,26 +207,34 @@ class Queue:
 
     def cancel(self, job_id: str, *, owner: str | None = None) -> Job:
         """Cancel: at once when not running, at the next checkpoint when running."""
-        job = self.get(job_id, owner=owner)
-        if job.status == JobStatus.CANCELLED:
-            return job
-        if job.status.finished:
-            raise InvalidState(f"job {job_id} already {job.status.value}; nothing to cancel")
-        with writing(self.engine) as conn:
-            if job.status == JobStatus.RUNNING:
-                done = conn.execute(
-                    update(jobs)
-                    .where(jobs.c.id == job_id, jobs.c.status == JobStatus.RUNNING.value)
-                    .values(cancel_requested=True, updated_at=utcnow())
-                ).rowcount
-                if done:
-                    events.append(
-                        conn, [(job_id, EventType.LOG, {"message": "cancellation requested"})]
-                    )
-                    events.notify(conn, events.CANCEL_CHANNEL, job_id)
-            else:
-                finish_now(conn, job, JobStatus.CANCELLED, status_from=job.status)
-        return self.get(job_id)
+        # A worker may claim the job between our read and our write (the write then
+        # matches no row): read again and act on what it is now.
+        for _ in range(_CANCEL_ATTEMPTS):
+            job = self.get(job_id, owner=owner)
+            if job.status == JobStatus.CANCELLED:
+                return job
+            if job.status.finished:
+                raise InvalidState(f"job {job_id} already {job.status.value}; nothing to cancel")
+            with writing(self.engine) as conn:
+                if job.status == JobStatus.RUNNING:
+                    done = self._request_cancel(conn, job_id)
+                else:
+                    done = finish_now(conn, job, JobStatus.CANCELLED, status_from=job.status)
+            if done:
+                return self.get(job_id)
+        raise InvalidState(f"job {job_id} keeps changing; try again")
+
+    @staticmethod
+    def _request_cancel(conn: Connection, job_id: str) -> bool:
+        done = conn.execute(
+            update(jobs)
+            .where(jobs.c.id == job_id, jobs.c.status == JobStatus.RUNNING.value)
+            .values(cancel_requested=True, updated_at=utcnow())
+        ).rowcount
+        if done:
+            events.append(conn, [(job_id, EventType.LOG, {"message": "cancellation requested"})])
+            events.notify(conn, events.CANCEL_CHANNEL, job_id)
+        return bool(done)
 
     def retry(self, job_id: str, *, owner: str | None = None) -> Job:
         """Put a failed or cancelled job back in the queue, attempts reset, same id."""
