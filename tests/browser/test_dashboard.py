@@ -36,8 +36,8 @@ from playwright.sync_api import (
 from tests.services.dovecot import ImapUser
 from tests.support.apps import start_worker_process, wait_for
 from tests.support.dashboard import fill_inbox, imap_account_body, restart_server
+from tests.support.proxy import Proxy
 from tests.support.server import ServerProcess, free_port, start_server
-from tests.support.slow_proxy import SlowProxy
 
 #: No periodic syncs (they would add jobs nobody started), small sync batches (progress in
 #: many steps), generous request rates (every test logs in and starts jobs), a heartbeat a
@@ -379,7 +379,7 @@ def test_sync_now_progress_advances_and_finishes_with_the_right_count(
     fill_inbox(imap_user, total)
     person = people()
     other = people()
-    with SlowProxy(imap_user.port, delay=IMAP_DELAY) as proxy:
+    with Proxy(imap_user.port, delay=IMAP_DELAY) as proxy:
         name = f"work-{uuid.uuid4().hex[:6]}"
         account = person.add_account(imap_account_body(name, imap_user, port=proxy.port))
         # Somebody else's account is not shown.
@@ -591,7 +591,7 @@ def test_phone_width_mid_sync_has_no_horizontal_overflow(
     finished = person.start_job("selftest", {"steps": 2, "step_ms": 0})
     person.wait_job(finished)
     # Slower than elsewhere: the layout is measured while the sync is surely still running.
-    with SlowProxy(imap_user.port, delay=2 * IMAP_DELAY) as proxy:
+    with Proxy(imap_user.port, delay=2 * IMAP_DELAY) as proxy:
         account = person.add_account(
             imap_account_body(f"phone-{uuid.uuid4().hex}", imap_user, port=proxy.port)
         )

@@ -28,7 +28,7 @@ from tests.support.apps import (
     wait_for,
 )
 from tests.support.mail import MALFORMED, huge_message, make_message
-from tests.support.proxy import DroppingProxy
+from tests.support.proxy import Proxy
 
 pytestmark = pytest.mark.dovecot
 
@@ -232,7 +232,7 @@ def test_a_message_the_server_cannot_read_is_skipped_and_the_rest_stored(
 
 def test_connection_dropped_mid_fetch_completes(app: App, imap_user: ImapUser) -> None:
     fill(imap_user, "INBOX", 0, 120)
-    with DroppingProxy(imap_user.port, drop_after=60_000) as proxy:
+    with Proxy(imap_user.port, drop_after=60_000) as proxy:
         account = add_account(app, imap_user, port=proxy.port)
         job = sync_now(app, account)
         assert proxy.drops == 1

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import subprocess
-import time
 from typing import Any
-from urllib.parse import urlsplit
-
-import httpx
 
 from tests.services.dovecot import ImapUser
 from tests.support.mail import make_message
-from tests.support.server import ServerProcess
+from tests.support.server import ServerProcess, wait_ready
 
 
 def fill_inbox(user: ImapUser, count: int, *, body_size: int = 400) -> None:
@@ -53,16 +49,4 @@ def restart_server(server: ServerProcess, timeout: float = 30.0) -> None:
         server.proc = subprocess.Popen(
             command, env=server.env, stdout=out, stderr=subprocess.STDOUT
         )
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.proc.poll() is not None:
-            raise AssertionError(f"inboxd serve exited early on restart:\n{server.log()}")
-        try:
-            if httpx.get(server.base_url + "/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    port = urlsplit(server.base_url).port
-    server.stop()
-    raise AssertionError(f"inboxd serve not ready on port {port} within {timeout}s")
+    wait_ready(server, timeout)

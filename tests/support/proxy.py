@@ -1,4 +1,5 @@
-"""A loopback TCP proxy for fault tests: it can drop connections once after N bytes."""
+"""A loopback TCP proxy for fault and timing tests: it can drop a connection once after N
+bytes from the server, and hold back what the client sends (a distant server)."""
 
 from __future__ import annotations
 
@@ -7,32 +8,47 @@ import socket
 import threading
 
 
-class DroppingProxy:
-    """Forwards 127.0.0.1:port to a target; the first connection that carries more than
-    ``drop_after`` bytes from the server is cut (both ends closed)."""
+class Proxy:
+    """Forwards 127.0.0.1:port to 127.0.0.1:target_port.
 
-    def __init__(self, target_port: int, *, drop_after: int | None = None) -> None:
+    ``drop_after``: the first connection that carries more than this many bytes from the
+    server is cut (both ends closed). ``delay``: whatever the client sends waits this many
+    seconds first, so each IMAP command costs at least one slow round trip however small
+    the server's answer is."""
+
+    def __init__(
+        self, target_port: int, *, drop_after: int | None = None, delay: float = 0.0
+    ) -> None:
         self.target_port = target_port
         self.drop_after = drop_after
+        self.delay = delay
         self.drops = 0
         self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
+        self.port: int = self._listener.getsockname()[1]
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._threads: list[threading.Thread] = []
         self._conns: list[socket.socket] = []
         self._lock = threading.Lock()
 
-    def __enter__(self) -> DroppingProxy:
+    def __enter__(self) -> Proxy:
         self._thread.start()
         return self
 
     def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop accepting and cut every connection."""
         self._stop.set()
         self._listener.close()
         self._thread.join(timeout=5)
         with self._lock:
-            for conn in self._conns:
-                conn.close()
+            conns, threads = list(self._conns), list(self._threads)
+        for conn in conns:
+            conn.close()
+        for thread in threads:
+            thread.join(timeout=5)
 
     def _accept(self) -> None:
         self._listener.settimeout(0.2)
@@ -41,10 +57,18 @@ class DroppingProxy:
                 client, _ = self._listener.accept()
             except (TimeoutError, OSError):
                 continue
-            server = socket.create_connection(("127.0.0.1", self.target_port))
+            try:
+                server = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:
+                client.close()
+                continue
+            for sock in (client, server):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            thread = threading.Thread(target=self._pump, args=(client, server), daemon=True)
             with self._lock:
                 self._conns += [client, server]
-            threading.Thread(target=self._pump, args=(client, server), daemon=True).start()
+                self._threads.append(thread)
+            thread.start()
 
     def _pump(self, client: socket.socket, server: socket.socket) -> None:
         sel = selectors.DefaultSelector()
@@ -62,6 +86,8 @@ class DroppingProxy:
                         from_server += len(data)
                         if self._should_drop(from_server):
                             return
+                    elif self.delay and self._stop.wait(self.delay):
+                        return
                     key.data.sendall(data)
         except OSError:
             return

@@ -113,11 +113,12 @@ def start_server(
         log_path=log_path,
         keys={"admin": admin_key},
     )
-    _wait_ready(server, timeout=60.0 if demo else 30.0)
+    wait_ready(server, timeout=60.0 if demo else 30.0)
     return server
 
 
-def _wait_ready(server: ServerProcess, timeout: float) -> None:
+def wait_ready(server: ServerProcess, timeout: float) -> None:
+    """Wait until the server answers /readyz; fail (and stop it) if it exits or times out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.proc.poll() is not None:
