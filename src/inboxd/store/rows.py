@@ -17,6 +17,10 @@ from typing import Any
 from psycopg.types.json import Jsonb
 from sqlalchemy import Connection
 
+#: Encoded lists of strings, by value (see RowEncoder.json).
+_JSON_LISTS: dict[tuple[str, ...], str] = {}
+_JSON_LISTS_MAX = 4096
+
 
 class RowEncoder:
     """SQLite's encoder; :class:`PostgresEncoder` overrides what differs."""
@@ -34,6 +38,15 @@ class RowEncoder:
 
     def json(self, value: Any) -> Any:
         """A JSON document."""
+        if type(value) is list and all(type(v) is str for v in value):
+            # Mostly the same few values over and over (no flags, the owner's address).
+            key = tuple(value)
+            found = _JSON_LISTS.get(key)
+            if found is None:
+                if len(_JSON_LISTS) >= _JSON_LISTS_MAX:
+                    _JSON_LISTS.clear()
+                found = _JSON_LISTS[key] = json.dumps(value)
+            return found
         return json.dumps(value)
 
     def flag(self, value: bool) -> Any:
