@@ -181,21 +181,6 @@ class ImapSession:
             with contextlib.suppress(Exception):
                 client.shutdown()
 
-    def interrupt(self) -> None:
-        """Make a read blocked on this connection (on another thread) fail at once; the
-        connection is unusable afterwards."""
-        client = self._client
-        if client is None:
-            return
-        with contextlib.suppress(Exception):
-            # shutdown(), not close(): closing the buffered file would wait for its lock,
-            # which the blocked reader holds.
-            client._imap.sock.shutdown(socket.SHUT_RDWR)
-
-    def abandon(self) -> None:
-        """Drop the connection without LOGOUT (nobody may be listening any more)."""
-        self._abandon()
-
     def _abandon(self) -> None:
         """Close the socket of a connection that broke (no LOGOUT: nobody is listening)."""
         client, self._client = self._client, None
@@ -300,10 +285,6 @@ class ImapSession:
                 out[int(uid.group(1))] = int(size.group(1))
         return out
 
-    def uids_above(self, uid: int) -> list[int]:
-        """UIDs greater than ``uid`` in the selected folder, ascending."""
-        return sorted(self.uid_sizes(uid))
-
     def all_uids(self) -> list[int]:
         """Every UID in the selected folder."""
         return sorted(self._call(self.client.search, ["ALL"]))
@@ -328,13 +309,6 @@ class ImapSession:
         finally:
             if not done and self._stream is not None and not self._stream.clean:
                 self._abandon()
-
-    def fetch(self, uids: Sequence[int]) -> list[FetchedMessage]:
-        """Bodies, flags and dates of ``uids`` in one UID FETCH."""
-        (batch,) = list(self.fetch_batches([uids], depth=1))
-        if batch.failed is not None:
-            raise ProviderError(f"{self.config.host}: UID FETCH failed: {batch.failed}")
-        return batch.messages
 
     def changed_flags(self, modseq: int) -> dict[int, tuple[str, ...]]:
         """FLAGS of messages changed since ``modseq`` (CONDSTORE)."""

@@ -142,11 +142,6 @@ class ImapStream:
         self.send(command)
         return self.answer()
 
-    def drain(self) -> None:
-        """Read the answers of every outstanding command (their responses are dropped)."""
-        while self._outstanding:
-            self.answer(on_response=lambda _r: None)
-
     # -- reading ---------------------------------------------------------------------------
 
     def _response(self) -> Response:

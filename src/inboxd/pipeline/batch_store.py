@@ -8,8 +8,8 @@ A sync is CPU-bound in one Python process, so where work runs matters more than 
   switch interval (5 ms) before they get it back - measured here, storing 10,000 messages
   beside one busy thread took 70 s instead of 2.
 * Packing (zstd) runs on a helper thread, one GIL-free call per batch
-  (``multi_compress_to_buffer``), so it gives the GIL back once per batch and overlaps
-  the parsing of that batch on the other core.
+  (:func:`inboxd.store.bodies.pack_many`), so it overlaps the parsing of that batch on the
+  other core.
 
 Each batch is stored together with its checkpoint (a folder's highest UID, an mbox offset),
 so a killed sync resumes after the last batch that was committed.
@@ -21,7 +21,6 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 
-import zstandard
 from sqlalchemy import Connection, Engine
 
 from inboxd.db.engine import writing
@@ -45,7 +44,6 @@ class BatchStore:
         self.account_id = account_id
         self.report = report
         self.progress = progress
-        self._packer = zstandard.ZstdCompressor(level=bodies.LEVEL)
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="inboxd-pack")
 
     def put(
@@ -59,13 +57,10 @@ class BatchStore:
     ) -> None:
         """Store ``fetched`` with ``checkpoint`` run in the same transaction; progress
         advances by ``advance`` (default: the batch size)."""
-        raws: list[bytes | bytearray | memoryview] = [f.raw for f in fetched]
-        packing = self._pool.submit(self._pack, raws) if raws else None
+        packing = self._pool.submit(bodies.pack_many, [f.raw for f in fetched])
         parsed = [summarize_message(f.raw) for f in fetched]
-        frames = packing.result() if packing is not None else None
         incoming = [
-            Incoming(f, p, frames[n].tobytes() if frames is not None else None)
-            for n, (f, p) in enumerate(zip(fetched, parsed, strict=True))
+            Incoming(f, p, z) for f, p, z in zip(fetched, parsed, packing.result(), strict=True)
         ]
         with writing(self.engine) as conn:
             result = store_batch(conn, self.account_id, folder_id, incoming)
@@ -75,11 +70,6 @@ class BatchStore:
         step = len(fetched) if advance is None else advance
         if step:
             self.progress.update(advance=step, message=folder_name)
-
-    def _pack(
-        self, raws: list[bytes | bytearray | memoryview]
-    ) -> zstandard.BufferWithSegmentsCollection:
-        return self._packer.multi_compress_to_buffer(raws, threads=1)
 
     def _count(self, folder: str, incoming: list[Incoming], new: int, known: int) -> None:
         report = self.report

@@ -202,8 +202,7 @@ class ImapSync:
         uids: list[int],
         fetched: list[FetchedMessage],
     ) -> None:
-        """Queue a batch to be stored; the folder's highest UID moves past it in the same
-        transaction."""
+        """Store a batch; the folder's highest UID moves past it in the same transaction."""
         highest, validity = max(uids), status.uidvalidity
 
         def checkpoint(conn: Connection) -> None:
