@@ -42,8 +42,10 @@ def selftest(ctx: TaskContext, params: SelftestParams) -> dict[str, Any]:
                 raise RetryableError(message)
             raise PermanentError(message)
         time.sleep(params.step_ms / 1000)
-        progress.update(number, message=f"step {number} of {params.steps}")
+        # Checkpoint before reporting, so the progress anyone sees is never ahead of what a
+        # rescued attempt resumes from.
         progress.checkpoint({"done": number})
+        progress.update(number, message=f"step {number} of {params.steps}")
     return {"steps": params.steps, "resumed_from": resumed_from, "attempt": ctx.attempt}
 
 
