@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import socket
 import threading
 import time
 import uuid
@@ -22,6 +23,9 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Origin
 
+from inboxd.db.engine import writing
+from inboxd.jobs import events
+from inboxd.jobs.model import EventType
 from inboxd.users import Users
 from tests.services.postgres import PostgresServer
 from tests.support.apps import wait_for
@@ -853,3 +857,62 @@ def test_stopping_the_server_does_not_wait_for_open_streams(
         while True:
             ws.recv(5)
     ws.close()
+
+
+@pytest.fixture(params=DATABASES)
+def impatient_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerProcess]:
+    """A server that drops a client after 1 s without taking a write."""
+    env = ENV | {"INBOXD_LIVE_SEND_TIMEOUT_SECONDS": "1", "INBOXD_LIVE_QUEUE_SIZE": "100000"}
+    server, drop = _start(request, tmp_path / "data", env)
+    try:
+        yield server
+    finally:
+        server.stop()
+        drop()
+
+
+def test_a_client_that_stops_reading_is_dropped_and_slows_nobody(
+    impatient_server: ServerProcess, streams: Callable[..., SseStream]
+) -> None:
+    server = impatient_server
+    key = new_user(server)
+    with server.app() as opened:
+        found = Users(opened.engine).authenticate_key(key)
+        assert found is not None
+        job = opened.queue.enqueue("noop", {}, owner=found[0].id, awaiting_approval=True)
+    healthy = streams(server, "/api/events", key=key)
+    # A small receive window (set before connecting): the server's writes to this client
+    # soon stop being taken.
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.connect(("127.0.0.1", httpx.URL(server.base_url).port or 80))
+    request = f"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n\r\n"
+    stalled.sendall(request.encode())
+    try:
+        healthy.wait(lambda ms: any(m.event == "heartbeat" for m in ms), timeout=10)
+        # About 12 MB of events: far more than the socket buffers between server and client.
+        text = "x" * 4000
+        with server.app() as opened:
+            for start in range(0, 3000, 100):
+                with writing(opened.engine) as conn:
+                    events.append(
+                        conn,
+                        [
+                            (job.id, EventType.LOG, {"message": text, "n": n})
+                            for n in range(start, start + 100)
+                        ],
+                    )
+        healthy.wait(lambda ms: sum(m.event == "job_event" for m in ms) >= 3000, timeout=30)
+        got = [m.data["payload"]["n"] for m in healthy.job_messages() if m.event == "job_event"]
+        assert got == list(range(3000))
+        # Meanwhile the stalled client is cut off (it took nothing for a second) ...
+        wait_for(lambda: "stalled for" in server.log(), timeout=15, interval=0.2)
+        # ... so reading now only drains what was buffered for it, then meets the end.
+        stalled.settimeout(5)
+        received, deadline = 0, time.monotonic() + 20
+        while (chunk := stalled.recv(1 << 20)) and time.monotonic() < deadline:
+            received += len(chunk)
+        assert not chunk, f"the stalled client is still being served ({received} bytes)"
+        assert 0 < received < 3000 * 4000, received
+    finally:
+        stalled.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import time
@@ -21,7 +22,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from inboxd.activity import current_status, recent_runs
-from inboxd.api.auth import authenticate, bearer_key, origin_allowed
+from inboxd.api.auth import SESSION_COOKIE, authenticate, bearer_key, origin_allowed
 from inboxd.api.errors import ApiError, unauthorized
 from inboxd.api.pump import LimitReached, Overflow, Subscriber, read_events
 from inboxd.api.schemas import ErrorBody
@@ -45,12 +46,33 @@ async def _user(conn: Request | WebSocket, state: ApiState) -> User | None:
     return found[0] if found else None
 
 
+async def _recheck(conn: Request | WebSocket, state: ApiState) -> str | None:
+    """The user id a stream's credential belongs to now. Shared by streams opened with the
+    same key or session (a thousand clients of one script heartbeat together): one read."""
+    credential = bearer_key(conn) or conn.cookies.get(SESSION_COOKIE) or ""
+    digest = hashlib.sha256(credential.encode()).digest()
+    recent = state.live_rechecks
+    now = asyncio.get_running_loop().time()
+    # Short enough that a revoked key still ends its streams within about one heartbeat.
+    fresh_for = min(1.0, state.app.settings.live_heartbeat_seconds / 4)
+    known = recent.get(digest)
+    if known is None or now - known[0] > fresh_for:
+        for old in [d for d, (at, _) in recent.items() if now - at > fresh_for]:
+            del recent[old]
+        known = recent[digest] = (now, asyncio.ensure_future(_user_id(conn, state)))
+    return await asyncio.shield(known[1])
+
+
+async def _user_id(conn: Request | WebSocket, state: ApiState) -> str | None:
+    user = await _user(conn, state)
+    return user.id if user is not None else None
+
+
 async def _still_allowed(conn: Request | WebSocket, state: ApiState, user_id: str) -> bool:
     """Whether the key or session a stream was opened with still lets its user in: a
     logout, an expired session or a revoked key ends open streams too (checked at each
-    heartbeat, so within one period; one small read per stream)."""
-    user = await _user(conn, state)
-    return user is not None and user.id == user_id
+    heartbeat, so within one period)."""
+    return await _recheck(conn, state) == user_id
 
 
 def _after_id(request: Request, query_value: int | None) -> int | None:
@@ -138,7 +160,8 @@ async def _open_stream(request: Request, job_id: str | None, last_event_id: int 
         raise ApiError(
             429, "rate_limited", "too many live connections for this user", {"Retry-After": "5"}
         ) from None
-    return _AsResponse(EventStream(_sse_body(request, state, sub, after, owner, job_id), sub))
+    body = _sse_body(request, state, sub, after, owner, job_id)
+    return _AsResponse(EventStream(body, sub, send_timeout=state.pump.send_timeout))
 
 
 class _AsResponse(Response):

@@ -14,7 +14,7 @@ import asyncio
 import json
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -133,6 +133,9 @@ class Subscriber:
     sending_since: float | None = None
     #: The task serving this client, cancelled when a write to it hangs.
     task: asyncio.Task[Any] | None = None
+    #: Writes events to the client at once, from the pump (SSE streams set it); returns
+    #: False when it cannot, and the events are queued for the task as usual.
+    write_now: Callable[[list[LiveEvent]], bool] | None = None
     _pending: dict[tuple[str, Any], LiveEvent] = field(default_factory=dict)
     _waiter: asyncio.Future[None] | None = None
 
@@ -158,6 +161,20 @@ class Subscriber:
             self.overflowed = True
             self.close()
         self._wake()
+
+    def deliver(self, events: list[LiveEvent]) -> None:
+        """Hand over the events it wants (on the event loop's thread): written at once while
+        its task waits with nothing queued, else queued for the task."""
+        write = self.write_now
+        waiting = self._waiter is not None and not self._waiter.done()
+        # Written by the pump only while the task is parked with an empty backlog, so the
+        # stream's order (replay, backlog, heartbeats) is never overtaken.
+        idle = waiting and not self._pending and not self.closed
+        if write is not None and idle and write(events):
+            self.after_id = events[-1].id
+            return
+        for event in events:
+            self.offer(event)
 
     def close(self) -> None:
         """Stop: the consumer's next wait returns at once."""
@@ -344,10 +361,9 @@ class EventPump:
             if len(batch) < 500:
                 return
 
-    def _fan_out(self, batch: Iterable[LiveEvent]) -> None:
-        subscribers = list(self._subscribers)
-        for event in batch:
-            for sub in subscribers:
-                if sub.wants(event):
-                    sub.offer(event)
-                    self.delivered += 1
+    def _fan_out(self, batch: list[LiveEvent]) -> None:
+        for sub in list(self._subscribers):
+            wanted = [event for event in batch if sub.wants(event)]
+            if wanted:
+                sub.deliver(wanted)
+                self.delivered += len(wanted)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -25,6 +26,10 @@ class ApiState:
     accounts: Accounts = field(init=False)
     job_limiter: RateLimiter = field(init=False)
     login_limiter: RateLimiter = field(init=False)
+    #: Recent rechecks of open live streams' credentials: digest -> (loop time, user id).
+    live_rechecks: dict[bytes, tuple[float, asyncio.Future[str | None]]] = field(
+        default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         settings = self.app.settings
