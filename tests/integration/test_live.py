@@ -356,15 +356,21 @@ def live(
     assert "unexpected error" not in log and "Exception in ASGI application" not in log, log
 
 
-@pytest.fixture(params=DATABASES)
-def own_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerProcess]:
-    """A server for one test only (it will be stopped by the test)."""
-    server, drop = _start(request, tmp_path / "data", ENV)
+def _served(
+    request: pytest.FixtureRequest, data_dir: Path, env: dict[str, str]
+) -> Iterator[ServerProcess]:
+    server, drop = _start(request, data_dir, env)
     try:
         yield server
     finally:
         server.stop()
         drop()
+
+
+@pytest.fixture(params=DATABASES)
+def own_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerProcess]:
+    """A server for one test only (it will be stopped by the test)."""
+    yield from _served(request, tmp_path / "data", ENV)
 
 
 def new_user(server: ServerProcess, prefix: str = "user", *, admin: bool = False) -> str:
@@ -863,12 +869,7 @@ def test_stopping_the_server_does_not_wait_for_open_streams(
 def impatient_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerProcess]:
     """A server that drops a client after 1 s without taking a write."""
     env = ENV | {"INBOXD_LIVE_SEND_TIMEOUT_SECONDS": "1", "INBOXD_LIVE_QUEUE_SIZE": "100000"}
-    server, drop = _start(request, tmp_path / "data", env)
-    try:
-        yield server
-    finally:
-        server.stop()
-        drop()
+    yield from _served(request, tmp_path / "data", env)
 
 
 def test_a_client_that_stops_reading_is_dropped_and_slows_nobody(
