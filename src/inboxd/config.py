@@ -97,6 +97,18 @@ class Settings(BaseSettings):
     sync_batch_bytes: int = Field(
         default=4 * 1024 * 1024, ge=65536, description="Most bytes fetched per batch."
     )
+    sync_processes: int = Field(
+        default=2,
+        ge=1,
+        le=16,
+        description="Processes that fetch and store a folder's new mail together, each with "
+        "its own IMAP and database connection (the sync plus helpers); 1 turns helpers off.",
+    )
+    sync_helper_min_messages: int = Field(
+        default=1000,
+        ge=1,
+        description="New messages a folder needs before a sync starts helper processes.",
+    )
     imap_timeout_seconds: float = Field(
         default=60.0, gt=0, description="Socket timeout of IMAP connections."
     )

@@ -4,6 +4,7 @@ tests/integration/test_imap_sync.py)."""
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,7 +46,8 @@ def test_fetch_responses_with_literals_trailing_items_and_unsolicited_lines() ->
         b"IBX1 OK Fetch completed.\r\n"
     )
     stream, fake = stream_for(output)
-    ((responses, answer),) = list(fetch_pipelined(stream, [[10, 11]], "(BODY.PEEK[])"))
+    ((batch, responses, answer),) = list(fetch_pipelined(stream, [[10, 11]], "(BODY.PEEK[])"))
+    assert batch == [10, 11]
     assert fake.sent == [b"IBX1 UID FETCH 10:11 (BODY.PEEK[])\r\n"]
     assert answer.ok and stream.clean
     first, second = (_fetched(r) for r in responses)
@@ -65,10 +67,21 @@ def test_pipelined_batches_keep_depth_commands_in_flight() -> None:
     output = b"".join(fetch(n, n) + f"IBX{n} OK done\r\n".encode() for n in range(1, 6))
     stream, fake = stream_for(output)
     seen: list[tuple[int, list[bytes]]] = []
-    for responses, _answer in fetch_pipelined(stream, [[n] for n in range(1, 6)], "X", depth=3):
+    pulled: list[int] = []
+
+    def batches() -> Iterator[list[int]]:
+        for n in range(1, 6):
+            pulled.append(n)
+            yield [n]
+
+    for batch, responses, _answer in fetch_pipelined(stream, batches(), "X", depth=3):
         seen.append((len(fake.sent), [r.literals[0] for r in responses]))
-    # Three commands were on the wire before the first answer was read.
-    assert [sent for sent, _ in seen] == [3, 4, 5, 5, 5]
+        assert batch == [len(seen)]
+        # Batches are taken only as their commands go out.
+        assert len(pulled) == len(fake.sent)
+    # Three commands were on the wire before the first answer was read, and while the
+    # caller handles one answer the next three are (the server keeps streaming).
+    assert [sent for sent, _ in seen] == [4, 5, 5, 5, 5]
     assert all(bodies == [b"x"] for _, bodies in seen)
 
 
@@ -81,9 +94,9 @@ def test_a_refused_batch_is_reported_not_raised() -> None:
     )
     stream, _fake = stream_for(output)
     answers = list(fetch_pipelined(stream, [[1, 5], [2]], "X"))
-    assert [a.status for _, a in answers] == ["NO", "OK"]
-    assert "SERVERBUG" in answers[0][1].text
-    assert [len(r) for r, _ in answers] == [1, 1]
+    assert [a.status for _, _, a in answers] == ["NO", "OK"]
+    assert "SERVERBUG" in answers[0][2].text
+    assert [len(r) for _, r, _ in answers] == [1, 1]
 
 
 @pytest.mark.parametrize(
@@ -106,7 +119,7 @@ def test_a_broken_answer_breaks_the_stream(output: bytes) -> None:
 def test_a_body_answered_as_nil_is_skipped() -> None:
     output = b"* 1 FETCH (UID 7 BODY[] NIL)\r\nIBX1 OK done\r\n"
     stream, _fake = stream_for(output)
-    ((responses, _answer),) = list(fetch_pipelined(stream, [[7]], "X"))
+    ((_batch, responses, _answer),) = list(fetch_pipelined(stream, [[7]], "X"))
     assert [_fetched(r) for r in responses] == [None]
 
 

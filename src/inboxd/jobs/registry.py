@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 from inboxd.errors import InvalidParams, UnknownJobKind
 
 if TYPE_CHECKING:
+    from inboxd.config import Settings
     from inboxd.jobs.progress import TaskContext
 
 #: A task handler: gets its context and validated params, returns a JSON-ready result.
@@ -28,6 +29,9 @@ class TaskSpec:
     queue: str = "default"
     max_attempts: int | None = None
     description: str = ""
+    #: Run once by each worker that serves this kind, when it starts (warm caches, helper
+    #: processes), so the first job does not pay for it.
+    prepare: Callable[[Settings], None] | None = None
 
     def validate(self, params: dict[str, Any]) -> dict[str, Any]:
         """Check ``params`` against the model; returns them normalised."""
@@ -59,8 +63,10 @@ def task(
     params: type[BaseModel] = EmptyParams,
     queue: str = "default",
     max_attempts: int | None = None,
+    prepare: Callable[[Settings], None] | None = None,
 ) -> Callable[[Handler], Handler]:
-    """Register a handler for a job kind (decorator)."""
+    """Register a handler for a job kind (decorator); ``prepare`` runs when a worker that
+    serves it starts."""
 
     def register(handler: Handler) -> Handler:
         _REGISTRY[kind] = TaskSpec(
@@ -69,6 +75,7 @@ def task(
             params_model=params,
             queue=queue,
             max_attempts=max_attempts,
+            prepare=prepare,
             description=(handler.__doc__ or "").strip().splitlines()[0] if handler.__doc__ else "",
         )
         return handler

@@ -36,7 +36,7 @@ from inboxd.jobs.leases import Outcome
 from inboxd.jobs.listener import Listener
 from inboxd.jobs.model import Job
 from inboxd.jobs.progress import LeaseLost, Progress, ShutdownRequested, TaskContext
-from inboxd.jobs.registry import get_task
+from inboxd.jobs.registry import all_tasks, get_task
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +91,7 @@ class Worker:
         if install_signals:
             self._install_signals()
         self._register()
+        self._prepare_tasks()
         self._start_threads()
         log.info(
             "worker %s started: concurrency %d, queues %s",
@@ -349,6 +350,15 @@ class Worker:
             )
         if self.app.leases.rescue_expired():
             self._wake.set()
+
+    def _prepare_tasks(self) -> None:
+        for spec in all_tasks():
+            if spec.prepare is None or spec.queue not in self.queues:
+                continue
+            try:
+                spec.prepare(self.app.settings)
+            except Exception:  # a job of that kind will still run, only less warm
+                log.warning("preparing %s jobs failed", spec.kind, exc_info=True)
 
     def _register(self) -> None:
         now = utcnow()

@@ -14,7 +14,7 @@ import imaplib
 import re
 import socket
 import ssl
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -88,6 +88,10 @@ class ImapSession:
         self._stream: ImapStream | None = None
         self.capabilities: frozenset[str] = frozenset()
         self.selected: str | None = None
+
+    def credentials(self) -> tuple[ImapConfig, str]:
+        """What another process needs to open the same kind of session."""
+        return self.config, self._secret
 
     # -- connection ------------------------------------------------------------------------
 
@@ -290,11 +294,11 @@ class ImapSession:
         return sorted(self._call(self.client.search, ["ALL"]))
 
     def fetch_batches(
-        self, batches: Sequence[Sequence[int]], *, depth: int = 4
+        self, batches: Iterable[Sequence[int]], *, depth: int = 4
     ) -> Generator[FetchedBatch, None, None]:
         """Bodies, flags and dates of each batch of UIDs (BODY.PEEK: never sets \\Seen),
-        with up to ``depth`` UID FETCH commands in flight. Stopping early drops the
-        connection (its answers are still arriving)."""
+        with up to ``depth`` UID FETCH commands in flight; ``batches`` is read as commands
+        go out. Stopping early drops the connection (its answers are still arriving)."""
         items = "(UID FLAGS INTERNALDATE BODY.PEEK[])"
         if self.is_gmail:
             items = "(UID FLAGS INTERNALDATE X-GM-MSGID X-GM-LABELS BODY.PEEK[])"
@@ -302,7 +306,7 @@ class ImapSession:
         try:
             with self._streaming() as stream:
                 answers = fetch_pipelined(stream, batches, items, depth=depth)
-                for (responses, answer), uids in zip(answers, batches, strict=True):
+                for uids, responses, answer in answers:
                     messages = [m for m in map(_fetched, responses) if m is not None]
                     yield FetchedBatch(list(uids), messages, None if answer.ok else answer.text)
             done = True

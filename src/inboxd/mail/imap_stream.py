@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import imaplib
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, cast
 
@@ -182,15 +183,19 @@ class ImapStream:
 
 def fetch_pipelined(
     stream: ImapStream,
-    batches: Sequence[Sequence[int]],
+    batches: Iterable[Sequence[int]],
     items: str,
     *,
     depth: int = 4,
-) -> Iterator[tuple[list[Response], Answer]]:
+) -> Iterator[tuple[Sequence[int], list[Response], Answer]]:
     """``UID FETCH`` each batch with up to ``depth`` commands in flight; yields, in batch
-    order, the FETCH responses of that batch and its tagged answer. A response is given to
-    the batch whose command it answered, so the server may interleave as it likes."""
-    owner = {uid: n for n, batch in enumerate(batches) for uid in batch}
+    order, the batch, its FETCH responses and its tagged answer. ``batches`` is read
+    lazily, a batch when its command is sent, so it may hand out work as it goes. A
+    response is given to the batch whose command it answered, so the server may interleave
+    as it likes."""
+    source = iter(batches)
+    in_flight: deque[tuple[int, Sequence[int]]] = deque()
+    owner: dict[int, int] = {}
     found: dict[int, list[Response]] = {}
     sent = 0
 
@@ -202,12 +207,25 @@ def fetch_pipelined(
         if n is not None:
             found.setdefault(n, []).append(response)
 
-    for n in range(len(batches)):
-        while sent < len(batches) and sent < n + depth:
-            stream.send(f"UID FETCH {uid_set(batches[sent])} {items}")
+    def fill() -> None:
+        nonlocal sent
+        while len(in_flight) < depth and (batch := next(source, None)) is not None:
+            stream.send(f"UID FETCH {uid_set(batch)} {items}")
+            owner.update(dict.fromkeys(batch, sent))
+            in_flight.append((sent, batch))
             sent += 1
+
+    fill()
+    while in_flight:
+        n, batch = in_flight[0]
         answer = stream.answer(on_response=route)
-        yield found.pop(n, []), answer
+        in_flight.popleft()
+        for uid in batch:
+            owner.pop(uid, None)
+        # The next command goes out before this batch is handed over, so the server keeps
+        # streaming while the caller parses and stores.
+        fill()
+        yield batch, found.pop(n, []), answer
 
 
 def uid_set(uids: Sequence[int]) -> str:

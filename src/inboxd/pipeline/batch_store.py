@@ -23,22 +23,23 @@ from types import TracebackType
 
 from sqlalchemy import Connection, Engine
 
-from inboxd.db.engine import writing
+from inboxd.db.engine import checkpoint_wal, writing
 from inboxd.jobs.progress import Progress
 from inboxd.mail.message import summarize_message
 from inboxd.mail.provider import FetchedMessage
 from inboxd.pipeline.report import SyncReport
 from inboxd.store import bodies
-from inboxd.store.writer import Incoming, store_batch
+from inboxd.store.writer import Incoming, prepare_batch, write_batch
 
 Checkpoint = Callable[[Connection], None]
 
 
 class BatchStore:
-    """Parses, packs and stores batches of one account, counting them in a SyncReport."""
+    """Parses, packs and stores batches of one account, counting them in a SyncReport
+    (and advancing ``progress``, when given)."""
 
     def __init__(
-        self, engine: Engine, account_id: str, report: SyncReport, progress: Progress
+        self, engine: Engine, account_id: str, report: SyncReport, progress: Progress | None
     ) -> None:
         self.engine = engine
         self.account_id = account_id
@@ -62,13 +63,17 @@ class BatchStore:
         incoming = [
             Incoming(f, p, z) for f, p, z in zip(fetched, parsed, packing.result(), strict=True)
         ]
+        prepared = prepare_batch(self.engine, self.account_id, incoming)
         with writing(self.engine) as conn:
-            result = store_batch(conn, self.account_id, folder_id, incoming)
+            result = write_batch(conn, folder_id, prepared)
             if checkpoint is not None:
                 checkpoint(conn)
+        # Copied into the database file here, outside the writer lock, rather than by a
+        # later commit while every other writer waits for it.
+        checkpoint_wal(self.engine)
         self._count(folder_name, incoming, result.new, result.known)
         step = len(fetched) if advance is None else advance
-        if step:
+        if step and self.progress is not None:
             self.progress.update(advance=step, message=folder_name)
 
     def _count(self, folder: str, incoming: list[Incoming], new: int, known: int) -> None:

@@ -30,7 +30,16 @@ from inboxd.mail.provider import (
     RemoteFolder,
     ServerClosedConnection,
 )
+from inboxd.pipeline import imap_helper
 from inboxd.pipeline.batch_store import BatchStore
+from inboxd.pipeline.imap_helper import (
+    BatchClaims,
+    HelperSpec,
+    LocalClaims,
+    SyncHelper,
+    merge_report,
+    wait_for,
+)
 from inboxd.pipeline.report import SyncReport
 from inboxd.store import folders as store_folders
 from inboxd.store.folders import FolderState
@@ -52,8 +61,10 @@ class ImapSync:
         self.session = session
         self.report = SyncReport()
         self.settings = ctx.settings
-        #: folder -> first UID of a batch the server refused: fetched one by one from now on
-        self._suspects: dict[str, int] = {}
+        #: folder -> first UIDs of batches the server refused: fetched one by one from now on
+        self._suspects: dict[str, set[int]] = {}
+        #: folder -> UIDs a helper process stored (the folder's highest UID may lag behind)
+        self._helper_stored: dict[str, set[int]] = {}
 
     def run(self) -> SyncReport:
         """The whole sync; returns its report."""
@@ -65,6 +76,10 @@ class ImapSync:
         plan = [(f, self._retrying(partial(self.session.status, f.name))) for f in remote]
         states = self._ensure_folders(plan)
         todo = sum(self._expected_new(states[f.name], st) for f, st in plan)
+        if self._wants_helpers(
+            max((self._expected_new(states[f.name], st) for f, st in plan), default=0)
+        ):
+            imap_helper.warm_up()
         progress.step("fetching", total=todo, message=f"{todo} new messages")
         for folder, status in plan:
             self._retrying(partial(self._fetch_new, states[folder.name], status))
@@ -117,11 +132,17 @@ class ImapSync:
                 store_folders.reset_folder(conn, state.id, status.uidvalidity)
             self.report.uidvalidity_resets += 1
             self.ctx.progress.log(f"UIDVALIDITY of {state.name} changed; fetching it again")
+            self._helper_stored.pop(state.name, None)
             state = self._current(state)
         if self._unchanged(state, status) or self._expected_new(state, status) == 0:
             return
         self.session.examine(state.name)
-        sizes = self.session.uid_sizes(state.highest_uid)
+        stored_elsewhere = self._helper_stored.get(state.name, set())
+        sizes = {
+            uid: size
+            for uid, size in self.session.uid_sizes(state.highest_uid).items()
+            if uid not in stored_elsewhere
+        }
         if not sizes:
             return
         batches = list(
@@ -132,37 +153,154 @@ class ImapSync:
                 self.settings.sync_batch_bytes,
             )
         )
-        pending = deque(batches)
-        while pending:
-            if self._suspects.get(state.name) == pending[0][0]:
-                self._fetch_one_by_one(state, status, pending.popleft())
-            else:
-                self._fetch_pipelined(state, status, pending)
+        claims, helpers = self._start_helpers(state, status, batches)
+        try:
+            self._fetch_from(state, status, batches, claims.take_front, helpers)
+            if helpers:
+                self._finish_helpers(state, status, batches, claims, helpers)
+        finally:
+            for helper in helpers:
+                helper.stop()
+        # Every batch of the plan is stored (by us or a helper) or was skipped and logged.
+        with writing(self.ctx.engine) as conn:
+            store_folders.save_state(
+                conn, state.id, highest_uid=max(sizes), uidvalidity=status.uidvalidity
+            )
+
+    # -- helper processes ------------------------------------------------------------------
+
+    def _wants_helpers(self, new_messages: int) -> bool:
+        return (
+            self.settings.sync_processes > 1
+            and new_messages >= self.settings.sync_helper_min_messages
+        )
+
+    def _start_helpers(
+        self, state: FolderState, status: FolderStatus, batches: list[list[int]]
+    ) -> tuple[BatchClaims | LocalClaims, list[SyncHelper]]:
+        if not self._wants_helpers(sum(map(len, batches))) or len(batches) < 2:
+            return LocalClaims(len(batches)), []
+        claims = BatchClaims(len(batches))
+        config, secret = self.session.credentials()
+        spec = HelperSpec(
+            database_url=self.ctx.engine.url.render_as_string(hide_password=False),
+            busy_timeout_ms=self.settings.sqlite_busy_timeout_ms,
+            config=config,
+            secret=secret,
+            account_id=self.account_id,
+            folder_id=state.id,
+            folder=state.name,
+            uidvalidity=status.uidvalidity,
+            batches=batches,
+            depth=PIPELINE_DEPTH,
+        )
+        helpers: list[SyncHelper] = []
+        for n in range(1, self.settings.sync_processes):
+            try:
+                helpers.append(SyncHelper(spec, claims, name=f"inboxd-sync-helper-{n}"))
+            except OSError as exc:  # no processes left (ulimit) or no forkserver: go alone
+                self.ctx.log.warning("cannot start a sync helper process: %s", exc)
+                break
+        return claims, helpers
+
+    def _collect(
+        self, state: FolderState, batches: list[list[int]], helpers: Sequence[SyncHelper]
+    ) -> None:
+        for helper in helpers:
+            helper.collect(partial(self._helper_stored_batch, state, batches))
+
+    def _helper_stored_batch(
+        self, state: FolderState, batches: list[list[int]], index: int, part: SyncReport
+    ) -> None:
+        self._helper_stored.setdefault(state.name, set()).update(batches[index])
+        merge_report(self.report, part)
+        self.ctx.progress.update(advance=len(batches[index]), message=state.name)
+
+    def _finish_helpers(
+        self,
+        state: FolderState,
+        status: FolderStatus,
+        batches: list[list[int]],
+        claims: BatchClaims | LocalClaims,
+        helpers: Sequence[SyncHelper],
+    ) -> None:
+        """Wait for the helpers, then fetch what they took but did not store."""
+        wait_for(
+            helpers,
+            partial(self._helper_stored_batch, state, batches),
+            self.ctx.progress.check_cancelled,
+        )
+        for helper in helpers:
+            self.report.helpers += 1
+            self.report.helper_peak_rss_kb = max(self.report.helper_peak_rss_kb, helper.peak_rss_kb)
+            if helper.error is not None:
+                self.ctx.progress.log(f"a sync helper stopped early: {helper.error}")
+            for index, reason in sorted(helper.refused.items()):
+                self._suspect(state, batches[index], reason)
+        done = {index for helper in helpers for index in helper.stored}
+        left = iter([n for n in range(claims.first_of_back, len(batches)) if n not in done])
+        self._fetch_from(state, status, batches, lambda: next(left, None), ())
+
+    # -- fetching --------------------------------------------------------------------------
+
+    def _fetch_from(
+        self,
+        state: FolderState,
+        status: FolderStatus,
+        batches: list[list[int]],
+        take: Callable[[], int | None],
+        helpers: Sequence[SyncHelper],
+    ) -> None:
+        """Fetch and store the batches ``take`` hands out, in order, until it has none."""
+        held: deque[int] = deque()  # taken, not stored yet
+        while True:
+            if held and batches[held[0]][0] in self._suspects.get(state.name, ()):
+                self._fetch_one_by_one(state, status, batches[held.popleft()])
+            elif self._fetch_pipelined(state, status, batches, held, take, helpers):
+                return
 
     def _fetch_pipelined(
-        self, state: FolderState, status: FolderStatus, pending: deque[list[int]]
-    ) -> None:
-        """Fetch and store batches from the left of ``pending`` until it is empty or the
-        server refuses one; that batch is then marked to be fetched one by one."""
-        feed = self.session.fetch_batches(list(pending), depth=PIPELINE_DEPTH)
+        self,
+        state: FolderState,
+        status: FolderStatus,
+        batches: list[list[int]],
+        held: deque[int],
+        take: Callable[[], int | None],
+        helpers: Sequence[SyncHelper],
+    ) -> bool:
+        """Fetch and store batches (first those in ``held``, then new ones from ``take``);
+        False when the server refuses one, which is then marked to be fetched one by one."""
+
+        def feed() -> Iterator[list[int]]:
+            yield from [batches[n] for n in held]  # taken before a refusal cut the stream
+            while (n := take()) is not None:
+                held.append(n)
+                yield batches[n]
+
+        fetch = self.session.fetch_batches(feed(), depth=PIPELINE_DEPTH)
         # Read on this thread: a reader thread would wait for the GIL after every socket
         # read while this one parses (see inboxd.pipeline.batch_store).
-        with self._batch_store() as store, contextlib.closing(feed):
+        with self._batch_store() as store, contextlib.closing(fetch):
             try:
-                for fetched in feed:
+                for fetched in fetch:
                     self.ctx.progress.check_cancelled()
                     if fetched.failed is not None:
                         self._suspect(state, fetched.uids, fetched.failed)
-                        return  # the rest of the answers is dropped with the connection
+                        return False  # the rest of the answers is dropped with the connection
                     self._put(store, state, status, fetched.uids, fetched.messages)
-                    pending.popleft()
+                    held.popleft()
+                    self._collect(state, batches, helpers)
             except ServerClosedConnection as exc:
                 # The server says why it hung up (Dovecot: "FETCH failed: Internal error"
                 # on a message file it cannot read): a bad message, not a bad network.
-                self._suspect(state, pending[0], exc.message)
+                if not held:
+                    raise
+                self._suspect(state, batches[held[0]], exc.message)
+                return False
+        return True
 
     def _suspect(self, state: FolderState, batch: list[int], reason: str) -> None:
-        self._suspects[state.name] = batch[0]
+        self._suspects.setdefault(state.name, set()).add(batch[0])
         self.ctx.progress.log(
             f"{self.session.config.host} would not send a batch of {len(batch)} messages "
             f"in {state.name} ({reason}); fetching them one by one"

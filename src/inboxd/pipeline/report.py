@@ -21,4 +21,7 @@ class SyncReport:
     parse_errors: int = 0
     unavailable: int = 0  # listed by the server, but it would not send them
     uidvalidity_resets: int = 0
+    fetched_by_helpers: int = 0
+    helpers: int = 0  # helper processes that fetched part of a folder (summed over folders)
+    helper_peak_rss_kb: int = 0  # the largest peak memory of one of them
     per_folder: dict[str, int] = field(default_factory=dict)

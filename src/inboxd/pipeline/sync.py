@@ -17,6 +17,7 @@ from inboxd.jobs.scheduler import Schedule, schedule_source
 from inboxd.mail.accounts import NEEDS_ATTENTION, OK, Account, Accounts
 from inboxd.mail.imap import ImapSession
 from inboxd.mail.provider import AuthenticationFailed
+from inboxd.pipeline.imap_helper import prepare_worker
 from inboxd.pipeline.imap_sync import ImapSync
 from inboxd.pipeline.local_sync import sync_maildir, sync_mbox
 
@@ -46,7 +47,7 @@ def enqueue_sync(queue: Queue, account: Account) -> Job:
     )
 
 
-@task("sync", params=SyncParams)
+@task("sync", params=SyncParams, prepare=prepare_worker)
 def sync(ctx: TaskContext, params: SyncParams) -> dict[str, Any]:
     """Fetch new mail, flag changes and deletions of one account into the local store."""
     account_id = ctx.job.account_id

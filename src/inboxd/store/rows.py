@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from psycopg.types.json import Jsonb
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 
 #: Encoded lists of strings, by value (see RowEncoder.json).
 _JSON_LISTS: dict[tuple[str, ...], str] = {}
@@ -78,6 +78,6 @@ _SQLITE = RowEncoder()
 _POSTGRES = PostgresEncoder()
 
 
-def encoder_for(conn: Connection) -> RowEncoder:
-    """The encoder of the connection's dialect."""
+def encoder_for(conn: Connection | Engine) -> RowEncoder:
+    """The encoder of the connection's (or engine's) dialect."""
     return _POSTGRES if conn.dialect.name == "postgresql" else _SQLITE

@@ -18,7 +18,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 
 from inboxd.db.tables import locations, message_bodies, messages
 from inboxd.db.types import utcnow
@@ -95,25 +95,54 @@ class BatchResult:
     known: int = 0
 
 
+@dataclass
+class PreparedBatch:
+    """A batch with its message rows already encoded, so the write transaction (which on
+    SQLite holds the one writer lock every process queues on) only runs statements."""
+
+    account_id: str
+    items: Sequence[Incoming]
+    by_identity: dict[str, Incoming]
+    rows: dict[str, tuple[Any, ...]]  # identity -> messages row
+    now: datetime
+
+
+def prepare_batch(
+    bind: Connection | Engine, account_id: str, batch: Sequence[Incoming]
+) -> PreparedBatch:
+    """Encode ``batch`` for :func:`write_batch` (no database access)."""
+    enc = encoder_for(bind)
+    now = utcnow()
+    stamp = enc.time(now)
+    by_identity: dict[str, Incoming] = {}
+    for item in batch:
+        by_identity.setdefault(item.identity, item)
+    rows = {key: _message_row(enc, account_id, item, stamp) for key, item in by_identity.items()}
+    return PreparedBatch(account_id, batch, by_identity, rows, now)
+
+
 def store_batch(
     conn: Connection, account_id: str, folder_id: int, batch: Sequence[Incoming]
 ) -> BatchResult:
     """Store messages and their locations in ``folder_id`` (inside the caller's transaction)."""
+    return write_batch(conn, folder_id, prepare_batch(conn, account_id, batch))
+
+
+def write_batch(conn: Connection, folder_id: int, prepared: PreparedBatch) -> BatchResult:
+    """Store a prepared batch in ``folder_id`` (inside the caller's transaction)."""
     result = BatchResult()
+    batch, by_identity, now = prepared.items, prepared.by_identity, prepared.now
     if not batch:
         return result
     enc = encoder_for(conn)
-    now = utcnow()
-    by_identity: dict[str, Incoming] = {}
-    for item in batch:
-        by_identity.setdefault(item.identity, item)
+    account_id = prepared.account_id
     pks = _lookup(conn, enc, account_id, list(by_identity))
-    fresh = [item for key, item in by_identity.items() if key not in pks]
+    fresh = [key for key in by_identity if key not in pks]
     known = [item for key, item in by_identity.items() if key in pks]
     if fresh:
-        _insert_messages(conn, enc, account_id, fresh, now)
-        pks.update(_lookup(conn, enc, account_id, [item.identity for item in fresh]))
-        _insert_bodies(conn, enc, fresh, pks)
+        _insert_messages(conn, enc, [prepared.rows[key] for key in fresh])
+        pks.update(_lookup(conn, enc, account_id, fresh))
+        _insert_bodies(conn, enc, [by_identity[key] for key in fresh], pks)
     if known:
         _refresh(conn, enc, pks, known, now)
     _upsert_locations(conn, enc, folder_id, batch, pks, now)
@@ -137,16 +166,14 @@ def _lookup(
     return found
 
 
-def _insert_messages(
-    conn: Connection,
-    enc: RowEncoder,
-    account_id: str,
-    fresh: Sequence[Incoming],
-    now: datetime,
-) -> None:
-    stamp = enc.time(now)
-    rows = [_message_row(enc, account_id, item, stamp) for item in fresh]
-    conn.exec_driver_sql(enc.insert(messages.name, _MESSAGE_COLUMNS), rows)
+def _insert_messages(conn: Connection, enc: RowEncoder, rows: list[tuple[Any, ...]]) -> None:
+    # A sync's helper process may store the same message at the same moment (when the sync
+    # it helped died and was rescued): the first one wins, the other finds it by identity.
+    conn.exec_driver_sql(
+        f"{enc.insert(messages.name, _MESSAGE_COLUMNS)} "
+        "ON CONFLICT (account_id, identity) DO NOTHING",
+        rows,
+    )
 
 
 def _message_row(enc: RowEncoder, account_id: str, item: Incoming, stamp: Any) -> tuple[Any, ...]:
@@ -198,7 +225,9 @@ def _insert_bodies(
         for item in fresh
     ]
     conn.exec_driver_sql(
-        enc.insert(message_bodies.name, ("message_pk", "compression", "raw")), rows
+        f"{enc.insert(message_bodies.name, ('message_pk', 'compression', 'raw'))} "
+        "ON CONFLICT (message_pk) DO NOTHING",
+        rows,
     )
 
 

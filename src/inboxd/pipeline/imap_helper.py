@@ -1,0 +1,328 @@
+"""Helper processes that fetch and store part of a folder's new mail beside the sync.
+
+A sync is CPU-bound in Python (parsing and storing cost more than the download), so one
+process tops out well below what the network and the server can give. For a folder with
+many new messages the sync starts helper processes, each with its own IMAP connection and
+database connection. The folder's batches are shared through two counters in shared
+memory: the sync takes batches from the front, in order, and the helpers from the back, so
+they meet wherever their speeds put them. Only counts travel back over a pipe, never mail.
+
+Only the sync moves the folder's highest UID, through its own batches (the low ones, taken
+in order). A helper's batches are committed as it goes; if the sync dies first, the resumed
+sync fetches them again and finds every message already stored (by identity), so nothing is
+stored twice. A helper stops between batches when told to or when its sync is gone (its end
+of the pipe closes), and a batch a helper could not store is fetched by the sync itself.
+
+Helpers are forked from a forkserver that has imported this module, so starting one costs a
+fork, not an interpreter start-up, and never copies the worker's threads or connections.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import multiprocessing.connection
+import multiprocessing.forkserver
+import resource
+import signal
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, fields
+from multiprocessing.sharedctypes import Synchronized
+from typing import Any
+
+from inboxd.config import Settings
+from inboxd.db.engine import make_engine
+from inboxd.mail.imap import ImapConfig, ImapSession
+from inboxd.mail.provider import ProviderError
+from inboxd.pipeline.batch_store import BatchStore
+from inboxd.pipeline.report import SyncReport
+
+#: How long a helper that was told to stop gets before it is terminated.
+STOP_GRACE_SECONDS = 2.0
+
+_context: multiprocessing.context.ForkServerContext | None = None
+
+
+def _mp() -> multiprocessing.context.ForkServerContext:
+    global _context
+    if _context is None:
+        ctx = multiprocessing.get_context("forkserver")
+        # The server imports only this module (not the caller's __main__, the default).
+        ctx.set_forkserver_preload([__name__])
+        _context = ctx
+    return _context
+
+
+def warm_up(*, wait: bool = False) -> None:
+    """Start the forkserver now (it imports inboxd in the background), so the first helper
+    of a sync is a fork away when its batches are known; ``wait`` returns once it is ready."""
+    ctx = _mp()
+    multiprocessing.forkserver.ensure_running()
+    if wait:
+        # The server forks only once its imports are done: a no-op child proves it.
+        probe = ctx.Process(target=_nothing, name="inboxd-forkserver-probe", daemon=True)
+        probe.start()
+        probe.join()
+        probe.close()
+
+
+def prepare_worker(settings: Settings) -> None:
+    """A worker that runs syncs starts the forkserver of their helpers at once."""
+    if settings.sync_processes > 1:
+        warm_up()
+
+
+def _nothing() -> None:
+    pass
+
+
+class BatchClaims:
+    """Batches ``0..count-1`` of one folder, handed out once each: from the front to the
+    sync, from the back to its helpers (counters in shared memory, one lock)."""
+
+    def __init__(self, count: int) -> None:
+        self._front: Synchronized[int] = _mp().Value("q", 0)
+        self._back: Synchronized[int] = _mp().Value("q", count, lock=False)
+        self.count = count
+
+    def take_front(self) -> int | None:
+        """The lowest batch nobody has taken, or None."""
+        with self._front.get_lock():
+            n = self._front.value
+            if n >= self._back.value:
+                return None
+            self._front.value = n + 1
+            return n
+
+    def take_back(self) -> int | None:
+        """The highest batch nobody has taken, or None."""
+        with self._front.get_lock():
+            n = self._back.value - 1
+            if n < self._front.value:
+                return None
+            self._back.value = n
+            return n
+
+    @property
+    def first_of_back(self) -> int:
+        """Batches from here on were taken from the back."""
+        with self._front.get_lock():
+            return self._back.value
+
+
+class LocalClaims:
+    """The same hand-out for a sync without helpers: every batch, in order."""
+
+    def __init__(self, count: int) -> None:
+        self._next = 0
+        self.count = count
+
+    def take_front(self) -> int | None:
+        """The next batch, or None."""
+        if self._next >= self.count:
+            return None
+        self._next += 1
+        return self._next - 1
+
+    @property
+    def first_of_back(self) -> int:
+        """Nothing is taken from the back."""
+        return self.count
+
+
+@dataclass(frozen=True)
+class HelperSpec:
+    """What a helper needs to do its part (picklable; the secret travels over a pipe
+    between the two processes only)."""
+
+    database_url: str
+    busy_timeout_ms: int
+    config: ImapConfig
+    secret: str
+    account_id: str
+    folder_id: int
+    folder: str
+    uidvalidity: int | None
+    batches: list[list[int]]
+    depth: int
+
+
+class SyncHelper:
+    """One helper process, seen from the sync: start it, collect what it stored, stop it."""
+
+    def __init__(self, spec: HelperSpec, claims: BatchClaims, name: str) -> None:
+        ctx = _mp()
+        self._pipe, child = ctx.Pipe()
+        self._process = ctx.Process(
+            target=helper_main, args=(spec, claims, child), name=name, daemon=True
+        )
+        self._process.start()
+        child.close()
+        #: batch index -> counts of what the helper stored
+        self.stored: dict[int, SyncReport] = {}
+        #: batch index -> why the server would not send it
+        self.refused: dict[int, str] = {}
+        self.error: str | None = None
+        self.ended = False
+        self.peak_rss_kb = 0
+
+    def collect(self, on_stored: Callable[[int, SyncReport], None], timeout: float = 0) -> None:
+        """Take the helper's news (waiting up to ``timeout`` for some); ``on_stored`` gets
+        each stored batch."""
+        if self.ended:
+            return
+        try:
+            ready = self._pipe.poll(timeout)
+            while ready:
+                self._take(self._pipe.recv(), on_stored)
+                ready = not self.ended and self._pipe.poll()
+        except (EOFError, OSError):
+            # The helper died without a word (killed, out of memory): what it committed is
+            # stored; the rest is fetched by the sync.
+            self.error = self.error or f"helper process ended (exit code {self._exitcode()})"
+            self.ended = True
+
+    def _take(self, message: tuple[Any, ...], on_stored: Callable[[int, SyncReport], None]) -> None:
+        kind = message[0]
+        if kind == "stored":
+            report = SyncReport(**message[2])
+            self.stored[message[1]] = report
+            on_stored(message[1], report)
+        elif kind == "refused":
+            self.refused[message[1]] = message[2]
+        elif kind == "failed":
+            self.error = message[1]
+            self.ended = True
+        elif kind == "done":
+            self.peak_rss_kb = message[1]
+            self.ended = True
+
+    def _exitcode(self) -> int | None:
+        self._process.join(0.5)
+        return self._process.exitcode
+
+    def stop(self) -> None:
+        """Ask the helper to stop after its current batch; terminate it if it does not."""
+        with contextlib.suppress(OSError, ValueError):
+            self._pipe.send(("stop",))
+        self._process.join(STOP_GRACE_SECONDS)
+        if self._process.is_alive():
+            self._process.terminate()
+            self._process.join(STOP_GRACE_SECONDS)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join()
+        self._pipe.close()
+        self._process.close()
+
+
+def helper_main(
+    spec: HelperSpec, claims: BatchClaims, pipe: multiprocessing.connection.Connection
+) -> None:
+    """The helper process: fetch and store batches from the back until none are left."""
+    # Ctrl-C in a terminal reaches the whole process group: the sync decides when we stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with contextlib.suppress(BrokenPipeError):  # the sync is gone; so are we
+        _HelperRun(spec, claims, pipe).run()
+
+
+class _StopHelper(Exception):
+    pass
+
+
+class _HelperRun:
+    def __init__(
+        self, spec: HelperSpec, claims: BatchClaims, pipe: multiprocessing.connection.Connection
+    ) -> None:
+        self.spec = spec
+        self.claims = claims
+        self.pipe = pipe
+        self.taken: list[int] = []
+
+    def run(self) -> None:
+        spec = self.spec
+        engine = make_engine(spec.database_url, busy_timeout_ms=spec.busy_timeout_ms, pool_size=1)
+        session = ImapSession(spec.config, spec.secret)
+        try:
+            session.connect()
+            status = session.examine(spec.folder)
+            if status.uidvalidity != spec.uidvalidity:
+                self.pipe.send(("failed", f"UIDVALIDITY of {spec.folder} changed"))
+                return
+            self._fetch(engine, session)
+            self.pipe.send(("done", _peak_rss_kb()))
+        except _StopHelper:
+            self.pipe.send(("done", _peak_rss_kb()))
+        except ProviderError as exc:
+            self.pipe.send(("failed", exc.message))
+        except Exception as exc:  # reported to the sync, which does the batch itself
+            self.pipe.send(("failed", f"{type(exc).__name__}: {exc}"))
+        finally:
+            with contextlib.suppress(Exception):
+                session.close()
+            engine.dispose()
+
+    def _fetch(self, engine: Any, session: ImapSession) -> None:
+        spec = self.spec
+        report = SyncReport()
+        with BatchStore(engine, spec.account_id, report, None) as store:
+            feed = session.fetch_batches(self._claimed(), depth=spec.depth)
+            with contextlib.closing(feed):
+                for fetched in feed:
+                    index = self.taken.pop(0)
+                    if fetched.failed is not None:
+                        self.pipe.send(("refused", index, fetched.failed))
+                        return  # the sync fetches it (and what we took after it) one by one
+                    store.report = SyncReport()
+                    store.put(spec.folder_id, spec.folder, fetched.messages)
+                    self.pipe.send(("stored", index, asdict(store.report)))
+
+    def _claimed(self) -> Iterator[list[int]]:
+        while True:
+            self._check_stop()
+            index = self.claims.take_back()
+            if index is None:
+                return
+            self.taken.append(index)
+            yield self.spec.batches[index]
+
+    def _check_stop(self) -> None:
+        try:
+            if self.pipe.poll():
+                self.pipe.recv()
+                raise _StopHelper
+        except (EOFError, OSError):
+            raise _StopHelper from None
+
+
+def _peak_rss_kb() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def merge_report(into: SyncReport, part: SyncReport) -> None:
+    """Add a helper's counts of one batch to the sync's report."""
+    for f in fields(SyncReport):
+        if f.name == "per_folder":
+            for folder, n in part.per_folder.items():
+                into.per_folder[folder] = into.per_folder.get(folder, 0) + n
+        elif f.name not in ("folders", "folders_unchanged", "helpers", "helper_peak_rss_kb"):
+            setattr(into, f.name, getattr(into, f.name) + getattr(part, f.name))
+    into.fetched_by_helpers += part.fetched
+
+
+def wait_for(
+    helpers: Sequence[SyncHelper],
+    on_stored: Callable[[int, SyncReport], None],
+    check_cancelled: Callable[[], None],
+    *,
+    poll: float = 0.1,
+) -> None:
+    """Collect from ``helpers`` until every one has ended, checking for cancellation."""
+    while not all(h.ended for h in helpers):
+        check_cancelled()
+        started = time.monotonic()
+        for helper in helpers:
+            helper.collect(on_stored, timeout=poll / len(helpers))
+        if time.monotonic() - started < poll / 10:
+            time.sleep(poll / 10)

@@ -1,0 +1,235 @@
+"""Helper processes that share a big folder's sync, against a real Dovecot, on SQLite and
+PostgreSQL: every message is stored once whoever fetched it, and a helper never outlives
+its sync (killed helper, cancelled sync, SIGKILLed worker)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from inboxd.app import App
+from inboxd.db.engine import reading
+from inboxd.db.tables import locations, messages
+from inboxd.jobs.model import JobStatus
+from inboxd.mail.accounts import Account, Accounts
+from inboxd.pipeline import imap_helper
+from inboxd.pipeline.imap_helper import BatchClaims, LocalClaims
+from inboxd.store.bodies import read_body
+from tests.services.dovecot import ImapUser
+from tests.support.apps import (
+    make_app,
+    running_worker,
+    start_worker_process,
+    subprocess_env,
+    wait_finished,
+    wait_for,
+)
+from tests.support.mail import make_message
+from tests.support.proxy import Proxy
+
+pytestmark = pytest.mark.dovecot
+
+HELPED = {
+    "sync_batch_messages": 10,
+    "sync_processes": 3,
+    "sync_helper_min_messages": 50,
+}
+
+
+@pytest.fixture
+def app(database_url: str, tmp_path: Path) -> Iterator[App]:
+    opened = make_app(database_url, tmp_path, **HELPED)
+    yield opened
+    opened.close()
+
+
+def add_account(app: App, user: ImapUser, port: int) -> Account:
+    return Accounts(app.engine, app.settings).add(
+        "imap",
+        user.username,
+        {"host": user.host, "port": port, "security": "none", "username": user.username},
+        secret={"password": user.password},
+    )
+
+
+def fill(user: ImapUser, count: int) -> None:
+    """``count`` messages straight into the INBOX's Maildir (APPENDing them one by one
+    would cost most of each test); Dovecot indexes them at the next SELECT."""
+    owner = user.maildir.stat()
+    for n in range(count):
+        path = user.maildir / "new" / f"{1_700_000_000 + n}.M{n}P1.inboxd-test"
+        path.write_bytes(make_message(n))
+        if os.geteuid() == 0:
+            os.chown(path, owner.st_uid, owner.st_gid)
+    assert user.server.message_count(user.username, user.password) == count
+
+
+def counts(app: App) -> tuple[int, int]:
+    with reading(app.engine) as conn:
+        return (
+            conn.execute(select(func.count()).select_from(messages)).scalar_one(),
+            conn.execute(select(func.count()).select_from(locations)).scalar_one(),
+        )
+
+
+# -- processes seen from /proc ---------------------------------------------------------------
+
+
+def _stat(pid: int) -> tuple[str, int] | None:
+    """(state, parent pid) of a live process; None when it is gone or a zombie."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    state, ppid = raw.rsplit(")", 1)[1].split()[:2]
+    return None if state in ("Z", "X") else (state, int(ppid))
+
+
+def children(parent: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (st := _stat(int(entry))) is not None and st[1] == parent:
+            found.append(int(entry))
+    return found
+
+
+def forkservers(parent: int) -> list[int]:
+    out = []
+    for pid in children(parent):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"multiprocessing.forkserver" in cmdline:
+            out.append(pid)
+    return out
+
+
+def helper_pids(parent: int) -> list[int]:
+    """Helper processes (and probes) forked for the process ``parent``."""
+    return [pid for server in forkservers(parent) for pid in children(server)]
+
+
+# -- tests -------------------------------------------------------------------------------------
+
+
+def test_claims_meet_in_the_middle_and_hand_out_each_batch_once() -> None:
+    claims = BatchClaims(7)
+    front = [claims.take_front(), claims.take_front()]
+    back = [claims.take_back(), claims.take_back(), claims.take_back()]
+    assert front == [0, 1] and back == [6, 5, 4]
+    assert [claims.take_front(), claims.take_back(), claims.take_front()] == [2, 3, None]
+    assert claims.take_back() is None and claims.first_of_back == 3
+    local = LocalClaims(2)
+    assert [local.take_front(), local.take_front(), local.take_front()] == [0, 1, None]
+    assert local.first_of_back == 2
+
+
+def test_helpers_share_a_big_folder_and_every_message_is_stored_once(
+    app: App, imap_user: ImapUser
+) -> None:
+    fill(imap_user, 400)
+    imap_helper.warm_up(wait=True)
+    # A few milliseconds per command, so the sync cannot finish before its helpers start.
+    with Proxy(imap_user.port, delay=0.004) as proxy:
+        account = add_account(app, imap_user, proxy.port)
+        job = app.queue.enqueue("sync", account_id=account.id)
+        with running_worker(app, concurrency=1):
+            done = wait_finished(app, job.id, timeout=120)
+            # The folder's highest UID covers what the helpers stored: a re-sync fetches
+            # nothing.
+            again = app.queue.enqueue("sync", account_id=account.id)
+            second = wait_finished(app, again.id, timeout=60)
+    assert done.status == JobStatus.COMPLETED, done.error
+    result = done.result
+    assert result["fetched"] == 400 and result["new"] == 400 and result["duplicates"] == 0
+    assert result["helpers"] == 2 and 0 < result["fetched_by_helpers"] < 400
+    assert result["helper_peak_rss_kb"] > 0
+    assert done.progress_current == done.progress_total
+    assert counts(app) == (400, 400)
+    user, password = imap_user.username, imap_user.password
+    server = {m.uid: m.raw for m in imap_user.server.fetch_all(user, password)}
+    with reading(app.engine) as conn:
+        rows = conn.execute(select(locations.c.uid, locations.c.message_pk)).all()
+        assert {int(uid): read_body(conn, pk) for uid, pk in rows} == server
+    assert second.status == JobStatus.COMPLETED and second.result["fetched"] == 0
+    assert not helper_pids(os.getpid())
+
+
+def test_a_helper_killed_mid_sync_leaves_its_batches_to_the_sync(
+    app: App, imap_user: ImapUser
+) -> None:
+    fill(imap_user, 400)
+    imap_helper.warm_up(wait=True)
+    with Proxy(imap_user.port, delay=0.004) as proxy:
+        account = add_account(app, imap_user, proxy.port)
+        job = app.queue.enqueue("sync", account_id=account.id)
+        with running_worker(app, concurrency=1):
+            victims = wait_for(lambda: helper_pids(os.getpid()), timeout=60, interval=0.005)
+            wait_for(lambda: app.queue.get(job.id).progress_current >= 40, timeout=60)
+            for pid in victims:
+                os.kill(pid, signal.SIGKILL)
+            done = wait_finished(app, job.id, timeout=120)
+    assert done.status == JobStatus.COMPLETED, done.error
+    assert done.result["fetched"] == 400
+    assert counts(app) == (400, 400)
+    logs = [str(e.payload.get("message")) for e in app.queue.events(job.id)]
+    assert any("helper stopped early" in m for m in logs)
+
+
+def test_cancelling_a_helped_sync_stops_its_helpers(app: App, imap_user: ImapUser) -> None:
+    fill(imap_user, 400)
+    imap_helper.warm_up(wait=True)
+    with Proxy(imap_user.port, delay=0.01) as proxy:
+        account = add_account(app, imap_user, proxy.port)
+        job = app.queue.enqueue("sync", account_id=account.id)
+        with running_worker(app, concurrency=1):
+            wait_for(lambda: helper_pids(os.getpid()), timeout=60, interval=0.005)
+            app.queue.cancel(job.id)
+            done = wait_finished(app, job.id, timeout=60)
+            assert done.status == JobStatus.CANCELLED
+            wait_for(lambda: not helper_pids(os.getpid()), timeout=20)
+    stored, located = counts(app)
+    assert stored == located < 400
+
+
+def test_sigkill_of_the_worker_ends_its_helpers_and_the_rescue_stores_every_message_once(
+    app: App, imap_user: ImapUser, database_url: str, tmp_path: Path
+) -> None:
+    fill(imap_user, 600)
+    with Proxy(imap_user.port, delay=0.004) as proxy:
+        account = add_account(app, imap_user, proxy.port)
+        job = app.queue.enqueue("sync", account_id=account.id)
+        env = subprocess_env(
+            database_url,
+            tmp_path / "data",
+            INBOXD_SYNC_BATCH_MESSAGES="10",
+            INBOXD_SYNC_PROCESSES="3",
+            INBOXD_SYNC_HELPER_MIN_MESSAGES="50",
+        )
+        first = start_worker_process(env, "-c", "1", "--no-scheduler", log=tmp_path / "w1.log")
+        try:
+            helpers = wait_for(lambda: helper_pids(first.pid), timeout=60, interval=0.005)
+            wait_for(lambda: app.queue.get(job.id).progress_current >= 100, timeout=60)
+        finally:
+            first.send_signal(signal.SIGKILL)
+            first.wait()
+        # Orphaned helpers notice that their sync is gone and stop after their batch.
+        wait_for(lambda: all(_stat(pid) is None for pid in helpers), timeout=20)
+        second = start_worker_process(env, "-c", "1", "--no-scheduler", log=tmp_path / "w2.log")
+        try:
+            done = wait_finished(app, job.id, timeout=120)
+        finally:
+            second.send_signal(signal.SIGTERM)
+            try:
+                second.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                second.kill()
+    assert done.status == JobStatus.COMPLETED and done.attempts == 2, done.error
+    assert counts(app) == (600, 600)
