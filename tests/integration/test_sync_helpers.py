@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from sqlalchemy import func, select
 from inboxd.app import App
 from inboxd.db.engine import reading
 from inboxd.db.tables import locations, messages
-from inboxd.jobs.model import JobStatus
+from inboxd.jobs.model import Job, JobStatus
 from inboxd.mail.accounts import Account, Accounts
 from inboxd.pipeline import imap_helper
 from inboxd.pipeline.imap_helper import BatchClaims, LocalClaims
@@ -131,21 +132,27 @@ def test_claims_meet_in_the_middle_and_hand_out_each_batch_once() -> None:
     assert local.first_of_back == 2
 
 
+@contextmanager
+def syncing(app: App, user: ImapUser, *, delay: float = 0.004) -> Iterator[tuple[Account, Job]]:
+    """A sync of 400 new messages running in a worker thread; each command is held back
+    ``delay`` seconds, so the sync cannot finish before its helpers start."""
+    fill(user, 400)
+    imap_helper.warm_up(wait=True)
+    with Proxy(user.port, delay=delay) as proxy:
+        account = add_account(app, user, proxy.port)
+        job = app.queue.enqueue("sync", account_id=account.id)
+        with running_worker(app, concurrency=1):
+            yield account, job
+
+
 def test_helpers_share_a_big_folder_and_every_message_is_stored_once(
     app: App, imap_user: ImapUser
 ) -> None:
-    fill(imap_user, 400)
-    imap_helper.warm_up(wait=True)
-    # A few milliseconds per command, so the sync cannot finish before its helpers start.
-    with Proxy(imap_user.port, delay=0.004) as proxy:
-        account = add_account(app, imap_user, proxy.port)
-        job = app.queue.enqueue("sync", account_id=account.id)
-        with running_worker(app, concurrency=1):
-            done = wait_finished(app, job.id, timeout=120)
-            # The folder's highest UID covers what the helpers stored: a re-sync fetches
-            # nothing.
-            again = app.queue.enqueue("sync", account_id=account.id)
-            second = wait_finished(app, again.id, timeout=60)
+    with syncing(app, imap_user) as (account, job):
+        done = wait_finished(app, job.id, timeout=120)
+        # The folder's highest UID covers what the helpers stored: a re-sync fetches nothing.
+        again = app.queue.enqueue("sync", account_id=account.id)
+        second = wait_finished(app, again.id, timeout=60)
     assert done.status == JobStatus.COMPLETED, done.error
     result = done.result
     assert result["fetched"] == 400 and result["new"] == 400 and result["duplicates"] == 0
@@ -165,17 +172,12 @@ def test_helpers_share_a_big_folder_and_every_message_is_stored_once(
 def test_a_helper_killed_mid_sync_leaves_its_batches_to_the_sync(
     app: App, imap_user: ImapUser
 ) -> None:
-    fill(imap_user, 400)
-    imap_helper.warm_up(wait=True)
-    with Proxy(imap_user.port, delay=0.004) as proxy:
-        account = add_account(app, imap_user, proxy.port)
-        job = app.queue.enqueue("sync", account_id=account.id)
-        with running_worker(app, concurrency=1):
-            victims = wait_for(lambda: helper_pids(os.getpid()), timeout=60, interval=0.005)
-            wait_for(lambda: app.queue.get(job.id).progress_current >= 40, timeout=60)
-            for pid in victims:
-                os.kill(pid, signal.SIGKILL)
-            done = wait_finished(app, job.id, timeout=120)
+    with syncing(app, imap_user) as (_account, job):
+        victims = wait_for(lambda: helper_pids(os.getpid()), timeout=60, interval=0.005)
+        wait_for(lambda: app.queue.get(job.id).progress_current >= 40, timeout=60)
+        for pid in victims:
+            os.kill(pid, signal.SIGKILL)
+        done = wait_finished(app, job.id, timeout=120)
     assert done.status == JobStatus.COMPLETED, done.error
     assert done.result["fetched"] == 400
     assert counts(app) == (400, 400)
@@ -184,17 +186,12 @@ def test_a_helper_killed_mid_sync_leaves_its_batches_to_the_sync(
 
 
 def test_cancelling_a_helped_sync_stops_its_helpers(app: App, imap_user: ImapUser) -> None:
-    fill(imap_user, 400)
-    imap_helper.warm_up(wait=True)
-    with Proxy(imap_user.port, delay=0.01) as proxy:
-        account = add_account(app, imap_user, proxy.port)
-        job = app.queue.enqueue("sync", account_id=account.id)
-        with running_worker(app, concurrency=1):
-            wait_for(lambda: helper_pids(os.getpid()), timeout=60, interval=0.005)
-            app.queue.cancel(job.id)
-            done = wait_finished(app, job.id, timeout=60)
-            assert done.status == JobStatus.CANCELLED
-            wait_for(lambda: not helper_pids(os.getpid()), timeout=20)
+    with syncing(app, imap_user, delay=0.01) as (_account, job):
+        wait_for(lambda: helper_pids(os.getpid()), timeout=60, interval=0.005)
+        app.queue.cancel(job.id)
+        done = wait_finished(app, job.id, timeout=60)
+        assert done.status == JobStatus.CANCELLED
+        wait_for(lambda: not helper_pids(os.getpid()), timeout=20)
     stored, located = counts(app)
     assert stored == located < 400
 
