@@ -230,6 +230,36 @@ def test_a_message_the_server_cannot_read_is_skipped_and_the_rest_stored(
     assert len(kept) == 39 and all(server[uid] == raw for uid, raw in kept.items())
 
 
+def test_a_message_the_server_cannot_even_size_is_skipped_and_the_rest_stored(
+    app: App, imap_user: ImapUser
+) -> None:
+    # Files without ",S=<size>" in their names (not delivered by Dovecot itself): it must
+    # read one to answer RFC822.SIZE, and for an unreadable one it hangs up instead.
+    owner = imap_user.maildir.stat()
+    names = [f"{1_700_000_000 + n}.M{n}P1.unsized" for n in range(30)]
+    for n, name in enumerate(names):
+        path = imap_user.maildir / "new" / name
+        path.write_bytes(make_message(n))
+        if os.geteuid() == 0:
+            os.chown(path, owner.st_uid, owner.st_gid)
+    assert imap_user.message_count() == 30
+    (unreadable,) = [
+        p for sub in ("new", "cur") for p in (imap_user.maildir / sub).glob(f"{names[12]}*")
+    ]
+    unreadable.chmod(0)
+    try:
+        account = add_account(app, imap_user)
+        job = sync_now(app, account)
+    finally:
+        unreadable.chmod(0o600)
+    assert job.status == JobStatus.COMPLETED, job.error
+    assert job.result["unavailable"] == 1 and job.result["fetched"] == 29
+    assert stored(app, account)["message_count"] == 29
+    logs = [str(e.payload.get("message")) for e in app.queue.events(job.id)]
+    assert any("could not list the sizes" in m for m in logs)
+    assert any("skipped message UID" in m for m in logs)
+
+
 def test_connection_dropped_mid_fetch_completes(app: App, imap_user: ImapUser) -> None:
     fill(imap_user, "INBOX", 0, 120)
     with Proxy(imap_user.port, drop_after=60_000) as proxy:

@@ -64,8 +64,12 @@ def fill(user: ImapUser, count: int) -> None:
     would cost most of each test); Dovecot indexes them at the next SELECT."""
     owner = user.maildir.stat()
     for n in range(count):
-        path = user.maildir / "new" / f"{1_700_000_000 + n}.M{n}P1.inboxd-test"
-        path.write_bytes(make_message(n))
+        raw = make_message(n)
+        crlf = len(raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
+        # Sizes in the name, as Dovecot writes them: it then answers RFC822.SIZE unread.
+        name = f"{1_700_000_000 + n}.M{n}P1.inboxd-test,S={len(raw)},W={crlf}"
+        path = user.maildir / "new" / name
+        path.write_bytes(raw)
         if os.geteuid() == 0:
             os.chown(path, owner.st_uid, owner.st_gid)
     assert user.server.message_count(user.username, user.password) == count
@@ -134,9 +138,8 @@ def test_claims_meet_in_the_middle_and_hand_out_each_batch_once() -> None:
 
 @contextmanager
 def syncing(app: App, user: ImapUser, *, delay: float = 0.004) -> Iterator[tuple[Account, Job]]:
-    """A sync of 400 new messages running in a worker thread; each command is held back
+    """A sync of the user's mail running in a worker thread; each command is held back
     ``delay`` seconds, so the sync cannot finish before its helpers start."""
-    fill(user, 400)
     imap_helper.warm_up(wait=True)
     with Proxy(user.port, delay=delay) as proxy:
         account = add_account(app, user, proxy.port)
@@ -148,6 +151,7 @@ def syncing(app: App, user: ImapUser, *, delay: float = 0.004) -> Iterator[tuple
 def test_helpers_share_a_big_folder_and_every_message_is_stored_once(
     app: App, imap_user: ImapUser
 ) -> None:
+    fill(imap_user, 400)
     with syncing(app, imap_user) as (account, job):
         done = wait_finished(app, job.id, timeout=120)
         # The folder's highest UID covers what the helpers stored: a re-sync fetches nothing.
@@ -172,6 +176,7 @@ def test_helpers_share_a_big_folder_and_every_message_is_stored_once(
 def test_a_helper_killed_mid_sync_leaves_its_batches_to_the_sync(
     app: App, imap_user: ImapUser
 ) -> None:
+    fill(imap_user, 400)
     with syncing(app, imap_user) as (_account, job):
         victims = wait_for(lambda: helper_pids(os.getpid()), timeout=60, interval=0.005)
         wait_for(lambda: app.queue.get(job.id).progress_current >= 40, timeout=60)
@@ -185,7 +190,37 @@ def test_a_helper_killed_mid_sync_leaves_its_batches_to_the_sync(
     assert any("helper stopped early" in m for m in logs)
 
 
+def _file_of_highest_uid(user: ImapUser) -> Path:
+    """The Maildir file Dovecot gave the highest UID (from its dovecot-uidlist)."""
+    last = (user.maildir / "dovecot-uidlist").read_text().splitlines()[-1]
+    base = last.split(":", 1)[1].strip()
+    (found,) = [p for sub in ("new", "cur") for p in (user.maildir / sub).glob(f"{base}*")]
+    return found
+
+
+def test_a_message_the_server_cannot_read_in_a_helpers_part_is_skipped_alone(
+    app: App, imap_user: ImapUser
+) -> None:
+    fill(imap_user, 400)
+    # The first batch a helper takes is the last one: Dovecot answers a FETCH of this file
+    # with "* BYE FETCH failed: Internal error occurred" and hangs up.
+    unreadable = _file_of_highest_uid(imap_user)
+    unreadable.chmod(0)
+    try:
+        with syncing(app, imap_user) as (_account, job):
+            done = wait_finished(app, job.id, timeout=120)
+    finally:
+        unreadable.chmod(0o600)
+    assert done.status == JobStatus.COMPLETED, done.error
+    assert done.result["unavailable"] == 1 and done.result["fetched"] == 399
+    assert counts(app) == (399, 399)
+    logs = [str(e.payload.get("message")) for e in app.queue.events(job.id)]
+    assert any("helper stopped early" in m for m in logs)
+    assert any("skipped message UID 400 " in m for m in logs)
+
+
 def test_cancelling_a_helped_sync_stops_its_helpers(app: App, imap_user: ImapUser) -> None:
+    fill(imap_user, 400)
     with syncing(app, imap_user, delay=0.01) as (_account, job):
         wait_for(lambda: helper_pids(os.getpid()), timeout=60, interval=0.005)
         app.queue.cancel(job.id)

@@ -293,6 +293,11 @@ class ImapSession:
         """Every UID in the selected folder."""
         return sorted(self._call(self.client.search, ["ALL"]))
 
+    def uids_above(self, above: int) -> list[int]:
+        """UIDs above ``above`` in the selected folder (SEARCH: the server reads no mail)."""
+        found = self._call(self.client.search, ["UID", f"{above + 1}:*"])
+        return sorted(uid for uid in found if uid > above)
+
     def fetch_batches(
         self, batches: Iterable[Sequence[int]], *, depth: int = 4
     ) -> Generator[FetchedBatch, None, None]:

@@ -27,7 +27,7 @@ import resource
 import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from multiprocessing.sharedctypes import Synchronized
 from typing import Any
 
@@ -136,10 +136,10 @@ class HelperSpec:
     """What a helper needs to do its part (picklable; the secret travels over a pipe
     between the two processes only)."""
 
-    database_url: str
+    database_url: str = field(repr=False)  # may hold the database's password
     busy_timeout_ms: int
     config: ImapConfig
-    secret: str
+    secret: str = field(repr=False)
     account_id: str
     folder_id: int
     folder: str

@@ -138,12 +138,14 @@ class ImapSync:
             return
         self.session.examine(state.name)
         stored_elsewhere = self._helper_stored.get(state.name, set())
-        sizes = {
-            uid: size
-            for uid, size in self.session.uid_sizes(state.highest_uid).items()
-            if uid not in stored_elsewhere
-        }
+        listed = self._new_uid_sizes(state)
+        sizes = {uid: size for uid, size in listed.items() if uid not in stored_elsewhere}
         if not sizes:
+            if listed:  # a helper stored all of them before this attempt was cut short
+                with writing(self.ctx.engine) as conn:
+                    store_folders.save_state(
+                        conn, state.id, highest_uid=max(listed), uidvalidity=status.uidvalidity
+                    )
             return
         batches = list(
             cut_batches(
@@ -167,6 +169,20 @@ class ImapSync:
                 conn, state.id, highest_uid=max(sizes), uidvalidity=status.uidvalidity
             )
 
+    def _new_uid_sizes(self, state: FolderState) -> dict[int, int]:
+        try:
+            return self.session.uid_sizes(state.highest_uid)
+        except ServerClosedConnection as exc:
+            # Some message the server cannot even size (Dovecot reads a file it cannot
+            # open to count its bytes, and hangs up): cut batches by count alone, and the
+            # message itself is skipped when its batch is fetched one by one.
+            self.ctx.progress.log(
+                f"{self.session.config.host} could not list the sizes of new messages in "
+                f"{state.name} ({exc.message}); fetching them in batches by count"
+            )
+            self.session.examine(state.name)
+            return dict.fromkeys(self.session.uids_above(state.highest_uid), 0)
+
     # -- helper processes ------------------------------------------------------------------
 
     def _wants_helpers(self, new_messages: int) -> bool:
@@ -180,7 +196,11 @@ class ImapSync:
     ) -> tuple[BatchClaims | LocalClaims, list[SyncHelper]]:
         if not self._wants_helpers(sum(map(len, batches))) or len(batches) < 2:
             return LocalClaims(len(batches)), []
-        claims = BatchClaims(len(batches))
+        try:
+            claims = BatchClaims(len(batches))
+        except Exception as exc:  # no shared memory (no /dev/shm) or no forkserver: go alone
+            self.ctx.log.warning("cannot share a sync with helper processes: %s", exc)
+            return LocalClaims(len(batches)), []
         config, secret = self.session.credentials()
         spec = HelperSpec(
             database_url=self.ctx.engine.url.render_as_string(hide_password=False),
@@ -198,7 +218,7 @@ class ImapSync:
         for n in range(1, self.settings.sync_processes):
             try:
                 helpers.append(SyncHelper(spec, claims, name=f"inboxd-sync-helper-{n}"))
-            except OSError as exc:  # no processes left (ulimit) or no forkserver: go alone
+            except Exception as exc:  # no processes left (ulimit), no forkserver: go alone
                 self.ctx.log.warning("cannot start a sync helper process: %s", exc)
                 break
         return claims, helpers
