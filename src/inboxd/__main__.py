@@ -1,3 +1,6 @@
+"""``python -m inboxd``."""
+
 from inboxd.cli import main
 
-main()
+if __name__ == "__main__":
+    main()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -265,3 +266,20 @@ def test_sigkill_of_the_worker_ends_its_helpers_and_the_rescue_stores_every_mess
                 second.kill()
     assert done.status == JobStatus.COMPLETED and done.attempts == 2, done.error
     assert counts(app) == (600, 600)
+
+
+def test_helpers_do_not_import_the_callers_main_module_again(tmp_path: Path) -> None:
+    # A main script with code outside any __name__ guard (like `python -` or a console
+    # script importing the whole CLI): a helper must start without running it again.
+    marker = tmp_path / "runs"
+    script = tmp_path / "main_script.py"
+    script.write_text(
+        "import pathlib, sys\n"
+        f"with open({str(marker)!r}, 'a') as f:\n"
+        "    f.write('run\\n')\n"
+        "if __name__ == '__main__':\n"
+        "    from inboxd.pipeline import imap_helper\n"
+        "    imap_helper.warm_up(wait=True)\n"
+    )
+    subprocess.run([sys.executable, str(script)], check=True, timeout=60)
+    assert marker.read_text() == "run\n"

@@ -28,6 +28,7 @@ import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
+from multiprocessing import spawn
 from multiprocessing.sharedctypes import Synchronized
 from typing import Any
 
@@ -42,16 +43,37 @@ from inboxd.pipeline.report import SyncReport
 STOP_GRACE_SECONDS = 2.0
 
 _context: multiprocessing.context.ForkServerContext | None = None
+_stdlib_preparation_data: Callable[[str], dict[str, Any]] | None = None
 
 
 def _mp() -> multiprocessing.context.ForkServerContext:
-    global _context
+    global _context, _stdlib_preparation_data
     if _context is None:
         ctx = multiprocessing.get_context("forkserver")
         # The server imports only this module (not the caller's __main__, the default).
         ctx.set_forkserver_preload([__name__])
+        if _stdlib_preparation_data is None:
+            _stdlib_preparation_data = spawn.get_preparation_data
+            spawn.get_preparation_data = _without_main
         _context = ctx
     return _context
+
+
+def _without_main(name: str) -> dict[str, Any]:
+    """multiprocessing's start-up data for a child, minus the caller's main module for
+    our own processes: a child would otherwise import it again, at every start (for the
+    ``inboxd`` console script that is the whole CLI; for ``python -`` a file that does not
+    exist). Helpers need nothing from it; other children keep the default."""
+    assert _stdlib_preparation_data is not None
+    data = _stdlib_preparation_data(name)
+    if name.startswith(_OUR_PREFIX):
+        data.pop("init_main_from_path", None)
+        data.pop("init_main_from_name", None)
+    return data
+
+
+#: Names of the processes this module starts.
+_OUR_PREFIX = "inboxd-"
 
 
 def warm_up(*, wait: bool = False) -> None:
