@@ -163,10 +163,11 @@ class ImapSync:
         finally:
             for helper in helpers:
                 helper.stop()
-        # Every batch of the plan is stored (by us or a helper) or was skipped and logged.
+        # Every batch of the plan is stored (by us or a helper) or was skipped and logged,
+        # and so is whatever a helper stored for an earlier attempt.
         with writing(self.ctx.engine) as conn:
             store_folders.save_state(
-                conn, state.id, highest_uid=max(sizes), uidvalidity=status.uidvalidity
+                conn, state.id, highest_uid=max(listed), uidvalidity=status.uidvalidity
             )
 
     def _new_uid_sizes(self, state: FolderState) -> dict[int, int]:
