@@ -11,7 +11,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select, update
@@ -44,6 +44,10 @@ class Schedule:
     def slot(self, now: datetime) -> int:
         """The number of the time slot ``now`` falls in."""
         return int(now.timestamp() // self.every)
+
+    def slot_start(self, slot: int) -> datetime:
+        """When time slot ``slot`` begins."""
+        return datetime.fromtimestamp(slot * self.every, UTC)
 
 
 #: Functions that list schedules; evaluated on every tick so they follow data changes.
@@ -95,7 +99,10 @@ class Scheduler:
         now = now or utcnow()
         enqueued = []
         for item in self.schedules():
-            if item.every <= 0 or not self._win_slot(item.name, item.slot(now), now):
+            if item.every <= 0:
+                continue
+            slot = item.slot(now)
+            if not self._win_slot(item.name, slot, now):
                 continue
             try:
                 job = self.app.queue.enqueue(
@@ -104,6 +111,9 @@ class Scheduler:
                     owner=item.owner,
                     account_id=item.account_id,
                     dedupe_key=item.dedupe_key,
+                    # Due at the start of its slot (so the job says which slot it is for,
+                    # however late a busy scheduler got to it), never later than now.
+                    run_at=min(item.slot_start(slot), utcnow()),
                 )
             except InboxdError as exc:
                 log.error("schedule %s could not enqueue: %s", item.name, exc)
