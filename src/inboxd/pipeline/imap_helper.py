@@ -25,7 +25,6 @@ import multiprocessing.connection
 import multiprocessing.forkserver
 import resource
 import signal
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from multiprocessing import spawn
@@ -341,10 +340,7 @@ def wait_for(
     poll: float = 0.1,
 ) -> None:
     """Collect from ``helpers`` until every one has ended, checking for cancellation."""
-    while not all(h.ended for h in helpers):
+    while running := [h for h in helpers if not h.ended]:
         check_cancelled()
-        started = time.monotonic()
-        for helper in helpers:
-            helper.collect(on_stored, timeout=poll / len(helpers))
-        if time.monotonic() - started < poll / 10:
-            time.sleep(poll / 10)
+        for helper in running:
+            helper.collect(on_stored, timeout=poll / len(running))

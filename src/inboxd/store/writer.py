@@ -121,15 +121,9 @@ def prepare_batch(
     return PreparedBatch(account_id, batch, by_identity, rows, now)
 
 
-def store_batch(
-    conn: Connection, account_id: str, folder_id: int, batch: Sequence[Incoming]
-) -> BatchResult:
-    """Store messages and their locations in ``folder_id`` (inside the caller's transaction)."""
-    return write_batch(conn, folder_id, prepare_batch(conn, account_id, batch))
-
-
 def write_batch(conn: Connection, folder_id: int, prepared: PreparedBatch) -> BatchResult:
-    """Store a prepared batch in ``folder_id`` (inside the caller's transaction)."""
+    """Store a prepared batch's messages and their locations in ``folder_id`` (inside the
+    caller's transaction)."""
     result = BatchResult()
     batch, by_identity, now = prepared.items, prepared.by_identity, prepared.now
     if not batch:
