@@ -17,11 +17,13 @@ so a killed sync resumes after the last batch that was committed.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from inboxd.db.engine import checkpoint_wal, writing
 from inboxd.jobs.progress import Progress
@@ -32,6 +34,11 @@ from inboxd.store import bodies
 from inboxd.store.writer import Incoming, prepare_batch, write_batch
 
 Checkpoint = Callable[[Connection], None]
+
+#: Bytes of packed mail a store writes between two WAL checkpoints of its own. Measured on
+#: 431 MB of mail: a checkpoint after every 1.4 MB batch cost 1.0 s, one every 4 MB 0.22 s;
+#: below SQLite's own trigger (1,000 pages, 16 MB here) so commits rarely do the copy.
+CHECKPOINT_BYTES = 4 * 1024 * 1024
 
 
 class BatchStore:
@@ -46,6 +53,7 @@ class BatchStore:
         self.report = report
         self.progress = progress
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="inboxd-pack")
+        self._unchecked = 0  # bytes written since this store's last checkpoint
 
     def put(
         self,
@@ -70,7 +78,9 @@ class BatchStore:
                 checkpoint(conn)
         # Copied into the database file here, outside the writer lock, rather than by a
         # later commit while every other writer waits for it.
-        checkpoint_wal(self.engine)
+        self._unchecked += sum(len(i.packed or b"") for i in incoming)
+        if self._unchecked >= CHECKPOINT_BYTES:
+            self._checkpoint()
         self._count(folder_name, incoming, result.new, result.known)
         step = len(fetched) if advance is None else advance
         if step and self.progress is not None:
@@ -85,9 +95,17 @@ class BatchStore:
         report.parse_errors += sum(1 for i in incoming if i.parsed.parse_errors)
         report.per_folder[folder] = report.per_folder.get(folder, 0) + len(incoming)
 
+    def _checkpoint(self) -> None:
+        self._unchecked = 0
+        checkpoint_wal(self.engine)
+
     def close(self) -> None:
-        """Stop the packing thread."""
+        """Stop the packing thread and copy what this store wrote into the database file."""
         self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._unchecked:
+            # After a failure the database may be gone; the next writer's commit copies it.
+            with contextlib.suppress(SQLAlchemyError, OSError):
+                self._checkpoint()
 
     def __enter__(self) -> BatchStore:
         return self
