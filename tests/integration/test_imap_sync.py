@@ -121,6 +121,34 @@ def test_full_sync_matches_the_server_per_folder(app: App, imap_user: ImapUser) 
     assert stored_bodies(app, account, "Archive") == server_bodies(imap_user, "Archive")
 
 
+def test_awkward_folder_names_and_many_folders(app: App, imap_user: ImapUser) -> None:
+    # Names that need modified UTF-7, quoting and escaping; more folders than STATUS
+    # commands go on the wire at once.
+    awkward = ["Ärchiv 2024", 'Say "hi"', "Reports (old)", "Back\\slash"]
+    plain = [f"Box{n:02d}" for n in range(36)]
+    for n, name in enumerate(awkward):
+        fill(imap_user, name, 100 * (n + 1), n + 1)
+    for name in plain:
+        fill(imap_user, name, 10_000 + len(name), 1)
+    fill(imap_user, "INBOX", 0, 3)
+    account = add_account(app, imap_user)
+    job = sync_now(app, account)
+    assert job.status == JobStatus.COMPLETED, job.error
+    counts = stored(app, account)["folders"]
+    assert isinstance(counts, dict)
+    assert {name: counts[name] for name in awkward} == {
+        name: n + 1 for n, name in enumerate(awkward)
+    }
+    assert all(counts[name] == 1 for name in plain) and counts["INBOX"] == 3
+    assert stored_bodies(app, account, awkward[0]) == server_bodies(imap_user, awkward[0])
+    again = sync_now(app, account)
+    assert again.result["fetched"] == 0
+    assert again.result["folders_unchanged"] == len(awkward) + len(plain) + 1
+    fill(imap_user, awkward[1], 5000, 2)
+    third = sync_now(app, account)
+    assert third.result["per_folder"] == {awkward[1]: 2}
+
+
 def test_incremental_sync_fetches_exactly_the_new_messages(app: App, imap_user: ImapUser) -> None:
     fill(imap_user, "INBOX", 0, 40)
     account = add_account(app, imap_user)

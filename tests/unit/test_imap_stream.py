@@ -10,8 +10,15 @@ from typing import Any
 
 import pytest
 
-from inboxd.mail.imap import _fetched
-from inboxd.mail.imap_stream import ImapStream, StreamBroken, fetch_pipelined, uid_set
+from inboxd.mail.imap import _fetched, _list_entries, _status_items, mailbox_arg
+from inboxd.mail.imap_stream import (
+    MAX_SEARCH_LINE,
+    ImapStream,
+    StreamBroken,
+    fetch_pipelined,
+    parse_uid_set,
+    uid_set,
+)
 
 
 class FakeImap:
@@ -133,3 +140,62 @@ def test_command_collects_untagged_responses() -> None:
         b"* 1 FETCH (UID 4 RFC822.SIZE 120)\r\n",
         b"* 2 FETCH (UID 9 RFC822.SIZE 7)\r\n",
     ]
+
+
+def test_an_unawaited_answer_is_read_and_dropped_on_the_way() -> None:
+    stream, fake = stream_for(
+        b"* ENABLED CONDSTORE\r\nIBX1 OK Enabled.\r\n"
+        b'* LIST (\\HasNoChildren) "/" INBOX\r\nIBX2 OK List completed.\r\n'
+    )
+    stream.send_unawaited("ENABLE CONDSTORE")
+    answer = stream.command('LIST "" "*"')
+    assert fake.sent == [b"IBX1 ENABLE CONDSTORE\r\n", b'IBX2 LIST "" "*"\r\n']
+    assert answer.tag == "IBX2" and answer.ok and stream.clean
+    assert [r.line for r in answer.responses] == [b'* LIST (\\HasNoChildren) "/" INBOX\r\n']
+
+
+def test_pipeline_keeps_a_bounded_window_and_answers_in_order() -> None:
+    answers = (f"* STATUS F{n} (MESSAGES {n})\r\nIBX{n} OK\r\n" for n in range(1, 8))
+    output = "".join(answers).encode()
+    stream, fake = stream_for(output)
+    seen = []
+    for answer in stream.pipeline([f"STATUS F{n} (MESSAGES)" for n in range(1, 8)], depth=3):
+        seen.append((answer.tag, len(fake.sent)))
+    # Never more than three commands on the wire without their answer read.
+    assert seen == [(f"IBX{n}", min(n + 2, 7)) for n in range(1, 8)]
+
+
+def test_a_long_search_line_is_allowed_only_where_asked_for() -> None:
+    line = b"* SEARCH " + b" ".join(str(n).encode() for n in range(1, 200_001)) + b"\r\n"
+    assert len(line) > 1_000_000
+    stream, _fake = stream_for(line + b"IBX1 OK\r\n")
+    answer = stream.command("UID SEARCH ALL", max_line=MAX_SEARCH_LINE)
+    assert len(answer.responses[0].line) == len(line)
+    stream, _fake = stream_for(line + b"IBX1 OK\r\n")
+    with pytest.raises(StreamBroken, match="longer than"):
+        stream.command("UID SEARCH ALL")
+
+
+def test_parse_uid_set_reverses_uid_set() -> None:
+    uids = [1, 2, 3, 5, 7, 9, 10, 11, 400]
+    assert parse_uid_set(uid_set(uids)) == uids
+    assert parse_uid_set("9:7,12") == [7, 8, 9, 12]
+
+
+def test_list_entries_read_quoted_literal_and_encoded_names() -> None:
+    stream, _fake = stream_for(
+        b'* LIST (\\HasNoChildren) "/" INBOX\r\n'
+        b'* LIST (\\HasNoChildren \\Trash) "/" "Say \\"hi\\""\r\n'
+        b'* LIST (\\Noselect) "/" {11}\r\nReports (x)\r\n'
+        b'* LIST () NIL "&AMQ-rchiv"\r\n'
+        b"IBX1 OK done\r\n"
+    )
+    answer = stream.command('LIST "" "*"')
+    names = [(name, delimiter) for _flags, delimiter, name in _list_entries(answer.responses)]
+    assert names == [("INBOX", b"/"), ('Say "hi"', b"/"), ("Reports (x)", b"/"), ("Ärchiv", None)]
+    assert _status_items(b' "Reports (old)" (MESSAGES 4 UIDNEXT 9 HIGHESTMODSEQ 12)\r\n') == {
+        "MESSAGES": 4,
+        "UIDNEXT": 9,
+        "HIGHESTMODSEQ": 12,
+    }
+    assert mailbox_arg('Ärchiv "x" \\ y') == '"&AMQ-rchiv \\"x\\" \\\\ y"'

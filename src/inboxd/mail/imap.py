@@ -22,14 +22,17 @@ from typing import Any, Literal
 
 import imapclient
 from imapclient.exceptions import IMAPClientError, LoginError
+from imapclient.response_parser import parse_response
 
 from inboxd.mail.imap_stream import (
+    MAX_SEARCH_LINE,
     Answer,
     ImapStream,
     Response,
     ServerSaidBye,
     StreamBroken,
     fetch_pipelined,
+    parse_uid_set,
 )
 from inboxd.mail.message import parse_date
 from inboxd.mail.provider import (
@@ -139,7 +142,9 @@ class ImapSession:
                 c.decode() if isinstance(c, bytes) else str(c) for c in client.capabilities()
             )
             if "CONDSTORE" in self.capabilities:
-                client.enable("CONDSTORE")
+                # Answered along with the next command: one round trip less per connection.
+                with self._streaming() as stream:
+                    stream.send_unawaited("ENABLE CONDSTORE")
         except (AuthenticationFailed, ProviderConfigError):
             self.close()
             raise
@@ -170,20 +175,16 @@ class ImapSession:
     def close(self) -> None:
         """Log out (best effort) and close the socket."""
         client, self._client = self._client, None
-        stream, self._stream = self._stream, None
+        self._stream = None
         self.selected = None
         if client is None:
             return
-        if stream is not None and not stream.clean:
-            # Answers are still on their way: LOGOUT would be read as one of them.
-            with contextlib.suppress(Exception):
-                client.shutdown()
-            return
-        try:
-            client.logout()
-        except Exception:  # the connection may already be gone
-            with contextlib.suppress(Exception):
-                client.shutdown()
+        # LOGOUT is sent but its answer not awaited (a round trip at the end of every
+        # sync); the session only ever EXAMINEs, so there is nothing left to commit.
+        with contextlib.suppress(Exception):
+            client._imap.send(b"IBXLOGOUT LOGOUT\r\n")
+        with contextlib.suppress(Exception):
+            client.shutdown()
 
     def _abandon(self) -> None:
         """Close the socket of a connection that broke (no LOGOUT: nobody is listening)."""
@@ -216,8 +217,11 @@ class ImapSession:
 
     def list_folders(self) -> list[RemoteFolder]:
         """Every folder on the server."""
+        with self._streaming() as stream:
+            answer = stream.command('LIST "" "*"')
+        self._check(answer, "LIST")
         found = []
-        for flags, delimiter, name in self._call(self.client.list_folders):
+        for flags, delimiter, name in _list_entries(answer.responses):
             names = {f.decode() if isinstance(f, bytes) else str(f) for f in flags}
             special = next((f for f in names if f in _SPECIAL_USE), None)
             delim = delimiter.decode() if isinstance(delimiter, bytes) else delimiter
@@ -251,35 +255,66 @@ class ImapSession:
 
     def status(self, folder: str) -> FolderStatus:
         """MESSAGES, UIDVALIDITY, UIDNEXT (and HIGHESTMODSEQ with CONDSTORE) of a folder."""
-        items = [b"MESSAGES", b"UIDNEXT", b"UIDVALIDITY"]
-        if self.condstore:
-            items.append(b"HIGHESTMODSEQ")
-        raw = self._call(self.client.folder_status, folder, items)
-        return FolderStatus(
-            messages=int(raw.get(b"MESSAGES", 0)),
-            uidvalidity=_opt_int(raw.get(b"UIDVALIDITY")),
-            uidnext=_opt_int(raw.get(b"UIDNEXT")),
-            highestmodseq=_opt_int(raw.get(b"HIGHESTMODSEQ")),
-        )
+        return self.statuses([folder])[folder]
+
+    def statuses(self, folders: Sequence[str]) -> dict[str, FolderStatus]:
+        """:meth:`status` of many folders, their STATUS commands pipelined: one round trip
+        for the lot instead of one per folder."""
+        items = "MESSAGES UIDNEXT UIDVALIDITY" + (" HIGHESTMODSEQ" if self.condstore else "")
+        with self._streaming() as stream:
+            commands = [f"STATUS {mailbox_arg(name)} ({items})" for name in folders]
+            answers = list(stream.pipeline(commands))
+        out: dict[str, FolderStatus] = {}
+        for name, answer in zip(folders, answers, strict=True):
+            self._check(answer, f"STATUS of {name}")
+            found = next((r for r in answer.responses if r.parts[0].startswith(b"* STATUS")), None)
+            values = _status_items(found.parts[-1]) if found is not None else {}
+            out[name] = FolderStatus(
+                messages=values.get("MESSAGES", 0),
+                uidvalidity=values.get("UIDVALIDITY"),
+                uidnext=values.get("UIDNEXT"),
+                highestmodseq=values.get("HIGHESTMODSEQ"),
+            )
+        return out
 
     def examine(self, folder: str) -> FolderStatus:
         """Open a folder read-only (EXAMINE never changes flags)."""
-        info = self._call(self.client.select_folder, folder, readonly=True)
+        with self._streaming() as stream:
+            answer = stream.command(f"EXAMINE {mailbox_arg(folder)}")
+        return self._examined(folder, answer)
+
+    def _examined(self, folder: str, answer: Answer) -> FolderStatus:
+        self.selected = None
+        self._check(answer, f"EXAMINE of {folder}")
         self.selected = folder
+        values: dict[str, int] = {}
+        for response in answer.responses:
+            line = response.parts[0]
+            if (code := _RESPONSE_CODE.match(line)) is not None:
+                values[code.group(1).decode()] = int(code.group(2))
+            elif (exists := _EXISTS.match(line)) is not None:
+                values["EXISTS"] = int(exists.group(1))
         return FolderStatus(
-            messages=int(info.get(b"EXISTS", 0)),
-            uidvalidity=_opt_int(info.get(b"UIDVALIDITY")),
-            uidnext=_opt_int(info.get(b"UIDNEXT")),
-            highestmodseq=_opt_int(info.get(b"HIGHESTMODSEQ")),
+            messages=values.get("EXISTS", 0),
+            uidvalidity=values.get("UIDVALIDITY"),
+            uidnext=values.get("UIDNEXT"),
+            highestmodseq=values.get("HIGHESTMODSEQ"),
         )
 
     # -- messages --------------------------------------------------------------------------
 
-    def uid_sizes(self, above: int) -> dict[int, int]:
+    def uid_sizes(self, above: int, *, examine: str | None = None) -> dict[int, int]:
         """RFC822.SIZE of every message with a UID above ``above`` in the selected folder,
-        in one command (the UIDs, and the sizes that cut batches by bytes)."""
+        in one command (the UIDs, and the sizes that cut batches by bytes). With
+        ``examine``, that folder is opened first, in the same round trip."""
         with self._streaming() as stream:
-            answer = stream.command(f"UID FETCH {above + 1}:* (UID RFC822.SIZE)")
+            if examine is not None:
+                stream.send(f"EXAMINE {mailbox_arg(examine)}")
+            stream.send(f"UID FETCH {above + 1}:* (UID RFC822.SIZE)")
+            opened = stream.answer() if examine is not None else None
+            answer = stream.answer()
+        if examine is not None and opened is not None:
+            self._examined(examine, opened)
         self._check(answer, "UID FETCH")
         out: dict[int, int] = {}
         for response in answer.responses:
@@ -291,12 +326,27 @@ class ImapSession:
 
     def all_uids(self) -> list[int]:
         """Every UID in the selected folder."""
-        return sorted(self._call(self.client.search, ["ALL"]))
+        return self._search("ALL")
 
     def uids_above(self, above: int) -> list[int]:
         """UIDs above ``above`` in the selected folder (SEARCH: the server reads no mail)."""
-        found = self._call(self.client.search, ["UID", f"{above + 1}:*"])
-        return sorted(uid for uid in found if uid > above)
+        return [uid for uid in self._search(f"UID {above + 1}:*") if uid > above]
+
+    def _search(self, criteria: str) -> list[int]:
+        # ESEARCH answers with ranges (a few bytes for a whole folder) instead of every UID.
+        esearch = "ESEARCH" in self.capabilities
+        command = f"UID SEARCH RETURN (ALL) {criteria}" if esearch else f"UID SEARCH {criteria}"
+        with self._streaming() as stream:
+            answer = stream.command(command, max_line=MAX_SEARCH_LINE)
+        self._check(answer, "UID SEARCH")
+        found: set[int] = set()
+        for response in answer.responses:
+            line = response.parts[0].rstrip()
+            if line.startswith(b"* SEARCH"):
+                found.update(int(n) for n in line[len(b"* SEARCH") :].split())
+            elif line.startswith(b"* ESEARCH") and (ranges := _ESEARCH_ALL.search(line)):
+                found.update(parse_uid_set(ranges.group(1).decode()))
+        return sorted(found)
 
     def fetch_batches(
         self, batches: Iterable[Sequence[int]], *, depth: int = 4
@@ -341,15 +391,6 @@ class ImapSession:
 
     # -- plumbing --------------------------------------------------------------------------
 
-    def _call(self, method: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return method(*args, **kwargs)
-        except _DROPPED as exc:
-            self._abandon()
-            raise ProviderError(f"{self.config.host} dropped the connection: {exc}") from exc
-        except IMAPClientError as exc:
-            raise ProviderError(f"{self.config.host} answered with an error: {exc}") from exc
-
     @contextmanager
     def _streaming(self) -> Iterator[ImapStream]:
         """The command stream on the live connection; a broken stream drops it."""
@@ -392,12 +433,56 @@ _SPECIAL_USE = {
     "\\Important",
 }
 _UID = re.compile(rb"\bUID (\d+)")
+_RESPONSE_CODE = re.compile(rb"\* OK \[(UIDVALIDITY|UIDNEXT|HIGHESTMODSEQ) (\d+)\]")
+_EXISTS = re.compile(rb"\* (\d+) EXISTS\b")
+_STATUS_ITEMS = re.compile(rb"\(([^()]*)\)\s*$")
+_ESEARCH_ALL = re.compile(rb"\bALL ([0-9:,]+)")
 _SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)")
 _FLAGS = re.compile(rb"\bFLAGS \(([^)]*)\)")
 _DATE = re.compile(rb'\bINTERNALDATE "([^"]+)"')
 _GM_MSGID = re.compile(rb"\bX-GM-MSGID (\d+)")
 _GM_LABELS = re.compile(rb"\bX-GM-LABELS \(((?:[^()\"]|\"(?:[^\"\\]|\\.)*\")*)\)")
 _LABEL_TOKEN = re.compile(rb'"((?:[^"\\]|\\.)*)"|([^\s"]+)')
+
+
+def mailbox_arg(name: str) -> str:
+    """A folder name as a command argument: modified UTF-7, quoted."""
+    encoded = bytes(imapclient.imap_utf7.encode(name)).decode("ascii")
+    return '"' + encoded.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _list_entries(responses: Sequence[Response]) -> list[tuple[Any, Any, str]]:
+    """(flags, delimiter, name) of each ``* LIST`` response, read by IMAPClient's parser
+    (names may be atoms, quoted strings or literals, in modified UTF-7)."""
+    entries = []
+    for response in responses:
+        if not response.parts[0].startswith(b"* LIST "):
+            continue
+        data: list[Any] = []
+        parts = [response.parts[0][len(b"* LIST ") :], *response.parts[1:]]
+        for text, literal in zip(parts, response.literals, strict=False):
+            data.append((text.rstrip(b"\r\n"), literal))
+        if rest := parts[-1].rstrip(b"\r\n"):
+            data.append(rest)
+        flags, delimiter, name = parse_response(data)
+        if isinstance(name, int):  # some servers send numeric names unquoted
+            name = str(name)
+        elif isinstance(name, bytes):
+            name = imapclient.imap_utf7.decode(name)
+        entries.append((flags, delimiter, str(name)))
+    return entries
+
+
+def _status_items(text: bytes) -> dict[str, int]:
+    found = _STATUS_ITEMS.search(text)
+    if found is None:
+        return {}
+    tokens = found.group(1).split()
+    return {
+        key.decode().upper(): int(value)
+        for key, value in zip(tokens[::2], tokens[1::2], strict=False)
+        if value.isdigit()
+    }
 
 
 def _fetched(response: Response) -> FetchedMessage | None:

@@ -22,6 +22,8 @@ from typing import IO, cast
 
 #: Longest response line accepted (imaplib's own limit).
 MAX_LINE = 1_000_000
+#: Longest line of a SEARCH answer: every UID of a folder on one line (7-8 bytes each).
+MAX_SEARCH_LINE = 64_000_000
 
 _LITERAL_AT_END = re.compile(rb"\{(\d+)\}\r\n\Z")
 _BODY_LITERAL = re.compile(rb"BODY\[\] \{\d+\}\r\n\Z")
@@ -96,6 +98,7 @@ class ImapStream:
         self._imap = imap
         self._counter = 0
         self._outstanding: list[str] = []
+        self._unawaited: set[str] = set()
 
     @property
     def clean(self) -> bool:
@@ -113,14 +116,31 @@ class ImapStream:
         self._outstanding.append(tag)
         return tag
 
-    def answer(self, on_response: Callable[[Response], None] | None = None) -> Answer:
-        """Read up to the tagged answer of the oldest outstanding command. Untagged
-        responses go to ``on_response`` (when given) or into the answer."""
+    def send_unawaited(self, command: str) -> None:
+        """Put a command on the wire whose answer nobody waits for (ENABLE): it is read
+        and dropped on the way to the next answer, so it costs no round trip of its own."""
+        self._unawaited.add(self.send(command))
+
+    def answer(
+        self,
+        on_response: Callable[[Response], None] | None = None,
+        *,
+        max_line: int = MAX_LINE,
+    ) -> Answer:
+        """Read up to the tagged answer of the oldest outstanding command that someone
+        waits for. Untagged responses go to ``on_response`` (when given) or into the
+        answer; lines longer than ``max_line`` break the stream."""
+        while self._outstanding[0] in self._unawaited:
+            self._unawaited.discard(self._outstanding[0])
+            self._answer(None, MAX_LINE)
+        return self._answer(on_response, max_line)
+
+    def _answer(self, on_response: Callable[[Response], None] | None, max_line: int) -> Answer:
         tag = self._outstanding[0]
         prefix = tag.encode() + b" "
         collected: list[Response] = []
         while True:
-            response = self._response()
+            response = self._response(max_line)
             first = response.parts[0]
             if first.startswith(b"* "):
                 if first.startswith(b"* BYE"):
@@ -138,35 +158,50 @@ class ImapStream:
                 raise StreamBroken("unexpected continuation request")
             raise StreamBroken(f"unexpected response line: {_text(first)[:200]}")
 
-    def command(self, command: str) -> Answer:
+    def command(self, command: str, *, max_line: int = MAX_LINE) -> Answer:
         """Send one command and read its whole answer."""
         self.send(command)
-        return self.answer()
+        return self.answer(max_line=max_line)
+
+    def pipeline(self, commands: Iterable[str], *, depth: int = 32) -> Iterator[Answer]:
+        """The answers to ``commands``, in order, with up to ``depth`` of them on the wire
+        (a bounded window: a server that writes while we only send could otherwise fill
+        both sockets' buffers and wait forever)."""
+        source = iter(commands)
+        in_flight = 0
+        for command in source:
+            self.send(command)
+            in_flight += 1
+            if in_flight == depth:
+                yield self.answer()
+                in_flight -= 1
+        for _ in range(in_flight):
+            yield self.answer()
 
     # -- reading ---------------------------------------------------------------------------
 
-    def _response(self) -> Response:
+    def _response(self, max_line: int = MAX_LINE) -> Response:
         # Looked up per response, not once: STARTTLS replaces imaplib's file object.
         file = cast(IO[bytes], self._imap.file)
-        line = self._line(file)
+        line = self._line(file, max_line)
         if not line.endswith(b"}\r\n"):
             return Response([line])
         response = Response([line])
         while (found := _LITERAL_AT_END.search(line)) is not None:
             response.literals.append(self._exact(file, int(found.group(1))))
-            line = self._line(file)
+            line = self._line(file, max_line)
             response.parts.append(line)
         return response
 
-    def _line(self, file: IO[bytes]) -> bytes:
+    def _line(self, file: IO[bytes], max_line: int = MAX_LINE) -> bytes:
         try:
-            line = file.readline(MAX_LINE + 1)
+            line = file.readline(max_line + 1)
         except OSError as exc:  # includes timeouts and TLS errors
             raise StreamBroken(f"reading failed: {exc}") from exc
         if not line:
             raise StreamBroken("the server closed the connection (EOF)")
-        if len(line) > MAX_LINE:
-            raise StreamBroken(f"response line longer than {MAX_LINE} bytes")
+        if len(line) > max_line:
+            raise StreamBroken(f"response line longer than {max_line} bytes")
         if not line.endswith(b"\r\n"):
             raise StreamBroken("response line cut off")
         return line
@@ -249,3 +284,13 @@ def _quoted(data: bytes) -> bytes:
 
 def _text(data: bytes) -> str:
     return data.decode("utf-8", "replace").rstrip("\r\n")
+
+
+def parse_uid_set(text: str) -> list[int]:
+    """The UIDs of a sequence set without ``*`` (``1:3,7`` -> 1, 2, 3, 7)."""
+    out: list[int] = []
+    for part in text.split(","):
+        low, _, high = part.partition(":")
+        first, last = int(low), int(high or low)
+        out.extend(range(min(first, last), max(first, last) + 1))
+    return out

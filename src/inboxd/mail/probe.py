@@ -36,7 +36,8 @@ def _probe_imap(registry: Accounts, account: Account, timeout: float) -> dict[st
     )
     try:
         session.connect()
-        return {f.name: session.status(f.name).messages for f in session.folders_to_sync()}
+        names = [f.name for f in session.folders_to_sync()]
+        return {name: status.messages for name, status in session.statuses(names).items()}
     finally:
         session.close()
 

@@ -73,7 +73,8 @@ class ImapSync:
         self._retrying(self.session.connect)
         progress.step("listing folders")
         remote = self._retrying(self.session.folders_to_sync)
-        plan = [(f, self._retrying(partial(self.session.status, f.name))) for f in remote]
+        found = self._retrying(partial(self.session.statuses, [f.name for f in remote]))
+        plan = [(f, found[f.name]) for f in remote]
         states = self._ensure_folders(plan)
         todo = sum(self._expected_new(states[f.name], st) for f, st in plan)
         if self._wants_helpers(
@@ -136,7 +137,6 @@ class ImapSync:
             state = self._current(state)
         if self._unchanged(state, status) or self._expected_new(state, status) == 0:
             return
-        self.session.examine(state.name)
         stored_elsewhere = self._helper_stored.get(state.name, set())
         listed = self._new_uid_sizes(state)
         sizes = {uid: size for uid, size in listed.items() if uid not in stored_elsewhere}
@@ -172,7 +172,7 @@ class ImapSync:
 
     def _new_uid_sizes(self, state: FolderState) -> dict[int, int]:
         try:
-            return self.session.uid_sizes(state.highest_uid)
+            return self.session.uid_sizes(state.highest_uid, examine=state.name)
         except ServerClosedConnection as exc:
             # Some message the server cannot even size (Dovecot reads a file it cannot
             # open to count its bytes, and hangs up): cut batches by count alone, and the
