@@ -58,6 +58,21 @@ def add_imap(
     ] = False,
     port: Annotated[int | None, typer.Option("--port")] = None,
     security: Annotated[str, typer.Option("--security", help="tls, starttls or none.")] = "tls",
+    ca_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--ca-file",
+            help="Trust the server's certificate if this PEM file (a CA or the server's "
+            "own self-signed certificate) vouches for it, instead of the system's CAs.",
+        ),
+    ] = None,
+    no_verify_tls: Annotated[
+        bool,
+        typer.Option(
+            "--no-verify-tls",
+            help="Accept any TLS certificate (unsafe outside a trusted network; prefer --ca-file).",
+        ),
+    ] = False,
     xoauth2: Annotated[
         bool, typer.Option("--xoauth2", help="The secret read is an OAuth2 access token.")
     ] = False,
@@ -86,6 +101,8 @@ def add_imap(
         "username": username,
         "auth": "xoauth2" if xoauth2 else "password",
         "folders": folder or [],
+        "verify_tls": not no_verify_tls,
+        "ca_pem": _read_ca_file(ca_file) if ca_file is not None else None,
     }
     with app_session() as opened:
         account = _registry(opened).add(
@@ -99,6 +116,13 @@ def add_imap(
             sync_interval_seconds=sync_interval,
         )
     _created(account, as_json)
+
+
+def _read_ca_file(path: Path) -> str:
+    try:
+        return path.expanduser().read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(f"cannot read CA file {path}: {exc}") from exc
 
 
 def _add_local(

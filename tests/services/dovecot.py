@@ -11,6 +11,7 @@ import atexit
 import base64
 import grp
 import imaplib
+import ipaddress
 import math
 import os
 import pwd
@@ -22,8 +23,13 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tests.services import (
     LOOPBACK,
@@ -56,6 +62,71 @@ def find_dovecot() -> tuple[Path, Path]:
     if not Path("/usr/lib/dovecot/imap").exists() and shutil.which("imap") is None:
         raise ServiceUnavailable("the Dovecot IMAP server is not installed (dovecot-imapd)")
     return found[0], found[1]
+
+
+def write_test_certificates(directory: Path, host: str) -> None:
+    """A throwaway CA (``ca.pem``) and a certificate for ``host`` (an IP address) that it
+    issued (``server.pem``, ``server.key``), valid for a day."""
+    key_ca = ec.generate_private_key(ec.SECP256R1())
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.now(UTC)
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "inboxd test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(key_ca.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(key_ca.public_key()), critical=False
+        )
+        .sign(key_ca, hashes.SHA256())
+    )
+    server = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(key_ca.public_key()),
+            critical=False,
+        )
+        .sign(key_ca, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    (directory / "ca.pem").write_bytes(ca.public_bytes(pem))
+    (directory / "server.pem").write_bytes(server.public_bytes(pem))
+    key_file = directory / "server.key"
+    key_file.write_bytes(
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    key_file.chmod(0o600)
 
 
 def imap_utf7(name: str) -> str:
@@ -163,13 +234,17 @@ class ImapUser:
 
 
 class DovecotServer:
-    """A private Dovecot instance: loopback IMAP on a free port, no TLS, passwd-file users."""
+    """A private Dovecot instance: loopback IMAP on a free port, passwd-file users; with
+    ``tls``, also STARTTLS on that port and implicit TLS on ``tls_port``, with a certificate
+    for 127.0.0.1 issued by a throwaway CA (``ca_path``)."""
 
-    def __init__(self, max_userip_connections: int = 50) -> None:
+    def __init__(self, max_userip_connections: int = 50, *, tls: bool = False) -> None:
         """Prepare (but do not start) an instance."""
         self.max_userip_connections = max_userip_connections
+        self.tls = tls
         self.host = LOOPBACK
         self.port = 0
+        self.tls_port = 0
         self._base: Path | None = None
         self._dovecot: Path | None = None
         self._doveadm: Path | None = None
@@ -197,6 +272,11 @@ class DovecotServer:
     def log_path(self) -> Path:
         """Dovecot's log file (errors and info)."""
         return self.base_dir / "dovecot.log"
+
+    @property
+    def ca_path(self) -> Path:
+        """PEM of the CA that issued the server's certificate (``tls`` only)."""
+        return self.base_dir / "tls" / "ca.pem"
 
     @property
     def mail_root(self) -> Path:
@@ -239,6 +319,9 @@ class DovecotServer:
         # but a new user's file is read at first sight, so new users can log in at once.
         self.users_dir.mkdir(mode=0o750)
         os.chown(self.users_dir, os.getuid(), self._internal_gid)
+        if self.tls:
+            (base / "tls").mkdir(mode=0o700)
+            write_test_certificates(base / "tls", self.host)
         if not self._atexit_registered:
             atexit.register(self.close)
             self._atexit_registered = True
@@ -262,8 +345,15 @@ class DovecotServer:
                 users=self.users_dir,
                 non_root=non_root,
                 non_root_anvil=non_root_anvil,
+                ssl=_SSL.format(tls=base / "tls") if self.tls else "ssl = no",
+                imaps=self._imaps_listener(),
             )
         )
+
+    def _imaps_listener(self) -> str:
+        if not self.tls:
+            return "port = 0"
+        return f"address = {self.host}\n    port = {self.tls_port}"
 
     def start(self) -> None:
         """Write the config and start Dovecot, waiting until IMAP accepts connections."""
@@ -277,6 +367,8 @@ class DovecotServer:
         for attempt in range(attempts):
             if not keep_port:
                 self.port = free_port()
+                if self.tls:
+                    self.tls_port = free_port()
             self._write_config()
             proc = run_logged(
                 [str(self._dovecot), "-c", str(self.config_path)],
@@ -588,6 +680,12 @@ def _fetch_all(conn: imaplib.IMAP4, folder: str) -> list[FetchedMessage]:
 _NON_ROOT_ANVIL = """
   chroot ="""
 
+_SSL = """\
+ssl = yes
+ssl_cert = <{tls}/server.pem
+ssl_key = <{tls}/server.key
+ssl_min_protocol = TLSv1.2"""
+
 _NON_ROOT_SERVICES = """
 default_internal_group = {group}
 service imap-login {{
@@ -604,7 +702,7 @@ base_dir = {base}/run
 state_dir = {base}/state
 log_path = {log}
 info_log_path = {log}
-ssl = no
+{ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 # Wrong-password tests would otherwise wait two seconds each.
@@ -655,7 +753,7 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    {imaps}
   }}
 }}
 # The per-IP auth penalty would delay every login after a failed one by up to 15 seconds;

@@ -80,6 +80,7 @@ _SETTING_KINDS: dict[str, tuple[type, ...]] = {
     "path": (str,),
     "port": (int, str),
     "verify_tls": (bool,),
+    "ca_pem": (str,),
     "folders": (list,),
     "exclude": (list,),
 }

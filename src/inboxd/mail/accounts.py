@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -81,6 +82,7 @@ class Account:
             exclude=tuple(s.get("exclude") or ()),
             timeout=timeout,
             verify_tls=bool(s.get("verify_tls", True)),
+            ca_pem=s.get("ca_pem") or None,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -301,4 +303,23 @@ def _imap_settings(settings: dict[str, Any]) -> dict[str, Any]:
         "folders": list(settings.get("folders") or []),
         "exclude": list(settings.get("exclude") or []),
         "verify_tls": bool(settings.get("verify_tls", True)),
+        "ca_pem": _ca_pem(settings.get("ca_pem")),
     }
+
+
+#: Longest CA bundle accepted (a handful of certificates).
+MAX_CA_PEM = 64 * 1024
+
+
+def _ca_pem(value: Any) -> str | None:
+    """PEM text of at least one certificate, or None."""
+    if value is None or value == "":
+        return None
+    text = str(value).strip()
+    if len(text) > MAX_CA_PEM or "-----BEGIN CERTIFICATE-----" not in text:
+        raise InvalidRequest("ca_pem must be PEM certificates (-----BEGIN CERTIFICATE-----)")
+    try:
+        ssl.create_default_context(cadata=text)
+    except ssl.SSLError as exc:
+        raise InvalidRequest(f"ca_pem holds no usable certificate: {exc.reason}") from exc
+    return text + "\n"
