@@ -1,5 +1,6 @@
 """A loopback TCP proxy for fault and timing tests: it can drop a connection once after N
-bytes from the server, and hold back what the client sends (a distant server)."""
+bytes from the server (or leave it open and silent: a stalled server), and hold back what
+the client sends (a distant server)."""
 
 from __future__ import annotations
 
@@ -14,14 +15,21 @@ class Proxy:
     ``drop_after``: the first connection that carries more than this many bytes from the
     server is cut (both ends closed). ``delay``: whatever the client sends waits this many
     seconds first, so each IMAP command costs at least one slow round trip however small
-    the server's answer is."""
+    the server's answer is. ``stall``: instead of cutting that connection, stop forwarding
+    on it and keep it open (a server that hangs mid-answer)."""
 
     def __init__(
-        self, target_port: int, *, drop_after: int | None = None, delay: float = 0.0
+        self,
+        target_port: int,
+        *,
+        drop_after: int | None = None,
+        delay: float = 0.0,
+        stall: bool = False,
     ) -> None:
         self.target_port = target_port
         self.drop_after = drop_after
         self.delay = delay
+        self.stall = stall
         self.drops = 0
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port: int = self._listener.getsockname()[1]
@@ -85,6 +93,8 @@ class Proxy:
                     if src is server:
                         from_server += len(data)
                         if self._should_drop(from_server):
+                            if self.stall:
+                                self._stop.wait()  # silent, open until the proxy closes
                             return
                     elif self.delay and self._stop.wait(self.delay):
                         return
