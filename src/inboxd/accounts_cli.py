@@ -230,6 +230,8 @@ def account_show(account: str, as_json: JsonOpt = False) -> None:
         if data.get(key) is not None:
             table.add_row(key, str(data[key]))
     for key, value in data["settings"].items():
+        if key == "ca_pem" and value:
+            value = f"{value.count('BEGIN CERTIFICATE')} certificate(s), not the system CAs"
         if value not in (None, [], ""):
             table.add_row(f"settings.{key}", str(value))
     out.print(table)
@@ -254,6 +256,90 @@ def account_test(account: str, as_json: JsonOpt = False) -> None:
         err.print(f"[red]failed[/red]: {result['error']}", highlight=False)
     if not result["ok"]:
         raise typer.Exit(EXIT_FAILED)
+
+
+@account_app.command("update")
+def account_update(
+    account: str,
+    name: Annotated[str | None, typer.Option("--name", help="A new name.")] = None,
+    password_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--password-stdin",
+            help="Read a new password (or OAuth2 token, for an --xoauth2 account) from "
+            "standard input.",
+        ),
+    ] = False,
+    host: Annotated[str | None, typer.Option("--host")] = None,
+    port: Annotated[int | None, typer.Option("--port")] = None,
+    security: Annotated[
+        str | None, typer.Option("--security", help="tls, starttls or none.")
+    ] = None,
+    username: Annotated[str | None, typer.Option("--username")] = None,
+    ca_file: Annotated[
+        Path | None, typer.Option("--ca-file", help="Trust the CA in this PEM file.")
+    ] = None,
+    verify_tls: Annotated[
+        bool | None,
+        typer.Option("--verify-tls/--no-verify-tls", help="Check the server's certificate."),
+    ] = None,
+    folder: Annotated[
+        list[str] | None,
+        typer.Option("--folder", help="Only sync these folders (repeatable; replaces the list)."),
+    ] = None,
+    path: Annotated[Path | None, typer.Option("--path", help="Maildir or mbox path.")] = None,
+    enabled: Annotated[
+        bool | None, typer.Option("--enable/--disable", help="Sync on schedule, or not.")
+    ] = None,
+    sync_interval: IntervalOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Change an account: its password, connection settings, name or schedule. A new
+    password or new settings bring an account that needs attention back to periodic syncs."""
+    settings: dict[str, Any] = {
+        key: value
+        for key, value in {
+            "host": host,
+            "port": port,
+            "security": security,
+            "username": username,
+            "verify_tls": verify_tls,
+            "folders": folder,
+            "path": str(path) if path is not None else None,
+            "ca_pem": _read_ca_file(ca_file) if ca_file is not None else None,
+        }.items()
+        if value is not None
+    }
+    changes: dict[str, Any] = {
+        key: value
+        for key, value in {
+            "name": name,
+            "enabled": enabled,
+            "sync_interval_seconds": sync_interval,
+        }.items()
+        if value is not None
+    }
+    if settings:
+        changes["settings"] = settings
+    with app_session() as opened:
+        registry = _registry(opened)
+        found = resolve_account(registry, account)
+        secret = None
+        if password_stdin:
+            if found.provider != "imap":
+                raise InvalidRequest(f"a {found.provider} account has no password")
+            value = sys.stdin.readline().rstrip("\r\n")
+            if not value:
+                raise InvalidRequest("no password on standard input")
+            xoauth2 = found.settings.get("auth") == "xoauth2"
+            secret = {"token" if xoauth2 else "password": value}
+        if not changes and secret is None:
+            raise InvalidRequest("nothing to change (see --help)")
+        updated = registry.update(found.id, secret=secret, **changes)
+    if as_json:
+        print_json(updated.to_dict())
+    else:
+        out.print(f"updated {updated.name} ({updated.id}); state: {updated.state}")
 
 
 @account_app.command("remove")

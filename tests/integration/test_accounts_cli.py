@@ -127,3 +127,42 @@ def test_periodic_sync_is_scheduled_per_account(tmp_path: Path) -> None:
         assert [j.id for j in later] == [first[0].id]  # still pending: deduplicated
     finally:
         app.close()
+
+
+def test_a_rejected_password_pauses_periodic_syncs_until_it_is_changed(
+    env: dict[str, str], tmp_path: Path, imap_user: ImapUser
+) -> None:
+    for n in range(3):
+        imap_user.append("INBOX", make_message(n))
+    account_id = _add(env, imap_user, "expired-password")
+    failed = _cli(env, "sync", account_id, "--wait")
+    assert failed.returncode == 1 and "password rejected" in failed.stderr
+    app = make_app(env["INBOXD_DATABASE_URL"], tmp_path)
+    try:
+        assert Accounts(app.engine, app.settings).get(account_id).state == "needs_attention"
+        scheduler = Scheduler(app)
+        now = utcnow()
+        # Not retried on schedule: servers lock accounts (or ban addresses) that keep
+        # failing to log in.
+        assert [j for j in scheduler.tick(now) if j.kind == "sync"] == []
+        updated = _cli(
+            env,
+            "account",
+            "update",
+            account_id,
+            "--password-stdin",
+            "--json",
+            stdin=imap_user.password + "\n",
+        )
+        assert updated.returncode == 0, updated.stderr
+        assert json.loads(updated.stdout)["state"] == "ok"
+        assert imap_user.password not in updated.stdout
+        due = [j for j in scheduler.tick(now + timedelta(minutes=6)) if j.kind == "sync"]
+        assert [j.account_id for j in due] == [account_id]
+    finally:
+        app.close()
+    synced = _cli(env, "sync", account_id, "--wait", "--json")
+    assert synced.returncode == 0, synced.stderr
+    assert json.loads(synced.stdout)["result"]["new"] == 3
+    nothing = _cli(env, "account", "update", account_id)
+    assert nothing.returncode == 2 and "nothing to change" in nothing.stderr

@@ -219,6 +219,9 @@ class Accounts:
             )
         if secret:
             values["secret"] = self.vault.seal(secret)
+        if (secret or "settings" in values) and current.state == NEEDS_ATTENTION:
+            # What was wrong may be fixed now: periodic syncs resume and the next one tells.
+            values.update(state=OK, state_message=None)
         with writing(self.engine) as conn:
             conn.execute(
                 update(accounts)

@@ -85,13 +85,16 @@ def _run(ctx: TaskContext, registry: Accounts, account: Account) -> dict[str, An
 
 @schedule_source
 def _periodic_syncs(app: App) -> list[Schedule]:
-    """Every enabled account syncs on its own interval (default: the setting)."""
+    """Every enabled account syncs on its own interval (default: the setting), except one
+    that needs attention: retrying a rejected password every few minutes gets the account
+    locked or the address banned by many servers. Changing its password or settings (or
+    a sync asked for by hand that succeeds) brings it back."""
     found = []
     for account in Accounts(app.engine, app.settings).list():
         every = account.sync_interval_seconds
         if every is None:
             every = app.settings.sync_interval_seconds
-        if account.enabled and every > 0:
+        if account.enabled and every > 0 and account.state != NEEDS_ATTENTION:
             found.append(
                 Schedule(
                     name=f"sync:{account.id}",
