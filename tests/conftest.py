@@ -23,6 +23,7 @@ _FIXTURE_MARKERS = {
     "postgres_server": "postgres",
     "postgres_url": "postgres",
     "dovecot_server": "dovecot",
+    "tls_dovecot_server": "dovecot",
     "imap_user": "dovecot",
     "chromium_path": "browser",
 }
@@ -96,10 +97,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         _drop_quietly(server, name)
 
 
-@pytest.fixture(scope="session")
-def dovecot_server() -> Iterator[DovecotServer]:
-    """One private Dovecot IMAP server for the whole session."""
-    server = DovecotServer()
+def running_dovecot(server: DovecotServer) -> Iterator[DovecotServer]:
+    """Start ``server`` (a missing Dovecot skips, or fails under INBOXD_REQUIRE_SERVICES),
+    yield it, and remove it afterwards."""
     try:
         server.start()
     except (ServiceUnavailable, OSError) as exc:
@@ -109,6 +109,19 @@ def dovecot_server() -> Iterator[DovecotServer]:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture(scope="session")
+def dovecot_server() -> Iterator[DovecotServer]:
+    """One private Dovecot IMAP server for the whole session."""
+    yield from running_dovecot(DovecotServer())
+
+
+@pytest.fixture(scope="session")
+def tls_dovecot_server() -> Iterator[DovecotServer]:
+    """A second one that also speaks STARTTLS and implicit TLS (``tls_port``), with a
+    certificate for 127.0.0.1 from a throwaway CA (``ca_path``)."""
+    yield from running_dovecot(DovecotServer(tls=True))
 
 
 @pytest.fixture

@@ -118,6 +118,11 @@ def add_imap(
     _created(account, as_json)
 
 
+def _given(**values: Any) -> dict[str, Any]:
+    """The options that were given (not None)."""
+    return {key: value for key, value in values.items() if value is not None}
+
+
 def _read_ca_file(path: Path) -> str:
     try:
         return path.expanduser().read_text(encoding="ascii")
@@ -296,29 +301,17 @@ def account_update(
 ) -> None:
     """Change an account: its password, connection settings, name or schedule. A new
     password or new settings bring an account that needs attention back to periodic syncs."""
-    settings: dict[str, Any] = {
-        key: value
-        for key, value in {
-            "host": host,
-            "port": port,
-            "security": security,
-            "username": username,
-            "verify_tls": verify_tls,
-            "folders": folder,
-            "path": str(path) if path is not None else None,
-            "ca_pem": _read_ca_file(ca_file) if ca_file is not None else None,
-        }.items()
-        if value is not None
-    }
-    changes: dict[str, Any] = {
-        key: value
-        for key, value in {
-            "name": name,
-            "enabled": enabled,
-            "sync_interval_seconds": sync_interval,
-        }.items()
-        if value is not None
-    }
+    settings = _given(
+        host=host,
+        port=port,
+        security=security,
+        username=username,
+        verify_tls=verify_tls,
+        folders=folder,
+        path=str(path) if path is not None else None,
+        ca_pem=_read_ca_file(ca_file) if ca_file is not None else None,
+    )
+    changes = _given(name=name, enabled=enabled, sync_interval_seconds=sync_interval)
     if settings:
         changes["settings"] = settings
     with app_session() as opened:

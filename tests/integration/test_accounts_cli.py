@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,22 +13,10 @@ from inboxd.db.types import utcnow
 from inboxd.jobs.scheduler import Scheduler
 from inboxd.mail.accounts import Accounts
 from tests.services.dovecot import ImapUser
-from tests.support.apps import make_app, subprocess_env
+from tests.support.apps import make_app, run_cli, subprocess_env
 from tests.support.mail import make_message
 
-
-def _cli(
-    env: dict[str, str], *args: str, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "inboxd", *args],
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+_cli = run_cli
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,26 +20,16 @@ from inboxd.mail.accounts import NEEDS_ATTENTION, Account, Accounts
 from inboxd.mail.imap import ImapConfig, ImapSession
 from inboxd.mail.provider import ProviderConfigError
 from inboxd.pipeline.sync import sync_dedupe_key
-from tests.services import ServiceUnavailable, require_services
 from tests.services.dovecot import DovecotServer, ImapUser
-from tests.support.apps import make_app, running_worker, subprocess_env, wait_finished
+from tests.support.apps import make_app, run_cli, running_worker, subprocess_env, wait_finished
 from tests.support.mail import make_message
 
 pytestmark = pytest.mark.dovecot
 
 
-@pytest.fixture(scope="module")
-def tls_server() -> Iterator[DovecotServer]:
-    server = DovecotServer(tls=True)
-    try:
-        server.start()
-    except (ServiceUnavailable, OSError) as exc:
-        server.close()
-        require_services(f"Dovecot with TLS: {exc}")
-    try:
-        yield server
-    finally:
-        server.close()
+@pytest.fixture
+def tls_server(tls_dovecot_server: DovecotServer) -> DovecotServer:
+    return tls_dovecot_server
 
 
 @pytest.fixture
@@ -150,15 +139,7 @@ def test_cli_adds_a_tls_account_with_its_ca_and_tests_it(
     env = subprocess_env(f"sqlite:///{tmp_path}/inboxd.db", tmp_path / "data")
 
     def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "inboxd", *args],
-            env=env,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        return run_cli(env, *args, stdin=stdin)
 
     common = ["account", "add", "imap", "--host", tls_user.host, "--username", tls_user.username]
     made = cli(

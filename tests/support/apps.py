@@ -69,6 +69,21 @@ def wait_finished(app: App, job_id: str, timeout: float = 20.0) -> Job:
     return wait_for(lambda: (j := app.queue.get(job_id)).status.finished and j, timeout)  # type: ignore[no-any-return]
 
 
+def run_cli(
+    env: dict[str, str], *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m inboxd ARGS`` in a child process with ``env``; never raises on failure."""
+    return subprocess.run(
+        [sys.executable, "-m", "inboxd", *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 def subprocess_env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
     """Environment for an ``inboxd`` child process."""
     env = dict(os.environ)
