@@ -23,7 +23,9 @@ from typing import Any, Literal
 
 import imapclient
 from imapclient.exceptions import IMAPClientError, LoginError
+from imapclient.imap4 import IMAP4WithTimeout
 from imapclient.response_parser import parse_response
+from imapclient.tls import IMAP4_TLS
 
 from inboxd.mail.imap_stream import (
     MAX_SEARCH_LINE,
@@ -83,6 +85,43 @@ def tls_context(verify: bool, ca_pem: str | None = None) -> ssl.SSLContext:
     return context
 
 
+class _GreetingCapabilities:
+    """imaplib asks for CAPABILITY right after the greeting, although many servers (Dovecot,
+    Cyrus, Courier) list them in it: a round trip per connection saved. Only the first ask
+    is answered from the greeting; after STARTTLS imaplib asks the server again."""
+
+    _greeted = False
+    untagged_responses: dict[str, list[Any]]
+    capabilities: tuple[str, ...]
+
+    def _get_capabilities(self) -> None:
+        listed = self.untagged_responses.get("CAPABILITY") if not self._greeted else None
+        self._greeted = True
+        if not listed or not isinstance(listed[-1], bytes):
+            super()._get_capabilities()  # type: ignore[misc]
+            return
+        del self.untagged_responses["CAPABILITY"]
+        self.capabilities = tuple(listed[-1].decode("ascii", "replace").upper().split())
+
+
+class _PlainImap(_GreetingCapabilities, IMAP4WithTimeout):  # type: ignore[misc]
+    pass
+
+
+class _TlsImap(_GreetingCapabilities, IMAP4_TLS):  # type: ignore[misc]
+    pass
+
+
+class _Client(imapclient.IMAPClient):  # type: ignore[misc]
+    """IMAPClient on the connection classes above."""
+
+    def _create_IMAP4(self) -> imaplib.IMAP4:
+        timeout = getattr(self._timeout, "connect", None)
+        if self.ssl:
+            return _TlsImap(self.host, self.port, self.ssl_context, timeout)
+        return _PlainImap(self.host, self.port, timeout)
+
+
 @dataclass(frozen=True)
 class ImapConfig:
     """Connection settings of an IMAP account (no secrets)."""
@@ -122,7 +161,7 @@ class ImapSession:
         cfg = self.config
         context = tls_context(cfg.verify_tls, cfg.ca_pem) if cfg.security != "none" else None
         try:
-            client = imapclient.IMAPClient(
+            client = _Client(
                 cfg.host,
                 port=cfg.port,
                 use_uid=True,
