@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Float,
@@ -214,7 +215,12 @@ message_bodies = Table(
     metadata,
     Column("message_pk", BigId, primary_key=True, autoincrement=False),
     Column("compression", String(8), nullable=False),
+    # Empty when the body sits in a pack file (SQLite, see inboxd.store.packs): there it is
+    # ``pack_length`` bytes at ``pack_offset`` of pack ``pack`` of the message's account.
     Column("raw", LargeBinary, nullable=False),
+    Column("pack", String(36), nullable=True),
+    Column("pack_offset", BigInteger, nullable=True),
+    Column("pack_length", BigInteger, nullable=True),
 )
 
 locations = Table(

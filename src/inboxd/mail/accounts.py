@@ -19,6 +19,7 @@ from inboxd.errors import InvalidRequest, NotFound
 from inboxd.jobs.model import new_job_id
 from inboxd.mail.credentials import Vault
 from inboxd.mail.imap import ImapConfig
+from inboxd.store import packs
 
 Provider = Literal["imap", "maildir", "mbox"]
 PROVIDERS: tuple[str, ...] = ("imap", "maildir", "mbox")
@@ -241,6 +242,7 @@ class Accounts:
             conn.execute(delete(messages).where(messages.c.account_id == account_id))
             conn.execute(delete(folders).where(folders.c.account_id == account_id))
             conn.execute(delete(accounts).where(accounts.c.id == account_id))
+        packs.remove_account(packs.packs_root(self.engine), account_id)
 
     def counts(self, account_id: str) -> dict[str, Any]:
         """Messages stored for the account, in all and per folder (not expunged)."""

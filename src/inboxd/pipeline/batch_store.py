@@ -30,7 +30,7 @@ from inboxd.jobs.progress import Progress
 from inboxd.mail.message import summarize_message
 from inboxd.mail.provider import FetchedMessage
 from inboxd.pipeline.report import SyncReport
-from inboxd.store import bodies
+from inboxd.store import bodies, packs
 from inboxd.store.writer import Incoming, prepare_batch, write_batch
 
 Checkpoint = Callable[[Connection], None]
@@ -54,6 +54,8 @@ class BatchStore:
         self.progress = progress
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="inboxd-pack")
         self._unchecked = 0  # bytes written since this store's last checkpoint
+        root = packs.packs_root(engine)
+        self._packs = packs.PackWriter(root, account_id) if root is not None else None
 
     def put(
         self,
@@ -73,12 +75,15 @@ class BatchStore:
         ]
         prepared = prepare_batch(self.engine, self.account_id, incoming)
         with writing(self.engine) as conn:
-            result = write_batch(conn, folder_id, prepared)
+            result = write_batch(conn, folder_id, prepared, self._packs)
             if checkpoint is not None:
                 checkpoint(conn)
         # Copied into the database file here, outside the writer lock, rather than by a
         # later commit while every other writer waits for it.
-        self._unchecked += sum(len(i.packed or b"") for i in incoming)
+        if self._packs is None:
+            self._unchecked += sum(len(i.packed or b"") for i in incoming)
+        else:  # the rows alone
+            self._unchecked += 1024 * len(incoming)
         if self._unchecked >= CHECKPOINT_BYTES:
             self._checkpoint()
         self._count(folder_name, incoming, result.new, result.known)
@@ -102,6 +107,8 @@ class BatchStore:
     def close(self) -> None:
         """Stop the packing thread and copy what this store wrote into the database file."""
         self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._packs is not None:
+            self._packs.close()
         if self._unchecked:
             # After a failure the database may be gone; the next writer's commit copies it.
             with contextlib.suppress(SQLAlchemyError, OSError):

@@ -16,7 +16,9 @@ import zstandard
 from sqlalchemy import Connection, select
 
 from inboxd.db.tables import message_bodies
+from inboxd.db.tables import messages as m
 from inboxd.errors import NotFound
+from inboxd.store import packs
 
 #: The ``message_bodies.compression`` of new rows.
 CODEC = "zstd"
@@ -51,11 +53,20 @@ def unpack(compression: str, data: bytes) -> bytes:
 
 def read_body(conn: Connection, message_pk: int) -> bytes:
     """The raw bytes of a stored message, exactly as the provider gave them."""
+    b = message_bodies
     row = conn.execute(
-        select(message_bodies.c.compression, message_bodies.c.raw).where(
-            message_bodies.c.message_pk == message_pk
-        )
+        select(b.c.compression, b.c.raw, b.c.pack, b.c.pack_offset, b.c.pack_length, m.c.account_id)
+        .join(m, m.c.id == b.c.message_pk)
+        .where(b.c.message_pk == message_pk)
     ).first()
     if row is None:
         raise NotFound(f"no stored body for message {message_pk}")
-    return unpack(row.compression, row.raw)
+    if row.pack is None:
+        return unpack(row.compression, row.raw)
+    root = packs.packs_root(conn)
+    if root is None:
+        raise NotFound(
+            f"message {message_pk} is stored in a pack file, but this is no SQLite store"
+        )
+    data = packs.read_blob(root, row.account_id, row.pack, row.pack_offset, row.pack_length)
+    return unpack(row.compression, data)

@@ -25,6 +25,7 @@ from inboxd.db.types import utcnow
 from inboxd.mail.message import ParsedMessage, header_fingerprint
 from inboxd.mail.provider import FetchedMessage
 from inboxd.store import bodies
+from inboxd.store.packs import PackWriter
 from inboxd.store.rows import RowEncoder, encoder_for
 
 _MAX = {
@@ -121,9 +122,11 @@ def prepare_batch(
     return PreparedBatch(account_id, batch, by_identity, rows, now)
 
 
-def write_batch(conn: Connection, folder_id: int, prepared: PreparedBatch) -> BatchResult:
+def write_batch(
+    conn: Connection, folder_id: int, prepared: PreparedBatch, packs: PackWriter | None = None
+) -> BatchResult:
     """Store a prepared batch's messages and their locations in ``folder_id`` (inside the
-    caller's transaction)."""
+    caller's transaction); new bodies go to ``packs`` when given, else into the database."""
     result = BatchResult()
     batch, by_identity, now = prepared.items, prepared.by_identity, prepared.now
     if not batch:
@@ -136,7 +139,7 @@ def write_batch(conn: Connection, folder_id: int, prepared: PreparedBatch) -> Ba
     if fresh:
         _insert_messages(conn, enc, [prepared.rows[key] for key in fresh])
         pks.update(_lookup(conn, enc, account_id, fresh))
-        _insert_bodies(conn, enc, [by_identity[key] for key in fresh], pks)
+        _insert_bodies(conn, enc, [by_identity[key] for key in fresh], pks, packs)
     if known:
         _refresh(conn, enc, pks, known, now)
     _upsert_locations(conn, enc, folder_id, batch, pks, now)
@@ -208,20 +211,29 @@ def _cap(value: str | None, column: str) -> str | None:
 
 
 def _insert_bodies(
-    conn: Connection, enc: RowEncoder, fresh: Sequence[Incoming], pks: dict[str, int]
+    conn: Connection,
+    enc: RowEncoder,
+    fresh: Sequence[Incoming],
+    pks: dict[str, int],
+    packs: PackWriter | None,
 ) -> None:
-    rows = [
-        (
-            pks[item.identity],
-            bodies.CODEC,
-            item.packed if item.packed is not None else bodies.pack(item.fetched.raw),
-        )
-        for item in fresh
+    blobs = [
+        item.packed if item.packed is not None else bodies.pack(item.fetched.raw) for item in fresh
     ]
+    columns: tuple[str, ...] = ("message_pk", "compression", "raw")
+    rows: list[tuple[Any, ...]]
+    if packs is None:
+        rows = [(pks[i.identity], bodies.CODEC, b) for i, b in zip(fresh, blobs, strict=True)]
+    else:
+        # On the disk before this transaction commits: no row points at bytes a crash lost.
+        places = packs.append(blobs)
+        columns += ("pack", "pack_offset", "pack_length")
+        rows = [
+            (pks[i.identity], bodies.CODEC, b"", *place)
+            for i, place in zip(fresh, places, strict=True)
+        ]
     conn.exec_driver_sql(
-        f"{enc.insert(message_bodies.name, ('message_pk', 'compression', 'raw'))} "
-        "ON CONFLICT (message_pk) DO NOTHING",
-        rows,
+        f"{enc.insert(message_bodies.name, columns)} ON CONFLICT (message_pk) DO NOTHING", rows
     )
 
 
