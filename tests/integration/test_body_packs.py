@@ -19,7 +19,7 @@ from inboxd.mail.accounts import Account, Accounts
 from inboxd.pipeline.sync import sync_dedupe_key
 from inboxd.store import bodies
 from inboxd.store.bodies import read_body
-from inboxd.store.packs import packs_root
+from inboxd.store.packs import PackWriter, packs_root, read_blob
 from tests.support.apps import make_app, running_worker, wait_finished
 from tests.support.mail import MALFORMED, huge_message, make_message
 
@@ -108,3 +108,28 @@ def test_a_lost_or_cut_pack_is_named(app: App, tmp_path: Path) -> None:
     pack.unlink()
     with pytest.raises(NotFound, match="is missing"):
         _stored(app, account)
+
+
+def test_a_failed_append_never_shifts_later_offsets(tmp_path: Path) -> None:
+    writer = PackWriter(tmp_path, "acct")
+    (first,) = writer.append([b"one"])
+    real = writer._current()
+
+    class Full:
+        """A pack file whose disk fills up halfway through a write."""
+
+        def write(self, data: bytes) -> int:
+            real.write(data[:2])
+            raise OSError(28, "No space left on device")
+
+        def close(self) -> None:
+            real.close()
+
+    writer._file = Full()  # type: ignore[assignment]
+    with pytest.raises(OSError, match="No space"):
+        writer.append([b"lost"])
+    (after,) = writer.append([b"three"])
+    writer.close()
+    assert after[0] != first[0]  # a new pack, not the one with two stray bytes at its end
+    assert read_blob(tmp_path, "acct", *first) == b"one"
+    assert read_blob(tmp_path, "acct", *after) == b"three"

@@ -18,6 +18,7 @@ concurrent writers do not queue.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import threading
@@ -63,12 +64,18 @@ class PackWriter:
         with self._lock:
             file = self._current()
             out = []
-            for blob in blobs:
-                out.append((self._name, self._size, len(blob)))
-                file.write(blob)
-                self._size += len(blob)
-            file.flush()
-            os.fdatasync(file.fileno())
+            try:
+                for blob in blobs:
+                    out.append((self._name, self._size, len(blob)))
+                    file.write(blob)
+                    self._size += len(blob)
+                file.flush()
+                os.fdatasync(file.fileno())
+            except BaseException:
+                # A write cut short (disk full) leaves the file's end unknown: the next
+                # append goes to a new pack, so no offset is ever off.
+                self._abandon()
+                raise
             return out
 
     def _current(self) -> BinaryIO:
@@ -90,6 +97,12 @@ class PackWriter:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+    def _abandon(self) -> None:
+        file, self._file = self._file, None
+        if file is not None:
+            with contextlib.suppress(OSError):
+                file.close()
 
 
 def read_blob(root: Path, account_id: str, pack: str, offset: int, length: int) -> bytes:
