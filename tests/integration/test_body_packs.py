@@ -16,11 +16,10 @@ from inboxd.db.tables import message_bodies, messages
 from inboxd.errors import NotFound
 from inboxd.jobs.model import JobStatus
 from inboxd.mail.accounts import Account, Accounts
-from inboxd.pipeline.sync import sync_dedupe_key
 from inboxd.store import bodies
 from inboxd.store.bodies import read_body
 from inboxd.store.packs import PackWriter, packs_root, read_blob
-from tests.support.apps import make_app, running_worker, wait_finished
+from tests.support.apps import make_app, sync_now
 from tests.support.mail import MALFORMED, huge_message, make_message
 
 
@@ -41,9 +40,7 @@ def _maildir(root: Path, raws: list[bytes]) -> Path:
 
 def _import(app: App, name: str, path: Path) -> Account:
     account = Accounts(app.engine, app.settings).add("maildir", name, {"path": str(path)})
-    job = app.queue.enqueue("sync", account_id=account.id, dedupe_key=sync_dedupe_key(account.id))
-    with running_worker(app):
-        assert wait_finished(app, job.id, timeout=60).status == JobStatus.COMPLETED
+    assert sync_now(app, account).status == JobStatus.COMPLETED
     return account
 
 

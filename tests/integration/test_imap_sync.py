@@ -14,16 +14,18 @@ from sqlalchemy import func, select
 from inboxd.app import App
 from inboxd.db.engine import reading
 from inboxd.db.tables import folders, locations, messages
-from inboxd.jobs.model import EventType, Job, JobStatus
+from inboxd.jobs.model import EventType, JobStatus
 from inboxd.mail.accounts import NEEDS_ATTENTION, Account, Accounts
 from inboxd.pipeline.sync import sync_dedupe_key
 from inboxd.store.bodies import read_body
 from tests.services.dovecot import ImapUser
 from tests.support.apps import (
+    add_imap_account,
     make_app,
     running_worker,
     start_worker_process,
     subprocess_env,
+    sync_now,
     wait_finished,
     wait_for,
 )
@@ -38,29 +40,6 @@ def app(database_url: str, tmp_path: Path) -> Iterator[App]:
     opened = make_app(database_url, tmp_path, sync_batch_messages=25)
     yield opened
     opened.close()
-
-
-def add_account(
-    app: App, user: ImapUser, *, port: int | None = None, password: str | None = None
-) -> Account:
-    return Accounts(app.engine, app.settings).add(
-        "imap",
-        user.username,
-        {
-            "host": user.host,
-            "port": port or user.port,
-            "security": "none",
-            "username": user.username,
-        },
-        secret={"password": password or user.password},
-        addresses=[f"{user.username}@example.com"],
-    )
-
-
-def sync_now(app: App, account: Account, timeout: float = 60) -> Job:
-    job = app.queue.enqueue("sync", account_id=account.id, dedupe_key=sync_dedupe_key(account.id))
-    with running_worker(app, concurrency=1):
-        return wait_finished(app, job.id, timeout=timeout)
 
 
 def stored(app: App, account: Account) -> dict[str, object]:
@@ -92,7 +71,7 @@ def test_full_sync_matches_the_server_per_folder(app: App, imap_user: ImapUser) 
     fill(imap_user, "INBOX", 0, 60)
     fill(imap_user, "Archive", 100, 30)
     fill(imap_user, "Trash", 200, 5)
-    account = add_account(app, imap_user)
+    account = add_imap_account(app, imap_user)
     job = sync_now(app, account)
     assert job.status == JobStatus.COMPLETED, job.error
     counts = stored(app, account)
@@ -131,7 +110,7 @@ def test_awkward_folder_names_and_many_folders(app: App, imap_user: ImapUser) ->
     for name in plain:
         fill(imap_user, name, 10_000 + len(name), 1)
     fill(imap_user, "INBOX", 0, 3)
-    account = add_account(app, imap_user)
+    account = add_imap_account(app, imap_user)
     job = sync_now(app, account)
     assert job.status == JobStatus.COMPLETED, job.error
     counts = stored(app, account)["folders"]
@@ -151,7 +130,7 @@ def test_awkward_folder_names_and_many_folders(app: App, imap_user: ImapUser) ->
 
 def test_incremental_sync_fetches_exactly_the_new_messages(app: App, imap_user: ImapUser) -> None:
     fill(imap_user, "INBOX", 0, 40)
-    account = add_account(app, imap_user)
+    account = add_imap_account(app, imap_user)
     assert sync_now(app, account).result["new"] == 40
     again = sync_now(app, account)
     assert again.result["fetched"] == 0 and again.result["folders_unchanged"] == 1
@@ -163,7 +142,7 @@ def test_incremental_sync_fetches_exactly_the_new_messages(app: App, imap_user: 
 
 def test_flag_changes_and_expunges_on_the_server_are_seen(app: App, imap_user: ImapUser) -> None:
     uids = fill(imap_user, "INBOX", 0, 20)
-    account = add_account(app, imap_user)
+    account = add_imap_account(app, imap_user)
     sync_now(app, account)
     imap_user.set_flags("INBOX", uids[:3], ["\\Flagged", "\\Seen"])
     imap_user.delete_messages("INBOX", uids[10:12])
@@ -190,7 +169,7 @@ def test_flag_changes_and_expunges_on_the_server_are_seen(app: App, imap_user: I
 
 def test_uidvalidity_change_resyncs_without_duplicates(app: App, imap_user: ImapUser) -> None:
     fill(imap_user, "INBOX", 0, 15)
-    account = add_account(app, imap_user)
+    account = add_imap_account(app, imap_user)
     sync_now(app, account)
     before = imap_user.uidvalidity()
     assert imap_user.change_uidvalidity() != before
@@ -203,7 +182,7 @@ def test_uidvalidity_change_resyncs_without_duplicates(app: App, imap_user: Imap
 
 
 def test_wrong_password_fails_at_once_without_retries(app: App, imap_user: ImapUser) -> None:
-    account = add_account(app, imap_user, password="not-the-password")
+    account = add_imap_account(app, imap_user, password="not-the-password")
     job = sync_now(app, account)
     assert job.status == JobStatus.FAILED and job.attempts == 1
     assert job.error == f"password rejected by {imap_user.host} for {imap_user.username}"
@@ -217,7 +196,7 @@ def test_malformed_and_huge_messages_are_stored_with_notes(app: App, imap_user: 
     imap_user.append("INBOX", MALFORMED)
     imap_user.append("INBOX", huge_message())
     imap_user.append("INBOX", make_message(2))
-    account = add_account(app, imap_user)
+    account = add_imap_account(app, imap_user)
     job = sync_now(app, account)
     assert job.status == JobStatus.COMPLETED and job.result["fetched"] == 4
     with reading(app.engine) as conn:
@@ -241,7 +220,7 @@ def test_a_message_the_server_cannot_read_is_skipped_and_the_rest_stored(
     # Dovecot answers a FETCH of it with "* BYE FETCH failed: Internal error occurred".
     unreadable.chmod(0)
     try:
-        account = add_account(app, imap_user)
+        account = add_imap_account(app, imap_user)
         job = sync_now(app, account)
         assert job.status == JobStatus.COMPLETED, job.error
         assert job.result["unavailable"] == 1 and job.result["fetched"] == 39
@@ -276,7 +255,7 @@ def test_a_message_the_server_cannot_even_size_is_skipped_and_the_rest_stored(
     ]
     unreadable.chmod(0)
     try:
-        account = add_account(app, imap_user)
+        account = add_imap_account(app, imap_user)
         job = sync_now(app, account)
     finally:
         unreadable.chmod(0o600)
@@ -297,7 +276,7 @@ def test_connection_cut_or_stalled_mid_fetch_completes(
     app = make_app(database_url, tmp_path, sync_batch_messages=25, imap_timeout_seconds=1.0)
     try:
         with Proxy(imap_user.port, drop_after=60_000, stall=stall) as proxy:
-            account = add_account(app, imap_user, port=proxy.port)
+            account = add_imap_account(app, imap_user, port=proxy.port)
             job = sync_now(app, account)
             assert proxy.drops == 1
         assert job.status == JobStatus.COMPLETED, job.error
@@ -322,7 +301,7 @@ def test_two_accounts_sync_at_once(
     other = dovecot_server.add_user("second" + imap_user.username, "pw-second-123")
     fill(imap_user, "INBOX", 0, 80)
     fill(other, "INBOX", 500, 80)
-    first_acc, second_acc = add_account(app, imap_user), add_account(app, other)
+    first_acc, second_acc = add_imap_account(app, imap_user), add_imap_account(app, other)
     jobs = [
         app.queue.enqueue("sync", account_id=a.id, dedupe_key=sync_dedupe_key(a.id))
         for a in (first_acc, second_acc)
@@ -344,7 +323,7 @@ def test_sigkill_mid_sync_resumes_with_every_message_once(
     app: App, imap_user: ImapUser, database_url: str, tmp_path: Path
 ) -> None:
     fill(imap_user, "INBOX", 0, 600)
-    account = add_account(app, imap_user)
+    account = add_imap_account(app, imap_user)
     job = app.queue.enqueue("sync", account_id=account.id)
     env = subprocess_env(database_url, tmp_path / "data", INBOXD_SYNC_BATCH_MESSAGES="10")
     first = start_worker_process(env, "-c", "1", "--no-scheduler", log=tmp_path / "w1.log")

@@ -19,9 +19,8 @@ from inboxd.jobs.model import JobStatus
 from inboxd.mail.accounts import NEEDS_ATTENTION, Account, Accounts
 from inboxd.mail.imap import ImapConfig, ImapSession
 from inboxd.mail.provider import ProviderConfigError
-from inboxd.pipeline.sync import sync_dedupe_key
 from tests.services.dovecot import DovecotServer, ImapUser
-from tests.support.apps import make_app, run_cli, running_worker, subprocess_env, wait_finished
+from tests.support.apps import add_imap_account, make_app, run_cli, subprocess_env, sync_now
 from tests.support.mail import make_message
 
 pytestmark = pytest.mark.dovecot
@@ -48,19 +47,8 @@ def app(tmp_path: Path) -> Iterator[App]:
 
 
 def _account(app: App, user: ImapUser, port: int, security: str, **extra: Any) -> Account:
-    settings = {"host": user.host, "port": port, "security": security, "username": user.username}
-    return Accounts(app.engine, app.settings).add(
-        "imap",
-        f"{security}-{uuid.uuid4().hex[:6]}",
-        settings | extra,
-        secret={"password": user.password},
-    )
-
-
-def _sync(app: App, account: Account) -> Any:
-    job = app.queue.enqueue("sync", account_id=account.id, dedupe_key=sync_dedupe_key(account.id))
-    with running_worker(app, concurrency=1):
-        return wait_finished(app, job.id, timeout=60)
+    name = f"{security}-{uuid.uuid4().hex[:6]}"
+    return add_imap_account(app, user, port=port, name=name, security=security, **extra)
 
 
 def test_implicit_tls_and_starttls_sync_with_the_servers_ca(
@@ -69,7 +57,7 @@ def test_implicit_tls_and_starttls_sync_with_the_servers_ca(
     ca = tls_server.ca_path.read_text()
     for port, security in ((tls_server.tls_port, "tls"), (tls_server.port, "starttls")):
         account = _account(app, tls_user, port, security, ca_pem=ca)
-        job = _sync(app, account)
+        job = sync_now(app, account)
         assert job.status == JobStatus.COMPLETED, job.error
         assert job.result["new"] == 7
         assert Accounts(app.engine, app.settings).counts(account.id)["folders"] == {"INBOX": 7}
@@ -83,7 +71,7 @@ def test_an_untrusted_certificate_fails_at_once_and_says_why(
 ) -> None:
     for port, security in ((tls_server.tls_port, "tls"), (tls_server.port, "starttls")):
         account = _account(app, tls_user, port, security)  # the system's CAs only
-        job = _sync(app, account)
+        job = sync_now(app, account)
         assert job.status == JobStatus.FAILED and job.attempts == 1
         assert job.error is not None
         assert f"TLS certificate of {tls_user.host} not trusted" in job.error
@@ -107,7 +95,7 @@ def test_verification_can_be_turned_off(
     app: App, tls_server: DovecotServer, tls_user: ImapUser
 ) -> None:
     account = _account(app, tls_user, tls_server.tls_port, "tls", verify_tls=False)
-    job = _sync(app, account)
+    job = sync_now(app, account)
     assert job.status == JobStatus.COMPLETED and job.result["new"] == 7
 
 

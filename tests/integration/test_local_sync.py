@@ -15,8 +15,7 @@ from inboxd.db.tables import messages
 from inboxd.jobs.model import JobStatus
 from inboxd.mail.accounts import Account, Accounts
 from inboxd.mail.demo import generate_demo_maildir
-from inboxd.pipeline.sync import sync_dedupe_key
-from tests.support.apps import make_app, running_worker, wait_finished
+from tests.support.apps import make_app, sync_now
 from tests.support.mail import MALFORMED, make_message
 
 
@@ -28,9 +27,7 @@ def app(database_url: str, tmp_path: Path) -> Iterator[App]:
 
 
 def _sync(app: App, account: Account) -> dict[str, Any]:
-    job = app.queue.enqueue("sync", account_id=account.id, dedupe_key=sync_dedupe_key(account.id))
-    with running_worker(app):
-        done = wait_finished(app, job.id, timeout=120)
+    done = sync_now(app, account, timeout=120)
     assert done.status == JobStatus.COMPLETED, done.error
     assert isinstance(done.result, dict)
     return done.result

@@ -19,12 +19,13 @@ from inboxd.app import App
 from inboxd.db.engine import reading
 from inboxd.db.tables import locations, messages
 from inboxd.jobs.model import Job, JobStatus
-from inboxd.mail.accounts import Account, Accounts
+from inboxd.mail.accounts import Account
 from inboxd.pipeline import imap_helper
 from inboxd.pipeline.imap_helper import BatchClaims, LocalClaims
 from inboxd.store.bodies import read_body
 from tests.services.dovecot import ImapUser
 from tests.support.apps import (
+    add_imap_account,
     make_app,
     running_worker,
     start_worker_process,
@@ -49,15 +50,6 @@ def app(database_url: str, tmp_path: Path) -> Iterator[App]:
     opened = make_app(database_url, tmp_path, **HELPED)
     yield opened
     opened.close()
-
-
-def add_account(app: App, user: ImapUser, port: int) -> Account:
-    return Accounts(app.engine, app.settings).add(
-        "imap",
-        user.username,
-        {"host": user.host, "port": port, "security": "none", "username": user.username},
-        secret={"password": user.password},
-    )
 
 
 def fill(user: ImapUser, count: int) -> None:
@@ -143,7 +135,7 @@ def syncing(app: App, user: ImapUser, *, delay: float = 0.004) -> Iterator[tuple
     ``delay`` seconds, so the sync cannot finish before its helpers start."""
     imap_helper.warm_up(wait=True)
     with Proxy(user.port, delay=delay) as proxy:
-        account = add_account(app, user, proxy.port)
+        account = add_imap_account(app, user, port=proxy.port)
         job = app.queue.enqueue("sync", account_id=account.id)
         with running_worker(app, concurrency=1):
             yield account, job
@@ -237,7 +229,7 @@ def test_sigkill_of_the_worker_ends_its_helpers_and_the_rescue_stores_every_mess
 ) -> None:
     fill(imap_user, 600)
     with Proxy(imap_user.port, delay=0.004) as proxy:
-        account = add_account(app, imap_user, proxy.port)
+        account = add_imap_account(app, imap_user, port=proxy.port)
         job = app.queue.enqueue("sync", account_id=account.id)
         env = subprocess_env(
             database_url,

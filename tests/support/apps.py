@@ -10,13 +10,18 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from inboxd.app import App
 from inboxd.config import Settings
 from inboxd.jobs.model import Job
 from inboxd.jobs.registry import load_builtin_tasks
 from inboxd.jobs.worker import Worker
+from inboxd.mail.accounts import Account, Accounts
+from inboxd.pipeline.sync import sync_dedupe_key
+
+if TYPE_CHECKING:
+    from tests.services.dovecot import ImapUser
 
 REPO = Path(__file__).resolve().parents[2]
 TEST_TASKS = "tests.support.tasks"
@@ -112,3 +117,30 @@ def start_worker_process(
         )
     with log.open("ab") as out:
         return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def add_imap_account(
+    app: App,
+    user: ImapUser,
+    *,
+    port: int | None = None,
+    password: str | None = None,
+    name: str | None = None,
+    **settings: Any,
+) -> Account:
+    """Register ``user``'s mailbox as an IMAP account (plain IMAP unless ``settings`` say
+    otherwise), with its own password unless another is given."""
+    base = {"host": user.host, "port": port or user.port, "security": "none"}
+    return Accounts(app.engine, app.settings).add(
+        "imap",
+        name or user.username,
+        base | {"username": user.username} | settings,
+        secret={"password": password or user.password},
+    )
+
+
+def sync_now(app: App, account: Account, timeout: float = 60) -> Job:
+    """Enqueue a sync of ``account``, run it on a worker of this process, return the job."""
+    job = app.queue.enqueue("sync", account_id=account.id, dedupe_key=sync_dedupe_key(account.id))
+    with running_worker(app, concurrency=1):
+        return wait_finished(app, job.id, timeout=timeout)

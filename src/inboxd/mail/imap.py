@@ -323,13 +323,9 @@ class ImapSession:
             and f.name.lower() not in excluded
         ]
 
-    def status(self, folder: str) -> FolderStatus:
-        """MESSAGES, UIDVALIDITY, UIDNEXT (and HIGHESTMODSEQ with CONDSTORE) of a folder."""
-        return self.statuses([folder])[folder]
-
     def statuses(self, folders: Sequence[str]) -> dict[str, FolderStatus]:
-        """:meth:`status` of many folders, their STATUS commands pipelined: one round trip
-        for the lot instead of one per folder."""
+        """MESSAGES, UIDVALIDITY, UIDNEXT (and HIGHESTMODSEQ with CONDSTORE) of each folder,
+        their STATUS commands pipelined: one round trip for the lot, not one per folder."""
         items = "MESSAGES UIDNEXT UIDVALIDITY" + (" HIGHESTMODSEQ" if self.condstore else "")
         with self._streaming() as stream:
             commands = [f"STATUS {mailbox_arg(name)} ({items})" for name in folders]
@@ -604,11 +600,3 @@ def _labels(raw: bytes) -> tuple[str, ...]:
 def _internal_date(raw: bytes) -> datetime | None:
     # INTERNALDATE is "17-Jul-1996 02:44:25 -0700": an RFC 5322 date once the dashes go.
     return parse_date(raw.decode("ascii", "replace").replace("-", " ", 2))
-
-
-def _opt_int(value: Any) -> int | None:
-    return int(value) if value is not None else None
-
-
-def _text(value: Any) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
