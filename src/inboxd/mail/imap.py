@@ -15,7 +15,7 @@ import imaplib
 import re
 import socket
 import ssl
-from collections.abc import Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -290,24 +290,32 @@ class ImapSession:
         with self._streaming() as stream:
             answer = stream.command('LIST "" "*"')
         self._check(answer, "LIST")
-        found = []
-        for flags, delimiter, name in _list_entries(answer.responses):
-            names = {f.decode() if isinstance(f, bytes) else str(f) for f in flags}
-            special = next((f for f in names if f in _SPECIAL_USE), None)
-            delim = delimiter.decode() if isinstance(delimiter, bytes) else delimiter
-            found.append(
-                RemoteFolder(
-                    name=str(name),
-                    delimiter=delim,
-                    special_use=special,
-                    selectable="\\Noselect" not in names and "\\NonExistent" not in names,
-                )
-            )
-        return found
+        return _remote_folders(answer.responses)
 
     def folders_to_sync(self) -> list[RemoteFolder]:
         """The folders this account syncs: the configured ones, or all but Trash/Spam."""
-        every = [f for f in self.list_folders() if f.selectable]
+        return self._wanted(self.list_folders())
+
+    def folders_with_status(self) -> list[tuple[RemoteFolder, FolderStatus]]:
+        """The folders to sync, each with its STATUS: one round trip when the server offers
+        LIST-STATUS (RFC 5819), else LIST and then every STATUS pipelined."""
+        if "LIST-STATUS" not in self.capabilities:
+            folders = self.folders_to_sync()
+            found = self.statuses([f.name for f in folders])
+            return [(f, found[f.name]) for f in folders]
+        with self._streaming() as stream:
+            answer = stream.command(f'LIST "" "*" RETURN (STATUS ({self._status_query()}))')
+        self._check(answer, "LIST")
+        folders = self._wanted(_remote_folders(answer.responses))
+        found = {name: _folder_status(items) for name, items in _status_entries(answer.responses)}
+        # A server may leave out the STATUS of a folder it could not open just then.
+        missing = [f.name for f in folders if f.name not in found]
+        if missing:
+            found.update(self.statuses(missing))
+        return [(f, found[f.name]) for f in folders]
+
+    def _wanted(self, folders: list[RemoteFolder]) -> list[RemoteFolder]:
+        every = [f for f in folders if f.selectable]
         if self.config.folders:
             wanted = set(self.config.folders)
             missing = wanted - {f.name for f in every}
@@ -323,10 +331,13 @@ class ImapSession:
             and f.name.lower() not in excluded
         ]
 
+    def _status_query(self) -> str:
+        return "MESSAGES UIDNEXT UIDVALIDITY" + (" HIGHESTMODSEQ" if self.condstore else "")
+
     def statuses(self, folders: Sequence[str]) -> dict[str, FolderStatus]:
         """MESSAGES, UIDVALIDITY, UIDNEXT (and HIGHESTMODSEQ with CONDSTORE) of each folder,
         their STATUS commands pipelined: one round trip for the lot, not one per folder."""
-        items = "MESSAGES UIDNEXT UIDVALIDITY" + (" HIGHESTMODSEQ" if self.condstore else "")
+        items = self._status_query()
         with self._streaming() as stream:
             commands = [f"STATUS {mailbox_arg(name)} ({items})" for name in folders]
             answers = list(stream.pipeline(commands))
@@ -334,13 +345,7 @@ class ImapSession:
         for name, answer in zip(folders, answers, strict=True):
             self._check(answer, f"STATUS of {name}")
             found = next((r for r in answer.responses if r.parts[0].startswith(b"* STATUS")), None)
-            values = _status_items(found.parts[-1]) if found is not None else {}
-            out[name] = FolderStatus(
-                messages=values.get("MESSAGES", 0),
-                uidvalidity=values.get("UIDVALIDITY"),
-                uidnext=values.get("UIDNEXT"),
-                highestmodseq=values.get("HIGHESTMODSEQ"),
-            )
+            out[name] = _folder_status(_status_items(found.parts[-1]) if found is not None else {})
         return out
 
     def examine(self, folder: str) -> FolderStatus:
@@ -415,18 +420,35 @@ class ImapSession:
         return sorted(found)
 
     def fetch_batches(
-        self, batches: Iterable[Sequence[int]], *, depth: int = 4
+        self,
+        batches: Iterable[Sequence[int]],
+        *,
+        depth: int = 4,
+        examine: str | None = None,
+        on_examined: Callable[[FolderStatus], None] | None = None,
     ) -> Generator[FetchedBatch, None, None]:
         """Bodies, flags and dates of each batch of UIDs (BODY.PEEK: never sets \\Seen),
         with up to ``depth`` UID FETCH commands in flight; ``batches`` is read as commands
-        go out. Stopping early drops the connection (its answers are still arriving)."""
+        go out. With ``examine``, that folder is opened in the same round trip as the first
+        FETCH, and ``on_examined`` (which may raise to stop) sees its status before any
+        batch is read. Stopping early drops the connection (its answers are still
+        arriving)."""
         items = "(UID FLAGS INTERNALDATE BODY.PEEK[])"
         if self.is_gmail:
             items = "(UID FLAGS INTERNALDATE X-GM-MSGID X-GM-LABELS BODY.PEEK[])"
         done = False
         try:
             with self._streaming() as stream:
-                answers = fetch_pipelined(stream, batches, items, depth=depth)
+                opening = None
+                if examine is not None:
+
+                    def opened(answer: Answer) -> None:
+                        status = self._examined(examine, answer)
+                        if on_examined is not None:
+                            on_examined(status)
+
+                    opening = (f"EXAMINE {mailbox_arg(examine)}", opened)
+                answers = fetch_pipelined(stream, batches, items, depth=depth, opening=opening)
                 for uids, responses, answer in answers:
                     messages = [m for m in map(_fetched, responses) if m is not None]
                     yield FetchedBatch(list(uids), messages, None if answer.ok else answer.text)
@@ -524,26 +546,75 @@ def mailbox_arg(name: str) -> str:
     return '"' + encoded.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _list_entries(responses: Sequence[Response]) -> list[tuple[Any, Any, str]]:
-    """(flags, delimiter, name) of each ``* LIST`` response, read by IMAPClient's parser
-    (names may be atoms, quoted strings or literals, in modified UTF-7)."""
-    entries = []
+def _parsed(responses: Sequence[Response], prefix: bytes) -> Iterator[list[Any]]:
+    """The data of each response starting with ``prefix``, read by IMAPClient's parser
+    (mailbox names may be atoms, quoted strings or literals)."""
     for response in responses:
-        if not response.parts[0].startswith(b"* LIST "):
+        if not response.parts[0].startswith(prefix):
             continue
         data: list[Any] = []
-        parts = [response.parts[0][len(b"* LIST ") :], *response.parts[1:]]
+        parts = [response.parts[0][len(prefix) :], *response.parts[1:]]
         for text, literal in zip(parts, response.literals, strict=False):
             data.append((text.rstrip(b"\r\n"), literal))
         if rest := parts[-1].rstrip(b"\r\n"):
             data.append(rest)
-        flags, delimiter, name = parse_response(data)
-        if isinstance(name, int):  # some servers send numeric names unquoted
-            name = str(name)
-        elif isinstance(name, bytes):
-            name = imapclient.imap_utf7.decode(name)
-        entries.append((flags, delimiter, str(name)))
-    return entries
+        yield list(parse_response(data))
+
+
+def _mailbox_name(name: Any) -> str:
+    if isinstance(name, int):  # some servers send numeric names unquoted
+        return str(name)
+    if isinstance(name, bytes):
+        return str(imapclient.imap_utf7.decode(name))  # modified UTF-7
+    return str(name)
+
+
+def _list_entries(responses: Sequence[Response]) -> list[tuple[Any, Any, str]]:
+    """(flags, delimiter, name) of each ``* LIST`` response."""
+    return [
+        (flags, delimiter, _mailbox_name(name))
+        for flags, delimiter, name in _parsed(responses, b"* LIST ")
+    ]
+
+
+def _status_entries(responses: Sequence[Response]) -> Iterator[tuple[str, dict[str, int]]]:
+    """(mailbox, items) of each ``* STATUS`` response (as LIST-STATUS returns them)."""
+    for name, items in _parsed(responses, b"* STATUS "):
+        if not isinstance(items, tuple):
+            continue
+        pairs = zip(items[::2], items[1::2], strict=False)
+        values = {_text_atom(k).upper(): v for k, v in pairs if isinstance(v, int)}
+        yield _mailbox_name(name), values
+
+
+def _text_atom(value: Any) -> str:
+    return value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _remote_folders(responses: Sequence[Response]) -> list[RemoteFolder]:
+    found = []
+    for flags, delimiter, name in _list_entries(responses):
+        names = {f.decode() if isinstance(f, bytes) else str(f) for f in flags}
+        special = next((f for f in names if f in _SPECIAL_USE), None)
+        delim = delimiter.decode() if isinstance(delimiter, bytes) else delimiter
+        found.append(
+            RemoteFolder(
+                name=name,
+                delimiter=delim,
+                special_use=special,
+                selectable="\\Noselect" not in names and "\\NonExistent" not in names,
+            )
+        )
+    return found
+
+
+def _folder_status(values: dict[str, int]) -> FolderStatus:
+    return FolderStatus(
+        messages=values.get("MESSAGES", 0),
+        uidvalidity=values.get("UIDVALIDITY"),
+        uidnext=values.get("UIDNEXT"),
+        highestmodseq=values.get("HIGHESTMODSEQ"),
+    )
 
 
 def _status_items(text: bytes) -> dict[str, int]:

@@ -222,12 +222,15 @@ def fetch_pipelined(
     items: str,
     *,
     depth: int = 4,
+    opening: tuple[str, Callable[[Answer], None]] | None = None,
 ) -> Iterator[tuple[Sequence[int], list[Response], Answer]]:
     """``UID FETCH`` each batch with up to ``depth`` commands in flight; yields, in batch
     order, the batch, its FETCH responses and its tagged answer. ``batches`` is read
     lazily, a batch when its command is sent, so it may hand out work as it goes. A
     response is given to the batch whose command it answered, so the server may interleave
-    as it likes."""
+    as it likes. ``opening`` is a command (EXAMINE) sent before the first FETCH, in the same
+    round trip, and the callback its answer goes to before any batch is read; when the
+    callback raises, the FETCH answers are left unread."""
     source = iter(batches)
     in_flight: deque[tuple[int, Sequence[int]]] = deque()
     owner: dict[int, int] = {}
@@ -250,7 +253,11 @@ def fetch_pipelined(
             in_flight.append((sent, batch))
             sent += 1
 
+    if opening is not None:
+        stream.send(opening[0])
     fill()
+    if opening is not None:
+        opening[1](stream.answer())
     while in_flight:
         n, batch = in_flight[0]
         answer = stream.answer(on_response=route)

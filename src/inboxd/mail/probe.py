@@ -36,8 +36,7 @@ def _probe_imap(registry: Accounts, account: Account, timeout: float) -> dict[st
     )
     try:
         session.connect()
-        names = [f.name for f in session.folders_to_sync()]
-        return {name: status.messages for name, status in session.statuses(names).items()}
+        return {folder.name: status.messages for folder, status in session.folders_with_status()}
     finally:
         session.close()
 

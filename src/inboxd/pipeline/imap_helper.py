@@ -15,6 +15,9 @@ of the pipe closes), and a batch a helper could not store is fetched by the sync
 
 Helpers are forked from a forkserver that has imported this module, so starting one costs a
 fork, not an interpreter start-up, and never copies the worker's threads or connections.
+A sync starts its helpers as soon as STATUS shows a folder worth sharing, so they connect
+and log in while the sync lists that folder's new messages, and keeps them for every such
+folder of the sync: one start-up and one login per helper and sync, not per folder.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import multiprocessing.connection
 import multiprocessing.forkserver
 import resource
 import signal
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from multiprocessing import spawn
@@ -34,7 +38,7 @@ from typing import Any
 from inboxd.config import Settings
 from inboxd.db.engine import make_engine
 from inboxd.mail.imap import ImapConfig, ImapSession
-from inboxd.mail.provider import ProviderError
+from inboxd.mail.provider import FolderStatus, ProviderError
 from inboxd.pipeline.batch_store import BatchStore
 from inboxd.pipeline.report import SyncReport
 
@@ -131,6 +135,15 @@ class BatchClaims:
         with self._front.get_lock():
             return self._back.value
 
+    def reset(self, count: int) -> None:
+        """Hand out batches ``0..count-1`` of the next folder (call while no helper is
+        taking: shared memory can only be given to a process when it starts, so one pair
+        of counters serves every folder of a sync)."""
+        with self._front.get_lock():
+            self._front.value = 0
+            self._back.value = count
+        self.count = count
+
 
 class LocalClaims:
     """The same hand-out for a sync without helpers: every batch, in order."""
@@ -154,7 +167,7 @@ class LocalClaims:
 
 @dataclass(frozen=True)
 class HelperSpec:
-    """What a helper needs to do its part (picklable; the secret travels over a pipe
+    """What a helper needs for the whole sync (picklable; the secret travels over a pipe
     between the two processes only)."""
 
     database_url: str = field(repr=False)  # may hold the database's password
@@ -162,15 +175,22 @@ class HelperSpec:
     config: ImapConfig
     secret: str = field(repr=False)
     account_id: str
+    depth: int
+
+
+@dataclass(frozen=True)
+class FolderWork:
+    """One folder's share: its batches, handed out through the helper's claims."""
+
     folder_id: int
     folder: str
     uidvalidity: int | None
     batches: list[list[int]]
-    depth: int
 
 
 class SyncHelper:
-    """One helper process, seen from the sync: start it, collect what it stored, stop it."""
+    """One helper process, seen from the sync: start it, give it folders one at a time,
+    collect what it stored, stop it."""
 
     def __init__(self, spec: HelperSpec, claims: BatchClaims, name: str) -> None:
         ctx = _mp()
@@ -180,13 +200,36 @@ class SyncHelper:
         )
         self._process.start()
         child.close()
-        #: batch index -> counts of what the helper stored
+        #: batch index -> counts of what the helper stored (of the current folder)
         self.stored: dict[int, SyncReport] = {}
-        #: batch index -> why the server would not send it
+        #: batch index -> why the server would not send it (of the current folder)
         self.refused: dict[int, str] = {}
         self.error: str | None = None
+        self.error_logged = False
         self.ended = False
+        #: working on a folder (until it says the folder's batches are all taken and done)
+        self.busy = False
         self.peak_rss_kb = 0
+        self._stop_asked = False
+
+    def assign(self, work: FolderWork) -> bool:
+        """Start on a folder; False when the helper has ended (it then takes nothing)."""
+        if self.ended or self._stop_asked:
+            return False
+        self.stored, self.refused = {}, {}
+        try:
+            self._pipe.send(("folder", work))
+        except (OSError, ValueError):
+            self.error = self.error or f"helper process ended (exit code {self._exitcode()})"
+            self.ended = True
+            return False
+        self.busy = True
+        return True
+
+    @property
+    def settled(self) -> bool:
+        """Done with its folder (or ended): what it stored has all been collected."""
+        return self.ended or not self.busy
 
     def collect(self, on_stored: Callable[[int, SyncReport], None], timeout: float = 0) -> None:
         """Take the helper's news (waiting up to ``timeout`` for some); ``on_stored`` gets
@@ -212,6 +255,8 @@ class SyncHelper:
             on_stored(message[1], report)
         elif kind == "refused":
             self.refused[message[1]] = message[2]
+        elif kind == "folder-done":
+            self.busy = False
         elif kind == "failed":
             self.error = message[1]
             self.ended = True
@@ -223,10 +268,21 @@ class SyncHelper:
         self._process.join(0.5)
         return self._process.exitcode
 
+    def ask_to_stop(self) -> None:
+        """Tell the helper to stop after its current batch (or folder), without waiting."""
+        if not self._stop_asked:
+            self._stop_asked = True
+            with contextlib.suppress(OSError, ValueError):
+                self._pipe.send(("stop",))
+
     def stop(self) -> None:
-        """Ask the helper to stop after its current batch; terminate it if it does not."""
+        """Ask the helper to stop after its current batch (reading its last word, for its
+        peak RSS); terminate it if it does not."""
+        self.ask_to_stop()
         with contextlib.suppress(OSError, ValueError):
-            self._pipe.send(("stop",))
+            deadline = time.monotonic() + STOP_GRACE_SECONDS
+            while not self.ended and (left := deadline - time.monotonic()) > 0:
+                self.collect(lambda _index, _report: None, timeout=left)
         self._process.join(STOP_GRACE_SECONDS)
         if self._process.is_alive():
             self._process.terminate()
@@ -241,7 +297,8 @@ class SyncHelper:
 def helper_main(
     spec: HelperSpec, claims: BatchClaims, pipe: multiprocessing.connection.Connection
 ) -> None:
-    """The helper process: fetch and store batches from the back until none are left."""
+    """The helper process: log in, then for each folder the sync gives it fetch and store
+    batches from the back until none are left, until told to stop."""
     # Ctrl-C in a terminal reaches the whole process group: the sync decides when we stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     with contextlib.suppress(BrokenPipeError):  # the sync is gone; so are we
@@ -249,6 +306,10 @@ def helper_main(
 
 
 class _StopHelper(Exception):
+    pass
+
+
+class _ValidityChanged(Exception):
     pass
 
 
@@ -267,14 +328,14 @@ class _HelperRun:
         session = ImapSession(spec.config, spec.secret)
         try:
             session.connect()
-            status = session.examine(spec.folder)
-            if status.uidvalidity != spec.uidvalidity:
-                self.pipe.send(("failed", f"UIDVALIDITY of {spec.folder} changed"))
-                return
-            self._fetch(engine, session)
+            while (work := self._next_folder()) is not None:
+                self._fetch(engine, session, work)
+                self.pipe.send(("folder-done",))
             self.pipe.send(("done", _peak_rss_kb()))
         except _StopHelper:
             self.pipe.send(("done", _peak_rss_kb()))
+        except _ValidityChanged as exc:
+            self.pipe.send(("failed", f"UIDVALIDITY of {exc} changed"))
         except ProviderError as exc:
             self.pipe.send(("failed", exc.message))
         except Exception as exc:  # reported to the sync, which does the batch itself
@@ -284,11 +345,30 @@ class _HelperRun:
                 session.close()
             engine.dispose()
 
-    def _fetch(self, engine: Any, session: ImapSession) -> None:
-        spec = self.spec
+    def _next_folder(self) -> FolderWork | None:
+        """The next folder the sync gives us; None when told to stop (or the sync is gone)."""
+        try:
+            message = self.pipe.recv()
+        except (EOFError, OSError):
+            return None
+        return message[1] if message[0] == "folder" else None
+
+    def _fetch(self, engine: Any, session: ImapSession, work: FolderWork) -> None:
+        """Fetch and store batches of ``work`` from the back until none are left."""
+        self.taken = []
+
+        def check(status: FolderStatus) -> None:
+            if status.uidvalidity != work.uidvalidity:
+                raise _ValidityChanged(work.folder)
+
         report = SyncReport()
-        with BatchStore(engine, spec.account_id, report, None) as store:
-            feed = session.fetch_batches(self._claimed(), depth=spec.depth)
+        with BatchStore(engine, self.spec.account_id, report, None) as store:
+            feed = session.fetch_batches(
+                self._claimed(work),
+                depth=self.spec.depth,
+                examine=work.folder,
+                on_examined=check,
+            )
             with contextlib.closing(feed):
                 for fetched in feed:
                     index = self.taken.pop(0)
@@ -296,17 +376,17 @@ class _HelperRun:
                         self.pipe.send(("refused", index, fetched.failed))
                         return  # the sync fetches it (and what we took after it) one by one
                     store.report = SyncReport()
-                    store.put(spec.folder_id, spec.folder, fetched.messages)
+                    store.put(work.folder_id, work.folder, fetched.messages)
                     self.pipe.send(("stored", index, asdict(store.report)))
 
-    def _claimed(self) -> Iterator[list[int]]:
+    def _claimed(self, work: FolderWork) -> Iterator[list[int]]:
         while True:
             self._check_stop()
             index = self.claims.take_back()
             if index is None:
                 return
             self.taken.append(index)
-            yield self.spec.batches[index]
+            yield work.batches[index]
 
     def _check_stop(self) -> None:
         try:
@@ -339,8 +419,9 @@ def wait_for(
     *,
     poll: float = 0.1,
 ) -> None:
-    """Collect from ``helpers`` until every one has ended, checking for cancellation."""
-    while running := [h for h in helpers if not h.ended]:
+    """Collect from ``helpers`` until every one is done with its folder (or has ended),
+    checking for cancellation."""
+    while running := [h for h in helpers if not h.settled]:
         check_cancelled()
         for helper in running:
             helper.collect(on_stored, timeout=poll / len(running))

@@ -30,10 +30,10 @@ from inboxd.mail.provider import (
     RemoteFolder,
     ServerClosedConnection,
 )
-from inboxd.pipeline import imap_helper
 from inboxd.pipeline.batch_store import BatchStore
 from inboxd.pipeline.imap_helper import (
     BatchClaims,
+    FolderWork,
     HelperSpec,
     LocalClaims,
     SyncHelper,
@@ -65,25 +65,35 @@ class ImapSync:
         self._suspects: dict[str, set[int]] = {}
         #: folder -> UIDs a helper process stored (the folder's highest UID may lag behind)
         self._helper_stored: dict[str, set[int]] = {}
+        #: this sync's helper processes and their claims, started once a folder wants them
+        self._helpers: list[SyncHelper] = []
+        self._claims: BatchClaims | None = None
 
     def run(self) -> SyncReport:
         """The whole sync; returns its report."""
+        try:
+            return self._run()
+        finally:
+            self._stop_helpers()
+
+    def _run(self) -> SyncReport:
         progress = self.ctx.progress
         progress.step("connecting", message=f"connecting to {self.session.config.host}")
         self._retrying(self.session.connect)
         progress.step("listing folders")
-        remote = self._retrying(self.session.folders_to_sync)
-        found = self._retrying(partial(self.session.statuses, [f.name for f in remote]))
-        plan = [(f, found[f.name]) for f in remote]
+        plan = self._retrying(self.session.folders_with_status)
         states = self._ensure_folders(plan)
         todo = sum(self._expected_new(states[f.name], st) for f, st in plan)
         if self._wants_helpers(
             max((self._expected_new(states[f.name], st) for f, st in plan), default=0)
         ):
-            imap_helper.warm_up()
+            # Now, so that they log in while this session lists the folder's new mail.
+            self._open_helpers()
         progress.step("fetching", total=todo, message=f"{todo} new messages")
         for folder, status in plan:
             self._retrying(partial(self._fetch_new, states[folder.name], status))
+        for helper in self._helpers:  # they log out while flags and deletions are read
+            helper.ask_to_stop()
         progress.step("storing", total=len(plan), message="flags and deletions")
         for n, (folder, status) in enumerate(plan, start=1):
             self._retrying(partial(self._reconcile, folder, status))
@@ -160,9 +170,10 @@ class ImapSync:
             self._fetch_from(state, status, batches, claims.take_front, helpers)
             if helpers:
                 self._finish_helpers(state, status, batches, claims, helpers)
-        finally:
-            for helper in helpers:
-                helper.stop()
+        except BaseException:
+            # Helpers may be mid-folder; a retry of this folder starts fresh ones.
+            self._stop_helpers()
+            raise
         # Every batch of the plan is stored (by us or a helper) or was skipped and logged,
         # and so is whatever a helper stored for an earlier attempt.
         with writing(self.ctx.engine) as conn:
@@ -192,16 +203,15 @@ class ImapSync:
             and new_messages >= self.settings.sync_helper_min_messages
         )
 
-    def _start_helpers(
-        self, state: FolderState, status: FolderStatus, batches: list[list[int]]
-    ) -> tuple[BatchClaims | LocalClaims, list[SyncHelper]]:
-        if not self._wants_helpers(sum(map(len, batches))) or len(batches) < 2:
-            return LocalClaims(len(batches)), []
+    def _open_helpers(self) -> None:
+        """Start this sync's helper processes (once; they wait for a folder)."""
+        if self._claims is not None:
+            return
         try:
-            claims = BatchClaims(len(batches))
+            self._claims = BatchClaims(0)
         except Exception as exc:  # no shared memory (no /dev/shm) or no forkserver: go alone
             self.ctx.log.warning("cannot share a sync with helper processes: %s", exc)
-            return LocalClaims(len(batches)), []
+            return
         config, secret = self.session.credentials()
         spec = HelperSpec(
             database_url=self.ctx.engine.url.render_as_string(hide_password=False),
@@ -209,19 +219,42 @@ class ImapSync:
             config=config,
             secret=secret,
             account_id=self.account_id,
-            folder_id=state.id,
-            folder=state.name,
-            uidvalidity=status.uidvalidity,
-            batches=batches,
             depth=PIPELINE_DEPTH,
         )
-        helpers: list[SyncHelper] = []
         for n in range(1, self.settings.sync_processes):
             try:
-                helpers.append(SyncHelper(spec, claims, name=f"inboxd-sync-helper-{n}"))
+                helper = SyncHelper(spec, self._claims, name=f"inboxd-sync-helper-{n}")
             except Exception as exc:  # no processes left (ulimit), no forkserver: go alone
                 self.ctx.log.warning("cannot start a sync helper process: %s", exc)
                 break
+            self._helpers.append(helper)
+            self.report.helpers += 1
+
+    def _stop_helpers(self) -> None:
+        helpers, self._helpers, self._claims = self._helpers, [], None
+        for helper in helpers:
+            helper.stop()
+            self.report.helper_peak_rss_kb = max(self.report.helper_peak_rss_kb, helper.peak_rss_kb)
+            if helper.error is not None and not helper.error_logged:
+                helper.error_logged = True
+                self.ctx.progress.log(f"a sync helper stopped early: {helper.error}")
+
+    def _start_helpers(
+        self, state: FolderState, status: FolderStatus, batches: list[list[int]]
+    ) -> tuple[BatchClaims | LocalClaims, list[SyncHelper]]:
+        if not self._wants_helpers(sum(map(len, batches))) or len(batches) < 2:
+            return LocalClaims(len(batches)), []
+        self._open_helpers()
+        claims = self._claims
+        if claims is None:
+            return LocalClaims(len(batches)), []
+        claims.reset(len(batches))
+        work = FolderWork(
+            folder_id=state.id, folder=state.name, uidvalidity=status.uidvalidity, batches=batches
+        )
+        helpers = [helper for helper in self._helpers if helper.assign(work)]
+        if not helpers:
+            return LocalClaims(len(batches)), []
         return claims, helpers
 
     def _collect(
@@ -252,9 +285,8 @@ class ImapSync:
             self.ctx.progress.check_cancelled,
         )
         for helper in helpers:
-            self.report.helpers += 1
-            self.report.helper_peak_rss_kb = max(self.report.helper_peak_rss_kb, helper.peak_rss_kb)
-            if helper.error is not None:
+            if helper.error is not None and not helper.error_logged:
+                helper.error_logged = True
                 self.ctx.progress.log(f"a sync helper stopped early: {helper.error}")
             for index, reason in sorted(helper.refused.items()):
                 self._suspect(state, batches[index], reason)

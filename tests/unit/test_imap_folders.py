@@ -1,0 +1,117 @@
+"""Listing folders with their STATUS against a scripted server on 127.0.0.1: one round trip
+with LIST-STATUS (RFC 5819), the pipelined STATUS commands without it, and a STATUS the
+server left out asked for separately (a real server: tests/integration/test_imap_sync.py)."""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+
+import pytest
+
+from inboxd.mail.imap import ImapConfig, ImapSession
+
+# (LIST flags, the name as the server writes it, its STATUS items or None for no STATUS)
+FOLDERS: list[tuple[bytes, bytes, bytes | None]] = [
+    (rb"(\HasNoChildren)", b"INBOX", b"MESSAGES 3 UIDNEXT 4 UIDVALIDITY 7"),
+    (rb"(\HasNoChildren)", b'"Sent Items"', b"MESSAGES 1 UIDNEXT 9 UIDVALIDITY 8"),
+    (rb"(\HasNoChildren)", b"{14}\r\nR&AOk-sum&AOk-", b"MESSAGES 2 UIDNEXT 3 UIDVALIDITY 9"),
+    (rb"(\Noselect \HasChildren)", b"Archive", None),
+    (rb"(\HasNoChildren \Trash)", b"Trash", b"MESSAGES 50 UIDNEXT 51 UIDVALIDITY 10"),
+]
+STATUS_OF = {
+    "INBOX": b"MESSAGES 3 UIDNEXT 4 UIDVALIDITY 7",
+    "Sent Items": b"MESSAGES 1 UIDNEXT 9 UIDVALIDITY 8",
+    "R&AOk-sum&AOk-": b"MESSAGES 2 UIDNEXT 3 UIDVALIDITY 9",
+}
+
+
+class FolderServer:
+    """Answers LOGIN (listing ``capabilities``), LIST (with RETURN (STATUS ...) too) and
+    STATUS; records every command. ``drop_status`` names a folder whose STATUS the LIST
+    answer leaves out."""
+
+    def __init__(self, capabilities: bytes, drop_status: bytes | None = None) -> None:
+        self.capabilities = capabilities
+        self.drop_status = drop_status
+        self.commands: list[bytes] = []
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        conn, _ = self._listener.accept()
+        with conn, conn.makefile("rb") as reader:
+            conn.sendall(b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready\r\n")
+            for line in reader:
+                self.commands.append(line)
+                tag, _, rest = line.rstrip(b"\r\n").partition(b" ")
+                verb = rest.split(b" ", 1)[0].upper()
+                if verb == b"LOGIN":
+                    conn.sendall(tag + b" OK [CAPABILITY " + self.capabilities + b"] in\r\n")
+                elif verb == b"LIST":
+                    conn.sendall(self._list(b"RETURN (STATUS" in rest.upper()) + tag + b" OK\r\n")
+                elif verb == b"STATUS":
+                    name = re.match(rb'STATUS ("[^"]*"|\S+) ', rest)
+                    assert name is not None
+                    items = STATUS_OF[name.group(1).decode().strip('"')]
+                    conn.sendall(b"* STATUS " + name.group(1) + b" (" + items + b")\r\n")
+                    conn.sendall(tag + b" OK\r\n")
+                elif verb == b"LOGOUT":
+                    conn.sendall(b"* BYE\r\n" + tag + b" OK bye\r\n")
+                    return
+                else:
+                    conn.sendall(tag + b" BAD unexpected\r\n")
+
+    def _list(self, with_status: bool) -> bytes:
+        out = b""
+        for flags, name, status in FOLDERS:
+            out += b"* LIST " + flags + b' "/" ' + name + b"\r\n"
+            if with_status and status is not None and name != self.drop_status:
+                out += b"* STATUS " + name + b" (" + status + b")\r\n"
+        return out
+
+    def verbs(self) -> list[bytes]:
+        """The commands' verbs, in order, from LOGIN on (LOGOUT is not waited for)."""
+        verbs = [c.split(b" ")[1].strip().upper() for c in self.commands]
+        return [v for v in verbs if v != b"LOGOUT"]
+
+    def close(self) -> None:
+        self._listener.close()
+        self._thread.join(timeout=5)
+
+
+def listed(server: FolderServer) -> dict[str, tuple[int, int | None, int | None]]:
+    session = ImapSession(ImapConfig("127.0.0.1", server.port, "none", "me", timeout=5), "pw")
+    try:
+        session.connect()
+        plan = session.folders_with_status()
+    finally:
+        session.close()
+        server.close()
+    return {f.name: (st.messages, st.uidnext, st.uidvalidity) for f, st in plan}
+
+
+EXPECTED = {"INBOX": (3, 4, 7), "Sent Items": (1, 9, 8), "Résumé": (2, 3, 9)}
+
+
+def test_list_status_gives_folders_and_statuses_in_one_command() -> None:
+    server = FolderServer(b"IMAP4rev1 LIST-STATUS")
+    assert listed(server) == EXPECTED
+    assert server.verbs() == [b"LOGIN", b"LIST"]
+    assert b"RETURN (STATUS (MESSAGES UIDNEXT UIDVALIDITY))" in server.commands[1]
+
+
+def test_without_list_status_each_folder_gets_a_status_command() -> None:
+    server = FolderServer(b"IMAP4rev1")
+    assert listed(server) == EXPECTED
+    assert server.verbs() == [b"LOGIN", b"LIST", b"STATUS", b"STATUS", b"STATUS"]
+
+
+@pytest.mark.parametrize("dropped", [b"INBOX", b"{14}\r\nR&AOk-sum&AOk-"], ids=["atom", "literal"])
+def test_a_status_left_out_of_list_status_is_asked_for(dropped: bytes) -> None:
+    server = FolderServer(b"IMAP4rev1 LIST-STATUS", drop_status=dropped)
+    assert listed(server) == EXPECTED
+    assert server.verbs() == [b"LOGIN", b"LIST", b"STATUS"]
