@@ -52,20 +52,32 @@ def app(database_url: str, tmp_path: Path) -> Iterator[App]:
     opened.close()
 
 
-def fill(user: ImapUser, count: int) -> None:
-    """``count`` messages straight into the INBOX's Maildir (APPENDing them one by one
-    would cost most of each test); Dovecot indexes them at the next SELECT."""
+def fill(user: ImapUser, count: int, folder: str = "INBOX", first: int = 0) -> None:
+    """``count`` messages (``make_message(first)`` on) straight into a folder's Maildir
+    (APPENDing them one by one would cost most of each test); Dovecot indexes them at the
+    next SELECT."""
     owner = user.maildir.stat()
-    for n in range(count):
+    if folder == "INBOX":
+        target = user.maildir
+    else:
+        user.create_folder(folder)
+        target = user.maildir / f".{folder}"  # Maildir++
+    for n in range(first, first + count):
         raw = make_message(n)
         crlf = len(raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
         # Sizes in the name, as Dovecot writes them: it then answers RFC822.SIZE unread.
         name = f"{1_700_000_000 + n}.M{n}P1.inboxd-test,S={len(raw)},W={crlf}"
-        path = user.maildir / "new" / name
+        path = target / "new" / name
         path.write_bytes(raw)
         if os.geteuid() == 0:
             os.chown(path, owner.st_uid, owner.st_gid)
-    assert user.server.message_count(user.username, user.password) == count
+    assert user.message_count(folder) == count
+
+
+def logins(user: ImapUser) -> int:
+    """Logins of the user that Dovecot has logged so far."""
+    text = user.server.log_path.read_text(errors="replace")
+    return text.count(f"Login: user=<{user.username}>")
 
 
 def counts(app: App) -> tuple[int, int]:
@@ -163,6 +175,25 @@ def test_helpers_share_a_big_folder_and_every_message_is_stored_once(
         rows = conn.execute(select(locations.c.uid, locations.c.message_pk)).all()
         assert {int(uid): read_body(conn, pk) for uid, pk in rows} == server
     assert second.status == JobStatus.COMPLETED and second.result["fetched"] == 0
+    assert not helper_pids(os.getpid())
+
+
+def test_the_same_helpers_serve_every_big_folder_of_a_sync(app: App, imap_user: ImapUser) -> None:
+    fill(imap_user, 200)
+    fill(imap_user, 200, folder="Archive", first=200)
+    fill(imap_user, 5, folder="Small", first=400)
+    before = logins(imap_user)
+    with syncing(app, imap_user) as (_account, job):
+        done = wait_finished(app, job.id, timeout=120)
+        during = logins(imap_user) - before
+    assert done.status == JobStatus.COMPLETED, done.error
+    result = done.result
+    assert result["per_folder"] == {"INBOX": 200, "Archive": 200, "Small": 5}
+    assert result["new"] == 405 and result["duplicates"] == 0
+    assert result["helpers"] == 2 and 0 < result["fetched_by_helpers"] < 400
+    assert result["helper_peak_rss_kb"] > 0
+    assert during == 3  # the sync's own session and one per helper, for all three folders
+    assert counts(app) == (405, 405)
     assert not helper_pids(os.getpid())
 
 
