@@ -18,6 +18,7 @@ from inboxd.mail.message import (
     header_fingerprint,
     parse_headers_only,
     parse_message,
+    summarize_message,
 )
 
 SIMPLE = (
@@ -74,10 +75,10 @@ def test_simple_message_fields() -> None:
     assert not p.has_attachments and p.attachment_count == 0
 
 
-def test_parsed_message_is_frozen_and_keyword_only() -> None:
+def test_parsed_message_has_slots_and_is_keyword_only() -> None:
     p = parse_message(SIMPLE)
     with pytest.raises(AttributeError):
-        p.subject = "x"  # type: ignore[misc]
+        p.subjekt = "x"  # type: ignore[attr-defined]  # a misspelt field is no new attribute
     with pytest.raises(TypeError):
         ParsedMessage("id")  # type: ignore[call-arg]
 
@@ -437,3 +438,46 @@ def test_parse_never_raises_on_mutations() -> None:
     for size in (0, 1, 2, 10, 100, 4096):
         for _ in range(20):
             assert parse_message(rng.randbytes(size)).size == size
+
+
+ALTERNATIVE = (
+    'From: a@example.com\nContent-Type: multipart/alternative; boundary="alt"',
+    b"--alt\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{plain}\r\n"
+    b"--alt\r\nContent-Type: text/html; charset={charset}\r\n\r\n"
+    b"<html><head><style>p{{}}</style></head><body><p>From the HTML \xe9</p></body></html>\r\n"
+    b"--alt--\r\n",
+)
+
+
+def _alternative(plain: str, charset: str) -> bytes:
+    headers, body = ALTERNATIVE
+    return _mime(
+        headers,
+        body.replace(b"{plain}", plain.encode())
+        .replace(b"{{}}", b"{}")
+        .replace(b"{charset}", charset.encode()),
+    )
+
+
+def test_summary_has_the_headers_and_snippet_of_a_full_parse() -> None:
+    for raw in (SIMPLE, SIMPLE.replace(b"\n", b"\r\n"), _alternative("Plain words", "utf-8")):
+        full, summary = parse_message(raw), summarize_message(raw)
+        assert summary.text_body is None and summary.html_body is None and summary.links == []
+        for name in ("message_id", "from_addr", "to", "cc", "subject", "date", "list_id"):
+            assert getattr(summary, name) == getattr(full, name), name
+        assert summary.snippet == full.snippet and summary.snippet
+
+
+def test_summary_reads_the_html_only_when_there_is_no_plain_text() -> None:
+    with_text = summarize_message(_alternative("Plain words here", "x-no-such-charset"))
+    assert with_text.snippet == "Plain words here"
+    # The HTML is never decoded, so its unknown charset is not even looked at.
+    assert not [e for e in with_text.parse_errors if "charset" in e]
+    without = summarize_message(_alternative("   ", "x-no-such-charset"))
+    assert without.snippet == "From the HTML é"
+    assert "undecodable charset 'x-no-such-charset' in part 3, decoded as cp1252" in (
+        without.parse_errors
+    )
+    assert "undecodable charset 'x-no-such-charset' in part 3, decoded as cp1252" in (
+        parse_message(_alternative("Plain words here", "x-no-such-charset")).parse_errors
+    )

@@ -228,8 +228,10 @@ def parse_message(raw: bytes) -> ParsedMessage:
 
 def summarize_message(raw: bytes) -> ParsedMessage:
     """What the store indexes: every header field, the MIME structure (attachments) and a
-    snippet decoded from the start of the text; ``text_body``, ``html_body`` and ``links``
-    stay empty. Several times cheaper than :func:`parse_message`; never raises."""
+    snippet decoded from the start of the text (of the HTML only when there is no plain
+    text, so only the parts it decodes are checked for bad charsets and encodings);
+    ``text_body``, ``html_body`` and ``links`` stay empty. Several times cheaper than
+    :func:`parse_message`; never raises."""
     try:
         return _parse(bytes(raw), _SUMMARY)
     except Exception as exc:
@@ -873,6 +875,8 @@ class _Walk:
     summary: bool = False  # decode only the start of text parts
     text: str | None = None
     html: str | None = None
+    #: a summary's first HTML leaf and its part number, decoded only if the text is empty
+    html_leaf: tuple[_Entity, int] | None = None
     attachments: int = 0
     parts: int = 0
     too_deep: bool = False
@@ -911,10 +915,13 @@ def _read_body(raw: bytes, top: _Entity, notes: list[str], summary: bool) -> _Bo
 
 
 def _summary_fields(walk: _Walk) -> _BodyFields:
-    """Snippet from the start of the plain text, else from a tag-stripped start of the HTML."""
+    """Snippet from the start of the plain text, else from a tag-stripped start of the HTML
+    (decoded only then: most HTML parts come with a plain one)."""
     text = walk.text if walk.text is not None and walk.text.strip() else None
-    if text is None and walk.html:
-        text = _strip_tags(walk.html)
+    if text is None and walk.html_leaf is not None:
+        entity, part = walk.html_leaf
+        if html := _entity_text(entity, walk, part):
+            text = _strip_tags(html)
     return _BodyFields(attachments=walk.attachments, snippet=_snippet(text) if text else "")
 
 
@@ -986,6 +993,9 @@ def _visit_leaf(entity: _Entity, ctype: str, walk: _Walk) -> None:
         walk.attachments += 1
     elif ctype == "text/plain" and walk.text is None:
         walk.text = _entity_text(entity, walk)[:TEXT_BODY_CAP]
+    elif ctype == "text/html" and walk.summary:
+        if walk.html_leaf is None:
+            walk.html_leaf = (entity, walk.parts)
     elif ctype == "text/html" and walk.html is None:
         walk.html = _entity_text(entity, walk)[:HTML_BODY_CAP]
 
@@ -1016,10 +1026,10 @@ def _has_filename(headers: _ContentFields, raw_disposition: str) -> bool:
         return False
 
 
-def _entity_text(entity: _Entity, walk: _Walk) -> str:
-    """Decode one text leaf: transfer encoding, then charset; only its first few MiB (a
-    summary: its first few KiB)."""
-    where = f"part {walk.parts}"
+def _entity_text(entity: _Entity, walk: _Walk, part: int | None = None) -> str:
+    """Decode one text leaf (MIME part number ``part``, default: the one visited now):
+    transfer encoding, then charset; only its first few MiB (a summary: its first few KiB)."""
+    where = f"part {walk.parts if part is None else part}"
     start, end = entity.body_start, entity.body_end
     cap = SUMMARY_DECODE_CAP if walk.summary else PART_DECODE_CAP
     cut_short = end - start > cap
