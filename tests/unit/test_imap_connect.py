@@ -4,43 +4,22 @@ server's sessions: tests/integration/test_imap_sync.py and test_imap_tls.py)."""
 from __future__ import annotations
 
 import re
-import socket
-import threading
 
 import pytest
 
 from inboxd.mail.imap import ImapConfig, ImapSession
+from tests.support.imap_script import ScriptedImapServer
 
 
-class ScriptedServer:
-    """Greets with ``greeting``, answers CAPABILITY and LOGIN, records every command."""
+class ScriptedServer(ScriptedImapServer):
+    """Answers CAPABILITY and LOGIN."""
 
-    def __init__(self, greeting: bytes) -> None:
-        self.greeting = greeting
-        self.commands: list[bytes] = []
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        conn, _ = self._listener.accept()
-        with conn, conn.makefile("rb") as reader:
-            conn.sendall(self.greeting)
-            for line in reader:
-                self.commands.append(line)
-                tag, _, rest = line.partition(b" ")
-                if rest.upper().startswith(b"CAPABILITY"):
-                    conn.sendall(b"* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n" + tag + b" OK done\r\n")
-                elif rest.upper().startswith(b"LOGIN"):
-                    conn.sendall(tag + b" OK [CAPABILITY IMAP4rev1 ENABLE] Logged in\r\n")
-                elif rest.upper().startswith(b"LOGOUT"):
-                    conn.sendall(b"* BYE\r\n" + tag + b" OK bye\r\n")
-                    return
-
-    def close(self) -> None:
-        self._listener.close()
-        self._thread.join(timeout=5)
+    def answer(self, tag: bytes, verb: bytes, rest: bytes) -> bytes:
+        if verb == b"CAPABILITY":
+            return b"* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n" + tag + b" OK done\r\n"
+        if verb == b"LOGIN":
+            return tag + b" OK [CAPABILITY IMAP4rev1 ENABLE] Logged in\r\n"
+        return tag + b" BAD unexpected\r\n"
 
 
 @pytest.mark.parametrize(

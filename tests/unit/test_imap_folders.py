@@ -5,12 +5,11 @@ server left out asked for separately (a real server: tests/integration/test_imap
 from __future__ import annotations
 
 import re
-import socket
-import threading
 
 import pytest
 
 from inboxd.mail.imap import ImapConfig, ImapSession
+from tests.support.imap_script import ScriptedImapServer
 
 # (LIST flags, the name as the server writes it, its STATUS items or None for no STATUS)
 FOLDERS: list[tuple[bytes, bytes, bytes | None]] = [
@@ -27,43 +26,26 @@ STATUS_OF = {
 }
 
 
-class FolderServer:
+class FolderServer(ScriptedImapServer):
     """Answers LOGIN (listing ``capabilities``), LIST (with RETURN (STATUS ...) too) and
-    STATUS; records every command. ``drop_status`` names a folder whose STATUS the LIST
-    answer leaves out."""
+    STATUS. ``drop_status`` names a folder whose STATUS the LIST answer leaves out."""
 
     def __init__(self, capabilities: bytes, drop_status: bytes | None = None) -> None:
         self.capabilities = capabilities
         self.drop_status = drop_status
-        self.commands: list[bytes] = []
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
+        super().__init__(b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready\r\n")
 
-    def _serve(self) -> None:
-        conn, _ = self._listener.accept()
-        with conn, conn.makefile("rb") as reader:
-            conn.sendall(b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready\r\n")
-            for line in reader:
-                self.commands.append(line)
-                tag, _, rest = line.rstrip(b"\r\n").partition(b" ")
-                verb = rest.split(b" ", 1)[0].upper()
-                if verb == b"LOGIN":
-                    conn.sendall(tag + b" OK [CAPABILITY " + self.capabilities + b"] in\r\n")
-                elif verb == b"LIST":
-                    conn.sendall(self._list(b"RETURN (STATUS" in rest.upper()) + tag + b" OK\r\n")
-                elif verb == b"STATUS":
-                    name = re.match(rb'STATUS ("[^"]*"|\S+) ', rest)
-                    assert name is not None
-                    items = STATUS_OF[name.group(1).decode().strip('"')]
-                    conn.sendall(b"* STATUS " + name.group(1) + b" (" + items + b")\r\n")
-                    conn.sendall(tag + b" OK\r\n")
-                elif verb == b"LOGOUT":
-                    conn.sendall(b"* BYE\r\n" + tag + b" OK bye\r\n")
-                    return
-                else:
-                    conn.sendall(tag + b" BAD unexpected\r\n")
+    def answer(self, tag: bytes, verb: bytes, rest: bytes) -> bytes:
+        if verb == b"LOGIN":
+            return tag + b" OK [CAPABILITY " + self.capabilities + b"] in\r\n"
+        if verb == b"LIST":
+            return self._list(b"RETURN (STATUS" in rest.upper()) + tag + b" OK\r\n"
+        if verb == b"STATUS":
+            name = re.match(rb'STATUS ("[^"]*"|\S+) ', rest)
+            assert name is not None
+            items = STATUS_OF[name.group(1).decode().strip('"')]
+            return b"* STATUS " + name.group(1) + b" (" + items + b")\r\n" + tag + b" OK\r\n"
+        return tag + b" BAD unexpected\r\n"
 
     def _list(self, with_status: bool) -> bytes:
         out = b""
@@ -72,15 +54,6 @@ class FolderServer:
             if with_status and status is not None and name != self.drop_status:
                 out += b"* STATUS " + name + b" (" + status + b")\r\n"
         return out
-
-    def verbs(self) -> list[bytes]:
-        """The commands' verbs, in order, from LOGIN on (LOGOUT is not waited for)."""
-        verbs = [c.split(b" ")[1].strip().upper() for c in self.commands]
-        return [v for v in verbs if v != b"LOGOUT"]
-
-    def close(self) -> None:
-        self._listener.close()
-        self._thread.join(timeout=5)
 
 
 def listed(server: FolderServer) -> dict[str, tuple[int, int | None, int | None]]:
