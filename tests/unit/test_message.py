@@ -16,6 +16,7 @@ from inboxd.mail.message import (
     ParsedMessage,
     decode_header_value,
     header_fingerprint,
+    parse_date,
     parse_headers_only,
     parse_message,
     summarize_message,
@@ -297,6 +298,26 @@ def test_header_problems_are_noted() -> None:
 def test_date_without_zone_is_utc() -> None:
     p = parse_message(b"Date: Mon, 1 Jan 2024 10:00:00 -0000\n\nx")
     assert p.date == datetime(2024, 1, 1, 10, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("Sat, 15 Jan 2022 01:33:20 -0530", datetime(2022, 1, 15, 7, 3, 20, tzinfo=UTC)),
+        ("15 Jan 2022 01:33 +1400", datetime(2022, 1, 14, 11, 33, tzinfo=UTC)),
+        (
+            "15-Jan-2022 01:33:20 +0000".replace("-", " ", 2),
+            datetime(2022, 1, 15, 1, 33, 20, tzinfo=UTC),
+        ),
+        ("31 Feb 2022 01:33:20 +0000", None),
+        # At the edge of datetime's range the offset leads out of it: unreadable, not a crash.
+        ("31 Dec 9999 23:59:59 -0100", None),
+    ],
+)
+def test_dates_are_read_as_utc(value: str, expected: datetime | None) -> None:
+    assert parse_date(value) == expected
+    found = parse_date(value)
+    assert found is None or found.tzinfo is UTC
 
 
 def test_empty_input() -> None:

@@ -704,7 +704,10 @@ def parse_date(value: str) -> datetime | None:
         return None
     if parsed.tzinfo is None:  # "-0000" means "zone unknown"; UTC is the best guess
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # a wall time at the edge of datetime's range ("31 Dec 9999 -0100")
+        return None
 
 
 def _parse_date(value: str | None, notes: list[str]) -> datetime | None:
@@ -727,15 +730,24 @@ def _fast_date(value: str) -> datetime | None:
     month_number = _MONTHS.get(month.lower())
     if month_number is None:
         return None
+    offset = _OFFSETS.get(sign + zh + zm)
+    if offset is None:
+        minutes = int(zh) * 60 + int(zm)
+        offset = _OFFSETS[sign + zh + zm] = timedelta(minutes=minutes if sign == "+" else -minutes)
     try:
-        local = datetime(
-            int(year), month_number, int(day), int(hour), int(minute), int(second or 0)
+        # The wall time at the offset, less the offset, is UTC.
+        stamp = datetime(
+            int(year), month_number, int(day), int(hour), int(minute), int(second or 0), tzinfo=UTC
         )
-        offset = timedelta(hours=int(zh), minutes=int(zm))
-        utc = local - offset if sign == "+" else local + offset
+        return stamp - offset
     except (ValueError, OverflowError):
         return None
-    return utc.replace(tzinfo=UTC)
+
+
+#: UTC offsets by their text ("+0200"): a sender's mail mostly carries one or two, and a
+#: timedelta built from keywords costs more than the rest of reading the date (at most
+#: 2 x 100 x 100 keys).
+_OFFSETS: dict[str, timedelta] = {}
 
 
 def _lower_or_none(value: str | None) -> str | None:
