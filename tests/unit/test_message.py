@@ -233,6 +233,19 @@ def test_encoded_word_oddities() -> None:
     assert decode_header_value("plain\r\n folded") == "plain folded"
 
 
+def test_an_address_header_read_again_gives_the_same_fields_and_notes() -> None:
+    # Address headers are read once and remembered; each message still gets its own notes.
+    raw = b"From: Jos\xe9 <JOSE@example.com>\nTo: a@example.com, =?x?q?B?= <b@example.com>\n\nx"
+    first, second = parse_message(raw), parse_message(raw)
+    for p in (first, second):
+        assert (p.from_name, p.from_addr) == ("José", "jose@example.com")
+        assert p.to == ["a@example.com", "b@example.com"]
+        assert p.parse_errors.count("8-bit header From is not UTF-8, decoded as cp1252") == 1
+    assert first.parse_errors == second.parse_errors
+    first.to.append("changed@example.com")  # a caller's list is its own
+    assert parse_message(raw).to == ["a@example.com", "b@example.com"]
+
+
 def test_missing_boundary_parameter_is_guessed() -> None:
     raw = b"Content-Type: multipart/mixed\n\n--zz\nContent-Type: text/plain\n\nhi there\n--zz--\n"
     p = parse_message(raw)

@@ -804,23 +804,42 @@ class _RawHeaders:
         values = self.values.get(key)
         if not values:
             return []
-        joined = ", ".join(_fix_8bit(_unfold(v), where, self.notes) for v in values)
-        pairs = _simple_addresses(joined)
-        if pairs is None:
-            try:
-                pairs = email.utils.getaddresses([joined])
-            except Exception:
-                self.notes.append(f"malformed header {where}")
-                return []
-        out = []
-        for name, addr in pairs:
-            addr = addr.strip().lower()
-            if addr and not _WHITESPACE.search(addr):
-                out.append((_decode_words(name, where, self.notes).strip(), addr))
-        return out
+        memo = (where, *values)
+        found = _ADDRESS_MEMO.get(memo)
+        if found is None:
+            notes: list[str] = []
+            found = (tuple(_read_addresses(values, where, notes)), tuple(notes))
+            if len(_ADDRESS_MEMO) >= _ADDRESS_MEMO_MAX:
+                _ADDRESS_MEMO.clear()
+            _ADDRESS_MEMO[memo] = found
+        self.notes.extend(found[1])
+        return list(found[0])
 
     def address_list(self, key: str, where: str) -> list[str]:
         return [addr for _name, addr in self.addresses(key, where)]
+
+
+#: Address headers already read, with the notes reading them gave: most of a mailbox's mail
+#: is to its owner, and much of it from a few senders.
+_ADDRESS_MEMO: dict[tuple[str, ...], tuple[tuple[tuple[str, str], ...], tuple[str, ...]]] = {}
+_ADDRESS_MEMO_MAX = 4096
+
+
+def _read_addresses(values: list[str], where: str, notes: list[str]) -> list[tuple[str, str]]:
+    joined = ", ".join(_fix_8bit(_unfold(v), where, notes) for v in values)
+    pairs = _simple_addresses(joined)
+    if pairs is None:
+        try:
+            pairs = email.utils.getaddresses([joined])
+        except Exception:
+            notes.append(f"malformed header {where}")
+            return []
+    out = []
+    for name, addr in pairs:
+        addr = addr.strip().lower()
+        if addr and not _WHITESPACE.search(addr):
+            out.append((_decode_words(name, where, notes).strip(), addr))
+    return out
 
 
 @dataclass(slots=True)
