@@ -16,9 +16,13 @@ from inboxd.db.tables import message_bodies, messages
 from inboxd.errors import NotFound
 from inboxd.jobs.model import JobStatus
 from inboxd.mail.accounts import Account, Accounts
+from inboxd.mail.message import parse_message
+from inboxd.mail.provider import FetchedMessage
 from inboxd.store import bodies
 from inboxd.store.bodies import read_body
+from inboxd.store.folders import ensure_folder
 from inboxd.store.packs import PackWriter, packs_root, read_blob
+from inboxd.store.writer import Incoming, PreparedBatch, pack_new_bodies, prepare_batch, write_batch
 from tests.support.apps import make_app, sync_now
 from tests.support.mail import MALFORMED, huge_message, make_message
 
@@ -130,3 +134,58 @@ def test_a_failed_append_never_shifts_later_offsets(tmp_path: Path) -> None:
     assert after[0] != first[0]  # a new pack, not the one with two stray bytes at its end
     assert read_blob(tmp_path, "acct", *first) == b"one"
     assert read_blob(tmp_path, "acct", *after) == b"three"
+
+
+def _pack_bytes(app: App, account: Account) -> int:
+    root = packs_root(app.engine)
+    assert root is not None
+    return sum(p.stat().st_size for p in (root / account.id).iterdir())
+
+
+def test_messages_already_stored_add_nothing_to_the_packs(app: App, tmp_path: Path) -> None:
+    raws = [make_message(n) for n in range(30)]
+    path = _maildir(tmp_path / "a", raws)
+    account = _import(app, "a", path)
+    before = _pack_bytes(app, account)
+    # New Maildir names: new locations of messages the store already holds.
+    for file in (path / "cur").iterdir():
+        file.rename(file.with_name("moved-" + file.name))
+    assert sync_now(app, account).status == JobStatus.COMPLETED
+    assert _pack_bytes(app, account) == before
+    assert sorted(_stored(app, account).values()) == sorted(raws)
+
+
+def test_bodies_packed_before_the_transaction_survive_a_racing_writer(
+    app: App, tmp_path: Path
+) -> None:
+    # Bodies go to the pack before the write transaction; what changed in between is
+    # settled inside it: a message another writer stored meanwhile keeps that writer's body,
+    # and one the early look found stored but is gone by then is packed in the transaction.
+    account = _import(app, "a", _maildir(tmp_path / "a", []))
+    raws = [make_message(n) for n in range(6)]
+    fetched = [FetchedMessage(remote_key=str(n), raw=raw) for n, raw in enumerate(raws)]
+    with writing(app.engine) as conn:
+        folder = ensure_folder(conn, account.id, "race")
+    root = packs_root(app.engine)
+    assert root is not None
+    packs = PackWriter(root, account.id)
+
+    def prepared(items: list[FetchedMessage]) -> PreparedBatch:
+        return prepare_batch(
+            app.engine, account.id, [Incoming(f, parse_message(f.raw)) for f in items]
+        )
+
+    early = prepared(fetched)
+    with reading(app.engine) as conn:
+        placed = pack_new_bodies(conn, early, packs)
+    assert len(placed) == 6
+    with writing(app.engine) as conn:  # the racing writer stores the first three
+        write_batch(conn, folder.id, prepared(fetched[:3]), packs)
+    stale = dict(list(placed.items())[3:])  # as if the early look had found the last three
+    with writing(app.engine) as conn:
+        result = write_batch(
+            conn, folder.id, early, packs, {k: placed[k] for k in placed if k not in stale}
+        )
+    packs.close()
+    assert (result.new, result.known) == (3, 3)
+    assert sorted(_stored(app, account).values()) == sorted(raws)

@@ -25,13 +25,13 @@ from types import TracebackType
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from inboxd.db.engine import checkpoint_wal, writing
+from inboxd.db.engine import checkpoint_wal, reading, writing
 from inboxd.jobs.progress import Progress
 from inboxd.mail.message import summarize_message
 from inboxd.mail.provider import FetchedMessage
 from inboxd.pipeline.report import SyncReport
 from inboxd.store import bodies, packs
-from inboxd.store.writer import Incoming, prepare_batch, write_batch
+from inboxd.store.writer import Incoming, pack_new_bodies, prepare_batch, write_batch
 
 Checkpoint = Callable[[Connection], None]
 
@@ -74,8 +74,12 @@ class BatchStore:
             Incoming(f, p, z) for f, p, z in zip(fetched, parsed, packing.result(), strict=True)
         ]
         prepared = prepare_batch(self.engine, self.account_id, incoming)
+        placed = None
+        if self._packs is not None:
+            with reading(self.engine) as conn:
+                placed = pack_new_bodies(conn, prepared, self._packs)
         with writing(self.engine) as conn:
-            result = write_batch(conn, folder_id, prepared, self._packs)
+            result = write_batch(conn, folder_id, prepared, self._packs, placed)
             if checkpoint is not None:
                 checkpoint(conn)
         # Copied into the database file here, outside the writer lock, rather than by a

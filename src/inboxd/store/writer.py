@@ -122,11 +122,35 @@ def prepare_batch(
     return PreparedBatch(account_id, batch, by_identity, rows, now)
 
 
+Place = tuple[str, int, int]
+
+
+def pack_new_bodies(
+    bind: Connection, prepared: PreparedBatch, packs: PackWriter
+) -> dict[str, Place]:
+    """Write the bodies of the batch's messages not stored yet to ``packs`` and flush them
+    to the disk, before the write transaction (so no other writer waits for the flush);
+    returns identity -> (pack, offset, length) for :func:`write_batch`. A message stored
+    meanwhile by someone else only leaves its bytes unused in the pack."""
+    enc = encoder_for(bind)
+    known = _lookup(bind, enc, prepared.account_id, list(prepared.by_identity))
+    fresh = [(key, item) for key, item in prepared.by_identity.items() if key not in known]
+    if not fresh:
+        return {}
+    blobs = [_packed(item) for _, item in fresh]
+    return dict(zip((key for key, _ in fresh), packs.append(blobs), strict=True))
+
+
 def write_batch(
-    conn: Connection, folder_id: int, prepared: PreparedBatch, packs: PackWriter | None = None
+    conn: Connection,
+    folder_id: int,
+    prepared: PreparedBatch,
+    packs: PackWriter | None = None,
+    placed: dict[str, Place] | None = None,
 ) -> BatchResult:
     """Store a prepared batch's messages and their locations in ``folder_id`` (inside the
-    caller's transaction); new bodies go to ``packs`` when given, else into the database."""
+    caller's transaction); new bodies go to ``packs`` when given, else into the database.
+    Bodies :func:`pack_new_bodies` already wrote are given as ``placed``."""
     result = BatchResult()
     batch, by_identity, now = prepared.items, prepared.by_identity, prepared.now
     if not batch:
@@ -139,7 +163,7 @@ def write_batch(
     if fresh:
         _insert_messages(conn, enc, [prepared.rows[key] for key in fresh])
         pks.update(_lookup(conn, enc, account_id, fresh))
-        _insert_bodies(conn, enc, [by_identity[key] for key in fresh], pks, packs)
+        _insert_bodies(conn, enc, [by_identity[key] for key in fresh], pks, packs, placed or {})
     if known:
         _refresh(conn, enc, pks, known, now)
     _upsert_locations(conn, enc, folder_id, batch, pks, now)
@@ -216,25 +240,29 @@ def _insert_bodies(
     fresh: Sequence[Incoming],
     pks: dict[str, int],
     packs: PackWriter | None,
+    placed: dict[str, Place],
 ) -> None:
-    blobs = [
-        item.packed if item.packed is not None else bodies.pack(item.fetched.raw) for item in fresh
-    ]
     columns: tuple[str, ...] = ("message_pk", "compression", "raw")
     rows: list[tuple[Any, ...]]
     if packs is None:
-        rows = [(pks[i.identity], bodies.CODEC, b) for i, b in zip(fresh, blobs, strict=True)]
+        rows = [(pks[i.identity], bodies.CODEC, _packed(i)) for i in fresh]
     else:
         # On the disk before this transaction commits: no row points at bytes a crash lost.
-        places = packs.append(blobs)
+        # Most were written before it began; the rest (gone since that look) are now.
+        unplaced = [i for i in fresh if i.identity not in placed]
+        places = dict(placed)
+        if unplaced:
+            written = packs.append([_packed(i) for i in unplaced])
+            places.update(zip((i.identity for i in unplaced), written, strict=True))
         columns += ("pack", "pack_offset", "pack_length")
-        rows = [
-            (pks[i.identity], bodies.CODEC, b"", *place)
-            for i, place in zip(fresh, places, strict=True)
-        ]
+        rows = [(pks[i.identity], bodies.CODEC, b"", *places[i.identity]) for i in fresh]
     conn.exec_driver_sql(
         f"{enc.insert(message_bodies.name, columns)} ON CONFLICT (message_pk) DO NOTHING", rows
     )
+
+
+def _packed(item: Incoming) -> bytes:
+    return item.packed if item.packed is not None else bodies.pack(item.fetched.raw)
 
 
 def _refresh(
