@@ -185,6 +185,8 @@ def test_the_same_helpers_serve_every_big_folder_of_a_sync(app: App, imap_user: 
     before = logins(imap_user)
     with syncing(app, imap_user) as (_account, job):
         done = wait_finished(app, job.id, timeout=120)
+        # Dovecot's log process may write the last line a moment later.
+        wait_for(lambda: logins(imap_user) - before >= 3, timeout=10)
         during = logins(imap_user) - before
     assert done.status == JobStatus.COMPLETED, done.error
     result = done.result
