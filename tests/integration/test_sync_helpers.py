@@ -199,6 +199,20 @@ def test_the_same_helpers_serve_every_big_folder_of_a_sync(app: App, imap_user: 
     assert not helper_pids(os.getpid())
 
 
+def test_a_helper_still_logging_in_joins_the_folder_once_ready(
+    app: App, imap_user: ImapUser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As with a folder whose batch list is too large to leave unread in the pipe: the sync
+    # starts alone and the helper is given the folder when it says it is logged in.
+    monkeypatch.setattr(imap_helper, "UNREAD_SEND_MAX", 0)
+    fill(imap_user, 400)
+    with syncing(app, imap_user, delay=0.01) as (_account, job):
+        done = wait_finished(app, job.id, timeout=120)
+    assert done.status == JobStatus.COMPLETED, done.error
+    assert done.result["fetched"] == 400 and 0 < done.result["fetched_by_helpers"] < 400
+    assert counts(app) == (400, 400)
+
+
 def test_a_helper_killed_mid_sync_leaves_its_batches_to_the_sync(
     app: App, imap_user: ImapUser
 ) -> None:

@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from multiprocessing import spawn
+from multiprocessing.reduction import ForkingPickler
 from multiprocessing.sharedctypes import Synchronized
 from typing import Any
 
@@ -44,6 +45,9 @@ from inboxd.pipeline.report import SyncReport
 
 #: How long a helper that was told to stop gets before it is terminated.
 STOP_GRACE_SECONDS = 2.0
+#: Bytes sent to a helper that is not reading yet: a socket pair's buffer holds this much
+#: without a reader, so the send cannot block (a folder of ~15,000 new messages).
+UNREAD_SEND_MAX = 64 * 1024
 
 _context: multiprocessing.context.ForkServerContext | None = None
 _stdlib_preparation_data: Callable[[str], dict[str, Any]] | None = None
@@ -135,6 +139,12 @@ class BatchClaims:
         with self._front.get_lock():
             return self._back.value
 
+    @property
+    def left(self) -> int:
+        """Batches nobody has taken yet."""
+        with self._front.get_lock():
+            return max(0, self._back.value - self._front.value)
+
     def reset(self, count: int) -> None:
         """Hand out batches ``0..count-1`` of the next folder (call while no helper is
         taking: shared memory can only be given to a process when it starts, so one pair
@@ -207,23 +217,32 @@ class SyncHelper:
         self.error: str | None = None
         self.error_logged = False
         self.ended = False
+        #: logged in and waiting for a folder (it says so once, after its login)
+        self.ready = False
         #: working on a folder (until it says the folder's batches are all taken and done)
         self.busy = False
+        #: the folder it was given last (``stored`` and ``refused`` are of that folder)
+        self.work: FolderWork | None = None
         self.peak_rss_kb = 0
         self._stop_asked = False
 
     def assign(self, work: FolderWork) -> bool:
-        """Start on a folder; False when the helper has ended (it then takes nothing)."""
-        if self.ended or self._stop_asked:
+        """Start on a folder; False when it cannot take the folder now: ended, busy, or
+        still logging in with a batch list too large to leave unread in the pipe (the sync
+        must not wait for a helper's login; it offers the folder again once it is ready)."""
+        if self.ended or self._stop_asked or self.busy:
+            return False
+        message = bytes(ForkingPickler.dumps(("folder", work)))
+        if not self.ready and len(message) > UNREAD_SEND_MAX:
             return False
         self.stored, self.refused = {}, {}
         try:
-            self._pipe.send(("folder", work))
+            self._pipe.send_bytes(message)
         except (OSError, ValueError):
             self.error = self.error or f"helper process ended (exit code {self._exitcode()})"
             self.ended = True
             return False
-        self.busy = True
+        self.busy, self.work = True, work
         return True
 
     @property
@@ -255,6 +274,8 @@ class SyncHelper:
             on_stored(message[1], report)
         elif kind == "refused":
             self.refused[message[1]] = message[2]
+        elif kind == "ready":
+            self.ready = True
         elif kind == "folder-done":
             self.busy = False
         elif kind == "failed":
@@ -328,6 +349,7 @@ class _HelperRun:
         session = ImapSession(spec.config, spec.secret)
         try:
             session.connect()
+            self.pipe.send(("ready",))
             while (work := self._next_folder()) is not None:
                 self._fetch(engine, session, work)
                 self.pipe.send(("folder-done",))

@@ -68,6 +68,8 @@ class ImapSync:
         #: this sync's helper processes and their claims, started once a folder wants them
         self._helpers: list[SyncHelper] = []
         self._claims: BatchClaims | None = None
+        #: the folder the helpers share now
+        self._work: FolderWork | None = None
 
     def run(self) -> SyncReport:
         """The whole sync; returns its report."""
@@ -174,6 +176,8 @@ class ImapSync:
             # Helpers may be mid-folder; a retry of this folder starts fresh ones.
             self._stop_helpers()
             raise
+        finally:
+            self._work = None
         # Every batch of the plan is stored (by us or a helper) or was skipped and logged,
         # and so is whatever a helper stored for an earlier attempt.
         with writing(self.ctx.engine) as conn:
@@ -248,20 +252,33 @@ class ImapSync:
         claims = self._claims
         if claims is None:
             return LocalClaims(len(batches)), []
-        claims.reset(len(batches))
-        work = FolderWork(
-            folder_id=state.id, folder=state.name, uidvalidity=status.uidvalidity, batches=batches
-        )
-        helpers = [helper for helper in self._helpers if helper.assign(work)]
+        helpers = [helper for helper in self._helpers if not helper.ended]
         if not helpers:
             return LocalClaims(len(batches)), []
+        claims.reset(len(batches))
+        self._work = FolderWork(
+            folder_id=state.id, folder=state.name, uidvalidity=status.uidvalidity, batches=batches
+        )
+        for helper in helpers:
+            helper.assign(self._work)
         return claims, helpers
 
     def _collect(
         self, state: FolderState, batches: list[list[int]], helpers: Sequence[SyncHelper]
     ) -> None:
+        work, claims = self._work, self._claims
         for helper in helpers:
             helper.collect(partial(self._helper_stored_batch, state, batches))
+            # One still logging in when the folder began joins once ready, while batches
+            # are left (the sync does not wait for it).
+            if (
+                work is not None
+                and claims is not None
+                and helper.work is not work
+                and helper.ready
+                and claims.left
+            ):
+                helper.assign(work)
 
     def _helper_stored_batch(
         self, state: FolderState, batches: list[list[int]], index: int, part: SyncReport
@@ -288,9 +305,11 @@ class ImapSync:
             if helper.error is not None and not helper.error_logged:
                 helper.error_logged = True
                 self.ctx.progress.log(f"a sync helper stopped early: {helper.error}")
+        shared = [helper for helper in helpers if helper.work is self._work]
+        for helper in shared:
             for index, reason in sorted(helper.refused.items()):
                 self._suspect(state, batches[index], reason)
-        done = {index for helper in helpers for index in helper.stored}
+        done = {index for helper in shared for index in helper.stored}
         left = iter([n for n in range(claims.first_of_back, len(batches)) if n not in done])
         self._fetch_from(state, status, batches, lambda: next(left, None), ())
 
