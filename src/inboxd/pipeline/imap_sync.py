@@ -239,9 +239,13 @@ class ImapSync:
         for helper in helpers:
             helper.stop()
             self.report.helper_peak_rss_kb = max(self.report.helper_peak_rss_kb, helper.peak_rss_kb)
-            if helper.error is not None and not helper.error_logged:
-                helper.error_logged = True
-                self.ctx.progress.log(f"a sync helper stopped early: {helper.error}")
+            self._log_helper_error(helper)
+
+    def _log_helper_error(self, helper: SyncHelper) -> None:
+        """Say once in the job's log why a helper stopped early."""
+        if helper.error is not None and not helper.error_logged:
+            helper.error_logged = True
+            self.ctx.progress.log(f"a sync helper stopped early: {helper.error}")
 
     def _start_helpers(
         self, state: FolderState, status: FolderStatus, batches: list[list[int]]
@@ -302,9 +306,7 @@ class ImapSync:
             self.ctx.progress.check_cancelled,
         )
         for helper in helpers:
-            if helper.error is not None and not helper.error_logged:
-                helper.error_logged = True
-                self.ctx.progress.log(f"a sync helper stopped early: {helper.error}")
+            self._log_helper_error(helper)
         shared = [helper for helper in helpers if helper.work is self._work]
         for helper in shared:
             for index, reason in sorted(helper.refused.items()):
