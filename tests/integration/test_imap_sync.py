@@ -100,6 +100,31 @@ def test_full_sync_matches_the_server_per_folder(app: App, imap_user: ImapUser) 
     assert stored_bodies(app, account, "Archive") == server_bodies(imap_user, "Archive")
 
 
+def test_a_folder_the_server_will_not_open_is_skipped_and_its_copy_kept(
+    app: App, imap_user: ImapUser
+) -> None:
+    fill(imap_user, "INBOX", 0, 4)
+    fill(imap_user, "Archive", 100, 3)
+    account = add_imap_account(app, imap_user)
+    assert sync_now(app, account).status == JobStatus.COMPLETED
+    fill(imap_user, "INBOX", 10, 2)
+    fill(imap_user, "Archive", 110, 1)
+    archive = imap_user.maildir / ".Archive"  # Maildir++: Dovecot cannot open it now
+    archive.chmod(0)
+    try:
+        job = sync_now(app, account)
+    finally:
+        archive.chmod(0o700)
+    assert job.status == JobStatus.COMPLETED, job.error
+    assert job.result["folders_skipped"] == 1 and job.result["per_folder"] == {"INBOX": 2}
+    logs = [str(e.payload.get("message")) for e in app.queue.events(job.id)]
+    assert any(m.startswith("skipped folder Archive this time: ") for m in logs), logs
+    # Not gone: the three messages stored before stay, and the next sync catches up.
+    assert stored(app, account)["folders"] == {"INBOX": 6, "Archive": 3}
+    later = sync_now(app, account)
+    assert later.result["folders_skipped"] == 0 and later.result["per_folder"] == {"Archive": 1}
+
+
 def test_awkward_folder_names_and_many_folders(app: App, imap_user: ImapUser) -> None:
     # Names that need modified UTF-7, quoting and escaping; more folders than STATUS
     # commands go on the wire at once.

@@ -30,9 +30,12 @@ class FolderServer(ScriptedImapServer):
     """Answers LOGIN (listing ``capabilities``), LIST (with RETURN (STATUS ...) too) and
     STATUS. ``drop_status`` names a folder whose STATUS the LIST answer leaves out."""
 
-    def __init__(self, capabilities: bytes, drop_status: bytes | None = None) -> None:
+    def __init__(
+        self, capabilities: bytes, drop_status: bytes | None = None, refuse: str | None = None
+    ) -> None:
         self.capabilities = capabilities
         self.drop_status = drop_status
+        self.refuse = refuse  # a folder whose STATUS is answered NO
         super().__init__(b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready\r\n")
 
     def answer(self, tag: bytes, verb: bytes, rest: bytes) -> bytes:
@@ -43,6 +46,8 @@ class FolderServer(ScriptedImapServer):
         if verb == b"STATUS":
             name = re.match(rb'STATUS ("[^"]*"|\S+) ', rest)
             assert name is not None
+            if name.group(1).decode().strip('"') == self.refuse:
+                return tag + b" NO [NOPERM] Permission denied\r\n"
             items = STATUS_OF[name.group(1).decode().strip('"')]
             return b"* STATUS " + name.group(1) + b" (" + items + b")\r\n" + tag + b" OK\r\n"
         return tag + b" BAD unexpected\r\n"
@@ -56,15 +61,23 @@ class FolderServer(ScriptedImapServer):
         return out
 
 
-def listed(server: FolderServer) -> dict[str, tuple[int, int | None, int | None]]:
+def listing(
+    server: FolderServer,
+) -> tuple[dict[str, tuple[int, int | None, int | None]], dict[str, str]]:
     session = ImapSession(ImapConfig("127.0.0.1", server.port, "none", "me", timeout=5), "pw")
     try:
         session.connect()
-        plan = session.folders_with_status()
+        plan, refused = session.folders_with_status()
     finally:
         session.close()
         server.close()
-    return {f.name: (st.messages, st.uidnext, st.uidvalidity) for f, st in plan}
+    return {f.name: (st.messages, st.uidnext, st.uidvalidity) for f, st in plan}, refused
+
+
+def listed(server: FolderServer) -> dict[str, tuple[int, int | None, int | None]]:
+    found, refused = listing(server)
+    assert refused == {}
+    return found
 
 
 EXPECTED = {"INBOX": (3, 4, 7), "Sent Items": (1, 9, 8), "Résumé": (2, 3, 9)}
@@ -88,3 +101,13 @@ def test_a_status_left_out_of_list_status_is_asked_for(dropped: bytes) -> None:
     server = FolderServer(b"IMAP4rev1 LIST-STATUS", drop_status=dropped)
     assert listed(server) == EXPECTED
     assert server.verbs() == [b"LOGIN", b"LIST", b"STATUS"]
+
+
+@pytest.mark.parametrize("capabilities", [b"IMAP4rev1", b"IMAP4rev1 LIST-STATUS"])
+def test_a_folder_whose_status_is_refused_comes_apart_with_the_reason(capabilities: bytes) -> None:
+    # With LIST-STATUS the server leaves the folder's STATUS out, then refuses it alone.
+    drop = b'"Sent Items"' if b"LIST-STATUS" in capabilities else None
+    server = FolderServer(capabilities, drop_status=drop, refuse="Sent Items")
+    found, refused = listing(server)
+    assert found == {k: v for k, v in EXPECTED.items() if k != "Sent Items"}
+    assert refused == {"Sent Items": "127.0.0.1 would not open it: [NOPERM] Permission denied"}

@@ -42,6 +42,7 @@ from inboxd.mail.provider import (
     AuthenticationFailed,
     FetchedMessage,
     FolderStatus,
+    FolderUnavailable,
     ProviderConfigError,
     ProviderError,
     RemoteFolder,
@@ -296,23 +297,27 @@ class ImapSession:
         """The folders this account syncs: the configured ones, or all but Trash/Spam."""
         return self._wanted(self.list_folders())
 
-    def folders_with_status(self) -> list[tuple[RemoteFolder, FolderStatus]]:
+    def folders_with_status(
+        self,
+    ) -> tuple[list[tuple[RemoteFolder, FolderStatus]], dict[str, str]]:
         """The folders to sync, each with its STATUS: one round trip when the server offers
-        LIST-STATUS (RFC 5819), else LIST and then every STATUS pipelined."""
+        LIST-STATUS (RFC 5819), else LIST and then every STATUS pipelined. Folders whose
+        STATUS the server refused come apart, with its reason."""
         if "LIST-STATUS" not in self.capabilities:
             folders = self.folders_to_sync()
-            found = self.statuses([f.name for f in folders])
-            return [(f, found[f.name]) for f in folders]
-        with self._streaming() as stream:
-            answer = stream.command(f'LIST "" "*" RETURN (STATUS ({self._status_query()}))')
-        self._check(answer, "LIST")
-        folders = self._wanted(_remote_folders(answer.responses))
-        found = {name: _folder_status(items) for name, items in _status_entries(answer.responses)}
-        # A server may leave out the STATUS of a folder it could not open just then.
-        missing = [f.name for f in folders if f.name not in found]
-        if missing:
-            found.update(self.statuses(missing))
-        return [(f, found[f.name]) for f in folders]
+            found, refused = self.statuses([f.name for f in folders])
+        else:
+            with self._streaming() as stream:
+                answer = stream.command(f'LIST "" "*" RETURN (STATUS ({self._status_query()}))')
+            self._check(answer, "LIST")
+            folders = self._wanted(_remote_folders(answer.responses))
+            entries = _status_entries(answer.responses)
+            found = {name: _folder_status(items) for name, items in entries}
+            # A server leaves out the STATUS of a folder it cannot open (just then).
+            missing = [f.name for f in folders if f.name not in found]
+            more, refused = self.statuses(missing) if missing else ({}, {})
+            found.update(more)
+        return [(f, found[f.name]) for f in folders if f.name in found], refused
 
     def _wanted(self, folders: list[RemoteFolder]) -> list[RemoteFolder]:
         every = [f for f in folders if f.selectable]
@@ -334,19 +339,24 @@ class ImapSession:
     def _status_query(self) -> str:
         return "MESSAGES UIDNEXT UIDVALIDITY" + (" HIGHESTMODSEQ" if self.condstore else "")
 
-    def statuses(self, folders: Sequence[str]) -> dict[str, FolderStatus]:
+    def statuses(self, folders: Sequence[str]) -> tuple[dict[str, FolderStatus], dict[str, str]]:
         """MESSAGES, UIDVALIDITY, UIDNEXT (and HIGHESTMODSEQ with CONDSTORE) of each folder,
-        their STATUS commands pipelined: one round trip for the lot, not one per folder."""
+        their STATUS commands pipelined: one round trip for the lot, not one per folder;
+        and, apart, the folders whose STATUS the server refused, with its reason."""
         items = self._status_query()
         with self._streaming() as stream:
             commands = [f"STATUS {mailbox_arg(name)} ({items})" for name in folders]
             answers = list(stream.pipeline(commands))
         out: dict[str, FolderStatus] = {}
+        refused: dict[str, str] = {}
         for name, answer in zip(folders, answers, strict=True):
+            if answer.status == "NO":  # this folder only (permissions, a broken index)
+                refused[name] = f"{self.config.host} would not open it: {answer.text[:200]}"
+                continue
             self._check(answer, f"STATUS of {name}")
             found = next((r for r in answer.responses if r.parts[0].startswith(b"* STATUS")), None)
             out[name] = _folder_status(_status_items(found.parts[-1]) if found is not None else {})
-        return out
+        return out, refused
 
     def examine(self, folder: str) -> FolderStatus:
         """Open a folder read-only (EXAMINE never changes flags)."""
@@ -356,6 +366,9 @@ class ImapSession:
 
     def _examined(self, folder: str, answer: Answer) -> FolderStatus:
         self.selected = None
+        if answer.status == "NO":
+            reason = f"{self.config.host} would not open it: {answer.text[:200]}"
+            raise FolderUnavailable(folder, reason)
         self._check(answer, f"EXAMINE of {folder}")
         self.selected = folder
         values: dict[str, int] = {}

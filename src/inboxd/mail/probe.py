@@ -36,7 +36,11 @@ def _probe_imap(registry: Accounts, account: Account, timeout: float) -> dict[st
     )
     try:
         session.connect()
-        return {folder.name: status.messages for folder, status in session.folders_with_status()}
+        plan, refused = session.folders_with_status()
+        if refused:
+            name, reason = next(iter(refused.items()))
+            raise InboxdError(f"folder {name}: {reason}")
+        return {folder.name: status.messages for folder, status in plan}
     finally:
         session.close()
 

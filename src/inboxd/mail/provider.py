@@ -45,6 +45,15 @@ class ProviderError(RetryableError):
     """The mail server could not be reached or dropped the connection."""
 
 
+class FolderUnavailable(ProviderError):
+    """The server would not open one folder (NO to STATUS or EXAMINE): that folder is
+    skipped this time and the rest of the account syncs."""
+
+    def __init__(self, folder: str, message: str) -> None:
+        super().__init__(message)
+        self.folder = folder
+
+
 class ServerClosedConnection(ProviderError):
     """The mail server ended the connection and said why (IMAP BYE)."""
 

@@ -26,6 +26,7 @@ from inboxd.mail.imap import ImapSession
 from inboxd.mail.provider import (
     FetchedMessage,
     FolderStatus,
+    FolderUnavailable,
     ProviderError,
     RemoteFolder,
     ServerClosedConnection,
@@ -70,6 +71,8 @@ class ImapSync:
         self._claims: BatchClaims | None = None
         #: the folder the helpers share now
         self._work: FolderWork | None = None
+        #: folders the server would not open in this sync
+        self._skipped: set[str] = set()
 
     def run(self) -> SyncReport:
         """The whole sync; returns its report."""
@@ -83,7 +86,9 @@ class ImapSync:
         progress.step("connecting", message=f"connecting to {self.session.config.host}")
         self._retrying(self.session.connect)
         progress.step("listing folders")
-        plan = self._retrying(self.session.folders_with_status)
+        plan, refused = self._retrying(self.session.folders_with_status)
+        for name, reason in refused.items():
+            self._skip(name, reason)
         states = self._ensure_folders(plan)
         todo = sum(self._expected_new(states[f.name], st) for f, st in plan)
         if self._wants_helpers(
@@ -93,17 +98,34 @@ class ImapSync:
             self._open_helpers()
         progress.step("fetching", total=todo, message=f"{todo} new messages")
         for folder, status in plan:
-            self._retrying(partial(self._fetch_new, states[folder.name], status))
+            self._folder_step(folder.name, partial(self._fetch_new, states[folder.name], status))
         for helper in self._helpers:  # they log out while flags and deletions are read
             helper.ask_to_stop()
         progress.step("storing", total=len(plan), message="flags and deletions")
         for n, (folder, status) in enumerate(plan, start=1):
-            self._retrying(partial(self._reconcile, folder, status))
+            if folder.name not in self._skipped:
+                self._folder_step(folder.name, partial(self._reconcile, folder, status))
             progress.update(n)
+        # A folder the server would not open is still there: its local copy stays as it is.
+        present = [f.name for f, _ in plan] + list(refused)
         with writing(self.ctx.engine) as conn:
-            store_folders.mark_gone_folders(conn, self.account_id, [f.name for f, _ in plan])
+            store_folders.mark_gone_folders(conn, self.account_id, present)
         self.report.folders = len(plan)
         return self.report
+
+    def _folder_step(self, name: str, action: Callable[[], None]) -> None:
+        """One folder's part of the sync; a folder the server will not open is skipped."""
+        if name in self._skipped:
+            return
+        try:
+            self._retrying(action)
+        except FolderUnavailable as exc:
+            self._skip(name, exc.message)
+
+    def _skip(self, name: str, reason: str) -> None:
+        self._skipped.add(name)
+        self.report.folders_skipped += 1
+        self.ctx.progress.log(f"skipped folder {name} this time: {reason}")
 
     # -- folders ---------------------------------------------------------------------------
 
@@ -477,6 +499,8 @@ class ImapSync:
         while True:
             try:
                 return action()
+            except FolderUnavailable:
+                raise  # the server answered: reconnecting would not change its mind
             except ProviderError as exc:
                 if self.report.reconnects >= MAX_RECONNECTS:
                     raise

@@ -11,6 +11,7 @@ class SyncReport:
 
     folders: int = 0
     folders_unchanged: int = 0
+    folders_skipped: int = 0  # the server would not open them this time (see the log)
     fetched: int = 0
     new: int = 0
     duplicates: int = 0
