@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from inboxd.mail.imap import _fetched, _list_entries, _status_items, mailbox_arg
+from inboxd.mail.imap import _fetched, _list_entries, _status_entries, mailbox_arg
 from inboxd.mail.imap_stream import (
     MAX_SEARCH_LINE,
     ImapStream,
@@ -193,9 +193,11 @@ def test_list_entries_read_quoted_literal_and_encoded_names() -> None:
     answer = stream.command('LIST "" "*"')
     names = [(name, delimiter) for _flags, delimiter, name in _list_entries(answer.responses)]
     assert names == [("INBOX", b"/"), ('Say "hi"', b"/"), ("Reports (x)", b"/"), ("Ärchiv", None)]
-    assert _status_items(b' "Reports (old)" (MESSAGES 4 UIDNEXT 9 HIGHESTMODSEQ 12)\r\n') == {
-        "MESSAGES": 4,
-        "UIDNEXT": 9,
-        "HIGHESTMODSEQ": 12,
-    }
+    stream, _fake = stream_for(
+        b'* STATUS "Reports (old)" (MESSAGES 4 UIDNEXT 9 HIGHESTMODSEQ 12)\r\nIBX1 OK done\r\n'
+    )
+    answer = stream.command('STATUS "Reports (old)" (MESSAGES UIDNEXT HIGHESTMODSEQ)')
+    assert list(_status_entries(answer.responses)) == [
+        ("Reports (old)", {"MESSAGES": 4, "UIDNEXT": 9, "HIGHESTMODSEQ": 12})
+    ]
     assert mailbox_arg('Ärchiv "x" \\ y') == '"&AMQ-rchiv \\"x\\" \\\\ y"'

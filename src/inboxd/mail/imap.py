@@ -351,11 +351,11 @@ class ImapSession:
         refused: dict[str, str] = {}
         for name, answer in zip(folders, answers, strict=True):
             if answer.status == "NO":  # this folder only (permissions, a broken index)
-                refused[name] = f"{self.config.host} would not open it: {answer.text[:200]}"
+                refused[name] = self._refusal(answer)
                 continue
             self._check(answer, f"STATUS of {name}")
-            found = next((r for r in answer.responses if r.parts[0].startswith(b"* STATUS")), None)
-            out[name] = _folder_status(_status_items(found.parts[-1]) if found is not None else {})
+            values = next((items for _name, items in _status_entries(answer.responses)), {})
+            out[name] = _folder_status(values)
         return out, refused
 
     def examine(self, folder: str) -> FolderStatus:
@@ -367,8 +367,7 @@ class ImapSession:
     def _examined(self, folder: str, answer: Answer) -> FolderStatus:
         self.selected = None
         if answer.status == "NO":
-            reason = f"{self.config.host} would not open it: {answer.text[:200]}"
-            raise FolderUnavailable(folder, reason)
+            raise FolderUnavailable(folder, self._refusal(answer))
         self._check(answer, f"EXAMINE of {folder}")
         self.selected = folder
         values: dict[str, int] = {}
@@ -508,6 +507,10 @@ class ImapSession:
             self._abandon()
             raise ProviderError(f"{self.config.host} dropped the connection: {exc}") from exc
 
+    def _refusal(self, answer: Answer) -> str:
+        """Why the server would not open a folder (its NO answer)."""
+        return f"{self.config.host} would not open it: {answer.text[:200]}"
+
     def _check(self, answer: Answer, what: str) -> None:
         if not answer.ok:
             raise ProviderError(f"{self.config.host}: {what} failed: {answer.text[:200]}")
@@ -543,7 +546,6 @@ _SPECIAL_USE = {
 _UID = re.compile(rb"\bUID (\d+)")
 _RESPONSE_CODE = re.compile(rb"\* OK \[(UIDVALIDITY|UIDNEXT|HIGHESTMODSEQ) (\d+)\]")
 _EXISTS = re.compile(rb"\* (\d+) EXISTS\b")
-_STATUS_ITEMS = re.compile(rb"\(([^()]*)\)\s*$")
 _ESEARCH_ALL = re.compile(rb"\bALL ([0-9:,]+)")
 _SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)")
 _FLAGS = re.compile(rb"\bFLAGS \(([^)]*)\)")
@@ -628,18 +630,6 @@ def _folder_status(values: dict[str, int]) -> FolderStatus:
         uidnext=values.get("UIDNEXT"),
         highestmodseq=values.get("HIGHESTMODSEQ"),
     )
-
-
-def _status_items(text: bytes) -> dict[str, int]:
-    found = _STATUS_ITEMS.search(text)
-    if found is None:
-        return {}
-    tokens = found.group(1).split()
-    return {
-        key.decode().upper(): int(value)
-        for key, value in zip(tokens[::2], tokens[1::2], strict=False)
-        if value.isdigit()
-    }
 
 
 def _fetched(response: Response) -> FetchedMessage | None:
