@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import binascii
 import email.utils
+import functools
 import hashlib
 import html
 import json
@@ -730,10 +731,7 @@ def _fast_date(value: str) -> datetime | None:
     month_number = _MONTHS.get(month.lower())
     if month_number is None:
         return None
-    offset = _OFFSETS.get(sign + zh + zm)
-    if offset is None:
-        minutes = int(zh) * 60 + int(zm)
-        offset = _OFFSETS[sign + zh + zm] = timedelta(minutes=minutes if sign == "+" else -minutes)
+    offset = _utc_offset(sign, zh, zm)
     try:
         # The wall time at the offset, less the offset, is UTC.
         stamp = datetime(
@@ -744,10 +742,13 @@ def _fast_date(value: str) -> datetime | None:
         return None
 
 
-#: UTC offsets by their text ("+0200"): a sender's mail mostly carries one or two, and a
-#: timedelta built from keywords costs more than the rest of reading the date (at most
-#: 2 x 100 x 100 keys).
-_OFFSETS: dict[str, timedelta] = {}
+# A sender's mail mostly carries one or two offsets, and a timedelta built from keywords
+# costs more than the rest of reading the date (at most 2 x 100 x 100 keys).
+@functools.cache
+def _utc_offset(sign: str, hours: str, minutes: str) -> timedelta:
+    """A UTC offset ("+", "02", "00") as a timedelta."""
+    total = int(hours) * 60 + int(minutes)
+    return timedelta(minutes=total if sign == "+" else -total)
 
 
 def _lower_or_none(value: str | None) -> str | None:
@@ -804,28 +805,25 @@ class _RawHeaders:
         values = self.values.get(key)
         if not values:
             return []
-        memo = (where, *values)
-        found = _ADDRESS_MEMO.get(memo)
-        if found is None:
-            notes: list[str] = []
-            found = (tuple(_read_addresses(values, where, notes)), tuple(notes))
-            if len(_ADDRESS_MEMO) >= _ADDRESS_MEMO_MAX:
-                _ADDRESS_MEMO.clear()
-            _ADDRESS_MEMO[memo] = found
-        self.notes.extend(found[1])
-        return list(found[0])
+        pairs, notes = _remembered_addresses(where, tuple(values))
+        self.notes.extend(notes)
+        return list(pairs)
 
     def address_list(self, key: str, where: str) -> list[str]:
         return [addr for _name, addr in self.addresses(key, where)]
 
 
-#: Address headers already read, with the notes reading them gave: most of a mailbox's mail
-#: is to its owner, and much of it from a few senders.
-_ADDRESS_MEMO: dict[tuple[str, ...], tuple[tuple[tuple[str, str], ...], tuple[str, ...]]] = {}
-_ADDRESS_MEMO_MAX = 4096
+# Most of a mailbox's mail is to its owner, and much of it from a few senders.
+@functools.lru_cache(maxsize=4096)
+def _remembered_addresses(
+    where: str, values: tuple[str, ...]
+) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
+    """An address header's pairs with the notes reading it gave, read once per value."""
+    notes: list[str] = []
+    return tuple(_read_addresses(values, where, notes)), tuple(notes)
 
 
-def _read_addresses(values: list[str], where: str, notes: list[str]) -> list[tuple[str, str]]:
+def _read_addresses(values: tuple[str, ...], where: str, notes: list[str]) -> list[tuple[str, str]]:
     joined = ", ".join(_fix_8bit(_unfold(v), where, notes) for v in values)
     pairs = _simple_addresses(joined)
     if pairs is None:
