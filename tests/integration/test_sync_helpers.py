@@ -4,10 +4,13 @@ its sync (killed helper, cancelled sync, SIGKILLed worker)."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,13 +19,15 @@ import pytest
 from sqlalchemy import func, select
 
 from inboxd.app import App
-from inboxd.db.engine import reading
+from inboxd.db.engine import reading, writing
 from inboxd.db.tables import locations, messages
 from inboxd.jobs.model import Job, JobStatus
 from inboxd.mail.accounts import Account
+from inboxd.mail.imap import ImapConfig, ImapSession
 from inboxd.pipeline import imap_helper
-from inboxd.pipeline.imap_helper import BatchClaims, LocalClaims
+from inboxd.pipeline.imap_helper import BatchClaims, FolderWork, HelperSpec, LocalClaims, _HelperRun
 from inboxd.store.bodies import read_body
+from inboxd.store.folders import ensure_folder
 from tests.services.dovecot import ImapUser
 from tests.support.apps import (
     add_imap_account,
@@ -322,3 +327,78 @@ def test_helpers_do_not_import_the_callers_main_module_again(tmp_path: Path) -> 
     )
     subprocess.run([sys.executable, str(script)], check=True, timeout=60)
     assert marker.read_text() == "run\n"
+
+
+def test_a_helper_whose_connection_drops_mid_folder_reconnects_and_finishes_its_part(
+    app: App, imap_user: ImapUser
+) -> None:
+    fill(imap_user, 400)
+    imap_helper.warm_up(wait=True)
+    # Connection 1 is the sync's own, 2 and 3 its helpers': one helper's is cut mid-FETCH.
+    with Proxy(imap_user.port, delay=0.004, drop_after=30_000, only_connection=2) as proxy:
+        account = add_imap_account(app, imap_user, port=proxy.port)
+        job = app.queue.enqueue("sync", account_id=account.id)
+        with running_worker(app, concurrency=1):
+            done = wait_finished(app, job.id, timeout=120)
+        assert proxy.drops == 1 and proxy.accepted == 4
+    assert done.status == JobStatus.COMPLETED, done.error
+    assert done.result["fetched"] == 400 and done.result["duplicates"] == 0
+    assert done.result["reconnects"] == 0  # the sync's own connection never broke
+    assert counts(app) == (400, 400)
+    logs = [str(e.payload.get("message")) for e in app.queue.events(job.id)]
+    assert any(m.startswith("sync helper: ") and "reconnected" in m for m in logs), logs
+    assert not any("helper stopped early" in m for m in logs)
+
+
+def test_an_idle_helper_finds_its_lost_connection_and_reopens_it_for_the_next_folder(
+    app: App, imap_user: ImapUser
+) -> None:
+    fill(imap_user, 30)
+    direct = ImapSession(
+        ImapConfig(
+            host=imap_user.host, port=imap_user.port, security="none", username=imap_user.username
+        ),
+        imap_user.password,
+    )
+    uidvalidity = direct.examine("INBOX").uidvalidity
+    direct.close()
+    with Proxy(imap_user.port) as proxy:
+        account = add_imap_account(app, imap_user, port=proxy.port)
+        with writing(app.engine) as conn:
+            folder_id = ensure_folder(conn, account.id, "INBOX").id
+        spec = HelperSpec(
+            database_url=app.engine.url.render_as_string(hide_password=False),
+            busy_timeout_ms=app.settings.sqlite_busy_timeout_ms,
+            config=account.imap_config(10.0),
+            secret=imap_user.password,
+            account_id=account.id,
+            depth=2,
+            keepalive_seconds=0.1,
+        )
+        claims = BatchClaims(3)
+        ours, theirs = multiprocessing.Pipe()
+        # In a thread of this process (not forked): the same code, easier to watch.
+        helper = threading.Thread(target=_HelperRun(spec, claims, theirs).run, daemon=True)
+        helper.start()
+        try:
+            assert ours.recv() == ("ready",)
+            time.sleep(0.3)  # a few NOOPs go by unnoticed
+            assert not ours.poll()
+            proxy.cut()
+            assert ours.poll(5)
+            kind, what = ours.recv()
+            assert kind == "reconnected" and "idle connection lost" in what
+            batches = [list(range(1, 11)), list(range(11, 21)), list(range(21, 31))]
+            ours.send(("folder", FolderWork(folder_id, "INBOX", uidvalidity, batches)))
+            news = [ours.recv() for _ in range(4) if ours.poll(20)]
+            assert len(news) == 4, news
+            assert sorted(m[1] for m in news[:3]) == [0, 1, 2]
+            assert all(m[0] == "stored" and m[2]["new"] == 10 for m in news[:3])
+            assert news[3] == ("folder-done",)
+            ours.send(("stop",))
+            assert ours.recv()[0] == "done"
+        finally:
+            ours.close()
+            helper.join(10)
+        assert proxy.accepted == 2
+    assert counts(app) == (30, 30)

@@ -4,6 +4,7 @@ the client sends (a distant server)."""
 
 from __future__ import annotations
 
+import contextlib
 import selectors
 import socket
 import threading
@@ -16,7 +17,10 @@ class Proxy:
     server is cut (both ends closed). ``delay``: whatever the client sends waits this many
     seconds first, so each IMAP command costs at least one slow round trip however small
     the server's answer is. ``stall``: instead of cutting that connection, stop forwarding
-    on it and keep it open (a server that hangs mid-answer)."""
+    on it and keep it open (a server that hangs mid-answer). ``only_connection``: ``drop_after``
+    applies to that connection alone (1 for the first accepted), whatever the others carry.
+    :meth:`cut` drops every open connection at once (a server restart, a NAT box that forgot
+    them) and goes on accepting new ones."""
 
     def __init__(
         self,
@@ -25,12 +29,15 @@ class Proxy:
         drop_after: int | None = None,
         delay: float = 0.0,
         stall: bool = False,
+        only_connection: int | None = None,
     ) -> None:
         self.target_port = target_port
         self.drop_after = drop_after
         self.delay = delay
         self.stall = stall
+        self.only_connection = only_connection
         self.drops = 0
+        self.accepted = 0
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port: int = self._listener.getsockname()[1]
         self._stop = threading.Event()
@@ -58,6 +65,15 @@ class Proxy:
         for thread in threads:
             thread.join(timeout=5)
 
+    def cut(self) -> None:
+        """Close every connection open now; later ones are forwarded as before."""
+        with self._lock:
+            conns, self._conns = list(self._conns), []
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            conn.close()
+
     def _accept(self) -> None:
         self._listener.settimeout(0.2)
         while not self._stop.is_set():
@@ -72,13 +88,16 @@ class Proxy:
                 continue
             for sock in (client, server):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            thread = threading.Thread(target=self._pump, args=(client, server), daemon=True)
+            with self._lock:
+                self.accepted += 1
+                number = self.accepted
+            thread = threading.Thread(target=self._pump, args=(client, server, number), daemon=True)
             with self._lock:
                 self._conns += [client, server]
                 self._threads.append(thread)
             thread.start()
 
-    def _pump(self, client: socket.socket, server: socket.socket) -> None:
+    def _pump(self, client: socket.socket, server: socket.socket, number: int) -> None:
         sel = selectors.DefaultSelector()
         sel.register(client, selectors.EVENT_READ, server)
         sel.register(server, selectors.EVENT_READ, client)
@@ -92,7 +111,7 @@ class Proxy:
                         return
                     if src is server:
                         from_server += len(data)
-                        if self._should_drop(from_server):
+                        if self._should_drop(number, from_server):
                             if self.stall:
                                 self._stop.wait()  # silent, open until the proxy closes
                             return
@@ -106,7 +125,9 @@ class Proxy:
             client.close()
             server.close()
 
-    def _should_drop(self, seen: int) -> bool:
+    def _should_drop(self, number: int, seen: int) -> bool:
+        if self.only_connection is not None and number != self.only_connection:
+            return False
         with self._lock:
             if self.drop_after is not None and self.drops == 0 and seen > self.drop_after:
                 self.drops += 1

@@ -469,6 +469,12 @@ class ImapSession:
             if not done and self._stream is not None and not self._stream.clean:
                 self._abandon()
 
+    def noop(self) -> None:
+        """Say NOOP: keeps an idle connection alive (and finds out it is not)."""
+        with self._streaming() as stream:
+            answer = stream.command("NOOP")
+        self._check(answer, "NOOP")
+
     def changed_flags(self, modseq: int) -> dict[int, tuple[str, ...]]:
         """FLAGS of messages changed since ``modseq`` (CONDSTORE)."""
         return self._flags(f"UID FETCH 1:* (UID FLAGS) (CHANGEDSINCE {modseq})")

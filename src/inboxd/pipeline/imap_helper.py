@@ -13,6 +13,12 @@ sync fetches them again and finds every message already stored (by identity), so
 stored twice. A helper stops between batches when told to or when its sync is gone (its end
 of the pipe closes), and a batch a helper could not store is fetched by the sync itself.
 
+A helper whose connection drops reconnects with backoff and fetches again the batches it
+had taken but not stored, a few times per folder before it leaves them to the sync; while
+it waits for its next folder it says NOOP now and then, so that an idle connection (the
+sync may spend a long time on small folders) is neither logged out by the server nor
+forgotten by a NAT box, and one that was anyway is reopened before the folder starts.
+
 Helpers are forked from a forkserver that has imported this module, so starting one costs a
 fork, not an interpreter start-up, and never copies the worker's threads or connections.
 A sync starts its helpers as soon as STATUS shows a folder worth sharing, so they connect
@@ -39,12 +45,22 @@ from typing import Any
 from inboxd.config import Settings
 from inboxd.db.engine import make_engine
 from inboxd.mail.imap import ImapConfig, ImapSession
-from inboxd.mail.provider import FolderStatus, ProviderError
+from inboxd.mail.provider import (
+    FolderStatus,
+    FolderUnavailable,
+    ProviderError,
+    ServerClosedConnection,
+)
 from inboxd.pipeline.batch_store import BatchStore
 from inboxd.pipeline.report import SyncReport
 
 #: How long a helper that was told to stop gets before it is terminated.
 STOP_GRACE_SECONDS = 2.0
+#: A helper waiting for a folder says NOOP after this long (servers may log out a
+#: connection idle for 30 minutes; NAT boxes forget one sooner).
+KEEPALIVE_SECONDS = 240.0
+#: Reconnects a helper tries within one folder before it leaves its batches to the sync.
+FOLDER_RECONNECTS = 3
 #: Bytes sent to a helper that is not reading yet: a socket pair's buffer holds this much
 #: without a reader, so the send cannot block (a folder of ~15,000 new messages).
 UNREAD_SEND_MAX = 64 * 1024
@@ -186,6 +202,7 @@ class HelperSpec:
     secret: str = field(repr=False)
     account_id: str
     depth: int
+    keepalive_seconds: float = KEEPALIVE_SECONDS
 
 
 @dataclass(frozen=True)
@@ -216,6 +233,8 @@ class SyncHelper:
         self.refused: dict[int, str] = {}
         self.error: str | None = None
         self.error_logged = False
+        #: connection problems it recovered from, not yet written to the job's log
+        self.recovered: list[str] = []
         self.ended = False
         #: logged in and waiting for a folder (it says so once, after its login)
         self.ready = False
@@ -276,6 +295,8 @@ class SyncHelper:
             self.refused[message[1]] = message[2]
         elif kind == "ready":
             self.ready = True
+        elif kind == "reconnected":
+            self.recovered.append(message[1])
         elif kind == "folder-done":
             self.busy = False
         elif kind == "failed":
@@ -350,7 +371,7 @@ class _HelperRun:
         try:
             session.connect()
             self.pipe.send(("ready",))
-            while (work := self._next_folder()) is not None:
+            while (work := self._next_folder(session)) is not None:
                 self._fetch(engine, session, work)
                 self.pipe.send(("folder-done",))
             self.pipe.send(("done", _peak_rss_kb()))
@@ -367,17 +388,57 @@ class _HelperRun:
                 session.close()
             engine.dispose()
 
-    def _next_folder(self) -> FolderWork | None:
-        """The next folder the sync gives us; None when told to stop (or the sync is gone)."""
+    def _next_folder(self, session: ImapSession) -> FolderWork | None:
+        """The next folder the sync gives us (keeping the connection alive meanwhile); None
+        when told to stop (or the sync is gone)."""
         try:
+            while not self.pipe.poll(self.spec.keepalive_seconds):
+                self._keep_alive(session)
             message = self.pipe.recv()
         except (EOFError, OSError):
             return None
         return message[1] if message[0] == "folder" else None
 
+    def _keep_alive(self, session: ImapSession) -> None:
+        try:
+            session.noop()
+        except ProviderError as exc:
+            # Reopened when the next folder comes (a login now could be for nothing).
+            session.close()
+            self.pipe.send(
+                (
+                    "reconnected",
+                    f"idle connection lost ({exc.message}); reopened for the next folder",
+                )
+            )
+
     def _fetch(self, engine: Any, session: ImapSession, work: FolderWork) -> None:
-        """Fetch and store batches of ``work`` from the back until none are left."""
+        """Fetch and store batches of ``work`` from the back until none are left,
+        reconnecting when the connection drops."""
         self.taken = []
+        delay = 0.5
+        for attempt in range(FOLDER_RECONNECTS + 1):
+            try:
+                self._fetch_some(engine, session, work)
+                return
+            except (FolderUnavailable, ServerClosedConnection):
+                # The server answered (a folder it will not open, a message whose FETCH makes
+                # it hang up): a new connection would not change its mind, and the sync
+                # knows how to fetch around one bad message.
+                raise
+            except ProviderError as exc:
+                if attempt == FOLDER_RECONNECTS:
+                    raise
+                session.close()
+                self.pipe.send(("reconnected", f"{exc.message}; reconnected"))
+                if self.pipe.poll(delay):  # only a stop can come mid-folder
+                    raise _StopHelper from None
+                delay *= 2
+
+    def _fetch_some(self, engine: Any, session: ImapSession, work: FolderWork) -> None:
+        """One connection's go at ``work``: first the batches an earlier go took but did not
+        store, then new ones from the back."""
+        again, self.taken = self.taken, []
 
         def check(status: FolderStatus) -> None:
             if status.uidvalidity != work.uidvalidity:
@@ -386,7 +447,7 @@ class _HelperRun:
         report = SyncReport()
         with BatchStore(engine, self.spec.account_id, report, None) as store:
             feed = session.fetch_batches(
-                self._claimed(work),
+                self._claimed(work, again),
                 depth=self.spec.depth,
                 examine=work.folder,
                 on_examined=check,
@@ -401,14 +462,18 @@ class _HelperRun:
                     store.put(work.folder_id, work.folder, fetched.messages)
                     self.pipe.send(("stored", index, asdict(store.report)))
 
-    def _claimed(self, work: FolderWork) -> Iterator[list[int]]:
-        while True:
+    def _claimed(self, work: FolderWork, again: list[int]) -> Iterator[list[int]]:
+        for index in again:
             self._check_stop()
-            index = self.claims.take_back()
-            if index is None:
-                return
             self.taken.append(index)
             yield work.batches[index]
+        while True:
+            self._check_stop()
+            claimed = self.claims.take_back()
+            if claimed is None:
+                return
+            self.taken.append(claimed)
+            yield work.batches[claimed]
 
     def _check_stop(self) -> None:
         try:

@@ -261,10 +261,14 @@ class ImapSync:
         for helper in helpers:
             helper.stop()
             self.report.helper_peak_rss_kb = max(self.report.helper_peak_rss_kb, helper.peak_rss_kb)
-            self._log_helper_error(helper)
+            self._log_helper_news(helper)
 
-    def _log_helper_error(self, helper: SyncHelper) -> None:
-        """Say once in the job's log why a helper stopped early."""
+    def _log_helper_news(self, helper: SyncHelper) -> None:
+        """Say in the job's log what connection problems a helper got over, and (once) why
+        it stopped early."""
+        recovered, helper.recovered = helper.recovered, []
+        for what in recovered:
+            self.ctx.progress.log(f"sync helper: {what}")
         if helper.error is not None and not helper.error_logged:
             helper.error_logged = True
             self.ctx.progress.log(f"a sync helper stopped early: {helper.error}")
@@ -328,7 +332,7 @@ class ImapSync:
             self.ctx.progress.check_cancelled,
         )
         for helper in helpers:
-            self._log_helper_error(helper)
+            self._log_helper_news(helper)
         shared = [helper for helper in helpers if helper.work is self._work]
         for helper in shared:
             for index, reason in sorted(helper.refused.items()):
