@@ -510,6 +510,17 @@ class Run:
     ok: bool = True
     detail: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    #: CPU seconds the whole machine spent busy meanwhile (client, Dovecot, the rest)
+    cpu: float | None = None
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds every core of the machine has spent busy since boot (``/proc/stat``):
+    the difference over a run is the CPU the client, Dovecot and anything else used."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    # user, nice, system, (idle, iowait), irq, softirq; not steal (another guest's time)
+    user, nice, system, _idle, _iowait, irq, softirq = (int(v) for v in fields[:7])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
 def run_measured(command: Sequence[str], log: Path) -> tuple[float, int, int, str]:
@@ -572,6 +583,7 @@ def run_inboxd(
         wall=wall,
         rss_kb=rss,
         fetched=report.get("fetched"),
+        cpu=got.get("machine_cpu"),
         ok=got["status"] == "completed",
         detail=got.get("error") or "",
         extra={
@@ -625,7 +637,9 @@ def child(spec: dict[str, Any]) -> None:
             "sync", account_id=account.id, dedupe_key=sync_dedupe_key(account.id)
         )
         startup = time.perf_counter() - started
+        busy = machine_busy_seconds()
         Worker(app, concurrency=1).run(install_signals=False, max_jobs=1)
+        busy = machine_busy_seconds() - busy
         done = app.queue.get(job.id)
         assert done.started_at is not None and done.finished_at is not None
         out = {
@@ -634,6 +648,7 @@ def child(spec: dict[str, Any]) -> None:
             "result": done.result,
             "job_seconds": (done.finished_at - done.started_at).total_seconds(),
             "startup": startup,
+            "machine_cpu": busy,
             "rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
             "batch": [settings.sync_batch_messages, settings.sync_batch_bytes],
         }
@@ -693,7 +708,9 @@ def mbsync_rc(work: Path, user: ImapUser, port: int, *, fsync: bool) -> Path:
 
 def run_mbsync(rc: Path, log: Path) -> Run:
     """``mbsync -a`` with ``rc``; the time is the process's wall time."""
+    busy = machine_busy_seconds()
     wall, code, rss, output = run_measured(["mbsync", "-c", str(rc), "-a"], log)
+    busy = machine_busy_seconds() - busy
     inbox = rc.parent / "maildir" / "INBOX"
     files = sum(len(os.listdir(inbox / d)) for d in ("cur", "new") if (inbox / d).is_dir())
     return Run(
@@ -704,6 +721,7 @@ def run_mbsync(rc: Path, log: Path) -> Run:
         ok=code == 0,
         detail="" if code == 0 else output[-3000:],
         extra={"files": files},
+        cpu=busy,
     )
 
 
@@ -883,6 +901,13 @@ def table(fig: Figures) -> list[str]:
             f"{fm.wall:.2f}",
             f"{fm.wall / fi.wall:.2f}",
         )
+        if fi.cpu is not None and fm.cpu is not None:
+            add(
+                "  machine CPU per message, us",
+                f"{fi.cpu / n * 1e6:,.0f}",
+                f"{fm.cpu / n * 1e6:,.0f}",
+                f"{fi.cpu / fm.cpu:.2f}",
+            )
         report = fi.extra.get("report") or {}
         helper_kb = int(report.get("helper_peak_rss_kb") or 0)
         add(
