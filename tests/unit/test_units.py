@@ -1,7 +1,8 @@
-"""Pure pieces: backoff, batching, the credential vault."""
+"""Pure pieces: backoff, batching, the credential vault, the collector's settings."""
 
 from __future__ import annotations
 
+import gc
 import random
 import stat
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
+from inboxd import heap
 from inboxd.config import Settings
 from inboxd.errors import ConfigError
 from inboxd.jobs.backoff import retry_delay
@@ -55,3 +57,19 @@ def test_vault_round_trip_and_key_file(tmp_path: Path) -> None:
         other.open(token)
     with pytest.raises(ConfigError, match="not a valid Fernet key"):
         Vault(b"short")
+
+
+def test_settling_the_heap_hides_what_lives_now_and_collects_young_objects_less_often(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(heap, "_settled_in", None)  # whatever a worker of another test did
+    before = gc.get_threshold()
+    kept = [[n] for n in range(1000)]  # containers alive now, tracked by the collector
+    try:
+        heap.settle()
+        assert gc.get_freeze_count() >= len(kept)
+        assert gc.get_threshold() == (heap.YOUNG_THRESHOLD, *before[1:])
+        assert all(gc.is_tracked(k) for k in kept)  # hidden, not untracked
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import delete, insert, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from inboxd import heap
 from inboxd.app import App
 from inboxd.db.engine import writing
 from inboxd.db.tables import workers
@@ -92,6 +93,7 @@ class Worker:
             self._install_signals()
         self._register()
         self._prepare_tasks()
+        heap.settle()
         self._start_threads()
         log.info(
             "worker %s started: concurrency %d, queues %s",

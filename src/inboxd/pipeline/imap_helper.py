@@ -42,6 +42,7 @@ from multiprocessing.reduction import ForkingPickler
 from multiprocessing.sharedctypes import Synchronized
 from typing import Any
 
+from inboxd import heap
 from inboxd.config import Settings
 from inboxd.db.engine import make_engine
 from inboxd.mail.imap import ImapConfig, ImapSession
@@ -343,6 +344,7 @@ def helper_main(
     batches from the back until none are left, until told to stop."""
     # Ctrl-C in a terminal reaches the whole process group: the sync decides when we stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    heap.settle(collect=False)  # forked from a forkserver that only imported modules
     with contextlib.suppress(BrokenPipeError):  # the sync is gone; so are we
         _HelperRun(spec, claims, pipe).run()
 
