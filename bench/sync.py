@@ -74,6 +74,9 @@ MIB = 1024 * 1024
 TARGET_FULL_RATIO = 0.80  # inboxd msg/s >= 80% of mbsync's
 TARGET_NOCHANGE_S = 0.2
 TARGET_RSS_MB = 150.0
+#: Stand-in sets of --bounds: what is made free in each extra full sync.
+BOUNDS: tuple[tuple[str, ...], ...] = (("parser",), ("parser", "zstd"))
+_STAND_IN_NAMES = {"parser": "parsing", "zstd": "compression"}
 TARGET_RTT_RATIO = 1.5  # inboxd time <= 1.5 x mbsync's
 
 
@@ -523,9 +526,12 @@ def machine_busy_seconds() -> float:
     return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
-def run_measured(command: Sequence[str], log: Path) -> tuple[float, int, int, str]:
-    """Run a command with its output appended to ``log``; returns wall seconds, exit code,
-    peak RSS in KB of that process alone (from wait4) and its output."""
+def run_measured(
+    command: Sequence[str], log: Path, env: dict[str, str] | None = None
+) -> tuple[float, int, int, str]:
+    """Run a command (with ``env`` added to the environment) with its output appended to
+    ``log``; returns wall seconds, exit code, peak RSS in KB of that process alone (from
+    wait4) and its output."""
     # Write back what earlier runs left dirty, so no run pays for another's page cache.
     os.sync()
     with log.open("ab") as out:
@@ -533,7 +539,12 @@ def run_measured(command: Sequence[str], log: Path) -> tuple[float, int, int, st
         out.flush()
         start = out.tell()
         started = time.perf_counter()
-        proc = subprocess.Popen(list(command), stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            list(command),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **env} if env else None,
+        )
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - started
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -541,6 +552,53 @@ def run_measured(command: Sequence[str], log: Path) -> tuple[float, int, int, st
         read.seek(start)
         output = read.read().decode(errors="replace")
     return wall, proc.returncode, usage.ru_maxrss, output
+
+
+_STAND_INS = '''\
+"""Written by bench/sync.py --bounds: replaces parts of inboxd with stand-ins that cost
+(almost) nothing, in every process of the sync (its helpers are forked from a forkserver
+that is a new interpreter, so a patch in the sync's process alone would not reach them)."""
+import os
+
+_WHAT = os.environ.get("INBOXD_BENCH_STAND_INS", "").split(",")
+if "parser" in _WHAT:
+    import datetime as _dt
+
+    import inboxd.pipeline.batch_store as _batch_store
+    from inboxd.mail.message import ParsedMessage as _Parsed
+
+    _DATE = _dt.datetime(2024, 1, 1, tzinfo=_dt.UTC)
+    _SNIPPET = "A snippet as long as most are, the first words of the text of a message. " * 2
+
+    def _free_parse(raw):
+        # Fields of a typical size; a distinct Message-ID so every message is stored.
+        return _Parsed(
+            message_id=f"{hash(raw)}@bench.invalid",
+            from_addr="sender@example.com",
+            from_name="A Sender",
+            to=["me@example.com"],
+            subject="A subject of ordinary length for a message",
+            date=_DATE,
+            snippet=_SNIPPET[:200],
+            size=len(raw),
+        )
+
+    _batch_store.summarize_message = _free_parse
+if "zstd" in _WHAT:
+    import inboxd.store.bodies as _bodies
+
+    _bodies.pack_many = lambda raws: [bytes(raw) for raw in raws]
+'''
+
+
+def stand_in_env(work: Path, stand_ins: Sequence[str]) -> dict[str, str]:
+    """Environment for a child whose ``stand_ins`` ("parser": message parsing, "zstd":
+    compression) cost nothing: the bound a faster (native) implementation could reach."""
+    site = work / "stand-ins"
+    site.mkdir(exist_ok=True)
+    (site / "sitecustomize.py").write_text(_STAND_INS)
+    path = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p)
+    return {"PYTHONPATH": path, "INBOXD_BENCH_STAND_INS": ",".join(stand_ins)}
 
 
 def run_inboxd(
@@ -551,10 +609,12 @@ def run_inboxd(
     log: Path,
     wrap: Sequence[str] = (),
     processes: int | None = None,
+    stand_ins: Sequence[str] = (),
 ) -> Run:
     """One sync job of ``user`` into the SQLite database ``db``, in a child process
     (started through ``wrap``, e.g. a profiler, when given); ``processes`` overrides
-    inboxd's INBOXD_SYNC_PROCESSES."""
+    inboxd's INBOXD_SYNC_PROCESSES; ``stand_ins`` (see :func:`stand_in_env`) replace
+    parts of inboxd with free stand-ins."""
     result_file = work / f"result-{time.monotonic_ns()}.json"
     spec = {
         "db": str(db),
@@ -570,7 +630,8 @@ def run_inboxd(
     spec_file.write_text(json.dumps(spec))
     spec_file.chmod(0o600)
     command = [*wrap, sys.executable, str(Path(__file__).resolve()), "--child", str(spec_file)]
-    wall, code, rss, output = run_measured(command, log)
+    env = stand_in_env(work, stand_ins) if stand_ins else None
+    wall, code, rss, output = run_measured(command, log, env)
     spec_file.unlink()
     if code != 0 or not result_file.exists():
         raise RuntimeError(f"inboxd sync child failed ({code}):\n{output[-3000:]}")
@@ -869,6 +930,28 @@ def _verdict(ok: bool) -> str:
     return "yes" if ok else "NO"
 
 
+def _variant_rows(i: dict[str, Run], n: int, rm: float) -> list[tuple[str, str, str, str, str]]:
+    """Rows of the other full syncs of the main mailbox: without helpers, --bounds."""
+    rows: list[tuple[str, str, str, str, str]] = []
+
+    def add(label: str, a: str, b: str, ratio: str = "") -> None:
+        rows.append((label, a, b, ratio, ""))
+
+    if "full_single" in i:
+        fs = i["full_single"]
+        rs = _rate(n, fs.seconds)
+        add("  full sync, no helpers, msg/s", f"{rs:,.0f}", f"{rm:,.0f}", f"{rs / rm:.2f}")
+        add("  full sync, no helpers, peak RSS", _mb(fs.rss_kb), "")
+    for stand_ins in BOUNDS:
+        if (fb := i.get("bound:" + ",".join(stand_ins))) is not None:
+            rb = _rate(n, fb.seconds)
+            label = " and ".join(_STAND_IN_NAMES[s] for s in stand_ins)
+            add(f"  bound: {label} free, msg/s", f"{rb:,.0f}", f"{rm:,.0f}", f"{rb / rm:.2f}")
+            if fb.cpu is not None:
+                add("    machine CPU per message, us", f"{fb.cpu / n * 1e6:,.0f}", "")
+    return rows
+
+
 def table(fig: Figures) -> list[str]:
     """The side-by-side table."""
     i, m = fig.inboxd, fig.mbsync
@@ -920,11 +1003,7 @@ def table(fig: Figures) -> list[str]:
         )
         if helper_kb:
             add(f"  peak RSS of its {report.get('helpers')} helper process(es)", _mb(helper_kb), "")
-        if "full_single" in i:
-            fs = i["full_single"]
-            rs = _rate(n, fs.seconds)
-            add("  full sync, no helpers, msg/s", f"{rs:,.0f}", f"{rm:,.0f}", f"{rs / rm:.2f}")
-            add("  full sync, no helpers, peak RSS", _mb(fs.rss_kb), "")
+        rows += _variant_rows(i, n, rm)
     if "nochange" in i and "nochange" in m:
         ci, cm = i["nochange"], m["nochange"]
         add(
@@ -1108,6 +1187,13 @@ def _full_syncs(
         _progress("inboxd full sync without helper processes")
         fig.inboxd["full_single"] = run_inboxd(work, single, user, port, log, processes=1)
         shutil.rmtree(single.parent, ignore_errors=True)
+        for stand_ins in BOUNDS if args.bounds else ():
+            bound = work / f"inboxd-{key}-bound" / "inboxd.db"
+            bound.parent.mkdir(parents=True)
+            _progress(f"inboxd full sync with free stand-ins for: {', '.join(stand_ins)}")
+            run = run_inboxd(work, bound, user, port, log, stand_ins=stand_ins)
+            fig.inboxd["bound:" + ",".join(stand_ins)] = run
+            shutil.rmtree(bound.parent, ignore_errors=True)
     return rc, db
 
 
@@ -1173,6 +1259,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=Path,
         help="where the synced copies (inboxd's SQLite, mbsync's Maildir) go; default "
         "/dev/shm when it has room, else the temp dir",
+    )
+    parser.add_argument(
+        "--bounds",
+        action="store_true",
+        help="also run full syncs with message parsing (then compression too) replaced by "
+        "stand-ins that cost nothing: how far a native parser could take inboxd",
     )
     parser.add_argument("--keep", action="store_true", help="keep Dovecot's files and temp dirs")
     parser.add_argument("--child", help=argparse.SUPPRESS)
