@@ -14,6 +14,7 @@ import pytest
 from tests.services import ServiceUnavailable, require_services
 from tests.services.dovecot import DovecotServer, ImapUser
 from tests.services.postgres import PostgresServer
+from tests.support.oauth_server import OAuthServer
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -24,6 +25,7 @@ _FIXTURE_MARKERS = {
     "postgres_url": "postgres",
     "dovecot_server": "dovecot",
     "tls_dovecot_server": "dovecot",
+    "oauth_dovecot_server": "dovecot",
     "imap_user": "dovecot",
     "chromium_path": "browser",
 }
@@ -122,6 +124,21 @@ def tls_dovecot_server() -> Iterator[DovecotServer]:
     """A second one that also speaks STARTTLS and implicit TLS (``tls_port``), with a
     certificate for 127.0.0.1 from a throwaway CA (``ca_path``)."""
     yield from running_dovecot(DovecotServer(tls=True))
+
+
+@pytest.fixture(scope="session")
+def oauth_server() -> Iterator[OAuthServer]:
+    """A local OAuth 2.0 token and introspection endpoint (see tests/support/oauth_server)."""
+    server = OAuthServer(client_secret="test-client-secret")
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def oauth_dovecot_server(oauth_server: OAuthServer) -> Iterator[DovecotServer]:
+    """A Dovecot that also takes XOAUTH2 logins, checking tokens with ``oauth_server``."""
+    url = oauth_server.introspection_url
+    yield from running_dovecot(DovecotServer(oauth2_introspection_url=url))
 
 
 @pytest.fixture

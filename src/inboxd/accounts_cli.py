@@ -74,7 +74,35 @@ def add_imap(
         ),
     ] = False,
     xoauth2: Annotated[
-        bool, typer.Option("--xoauth2", help="The secret read is an OAuth2 access token.")
+        bool,
+        typer.Option(
+            "--xoauth2",
+            help="Log in with OAuth2 (XOAUTH2): standard input gives an access token, or, "
+            "with --oauth-client-id, a refresh token that inboxd trades for access tokens.",
+        ),
+    ] = False,
+    oauth_provider: Annotated[
+        str | None,
+        typer.Option(
+            "--oauth-provider", help="google or microsoft: their token endpoint and mail scope."
+        ),
+    ] = None,
+    oauth_client_id: Annotated[
+        str | None, typer.Option("--oauth-client-id", help="The OAuth client (app) id.")
+    ] = None,
+    oauth_token_url: Annotated[
+        str | None,
+        typer.Option("--oauth-token-url", help="Token endpoint (instead of --oauth-provider)."),
+    ] = None,
+    oauth_scope: Annotated[
+        str | None, typer.Option("--oauth-scope", help="Scope asked for (default: the provider's).")
+    ] = None,
+    oauth_client_secret_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--oauth-client-secret-stdin",
+            help="The client secret follows the refresh token, on the second line of input.",
+        ),
     ] = False,
     folder: Annotated[
         list[str] | None, typer.Option("--folder", help="Only sync this folder (repeatable).")
@@ -91,9 +119,22 @@ def add_imap(
             "the password is read from standard input: pass --password-stdin "
             "(never put a password on the command line)"
         )
-    secret = sys.stdin.readline().rstrip("\r\n")
-    if not secret:
+    oauth = _given(provider=oauth_provider, client_id=oauth_client_id, token_url=oauth_token_url)
+    if oauth_scope is not None:
+        oauth["scope"] = oauth_scope
+    xoauth2 = xoauth2 or bool(oauth)
+    value = sys.stdin.readline().rstrip("\r\n")
+    if not value:
         raise InvalidRequest("no password on standard input")
+    secret: dict[str, Any] = {("token" if xoauth2 else "password"): value}
+    if oauth:
+        secret = {"refresh_token": value}
+        if oauth_client_secret_stdin:
+            secret["client_secret"] = sys.stdin.readline().rstrip("\r\n")
+            if not secret["client_secret"]:
+                raise InvalidRequest("no client secret on the second line of standard input")
+    elif oauth_client_secret_stdin:
+        raise InvalidRequest("--oauth-client-secret-stdin goes with --oauth-client-id")
     settings: dict[str, Any] = {
         "host": host,
         "port": port,
@@ -103,13 +144,14 @@ def add_imap(
         "folders": folder or [],
         "verify_tls": not no_verify_tls,
         "ca_pem": _read_ca_file(ca_file) if ca_file is not None else None,
+        "oauth": oauth or None,
     }
     with app_session() as opened:
         account = _registry(opened).add(
             "imap",
             name,
             settings,
-            secret={"token" if xoauth2 else "password": secret},
+            secret=secret,
             owner=Users(opened.engine).resolve_owner(user).id,
             addresses=address or ([username] if "@" in username else []),
             owner_name=owner_name,
@@ -121,6 +163,14 @@ def add_imap(
 def _given(**values: Any) -> dict[str, Any]:
     """The options that were given (not None)."""
     return {key: value for key, value in values.items() if value is not None}
+
+
+def _new_secret(account: Account, value: str) -> dict[str, Any]:
+    """The secret a person gave: a password, an access token, or a refresh token."""
+    if account.settings.get("oauth"):
+        return {"refresh_token": value}
+    xoauth2 = account.settings.get("auth") == "xoauth2"
+    return {"token" if xoauth2 else "password": value}
 
 
 def _read_ca_file(path: Path) -> str:
@@ -271,8 +321,8 @@ def account_update(
         bool,
         typer.Option(
             "--password-stdin",
-            help="Read a new password (or OAuth2 token, for an --xoauth2 account) from "
-            "standard input.",
+            help="Read a new password (for an --xoauth2 account: access token, or refresh "
+            "token when it has an OAuth client) from standard input.",
         ),
     ] = False,
     host: Annotated[str | None, typer.Option("--host")] = None,
@@ -324,8 +374,7 @@ def account_update(
             value = sys.stdin.readline().rstrip("\r\n")
             if not value:
                 raise InvalidRequest("no password on standard input")
-            xoauth2 = found.settings.get("auth") == "xoauth2"
-            secret = {"token" if xoauth2 else "password": value}
+            secret = _new_secret(found, value)
         if not changes and secret is None:
             raise InvalidRequest("nothing to change (see --help)")
         updated = registry.update(found.id, secret=secret, **changes)

@@ -81,9 +81,13 @@ def create_account(body: AccountCreate, user: CurrentUser, state: State) -> Any:
     _check_local_path(user, body.provider)
     secret = body.secret.model_dump(exclude_none=True) if body.secret else None
     if body.provider == "imap" and not secret:
-        raise ApiError(422, "invalid_request", "an IMAP account needs secret.password or .token")
+        raise ApiError(
+            422,
+            "invalid_request",
+            "an IMAP account needs secret.password, .token or (with settings.oauth) .refresh_token",
+        )
     settings = dict(body.settings)
-    if secret and "token" in secret and "password" not in secret:
+    if secret and "password" not in secret and ("token" in secret or "refresh_token" in secret):
         settings.setdefault("auth", "xoauth2")
     account = state.accounts.add(
         body.provider,

@@ -64,10 +64,13 @@ class UserOut(BaseModel):
 
 
 class SecretIn(_In):
-    """An IMAP password or OAuth2 access token (write-only: never returned)."""
+    """An IMAP password, an OAuth2 access token, or (for an account with ``settings.oauth``)
+    an OAuth2 refresh token and client secret (write-only: never returned)."""
 
     password: str | None = Field(default=None, min_length=1, max_length=4096)
     token: str | None = Field(default=None, min_length=1, max_length=16384)
+    refresh_token: str | None = Field(default=None, min_length=1, max_length=16384)
+    client_secret: str | None = Field(default=None, min_length=1, max_length=4096)
 
 
 #: Connection settings whose values must have a given shape before they are stored (the
@@ -83,6 +86,7 @@ _SETTING_KINDS: dict[str, tuple[type, ...]] = {
     "ca_pem": (str,),
     "folders": (list,),
     "exclude": (list,),
+    "oauth": (dict,),
 }
 
 
@@ -99,6 +103,8 @@ def _check_settings(value: dict[str, Any] | None) -> dict[str, Any] | None:
         if not isinstance(item, kinds) or (kinds == (int, str) and isinstance(item, bool)):
             names = " or ".join("a list" if k is list else k.__name__ for k in kinds)
             raise ValueError(f"settings.{key} must be {names}")
+        if isinstance(item, dict) and not all(isinstance(x, str) for x in item.values()):
+            raise ValueError("settings.oauth values must be strings")
         if isinstance(item, list) and not all(isinstance(x, str) and x for x in item):
             raise ValueError(f"settings.{key} must be a list of folder names")
     return value
@@ -111,7 +117,9 @@ class AccountCreate(_In):
     name: str = Field(min_length=1, max_length=200)
     settings: dict[str, Any] = Field(
         description="imap: host, port, security (tls|starttls|none), username, auth "
-        "(password|xoauth2), folders; maildir/mbox: path"
+        "(password|xoauth2), folders, oauth (provider google|microsoft or token_url, "
+        "client_id, scope: access tokens renewed from secret.refresh_token); "
+        "maildir/mbox: path"
     )
     secret: SecretIn | None = None
     addresses: list[str] = Field(default_factory=list, max_length=50)

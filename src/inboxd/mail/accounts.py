@@ -19,6 +19,8 @@ from inboxd.errors import InvalidRequest, NotFound
 from inboxd.jobs.model import new_job_id
 from inboxd.mail.credentials import Vault
 from inboxd.mail.imap import ImapConfig
+from inboxd.mail.oauth import OAuthClient, RefreshingToken, TokenSource, oauth_settings
+from inboxd.mail.provider import AuthenticationFailed
 from inboxd.store import packs
 
 Provider = Literal["imap", "maildir", "mbox"]
@@ -134,6 +136,7 @@ class Accounts:
         clean = validate_settings(provider, settings)
         if not name.strip():
             raise InvalidRequest("an account needs a name")
+        _check_secret(clean, secret)
         now = utcnow()
         account_id = new_job_id()
         with writing(self.engine) as conn:
@@ -180,6 +183,28 @@ class Accounts:
             ).scalar()
         return self.vault.open(token) if token else {}
 
+    def store_secret(self, account_id: str, secret: dict[str, Any]) -> None:
+        """Replace the secret as the code that connects keeps it (a renewed OAuth token);
+        unlike :meth:`update`, this says nothing about what a person changed."""
+        with writing(self.engine) as conn:
+            conn.execute(
+                update(accounts)
+                .where(accounts.c.id == account_id)
+                .values(secret=self.vault.seal(secret), updated_at=utcnow())
+            )
+
+    def login_secret(self, account: Account, timeout: float) -> str | TokenSource:
+        """What an IMAP login of ``account`` sends: its password, its stored access token,
+        or (with OAuth settings) access tokens renewed from its refresh token."""
+        oauth = account.settings.get("oauth")
+        if account.settings.get("auth") == "xoauth2" and oauth:
+            return RefreshingToken(self, account.id, OAuthClient.from_settings(oauth), timeout)
+        secret = self.secret(account.id)
+        value = secret.get("password") or secret.get("token")
+        if not value:
+            raise AuthenticationFailed(f"no password stored for account {account.name!r}")
+        return str(value)
+
     def set_state(
         self, account_id: str, state: str, message: str | None = None, **more: Any
     ) -> None:
@@ -217,6 +242,15 @@ class Accounts:
         if "settings" in values:
             values["settings"] = validate_settings(
                 current.provider, current.settings | dict(values["settings"])
+            )
+        if secret and current.settings.get("oauth") and "client_secret" not in secret:
+            # A new refresh token for the same client: its secret stays (the cached access
+            # token, from the old grant, does not).
+            kept = self.secret(account_id).get("client_secret")
+            secret = secret | ({"client_secret": kept} if kept else {})
+        if secret or "settings" in values:
+            _check_secret(
+                values.get("settings", current.settings), secret or self.secret(account_id)
             )
         if secret:
             values["secret"] = self.vault.seal(secret)
@@ -267,6 +301,12 @@ class Accounts:
         return {"message_count": int(total), "folders": {n: int(c) for n, c in per_folder}}
 
 
+def _check_secret(settings: dict[str, Any], secret: dict[str, Any] | None) -> None:
+    """An account renewing OAuth tokens needs the refresh token to renew them with."""
+    if settings.get("oauth") and not (secret or {}).get("refresh_token"):
+        raise InvalidRequest("an account with an OAuth client needs a refresh token")
+
+
 def validate_settings(provider: str, settings: dict[str, Any]) -> dict[str, Any]:
     """Check an account's connection settings; returns them normalised."""
     if provider not in PROVIDERS:
@@ -299,17 +339,25 @@ def _imap_settings(settings: dict[str, Any]) -> dict[str, Any]:
         raise InvalidRequest("port must be a number") from exc
     if not 0 < port < 65536:
         raise InvalidRequest("port must be between 1 and 65535")
-    return {
+    auth = settings.get("auth", "password")
+    if auth not in ("password", "xoauth2"):
+        raise InvalidRequest("auth must be password or xoauth2")
+    clean = {
         "host": host,
         "port": port,
         "security": security,
         "username": username,
-        "auth": settings.get("auth", "password"),
+        "auth": auth,
         "folders": list(settings.get("folders") or []),
         "exclude": list(settings.get("exclude") or []),
         "verify_tls": bool(settings.get("verify_tls", True)),
         "ca_pem": _ca_pem(settings.get("ca_pem")),
     }
+    if settings.get("oauth"):
+        if auth != "xoauth2":
+            raise InvalidRequest("oauth settings are for an account with auth xoauth2")
+        clean["oauth"] = oauth_settings(settings["oauth"])
+    return clean
 
 
 #: Longest CA bundle accepted (a handful of certificates).

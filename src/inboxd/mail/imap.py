@@ -38,6 +38,7 @@ from inboxd.mail.imap_stream import (
     parse_uid_set,
 )
 from inboxd.mail.message import parse_date
+from inboxd.mail.oauth import TokenSource
 from inboxd.mail.provider import (
     AuthenticationFailed,
     FetchedMessage,
@@ -143,7 +144,9 @@ class ImapConfig:
 class ImapSession:
     """One authenticated IMAP connection; raises ProviderError (retryable) on drops."""
 
-    def __init__(self, config: ImapConfig, secret: str) -> None:
+    def __init__(self, config: ImapConfig, secret: str | TokenSource) -> None:
+        """``secret``: the password or access token, or (XOAUTH2) a source that gives
+        access tokens and renews a rejected one."""
         self.config = config
         self._secret = secret
         self._client: imapclient.IMAPClient | None = None
@@ -152,8 +155,10 @@ class ImapSession:
         self.selected: str | None = None
 
     def credentials(self) -> tuple[ImapConfig, str]:
-        """What another process needs to open the same kind of session."""
-        return self.config, self._secret
+        """What another process needs to open the same kind of session (an access token
+        valid for a while yet, when they come from a source)."""
+        secret = self._secret
+        return self.config, secret if isinstance(secret, str) else secret()
 
     # -- connection ------------------------------------------------------------------------
 
@@ -227,7 +232,7 @@ class ImapSession:
         cfg = self.config
         try:
             if cfg.auth == "xoauth2":
-                client.oauth2_login(cfg.username, self._secret)
+                self._oauth2_login(client)
             else:
                 client.login(cfg.username, self._secret)
         except LoginError as exc:
@@ -242,6 +247,17 @@ class ImapSession:
                     f"{cfg.host} refuses plain-text login; use --security starttls or tls"
                 ) from exc
             raise AuthenticationFailed(f"login to {cfg.host} failed: {exc}") from exc
+
+    def _oauth2_login(self, client: imapclient.IMAPClient) -> None:
+        source = self._secret
+        if isinstance(source, str):
+            client.oauth2_login(self.config.username, source)
+            return
+        try:
+            client.oauth2_login(self.config.username, source())
+        except LoginError:
+            # Revoked early, or the clocks disagree: one new token, then the server decides.
+            client.oauth2_login(self.config.username, source(renew=True))
 
     def close(self) -> None:
         """Log out (best effort) and close the socket."""

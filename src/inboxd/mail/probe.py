@@ -30,10 +30,7 @@ def probe_account(registry: Accounts, account: Account, timeout: float) -> dict[
 
 
 def _probe_imap(registry: Accounts, account: Account, timeout: float) -> dict[str, int]:
-    secret = registry.secret(account.id)
-    session = ImapSession(
-        account.imap_config(timeout), secret.get("password") or secret.get("token") or ""
-    )
+    session = ImapSession(account.imap_config(timeout), registry.login_secret(account, timeout))
     try:
         session.connect()
         plan, refused = session.folders_with_status()

@@ -16,7 +16,6 @@ from inboxd.jobs.registry import task
 from inboxd.jobs.scheduler import Schedule, schedule_source
 from inboxd.mail.accounts import NEEDS_ATTENTION, OK, Account, Accounts
 from inboxd.mail.imap import ImapSession
-from inboxd.mail.provider import AuthenticationFailed
 from inboxd.pipeline.imap_helper import prepare_worker
 from inboxd.pipeline.imap_sync import ImapSync
 from inboxd.pipeline.local_sync import sync_maildir, sync_mbox
@@ -67,11 +66,8 @@ def sync(ctx: TaskContext, params: SyncParams) -> dict[str, Any]:
 
 def _run(ctx: TaskContext, registry: Accounts, account: Account) -> dict[str, Any]:
     if account.provider == "imap":
-        secret = registry.secret(account.id)
-        token = secret.get("password") or secret.get("token")
-        if not token:
-            raise AuthenticationFailed(f"no password stored for account {account.name!r}")
-        session = ImapSession(account.imap_config(ctx.settings.imap_timeout_seconds), token)
+        timeout = ctx.settings.imap_timeout_seconds
+        session = ImapSession(account.imap_config(timeout), registry.login_secret(account, timeout))
         try:
             return asdict(ImapSync(ctx, account.id, session).run())
         finally:
