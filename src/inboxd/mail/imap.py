@@ -44,6 +44,7 @@ from inboxd.mail.provider import (
     FetchedMessage,
     FolderStatus,
     FolderUnavailable,
+    Marks,
     ProviderConfigError,
     ProviderError,
     RemoteFolder,
@@ -491,24 +492,32 @@ class ImapSession:
             answer = stream.command("NOOP")
         self._check(answer, "NOOP")
 
-    def changed_flags(self, modseq: int) -> dict[int, tuple[str, ...]]:
-        """FLAGS of messages changed since ``modseq`` (CONDSTORE)."""
-        return self._flags(f"UID FETCH 1:* (UID FLAGS) (CHANGEDSINCE {modseq})")
+    def changed_marks(self, modseq: int) -> dict[int, Marks]:
+        """Flags (and Gmail's labels, whose changes move MODSEQ too) of the messages
+        changed since ``modseq`` (CONDSTORE)."""
+        return self._marks(f"1:* ({self._mark_items()}) (CHANGEDSINCE {modseq})")
 
-    def all_flags(self) -> dict[int, tuple[str, ...]]:
-        """FLAGS of every message in the selected folder."""
-        return self._flags("UID FETCH 1:* (UID FLAGS)")
+    def all_marks(self) -> dict[int, Marks]:
+        """Flags (and Gmail's labels) of every message in the selected folder."""
+        return self._marks(f"1:* ({self._mark_items()})")
 
-    def _flags(self, command: str) -> dict[int, tuple[str, ...]]:
+    def _mark_items(self) -> str:
+        return "UID FLAGS X-GM-LABELS" if self.is_gmail else "UID FLAGS"
+
+    def _marks(self, fetch: str) -> dict[int, Marks]:
         with self._streaming() as stream:
-            answer = stream.command(command)
+            answer = stream.command(f"UID FETCH {fetch}")
         self._check(answer, "UID FETCH")
-        out: dict[int, tuple[str, ...]] = {}
+        gmail = self.is_gmail
+        out: dict[int, Marks] = {}
         for response in answer.responses:
             head, _body = response.fetch_head_and_body()
             uid, flags = _UID.search(head), _FLAGS.search(head)
             if uid and flags:
-                out[int(uid.group(1))] = _flag_names(flags.group(1))
+                labels = _GM_LABELS.search(head) if gmail else None
+                out[int(uid.group(1))] = Marks(
+                    _flag_names(flags.group(1)), _labels(labels.group(1)) if labels else None
+                )
         return out
 
     # -- plumbing --------------------------------------------------------------------------

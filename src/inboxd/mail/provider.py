@@ -41,6 +41,15 @@ class FetchedMessage:
     labels: tuple[str, ...] = field(default_factory=tuple)
 
 
+@dataclass(frozen=True)
+class Marks:
+    """A message's flags, and its labels where the server keeps them (Gmail; else None),
+    as the server has them now."""
+
+    flags: tuple[str, ...]
+    labels: tuple[str, ...] | None = None
+
+
 class ProviderError(RetryableError):
     """The mail server could not be reached or dropped the connection."""
 

@@ -27,6 +27,7 @@ from inboxd.mail.provider import (
     FetchedMessage,
     FolderStatus,
     FolderUnavailable,
+    Marks,
     ProviderError,
     RemoteFolder,
     ServerClosedConnection,
@@ -455,10 +456,13 @@ class ImapSync:
             return
         if self.session.selected != folder.name:
             self.session.examine(folder.name)
-        changed = self._changed_flags(state)
+        changed = self._changed_marks(state)
         with writing(self.ctx.engine) as conn:
             self.report.flags_changed += store_folders.apply_flags(
-                conn, state.id, {str(uid): flags for uid, flags in changed.items()}
+                conn,
+                state.id,
+                {str(uid): marks.flags for uid, marks in changed.items()},
+                {str(uid): m.labels for uid, m in changed.items() if m.labels is not None},
             )
             local = store_folders.local_count(conn, state.id)
         if local != status.messages or status.highestmodseq is None:
@@ -473,12 +477,12 @@ class ImapSync:
                 last_synced_at=utcnow(),
             )
 
-    def _changed_flags(self, state: FolderState) -> dict[int, tuple[str, ...]]:
+    def _changed_marks(self, state: FolderState) -> dict[int, Marks]:
         if state.last_synced_at is None:
             return {}  # flags came with the bodies just now
         if self.session.condstore and state.highestmodseq:
-            return self.session.changed_flags(state.highestmodseq)
-        return self.session.all_flags()
+            return self.session.changed_marks(state.highestmodseq)
+        return self.session.all_marks()
 
     def _detect_expunged(self, state: FolderState) -> None:
         on_server = {str(uid) for uid in self.session.all_uids()}

@@ -3,7 +3,7 @@ UIDVALIDITY resets."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Self
@@ -145,29 +145,41 @@ def mark_expunged(conn: Connection, folder_id: int, keys: Iterable[str]) -> int:
     return len(keys)
 
 
-def apply_flags(conn: Connection, folder_id: int, flags_by_key: Mapping[str, Iterable[str]]) -> int:
-    """Set the flags of messages by their location key; returns how many changed."""
+def apply_flags(
+    conn: Connection,
+    folder_id: int,
+    flags_by_key: Mapping[str, Iterable[str]],
+    labels_by_key: Mapping[str, Sequence[str]] | None = None,
+) -> int:
+    """Set the flags (and labels, where given) of messages by their location key; returns
+    how many changed."""
     if not flags_by_key:
         return 0
+    labels_by_key = labels_by_key or {}
     params = []
     keys = list(flags_by_key)
     for start in range(0, len(keys), 500):
         chunk = keys[start : start + 500]
         rows = conn.execute(
-            select(locations.c.remote_key, locations.c.message_pk, messages.c.flags)
+            select(
+                locations.c.remote_key, locations.c.message_pk, messages.c.flags, messages.c.labels
+            )
             .join(messages, messages.c.id == locations.c.message_pk)
             .where(locations.c.folder_id == folder_id, locations.c.remote_key.in_(chunk))
         )
-        for key, pk, old in rows:
-            new = sorted(set(flags_by_key[key]))
-            if new != sorted(old or []):  # CHANGEDSINCE also lists what was just fetched
-                params.append({"pk": pk, "new_flags": new})
+        for key, pk, old_flags, old_labels in rows:
+            flags = sorted(set(flags_by_key[key]))
+            given = labels_by_key.get(key)
+            labels = list(given) if given is not None else list(old_labels or [])
+            # CHANGEDSINCE also lists what was just fetched: only real changes count.
+            if flags != sorted(old_flags or []) or labels != list(old_labels or []):
+                params.append({"pk": pk, "new_flags": flags, "new_labels": labels})
     if not params:
         return 0
     conn.execute(
         update(messages)
         .where(messages.c.id == bindparam("pk"))
-        .values(flags=bindparam("new_flags"), updated_at=utcnow()),
+        .values(flags=bindparam("new_flags"), labels=bindparam("new_labels"), updated_at=utcnow()),
         params,
     )
     return len(params)
