@@ -3,10 +3,8 @@ it, its labels kept, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 
 from inboxd.app import App
@@ -18,15 +16,7 @@ from inboxd.pipeline.batch_store import BatchStore
 from inboxd.pipeline.report import SyncReport
 from inboxd.store.bodies import read_body
 from inboxd.store.folders import ensure_folder
-from tests.support.apps import make_app
 from tests.support.mail import make_message
-
-
-@pytest.fixture
-def app(database_url: str, tmp_path: Path) -> Iterator[App]:
-    opened = make_app(database_url, tmp_path)
-    yield opened
-    opened.close()
 
 
 def fetched(

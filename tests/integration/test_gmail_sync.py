@@ -4,7 +4,6 @@ copy per X-GM-MSGID across labels, labels kept and followed, Spam and Trash left
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -14,16 +13,9 @@ from inboxd.db.engine import reading
 from inboxd.db.tables import folders, locations, messages
 from inboxd.jobs.model import JobStatus
 from inboxd.mail.accounts import Accounts
-from tests.support.apps import make_app, sync_now
+from tests.support.apps import sync_now
 from tests.support.gmail_server import GmailMessage, GmailServer
 from tests.support.mail import make_message
-
-
-@pytest.fixture
-def app(database_url: str, tmp_path: Path) -> Iterator[App]:
-    opened = make_app(database_url, tmp_path)
-    yield opened
-    opened.close()
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ from inboxd.jobs.model import JobStatus
 from inboxd.mail.accounts import NEEDS_ATTENTION, OK, Account, Accounts
 from tests.services.dovecot import DovecotServer, ImapUser
 from tests.support.apps import (
-    make_app,
     run_cli,
     running_worker,
     subprocess_env,
@@ -30,13 +29,6 @@ from tests.support.mail import make_message
 from tests.support.oauth_server import OAuthServer
 
 pytestmark = pytest.mark.dovecot
-
-
-@pytest.fixture
-def app(database_url: str, tmp_path: Path) -> Iterator[App]:
-    opened = make_app(database_url, tmp_path)
-    yield opened
-    opened.close()
 
 
 @pytest.fixture

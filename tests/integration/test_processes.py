@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,19 +15,11 @@ import pytest
 from inboxd.app import App
 from inboxd.jobs.model import EventType, JobStatus
 from tests.support.apps import (
-    make_app,
     start_worker_process,
     subprocess_env,
     wait_finished,
     wait_for,
 )
-
-
-@pytest.fixture
-def app(database_url: str, tmp_path: Path) -> Iterator[App]:
-    opened = make_app(database_url, tmp_path)
-    yield opened
-    opened.close()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,13 +12,6 @@ from inboxd.db.types import utcnow
 from inboxd.errors import InvalidParams, InvalidState, NotFound, UnknownJobKind
 from inboxd.jobs.model import EventType, JobStatus
 from tests.support.apps import make_app
-
-
-@pytest.fixture
-def app(database_url: str, tmp_path: Path) -> Iterator[App]:
-    opened = make_app(database_url, tmp_path)
-    yield opened
-    opened.close()
 
 
 def test_enqueue_makes_the_id_once_and_get_returns_it(app: App) -> None:

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-
-import pytest
 
 from inboxd.app import App
 from inboxd.jobs.model import EventType, JobStatus
 from tests.support.apps import make_app, running_worker, wait_finished, wait_for
-
-
-@pytest.fixture
-def app(database_url: str, tmp_path: Path) -> Iterator[App]:
-    opened = make_app(database_url, tmp_path)
-    yield opened
-    opened.close()
 
 
 def test_selftest_runs_with_progress_events(app: App) -> None:
