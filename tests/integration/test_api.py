@@ -528,7 +528,8 @@ def test_sync_is_accepted_at_once_while_the_mail_server_hangs(
         elapsed = time.monotonic() - started
         assert accepted.status_code == 202, accepted.text
         assert set(accepted.json()) == {"job_id", "status"}
-        assert accepted.json()["status"] == "pending"
+        # An idle worker may claim the job between the enqueue's commit and the answer.
+        assert accepted.json()["status"] in ("pending", "running")
         assert elapsed < 1.0, f"POST /sync took {elapsed:.2f}s"
         job_id = accepted.json()["job_id"]
 
@@ -638,7 +639,8 @@ def test_job_contract_and_lifecycle(server: ServerProcess, people: PersonFactory
     client = person.client
     accepted = client.post("/api/jobs", json={"kind": "selftest", "params": {"steps": 3}})
     assert accepted.status_code == 202
-    assert set(accepted.json()) == {"job_id", "status"} and accepted.json()["status"] == "pending"
+    assert set(accepted.json()) == {"job_id", "status"}
+    assert accepted.json()["status"] in ("pending", "running")  # a worker may be that quick
     quick = accepted.json()["job_id"]
     done = wait_job(client, quick, FINISHED)
     assert set(done) >= JOB_FIELDS
