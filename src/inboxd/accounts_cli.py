@@ -126,9 +126,8 @@ def add_imap(
     value = sys.stdin.readline().rstrip("\r\n")
     if not value:
         raise InvalidRequest("no password on standard input")
-    secret: dict[str, Any] = {("token" if xoauth2 else "password"): value}
+    secret = _secret_of({"auth": "xoauth2" if xoauth2 else "password", "oauth": oauth}, value)
     if oauth:
-        secret = {"refresh_token": value}
         if oauth_client_secret_stdin:
             secret["client_secret"] = sys.stdin.readline().rstrip("\r\n")
             if not secret["client_secret"]:
@@ -165,12 +164,12 @@ def _given(**values: Any) -> dict[str, Any]:
     return {key: value for key, value in values.items() if value is not None}
 
 
-def _new_secret(account: Account, value: str) -> dict[str, Any]:
-    """The secret a person gave: a password, an access token, or a refresh token."""
-    if account.settings.get("oauth"):
+def _secret_of(settings: dict[str, Any], value: str) -> dict[str, Any]:
+    """What a person's secret is for an account with ``settings``: a password, an access
+    token (XOAUTH2), or a refresh token (XOAUTH2 with an OAuth client)."""
+    if settings.get("oauth"):
         return {"refresh_token": value}
-    xoauth2 = account.settings.get("auth") == "xoauth2"
-    return {"token" if xoauth2 else "password": value}
+    return {"token" if settings.get("auth") == "xoauth2" else "password": value}
 
 
 def _read_ca_file(path: Path) -> str:
@@ -374,7 +373,7 @@ def account_update(
             value = sys.stdin.readline().rstrip("\r\n")
             if not value:
                 raise InvalidRequest("no password on standard input")
-            secret = _new_secret(found, value)
+            secret = _secret_of(found.settings, value)
         if not changes and secret is None:
             raise InvalidRequest("nothing to change (see --help)")
         updated = registry.update(found.id, secret=secret, **changes)

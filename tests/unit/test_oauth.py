@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import email.utils
 import re
 import socket
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 
+from inboxd.db.types import utcnow
 from inboxd.errors import InvalidRequest, PermanentError, RetryableError
 from inboxd.mail.oauth import (
     PRESETS,
@@ -94,11 +97,18 @@ def test_each_kind_of_refusal_says_whether_a_person_or_time_can_fix_it(
     assert isinstance(caught.value, PermanentError if permanent else RetryableError)
 
 
-def test_a_throttling_endpoint_passes_its_retry_after_on(server: OAuthServer) -> None:
-    server.scripted.append((429, {"error": "slow_down"}, {"Retry-After": "12"}))
+@pytest.mark.parametrize("as_date", [False, True], ids=["seconds", "http-date"])
+def test_a_throttling_endpoint_passes_its_retry_after_on(
+    server: OAuthServer, as_date: bool
+) -> None:
+    later = email.utils.format_datetime(utcnow() + timedelta(seconds=30), usegmt=True)
+    server.scripted.append(
+        (429, {"error": "slow_down"}, {"Retry-After": later if as_date else "12"})
+    )
     with pytest.raises(TokenEndpointUnavailable) as caught:
         redeem(client_of(server), server.grant("c"), None, timeout=5)
-    assert caught.value.retry_after == 12.0
+    wait = caught.value.retry_after
+    assert wait is not None and (27 <= wait <= 30 if as_date else wait == 12.0)
 
 
 def test_an_unreachable_endpoint_is_tried_again_later() -> None:

@@ -14,6 +14,7 @@ server errors and an unreachable endpoint are retried later.
 
 from __future__ import annotations
 
+import email.utils
 import ipaddress
 import threading
 from dataclasses import dataclass
@@ -134,8 +135,11 @@ def redeem(
     client: OAuthClient, refresh_token: str, client_secret: str | None, *, timeout: float
 ) -> TokenAnswer:
     """Trade a refresh token for an access token (RFC 6749, 6)."""
-    form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
-    form["client_id"] = client.client_id
+    form = {
+        "grant_type": "refresh_token",
+        "refresh_token": refresh_token,
+        "client_id": client.client_id,
+    }
     if client_secret:
         form["client_secret"] = client_secret
     if client.scope:
@@ -188,11 +192,19 @@ def _failure(client: OAuthClient, response: httpx.Response, body: dict[str, Any]
 
 
 def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After", "")
+    """Retry-After in seconds: given as seconds or as an HTTP date (RFC 9110, 10.2.3)."""
+    value = response.headers.get("Retry-After", "").strip()
+    if not value:
+        return None
     try:
         return max(0.0, float(value))
     except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
         return None
+    return max(0.0, (when - utcnow()).total_seconds()) if when.tzinfo else None
 
 
 class RefreshingToken:
