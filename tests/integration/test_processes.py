@@ -122,7 +122,14 @@ def test_two_schedulers_enqueue_each_slot_once(app: App, database_url: str, tmp_
     slots = [j.run_at.timestamp() for j in ticks]  # a scheduled job is due at its slot's start
     assert 3 <= len(ticks) <= 6
     assert len(slots) == len(set(slots)), "a slot was enqueued twice"
-    assert all(j.status == JobStatus.COMPLETED for j in ticks)
+    # A scheduler may enqueue the next slot's job just before its worker is told to stop;
+    # that one waits for the next worker. Every earlier one ran.
+    last = max(slots)
+    assert all(
+        j.status == JobStatus.COMPLETED
+        or (j.status == JobStatus.PENDING and j.run_at.timestamp() == last)
+        for j in ticks
+    ), [(j.run_at, j.status) for j in ticks]
 
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
