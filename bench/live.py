@@ -56,7 +56,7 @@ from inboxd.db.engine import writing
 from inboxd.jobs import events
 from inboxd.jobs.model import EventType
 from inboxd.mail.demo import generate_demo_maildir
-from inboxd.users import Users
+from inboxd.store.users import Users
 
 WORK = ROOT / ".bench" / "live"
 TICKS = os.sysconf("SC_CLK_TCK")

@@ -564,7 +564,7 @@ _WHAT = os.environ.get("INBOXD_BENCH_STAND_INS", "").split(",")
 if "parser" in _WHAT:
     import datetime as _dt
 
-    import inboxd.pipeline.batch_store as _batch_store
+    import inboxd.sync.batch_store as _batch_store
     from inboxd.mail.message import ParsedMessage as _Parsed
 
     _DATE = _dt.datetime(2024, 1, 1, tzinfo=_dt.UTC)
@@ -662,9 +662,9 @@ def child(spec: dict[str, Any]) -> None:
     from inboxd.app import App
     from inboxd.config import Settings
     from inboxd.jobs.worker import Worker
-    from inboxd.mail.accounts import Accounts
-    from inboxd.pipeline import imap_helper
-    from inboxd.pipeline.sync import sync_dedupe_key
+    from inboxd.store.accounts import Accounts
+    from inboxd.sync import helpers as imap_helper
+    from inboxd.sync.task import sync_dedupe_key
 
     extra = {"sync_processes": spec["processes"]} if spec.get("processes") else {}
     settings = Settings(

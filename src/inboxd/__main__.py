@@ -1,6 +1,6 @@
 """``python -m inboxd``."""
 
-from inboxd.cli import main
+from inboxd.cli.main import main
 
 if __name__ == "__main__":
     main()

@@ -11,7 +11,7 @@ import pytest
 
 from inboxd.db.types import utcnow
 from inboxd.jobs.scheduler import Scheduler
-from inboxd.mail.accounts import Accounts
+from inboxd.store.accounts import Accounts
 from tests.services.dovecot import ImapUser
 from tests.support.apps import make_app, run_cli, subprocess_env
 from tests.support.mail import make_message

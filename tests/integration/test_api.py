@@ -26,7 +26,7 @@ from sqlalchemy import select
 
 from inboxd.db.engine import reading
 from inboxd.db.tables import api_keys, sessions
-from inboxd.users import Users
+from inboxd.store.users import Users
 from tests.services.dovecot import ImapUser
 from tests.support.apps import wait_for
 from tests.support.mail import make_message

@@ -15,10 +15,10 @@ from inboxd.db.engine import reading, writing
 from inboxd.db.tables import message_bodies, messages
 from inboxd.errors import NotFound
 from inboxd.jobs.model import JobStatus
-from inboxd.mail.accounts import Account, Accounts
 from inboxd.mail.message import parse_message
-from inboxd.mail.provider import FetchedMessage
+from inboxd.providers.base import FetchedMessage
 from inboxd.store import bodies
+from inboxd.store.accounts import Account, Accounts
 from inboxd.store.bodies import read_body
 from inboxd.store.folders import ensure_folder
 from inboxd.store.packs import PackWriter, packs_root, read_blob

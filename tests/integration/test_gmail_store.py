@@ -10,12 +10,12 @@ from sqlalchemy import select
 from inboxd.app import App
 from inboxd.db.engine import reading, writing
 from inboxd.db.tables import folders, locations, messages
-from inboxd.mail.accounts import Accounts
-from inboxd.mail.provider import FetchedMessage
-from inboxd.pipeline.batch_store import BatchStore
-from inboxd.pipeline.report import SyncReport
+from inboxd.providers.base import FetchedMessage
+from inboxd.store.accounts import Accounts
 from inboxd.store.bodies import read_body
 from inboxd.store.folders import ensure_folder
+from inboxd.sync.batch_store import BatchStore
+from inboxd.sync.report import SyncReport
 from tests.support.mail import make_message
 
 

@@ -12,7 +12,7 @@ from inboxd.app import App
 from inboxd.db.engine import reading
 from inboxd.db.tables import folders, locations, messages
 from inboxd.jobs.model import JobStatus
-from inboxd.mail.accounts import Accounts
+from inboxd.store.accounts import Accounts
 from tests.support.apps import sync_now
 from tests.support.gmail_server import GmailMessage, GmailServer
 from tests.support.mail import make_message

@@ -16,7 +16,7 @@ import pytest
 from inboxd.app import App
 from inboxd.db.types import utcnow
 from inboxd.jobs.model import JobStatus
-from inboxd.mail.accounts import NEEDS_ATTENTION, OK, Account, Accounts
+from inboxd.store.accounts import NEEDS_ATTENTION, OK, Account, Accounts
 from tests.services.dovecot import DovecotServer, ImapUser
 from tests.support.apps import (
     run_cli,

@@ -15,9 +15,9 @@ from inboxd.app import App
 from inboxd.db.engine import reading
 from inboxd.db.tables import folders, locations, messages
 from inboxd.jobs.model import EventType, JobStatus
-from inboxd.mail.accounts import NEEDS_ATTENTION, Account, Accounts
-from inboxd.pipeline.sync import sync_dedupe_key
+from inboxd.store.accounts import NEEDS_ATTENTION, Account, Accounts
 from inboxd.store.bodies import read_body
+from inboxd.sync.task import sync_dedupe_key
 from tests.services.dovecot import ImapUser
 from tests.support.apps import (
     add_imap_account,

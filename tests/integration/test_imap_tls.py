@@ -16,9 +16,9 @@ import pytest
 from inboxd.app import App
 from inboxd.errors import InvalidRequest
 from inboxd.jobs.model import JobStatus
-from inboxd.mail.accounts import NEEDS_ATTENTION, Account, Accounts
-from inboxd.mail.imap import ImapConfig, ImapSession
-from inboxd.mail.provider import ProviderConfigError
+from inboxd.providers.base import ProviderConfigError
+from inboxd.providers.imap.session import ImapConfig, ImapSession
+from inboxd.store.accounts import NEEDS_ATTENTION, Account, Accounts
 from tests.services.dovecot import DovecotServer, ImapUser
 from tests.support.apps import add_imap_account, make_app, run_cli, subprocess_env, sync_now
 from tests.support.mail import make_message

@@ -26,7 +26,7 @@ from websockets.typing import Origin
 from inboxd.db.engine import writing
 from inboxd.jobs import events
 from inboxd.jobs.model import EventType
-from inboxd.users import Users
+from inboxd.store.users import Users
 from tests.services.postgres import PostgresServer
 from tests.support.apps import wait_for
 from tests.support.server import ServerProcess, start_server

@@ -13,8 +13,8 @@ from inboxd.app import App
 from inboxd.db.engine import reading
 from inboxd.db.tables import messages
 from inboxd.jobs.model import JobStatus
-from inboxd.mail.accounts import Account, Accounts
 from inboxd.mail.demo import generate_demo_maildir
+from inboxd.store.accounts import Account, Accounts
 from tests.support.apps import make_app, sync_now
 from tests.support.mail import MALFORMED, make_message
 

@@ -22,12 +22,12 @@ from inboxd.app import App
 from inboxd.db.engine import reading, writing
 from inboxd.db.tables import locations, messages
 from inboxd.jobs.model import Job, JobStatus
-from inboxd.mail.accounts import Account
-from inboxd.mail.imap import ImapConfig, ImapSession
-from inboxd.pipeline import imap_helper
-from inboxd.pipeline.imap_helper import BatchClaims, FolderWork, HelperSpec, LocalClaims, _HelperRun
+from inboxd.providers.imap.session import ImapConfig, ImapSession
+from inboxd.store.accounts import Account
 from inboxd.store.bodies import read_body
 from inboxd.store.folders import ensure_folder
+from inboxd.sync import helpers as imap_helper
+from inboxd.sync.helpers import BatchClaims, FolderWork, HelperSpec, LocalClaims, _HelperRun
 from tests.services.dovecot import ImapUser
 from tests.support.apps import (
     add_imap_account,
@@ -322,7 +322,7 @@ def test_helpers_do_not_import_the_callers_main_module_again(tmp_path: Path) -> 
         f"with open({str(marker)!r}, 'a') as f:\n"
         "    f.write('run\\n')\n"
         "if __name__ == '__main__':\n"
-        "    from inboxd.pipeline import imap_helper\n"
+        "    from inboxd.sync import helpers as imap_helper\n"
         "    imap_helper.warm_up(wait=True)\n"
     )
     subprocess.run([sys.executable, str(script)], check=True, timeout=60)

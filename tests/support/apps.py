@@ -17,8 +17,8 @@ from inboxd.config import Settings
 from inboxd.jobs.model import Job
 from inboxd.jobs.registry import load_builtin_tasks
 from inboxd.jobs.worker import Worker
-from inboxd.mail.accounts import Account, Accounts
-from inboxd.pipeline.sync import sync_dedupe_key
+from inboxd.store.accounts import Account, Accounts
+from inboxd.sync.task import sync_dedupe_key
 
 if TYPE_CHECKING:
     from tests.services.dovecot import ImapUser

@@ -13,7 +13,7 @@ import httpx
 
 from inboxd.app import App
 from inboxd.config import Settings
-from inboxd.users import Users
+from inboxd.store.users import Users
 from tests.support.apps import TEST_TASKS, subprocess_env
 
 

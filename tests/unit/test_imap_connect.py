@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from inboxd.mail.imap import ImapConfig, ImapSession
+from inboxd.providers.imap.session import ImapConfig, ImapSession
 from tests.support.imap_script import ScriptedImapServer
 
 

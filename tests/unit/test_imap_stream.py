@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from inboxd.mail.imap import _fetched, _list_entries, _status_entries, mailbox_arg
-from inboxd.mail.imap_stream import (
+from inboxd.providers.imap.session import _fetched, _list_entries, _status_entries, mailbox_arg
+from inboxd.providers.imap.stream import (
     MAX_SEARCH_LINE,
     ImapStream,
     StreamBroken,

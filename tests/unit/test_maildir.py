@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from inboxd.errors import NotFound
-from inboxd.mail.maildir import (
+from inboxd.providers.maildir import (
     MaildirEntry,
     decode_mutf7,
     iter_maildir,

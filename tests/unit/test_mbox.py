@@ -5,8 +5,8 @@ from __future__ import annotations
 import mailbox
 from pathlib import Path
 
-from inboxd.mail.mbox import MboxEntry, iter_mbox
 from inboxd.mail.message import parse_message
+from inboxd.providers.mbox import MboxEntry, iter_mbox
 
 FROM_1 = b"From alice@example.com Mon Jan  1 10:00:00 2024\n"
 FROM_2 = b"From MAILER-DAEMON Tue Jan  2 11:30:00 2024\n"

@@ -12,14 +12,14 @@ import pytest
 
 from inboxd.db.types import utcnow
 from inboxd.errors import InvalidRequest, PermanentError, RetryableError
-from inboxd.mail.oauth import (
+from inboxd.providers.base import AuthenticationFailed, ProviderConfigError
+from inboxd.providers.oauth import (
     PRESETS,
     OAuthClient,
     TokenEndpointUnavailable,
     oauth_settings,
     redeem,
 )
-from inboxd.mail.provider import AuthenticationFailed, ProviderConfigError
 from tests.support.oauth_server import OAuthServer
 
 

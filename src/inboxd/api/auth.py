@@ -13,7 +13,7 @@ from starlette.requests import HTTPConnection
 
 from inboxd.api.errors import ApiError, unauthorized
 from inboxd.api.state import ApiState, api_state
-from inboxd.users import User
+from inboxd.store.users import User
 
 SESSION_COOKIE = "inboxd_session"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

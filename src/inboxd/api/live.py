@@ -29,7 +29,7 @@ from inboxd.api.schemas import ErrorBody
 from inboxd.api.sse import EventStream
 from inboxd.api.state import ApiState, api_state
 from inboxd.db.types import utcnow
-from inboxd.users import User
+from inboxd.store.users import User
 
 log = logging.getLogger(__name__)
 

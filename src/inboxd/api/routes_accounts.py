@@ -21,10 +21,10 @@ from inboxd.api.schemas import (
 from inboxd.api.state import ApiState, State
 from inboxd.db.engine import reading
 from inboxd.db.tables import messages
-from inboxd.mail.accounts import Account
-from inboxd.mail.probe import probe_account
-from inboxd.pipeline.sync import enqueue_sync
-from inboxd.users import User
+from inboxd.providers.probe import probe_account
+from inboxd.store.accounts import Account
+from inboxd.store.users import User
+from inboxd.sync.task import enqueue_sync
 
 router = APIRouter(prefix="/api/accounts", tags=["accounts"])
 

@@ -14,7 +14,7 @@ from inboxd.api.state import State
 from inboxd.errors import UnknownJobKind
 from inboxd.jobs.model import JobStatus
 from inboxd.jobs.registry import get_task
-from inboxd.pipeline.sync import enqueue_sync
+from inboxd.sync.task import enqueue_sync
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 

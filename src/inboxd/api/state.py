@@ -12,8 +12,8 @@ from starlette.requests import HTTPConnection
 from inboxd.api.limits import RateLimiter
 from inboxd.api.pump import EventPump
 from inboxd.app import App
-from inboxd.mail.accounts import Accounts
-from inboxd.users import Users
+from inboxd.store.accounts import Accounts
+from inboxd.store.users import Users
 
 
 @dataclass

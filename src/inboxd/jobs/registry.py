@@ -113,4 +113,4 @@ def load_builtin_tasks(extra_modules: Iterable[str] = ()) -> None:
         importlib.import_module(name)
 
 
-_BUILTIN_MODULES = ["inboxd.jobs.builtin", "inboxd.pipeline.sync"]
+_BUILTIN_MODULES = ["inboxd.jobs.builtin", "inboxd.sync.task"]

@@ -1,1 +1,1 @@
-"""Pure mail handling: message parsing, mbox and Maildir reading, demo mailbox generation."""
+"""Pure mail handling: message parsing, credentials at rest, the demo mailbox generator."""

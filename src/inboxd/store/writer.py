@@ -23,7 +23,7 @@ from sqlalchemy import Connection, Engine
 from inboxd.db.tables import locations, message_bodies, messages
 from inboxd.db.types import utcnow
 from inboxd.mail.message import ParsedMessage, header_fingerprint
-from inboxd.mail.provider import FetchedMessage
+from inboxd.providers.base import FetchedMessage
 from inboxd.store import bodies
 from inboxd.store.packs import PackWriter
 from inboxd.store.rows import RowEncoder, encoder_for

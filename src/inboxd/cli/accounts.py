@@ -14,13 +14,13 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 
 from inboxd.app import App
-from inboxd.cli_common import EXIT_FAILED, JsonOpt, app_session, err, out, print_json
+from inboxd.cli.common import EXIT_FAILED, JsonOpt, app_session, err, out, print_json
 from inboxd.errors import InvalidRequest, NotFound
 from inboxd.jobs.model import Job, JobStatus
-from inboxd.mail.accounts import Account, Accounts
-from inboxd.mail.probe import probe_account
-from inboxd.pipeline.sync import enqueue_sync
-from inboxd.users import Users
+from inboxd.providers.probe import probe_account
+from inboxd.store.accounts import Account, Accounts
+from inboxd.store.users import Users
+from inboxd.sync.task import enqueue_sync
 
 account_app = typer.Typer(help="Connect and manage mail accounts.", no_args_is_help=True)
 add_app = typer.Typer(help="Add an account.", no_args_is_help=True)

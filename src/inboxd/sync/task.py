@@ -14,11 +14,11 @@ from inboxd.jobs.progress import TaskContext
 from inboxd.jobs.queue import Queue
 from inboxd.jobs.registry import task
 from inboxd.jobs.scheduler import Schedule, schedule_source
-from inboxd.mail.accounts import NEEDS_ATTENTION, OK, Account, Accounts
-from inboxd.mail.imap import ImapSession
-from inboxd.pipeline.imap_helper import prepare_worker
-from inboxd.pipeline.imap_sync import ImapSync
-from inboxd.pipeline.local_sync import sync_maildir, sync_mbox
+from inboxd.providers.imap.session import ImapSession
+from inboxd.store.accounts import NEEDS_ATTENTION, OK, Account, Accounts
+from inboxd.sync.helpers import prepare_worker
+from inboxd.sync.imap import ImapSync
+from inboxd.sync.local import sync_maildir, sync_mbox
 
 if TYPE_CHECKING:
     from inboxd.app import App

@@ -3,7 +3,7 @@
 IMAPClient handles capabilities, login (password or XOAUTH2), LIST, STATUS, SELECT, SEARCH
 and CONDSTORE. Its response parser builds Python objects token by token, which caps bulk
 downloads at a few thousand messages per second; sizes, bodies and flags are therefore
-fetched through :mod:`inboxd.mail.imap_stream` on the same connection, several UID batches
+fetched through :mod:`inboxd.providers.imap.stream` on the same connection, several UID batches
 in flight, and only the few fetch items we need are read from each response.
 """
 
@@ -27,19 +27,8 @@ from imapclient.imap4 import IMAP4WithTimeout
 from imapclient.response_parser import parse_response
 from imapclient.tls import IMAP4_TLS
 
-from inboxd.mail.imap_stream import (
-    MAX_SEARCH_LINE,
-    Answer,
-    ImapStream,
-    Response,
-    ServerSaidBye,
-    StreamBroken,
-    fetch_pipelined,
-    parse_uid_set,
-)
 from inboxd.mail.message import parse_date
-from inboxd.mail.oauth import TokenSource
-from inboxd.mail.provider import (
+from inboxd.providers.base import (
     AuthenticationFailed,
     FetchedMessage,
     FolderStatus,
@@ -50,6 +39,17 @@ from inboxd.mail.provider import (
     RemoteFolder,
     ServerClosedConnection,
 )
+from inboxd.providers.imap.stream import (
+    MAX_SEARCH_LINE,
+    Answer,
+    ImapStream,
+    Response,
+    ServerSaidBye,
+    StreamBroken,
+    fetch_pipelined,
+    parse_uid_set,
+)
+from inboxd.providers.oauth import TokenSource
 
 Security = Literal["tls", "starttls", "none"]
 

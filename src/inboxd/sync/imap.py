@@ -22,8 +22,7 @@ from sqlalchemy import Connection
 from inboxd.db.engine import writing
 from inboxd.db.types import utcnow
 from inboxd.jobs.progress import TaskContext
-from inboxd.mail.imap import ImapSession
-from inboxd.mail.provider import (
+from inboxd.providers.base import (
     FetchedMessage,
     FolderStatus,
     FolderUnavailable,
@@ -32,8 +31,11 @@ from inboxd.mail.provider import (
     RemoteFolder,
     ServerClosedConnection,
 )
-from inboxd.pipeline.batch_store import BatchStore
-from inboxd.pipeline.imap_helper import (
+from inboxd.providers.imap.session import ImapSession
+from inboxd.store import folders as store_folders
+from inboxd.store.folders import FolderState
+from inboxd.sync.batch_store import BatchStore
+from inboxd.sync.helpers import (
     BatchClaims,
     FolderWork,
     HelperSpec,
@@ -42,9 +44,7 @@ from inboxd.pipeline.imap_helper import (
     merge_report,
     wait_for,
 )
-from inboxd.pipeline.report import SyncReport
-from inboxd.store import folders as store_folders
-from inboxd.store.folders import FolderState
+from inboxd.sync.report import SyncReport
 
 T = TypeVar("T")
 
@@ -380,7 +380,7 @@ class ImapSync:
 
         fetch = self.session.fetch_batches(feed(), depth=PIPELINE_DEPTH)
         # Read on this thread: a reader thread would wait for the GIL after every socket
-        # read while this one parses (see inboxd.pipeline.batch_store).
+        # read while this one parses (see inboxd.sync.batch_store).
         with self._batch_store() as store, contextlib.closing(fetch):
             try:
                 for fetched in fetch:

@@ -45,15 +45,15 @@ from typing import Any
 from inboxd import heap
 from inboxd.config import Settings
 from inboxd.db.engine import make_engine
-from inboxd.mail.imap import ImapConfig, ImapSession
-from inboxd.mail.provider import (
+from inboxd.providers.base import (
     FolderStatus,
     FolderUnavailable,
     ProviderError,
     ServerClosedConnection,
 )
-from inboxd.pipeline.batch_store import BatchStore
-from inboxd.pipeline.report import SyncReport
+from inboxd.providers.imap.session import ImapConfig, ImapSession
+from inboxd.sync.batch_store import BatchStore
+from inboxd.sync.report import SyncReport
 
 #: How long a helper that was told to stop gets before it is terminated.
 STOP_GRACE_SECONDS = 2.0

@@ -10,9 +10,9 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from inboxd.accounts_cli import account_app, demo_cmd, sync_cmd
 from inboxd.app import App
-from inboxd.cli_common import (
+from inboxd.cli.accounts import account_app, demo_cmd, sync_cmd
+from inboxd.cli.common import (
     EXIT_FAILED,
     EXIT_TIMEOUT,
     JsonOpt,
@@ -21,10 +21,10 @@ from inboxd.cli_common import (
     out,
     print_json,
 )
+from inboxd.cli.users import keys_app, users_app
 from inboxd.config import load_settings
 from inboxd.errors import InboxdError, InvalidRequest
 from inboxd.jobs.model import Job, JobEvent, JobStatus
-from inboxd.users_cli import keys_app, users_app
 
 app = typer.Typer(
     help="inboxd: mail accounts in sync, long mail work as durable jobs.",
@@ -91,7 +91,7 @@ def serve(
     ] = False,
 ) -> None:
     """Run the API, the dashboard, the scheduler and the workers (Ctrl-C stops all)."""
-    from inboxd.serve import serve as run_server
+    from inboxd.cli.serve import serve as run_server
 
     with app_session(daemon=True) as opened:
         settings = opened.settings

@@ -28,10 +28,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from inboxd.db.engine import checkpoint_wal, reading, writing
 from inboxd.jobs.progress import Progress
 from inboxd.mail.message import summarize_message
-from inboxd.mail.provider import FetchedMessage
-from inboxd.pipeline.report import SyncReport
+from inboxd.providers.base import FetchedMessage
 from inboxd.store import bodies, packs
 from inboxd.store.writer import Incoming, pack_new_bodies, prepare_batch, write_batch
+from inboxd.sync.report import SyncReport
 
 Checkpoint = Callable[[Connection], None]
 

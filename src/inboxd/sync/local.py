@@ -17,13 +17,13 @@ from sqlalchemy import Connection
 from inboxd.db.engine import writing
 from inboxd.db.types import utcnow
 from inboxd.jobs.progress import TaskContext
-from inboxd.mail.accounts import Account
-from inboxd.mail.maildir import iter_maildir, read_entry, scan_maildir
-from inboxd.mail.mbox import iter_mbox
-from inboxd.mail.provider import FetchedMessage, ProviderConfigError
-from inboxd.pipeline.batch_store import BatchStore
-from inboxd.pipeline.report import SyncReport
+from inboxd.providers.base import FetchedMessage, ProviderConfigError
+from inboxd.providers.maildir import iter_maildir, read_entry, scan_maildir
+from inboxd.providers.mbox import iter_mbox
 from inboxd.store import folders as store_folders
+from inboxd.store.accounts import Account
+from inboxd.sync.batch_store import BatchStore
+from inboxd.sync.report import SyncReport
 
 MBOX_FOLDER = "mbox"
 

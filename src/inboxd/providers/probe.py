@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from inboxd.errors import InboxdError
-from inboxd.mail.imap import ImapSession
-from inboxd.mail.maildir import iter_maildir, scan_maildir
+from inboxd.providers.imap.session import ImapSession
+from inboxd.providers.maildir import iter_maildir, scan_maildir
 
 if TYPE_CHECKING:
-    from inboxd.mail.accounts import Account, Accounts
+    from inboxd.store.accounts import Account, Accounts
 
 
 def probe_account(registry: Accounts, account: Account, timeout: float) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from inboxd.api.main import DirectStreams, create_api
 from inboxd.api.pump import EventPump
 from inboxd.app import App
 from inboxd.jobs.scheduler import Scheduler
-from inboxd.users import Users
+from inboxd.store.users import Users
 
 log = logging.getLogger(__name__)
 
@@ -192,9 +192,9 @@ def serve(
 
 
 def _prepare_demo(app: App) -> None:
-    from inboxd.accounts_cli import ensure_demo_account
+    from inboxd.cli.accounts import ensure_demo_account
     from inboxd.mail.demo import generate_demo_maildir
-    from inboxd.pipeline.sync import enqueue_sync
+    from inboxd.sync.task import enqueue_sync
 
     account = ensure_demo_account(app, 3000, generate_demo_maildir)
     job = enqueue_sync(app.queue, account)

@@ -26,10 +26,10 @@ import httpx
 
 from inboxd.db.types import utcnow
 from inboxd.errors import InvalidRequest, RetryableError
-from inboxd.mail.provider import AuthenticationFailed, ProviderConfigError
+from inboxd.providers.base import AuthenticationFailed, ProviderConfigError
 
 if TYPE_CHECKING:
-    from inboxd.mail.accounts import Accounts
+    from inboxd.store.accounts import Accounts
 
 #: Token endpoints and scopes of the providers people use most; any other is given by URL.
 PRESETS: dict[str, tuple[str, str]] = {

@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from inboxd.cli_common import JsonOpt, app_session, err, out, print_json
-from inboxd.users import Users
+from inboxd.cli.common import JsonOpt, app_session, err, out, print_json
+from inboxd.store.users import Users
 
 users_app = typer.Typer(help="People who own accounts and jobs.", no_args_is_help=True)
 keys_app = typer.Typer(

@@ -18,9 +18,9 @@ from inboxd.db.types import utcnow
 from inboxd.errors import InvalidRequest, NotFound
 from inboxd.jobs.model import new_job_id
 from inboxd.mail.credentials import Vault
-from inboxd.mail.imap import ImapConfig
-from inboxd.mail.oauth import OAuthClient, RefreshingToken, TokenSource, oauth_settings
-from inboxd.mail.provider import AuthenticationFailed
+from inboxd.providers.base import AuthenticationFailed
+from inboxd.providers.imap.session import ImapConfig
+from inboxd.providers.oauth import OAuthClient, RefreshingToken, TokenSource, oauth_settings
 from inboxd.store import packs
 
 Provider = Literal["imap", "maildir", "mbox"]

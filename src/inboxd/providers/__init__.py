@@ -1,0 +1,1 @@
+"""Mail providers: one interface, implemented by IMAP, Maildir, mbox and an in-memory fake."""

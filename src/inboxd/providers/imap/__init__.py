@@ -1,0 +1,1 @@
+"""IMAP (including Gmail and Outlook): sessions, the bulk FETCH stream, XOAUTH2."""
