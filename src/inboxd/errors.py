@@ -3,9 +3,11 @@
 InboxdError
  ├── ConfigError
  ├── NotFound
+ ├── Forbidden
  ├── InvalidRequest
  │    ├── UnknownJobKind
  │    ├── InvalidParams
+ │    ├── InvalidField
  │    └── InvalidState
  ├── DatabaseError
  └── TaskError                (raised by tasks; decides retry)
@@ -43,6 +45,12 @@ class NotFound(InboxdError):
     code = "not_found"
 
 
+class Forbidden(InboxdError):
+    """Not allowed for this user."""
+
+    code = "forbidden"
+
+
 class InvalidRequest(InboxdError):
     """The request is invalid."""
 
@@ -59,6 +67,12 @@ class InvalidParams(InvalidRequest):
     """The job's parameters are invalid."""
 
     code = "invalid_params"
+
+
+class InvalidField(InvalidRequest):
+    """A field of the request is missing or cannot be used."""
+
+    code = "invalid_field"
 
 
 class InvalidState(InvalidRequest):

@@ -11,7 +11,16 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException
 
-from inboxd.errors import InboxdError, InvalidParams, InvalidRequest, InvalidState, NotFound
+from inboxd.errors import (
+    Forbidden,
+    InboxdError,
+    InvalidField,
+    InvalidParams,
+    InvalidRequest,
+    InvalidState,
+    NotFound,
+    UnknownJobKind,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +72,11 @@ def error_body(code: str, message: str) -> dict[str, Any]:
 def _status_of(exc: InboxdError) -> int:
     if isinstance(exc, NotFound):
         return 404
+    if isinstance(exc, Forbidden):
+        return 403
     if isinstance(exc, InvalidState):
         return 409
-    if isinstance(exc, InvalidParams):
+    if isinstance(exc, InvalidParams | InvalidField | UnknownJobKind):
         return 422
     if isinstance(exc, InvalidRequest):
         return 400

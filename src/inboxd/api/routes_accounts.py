@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Response
-from sqlalchemy import func, select
 
-from inboxd.activity import activity, latest_jobs
+from inboxd.actions import accounts as actions
 from inboxd.api.auth import CurrentUser
-from inboxd.api.errors import ApiError, rate_limited
+from inboxd.api.errors import rate_limited
 from inboxd.api.schemas import (
     Accepted,
     AccountCreate,
@@ -19,55 +18,20 @@ from inboxd.api.schemas import (
     error_responses,
 )
 from inboxd.api.state import ApiState, State
-from inboxd.db.engine import reading
-from inboxd.db.tables import messages
-from inboxd.providers.probe import probe_account
-from inboxd.store.accounts import Account
 from inboxd.store.users import User
-from inboxd.sync.task import enqueue_sync
 
 router = APIRouter(prefix="/api/accounts", tags=["accounts"])
 
-_LOCAL = ("maildir", "mbox")
 
-
-def _views(state: ApiState, found: list[Account]) -> list[dict[str, Any]]:
-    ids = [a.id for a in found]
-    latest = latest_jobs(state.app.engine, ids)
-    counts: dict[str, int] = {}
-    if ids:
-        with reading(state.app.engine) as conn:
-            rows = conn.execute(
-                select(messages.c.account_id, func.count())
-                .where(messages.c.account_id.in_(ids), messages.c.expunged_at.is_(None))
-                .group_by(messages.c.account_id)
-            )
-            counts = {account_id: int(n) for account_id, n in rows}
-    return [
-        a.to_dict()
-        | {
-            "message_count": counts.get(a.id, 0),
-            "activity": activity(latest.get(a.id), a.state, a.state_message),
-        }
-        for a in found
-    ]
-
-
-def owned_account(state: ApiState, user: User, account_id: str) -> Account:
+def owned_account(state: ApiState, user: User, account_id: str) -> actions.Account:
     """The account if the caller may see it, else NotFound (404)."""
-    return state.accounts.get(account_id, owner=user.owner_filter())
-
-
-def _check_local_path(user: User, provider: str) -> None:
-    # A path account reads files of the server's host: only an admin may point at one.
-    if provider in _LOCAL and not user.is_admin:
-        raise ApiError(403, "forbidden", f"only an admin may add {provider} accounts")
+    return actions.get_account(state.app, account_id, owner=user.owner_filter())
 
 
 @router.get("", response_model=list[AccountOut], responses=error_responses(401))
 def list_accounts(user: CurrentUser, state: State) -> Any:
     """The caller's accounts with their live state."""
-    return _views(state, state.accounts.list(owner=user.owner_filter()))
+    return actions.views(state.app, actions.list_accounts(state.app, owner=user.owner_filter()))
 
 
 @router.post(
@@ -78,28 +42,19 @@ def list_accounts(user: CurrentUser, state: State) -> Any:
 )
 def create_account(body: AccountCreate, user: CurrentUser, state: State) -> Any:
     """Connect a mail account (owned by the caller)."""
-    _check_local_path(user, body.provider)
-    secret = body.secret.model_dump(exclude_none=True) if body.secret else None
-    if body.provider == "imap" and not secret:
-        raise ApiError(
-            422,
-            "invalid_request",
-            "an IMAP account needs secret.password, .token or (with settings.oauth) .refresh_token",
-        )
-    settings = dict(body.settings)
-    if secret and "password" not in secret and ("token" in secret or "refresh_token" in secret):
-        settings.setdefault("auth", "xoauth2")
-    account = state.accounts.add(
+    account = actions.add_account(
+        state.app,
         body.provider,
         body.name,
-        settings,
-        secret=secret,
+        dict(body.settings),
         owner=user.id,
+        admin=user.is_admin,
+        secret=body.secret.model_dump(exclude_none=True) if body.secret else None,
         addresses=body.addresses,
         owner_name=body.owner_name,
         sync_interval_seconds=body.sync_interval_seconds,
     )
-    return _views(state, [account])[0]
+    return actions.views(state.app, [account])[0]
 
 
 @router.get(
@@ -107,7 +62,7 @@ def create_account(body: AccountCreate, user: CurrentUser, state: State) -> Any:
 )
 def get_account(account_id: str, user: CurrentUser, state: State) -> Any:
     """One account."""
-    return _views(state, [owned_account(state, user, account_id)])[0]
+    return actions.views(state.app, [owned_account(state, user, account_id)])[0]
 
 
 @router.patch(
@@ -116,13 +71,16 @@ def get_account(account_id: str, user: CurrentUser, state: State) -> Any:
 def update_account(account_id: str, body: AccountUpdate, user: CurrentUser, state: State) -> Any:
     """Change an account."""
     account = owned_account(state, user, account_id)
-    if body.settings is not None:
-        _check_local_path(user, account.provider)
     changes = body.model_dump(exclude_unset=True, exclude={"secret"})
     changes = {k: v for k, v in changes.items() if v is not None or k == "owner_name"}
-    secret = body.secret.model_dump(exclude_none=True) if body.secret else None
-    updated = state.accounts.update(account.id, secret=secret, **changes)
-    return _views(state, [updated])[0]
+    updated = actions.update_account(
+        state.app,
+        account,
+        admin=user.is_admin,
+        secret=body.secret.model_dump(exclude_none=True) if body.secret else None,
+        **changes,
+    )
+    return actions.views(state.app, [updated])[0]
 
 
 @router.delete(
@@ -133,7 +91,7 @@ def update_account(account_id: str, body: AccountUpdate, user: CurrentUser, stat
 )
 def delete_account(account_id: str, user: CurrentUser, state: State) -> Response:
     """Remove an account and its local copy (mail on the server is not touched)."""
-    state.accounts.remove(owned_account(state, user, account_id).id)
+    actions.remove_account(state.app, owned_account(state, user, account_id))
     return Response(status_code=204)
 
 
@@ -147,7 +105,7 @@ def test_account(account_id: str, user: CurrentUser, state: State) -> Any:
     account = owned_account(state, user, account_id)
     # Runs on a worker thread of the server (this handler is sync), bounded by a timeout.
     timeout = min(15.0, state.app.settings.imap_timeout_seconds)
-    return probe_account(state.accounts, account, timeout)
+    return actions.test_account(state.app, account, timeout=timeout)
 
 
 @router.post(
@@ -162,5 +120,5 @@ def sync_account(account_id: str, user: CurrentUser, state: State) -> Any:
     wait = state.job_limiter.take(user.id)
     if wait is not None:
         raise rate_limited(wait)
-    job = enqueue_sync(state.app.queue, account)
+    job = actions.sync_now(state.app, account)
     return {"job_id": job.id, "status": job.status.value}

@@ -1,26 +1,18 @@
-"""CLI for mail accounts, syncs and the demo mailbox (``inboxd account …``, ``inboxd sync``,
-``inboxd demo``)."""
+"""``inboxd account …``: connect and manage mail accounts."""
 
 from __future__ import annotations
 
 import sys
-import threading
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from inboxd.app import App
+from inboxd.actions import accounts as actions
 from inboxd.cli.common import EXIT_FAILED, JsonOpt, app_session, err, out, print_json
-from inboxd.errors import InvalidRequest, NotFound
-from inboxd.jobs.model import Job, JobStatus
-from inboxd.providers.probe import probe_account
-from inboxd.store.accounts import Account, Accounts
+from inboxd.errors import InvalidRequest
 from inboxd.store.users import Users
-from inboxd.sync.task import enqueue_sync
 
 account_app = typer.Typer(help="Connect and manage mail accounts.", no_args_is_help=True)
 add_app = typer.Typer(help="Add an account.", no_args_is_help=True)
@@ -37,11 +29,7 @@ IntervalOpt = Annotated[
 ]
 
 
-def _registry(app: App) -> Accounts:
-    return Accounts(app.engine, app.settings)
-
-
-def _created(account: Account, as_json: bool) -> None:
+def _created(account: actions.Account, as_json: bool) -> None:
     if as_json:
         print_json({"id": account.id})
     else:
@@ -126,7 +114,8 @@ def add_imap(
     value = sys.stdin.readline().rstrip("\r\n")
     if not value:
         raise InvalidRequest("no password on standard input")
-    secret = _secret_of({"auth": "xoauth2" if xoauth2 else "password", "oauth": oauth}, value)
+    auth = "xoauth2" if xoauth2 else "password"
+    secret = actions.secret_from_input({"auth": auth, "oauth": oauth}, value)
     if oauth:
         if oauth_client_secret_stdin:
             secret["client_secret"] = sys.stdin.readline().rstrip("\r\n")
@@ -139,19 +128,21 @@ def add_imap(
         "port": port,
         "security": security,
         "username": username,
-        "auth": "xoauth2" if xoauth2 else "password",
+        "auth": auth,
         "folders": folder or [],
         "verify_tls": not no_verify_tls,
         "ca_pem": _read_ca_file(ca_file) if ca_file is not None else None,
         "oauth": oauth or None,
     }
     with app_session() as opened:
-        account = _registry(opened).add(
+        account = actions.add_account(
+            opened,
             "imap",
             name,
             settings,
             secret=secret,
             owner=Users(opened.engine).resolve_owner(user).id,
+            admin=True,
             addresses=address or ([username] if "@" in username else []),
             owner_name=owner_name,
             sync_interval_seconds=sync_interval,
@@ -162,14 +153,6 @@ def add_imap(
 def _given(**values: Any) -> dict[str, Any]:
     """The options that were given (not None)."""
     return {key: value for key, value in values.items() if value is not None}
-
-
-def _secret_of(settings: dict[str, Any], value: str) -> dict[str, Any]:
-    """What a person's secret is for an account with ``settings``: a password, an access
-    token (XOAUTH2), or a refresh token (XOAUTH2 with an OAuth client)."""
-    if settings.get("oauth"):
-        return {"refresh_token": value}
-    return {"token" if settings.get("auth") == "xoauth2" else "password": value}
 
 
 def _read_ca_file(path: Path) -> str:
@@ -190,11 +173,13 @@ def _add_local(
     as_json: bool,
 ) -> None:
     with app_session() as opened:
-        account = _registry(opened).add(
+        account = actions.add_account(
+            opened,
             provider,
             name,
             {"path": str(path)},
             owner=Users(opened.engine).resolve_owner(user).id,
+            admin=True,
             addresses=address,
             owner_name=owner_name,
             sync_interval_seconds=sync_interval,
@@ -230,24 +215,11 @@ def add_mbox(
     _add_local("mbox", name, path, address, owner_name, sync_interval, user, as_json)
 
 
-def resolve_account(registry: Accounts, ref: str) -> Account:
-    """An account by id, or by its (unique) name."""
-    try:
-        return registry.get(ref)
-    except NotFound:
-        named = [a for a in registry.list() if a.name == ref]
-        if len(named) == 1:
-            return named[0]
-        if len(named) > 1:
-            raise InvalidRequest(f"several accounts are named {ref!r}; use the id") from None
-        raise
-
-
 @account_app.command("list")
 def account_list(as_json: JsonOpt = False) -> None:
     """List accounts."""
     with app_session() as opened:
-        found = _registry(opened).list()
+        found = actions.list_accounts(opened)
     if as_json:
         print_json([a.to_dict() for a in found])
         return
@@ -265,9 +237,7 @@ def account_list(as_json: JsonOpt = False) -> None:
 def account_show(account: str, as_json: JsonOpt = False) -> None:
     """Show an account (settings without secrets, state, counts per folder)."""
     with app_session() as opened:
-        registry = _registry(opened)
-        found = resolve_account(registry, account)
-        data = found.to_dict() | registry.counts(found.id)
+        data = actions.detail(opened, actions.find_account(opened, account))
     if as_json:
         print_json(data)
         return
@@ -297,9 +267,7 @@ def account_show(account: str, as_json: JsonOpt = False) -> None:
 def account_test(account: str, as_json: JsonOpt = False) -> None:
     """Connect, list folders and counts, and say clearly what is wrong, if anything."""
     with app_session() as opened:
-        registry = _registry(opened)
-        found = resolve_account(registry, account)
-        result = probe_account(registry, found, opened.settings.imap_timeout_seconds)
+        result = actions.test_account(opened, actions.find_account(opened, account))
     if as_json:
         print_json(result)
     elif result["ok"]:
@@ -364,8 +332,7 @@ def account_update(
     if settings:
         changes["settings"] = settings
     with app_session() as opened:
-        registry = _registry(opened)
-        found = resolve_account(registry, account)
+        found = actions.find_account(opened, account)
         secret = None
         if password_stdin:
             if found.provider != "imap":
@@ -373,10 +340,10 @@ def account_update(
             value = sys.stdin.readline().rstrip("\r\n")
             if not value:
                 raise InvalidRequest("no password on standard input")
-            secret = _secret_of(found.settings, value)
+            secret = actions.secret_from_input(found.settings, value)
         if not changes and secret is None:
             raise InvalidRequest("nothing to change (see --help)")
-        updated = registry.update(found.id, secret=secret, **changes)
+        updated = actions.update_account(opened, found, admin=True, secret=secret, **changes)
     if as_json:
         print_json(updated.to_dict())
     else:
@@ -390,137 +357,8 @@ def account_remove(
 ) -> None:
     """Remove an account and its local copy (the mail on the server is not touched)."""
     with app_session() as opened:
-        registry = _registry(opened)
-        found = resolve_account(registry, account)
+        found = actions.find_account(opened, account)
         if not yes and sys.stdin.isatty():
             typer.confirm(f"Remove {found.name!r} and its local copy?", abort=True)
-        registry.remove(found.id)
+        actions.remove_account(opened, found)
     out.print(f"removed {found.name} ({found.id})")
-
-
-def sync_cmd(
-    account: str,
-    wait: Annotated[
-        bool, typer.Option("--wait", help="Wait for the end, showing progress.")
-    ] = False,
-    as_json: JsonOpt = False,
-) -> None:
-    """Sync an account now; prints the job id (with --wait: waits, exit 1 if it failed)."""
-    with app_session() as opened:
-        found = resolve_account(_registry(opened), account)
-        job = enqueue_sync(opened.queue, found)
-        if not wait:
-            if as_json:
-                print_json(job.to_dict())
-            else:
-                sys.stdout.write(job.id + "\n")
-            return
-        final = wait_with_progress(opened, job, quiet=as_json)
-    if as_json:
-        print_json(final.to_dict())
-    else:
-        _summary(final)
-    if final.status != JobStatus.COMPLETED:
-        raise typer.Exit(EXIT_FAILED)
-
-
-def wait_with_progress(opened: App, job: Job, *, quiet: bool = False) -> Job:
-    """Wait for a job, showing its progress; runs it here when no worker is alive."""
-    from inboxd.jobs.worker import Worker, live_workers
-
-    runner: threading.Thread | None = None
-    worker: Worker | None = None
-    if job.status == JobStatus.PENDING and live_workers(opened) == 0:
-        # Through the queue all the same, so history and progress look as with a worker.
-        worker = Worker(opened, concurrency=1, only=[job.id], queues=[job.queue])
-        runner = threading.Thread(
-            target=worker.run, kwargs={"install_signals": False, "max_jobs": 1}, daemon=True
-        )
-        runner.start()
-    try:
-        return _watch(opened, job.id, quiet)
-    except KeyboardInterrupt:
-        if worker is not None:
-            worker.stop(hard=True)
-        raise
-    finally:
-        if runner is not None:
-            runner.join(timeout=30)
-
-
-def _watch(opened: App, job_id: str, quiet: bool) -> Job:
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=err, disable=quiet, transient=True) as bar:
-        task = bar.add_task("queued", total=None, rate="")
-        while True:
-            job = opened.queue.get(job_id)
-            rate = f"{job.rate:,.0f}/s" if job.rate else ""
-            bar.update(
-                task,
-                description=f"{job.step or job.status.value}",
-                total=job.progress_total,
-                completed=job.progress_current,
-                rate=rate,
-            )
-            if job.status.finished:
-                return job
-            time.sleep(0.1)
-
-
-def _summary(job: Job) -> None:
-    if job.status == JobStatus.COMPLETED:
-        result = job.result or {}
-        out.print(
-            f"[green]sync completed[/green]: {result.get('new', 0)} new, "
-            f"{result.get('fetched', 0)} fetched, {result.get('expunged', 0)} deleted on the "
-            f"server, {result.get('flags_changed', 0)} flag changes (job {job.id})"
-        )
-    else:
-        err.print(
-            f"[red]sync {job.status.value}[/red]: {job.error or ''} (job {job.id})", highlight=False
-        )
-
-
-def demo_cmd(
-    count: Annotated[int, typer.Option(help="How many messages to generate.")] = 3000,
-    as_json: JsonOpt = False,
-) -> None:
-    """Create a demo mailbox (generated mail), register it as an account and sync it."""
-    from inboxd.mail.demo import generate_demo_maildir
-
-    with app_session() as opened:
-        account = ensure_demo_account(opened, count, generate_demo_maildir)
-        job = enqueue_sync(opened.queue, account)
-        final = wait_with_progress(opened, job, quiet=as_json)
-    if as_json:
-        print_json({"account_id": account.id, "job": final.to_dict()})
-    else:
-        _summary(final)
-        out.print(f"demo account: {account.name} ({account.id})")
-
-
-DEMO_NAME = "Demo mailbox"
-
-
-def ensure_demo_account(opened: App, count: int, generate: Any) -> Account:
-    """The demo account, its Maildir generated on first use."""
-    root = opened.settings.data_dir / "demo-mail"
-    generate(root, count=count)
-    registry = _registry(opened)
-    for account in registry.list():
-        if account.name == DEMO_NAME and account.provider == "maildir":
-            return account
-    return registry.add(
-        "maildir",
-        DEMO_NAME,
-        {"path": str(root)},
-        owner=Users(opened.engine).ensure_admin()[0].id,
-        addresses=["you@demo.inboxd.local"],
-        owner_name="Alex Demo",
-    )

@@ -192,10 +192,7 @@ def serve(
 
 
 def _prepare_demo(app: App) -> None:
-    from inboxd.cli.accounts import ensure_demo_account
-    from inboxd.mail.demo import generate_demo_maildir
-    from inboxd.sync.task import enqueue_sync
+    from inboxd.actions.demo import start_demo
 
-    account = ensure_demo_account(app, 3000, generate_demo_maildir)
-    job = enqueue_sync(app.queue, account)
+    account, job = start_demo(app)
     sys.stdout.write(f"demo mailbox ready: account {account.name!r}, sync job {job.id}\n")

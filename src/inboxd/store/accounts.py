@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -278,14 +279,22 @@ class Accounts:
             conn.execute(delete(accounts).where(accounts.c.id == account_id))
         packs.remove_account(packs.packs_root(self.engine), account_id)
 
+    def message_counts(self, account_ids: Sequence[str]) -> dict[str, int]:
+        """Messages stored (not expunged) per account, for the accounts that have any."""
+        if not account_ids:
+            return {}
+        with reading(self.engine) as conn:
+            rows = conn.execute(
+                select(messages.c.account_id, func.count())
+                .where(messages.c.account_id.in_(account_ids), messages.c.expunged_at.is_(None))
+                .group_by(messages.c.account_id)
+            )
+            return {account_id: int(n) for account_id, n in rows}
+
     def counts(self, account_id: str) -> dict[str, Any]:
         """Messages stored for the account, in all and per folder (not expunged)."""
+        total = self.message_counts([account_id]).get(account_id, 0)
         with reading(self.engine) as conn:
-            total = conn.execute(
-                select(func.count())
-                .select_from(messages)
-                .where(messages.c.account_id == account_id, messages.c.expunged_at.is_(None))
-            ).scalar_one()
             per_folder = conn.execute(
                 select(folders.c.name, func.count(locations.c.remote_key))
                 .select_from(

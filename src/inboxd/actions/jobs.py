@@ -1,0 +1,126 @@
+"""Jobs as people and programs act on them: start, inspect, cancel, retry, approve."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from inboxd.app import App
+from inboxd.config import Settings
+from inboxd.errors import Forbidden, InvalidField
+from inboxd.jobs.model import Job, JobEvent
+from inboxd.jobs.registry import TaskSpec, all_tasks, get_task, load_builtin_tasks
+from inboxd.store.accounts import Account
+from inboxd.sync.task import enqueue_sync
+
+#: Queues whose kinds only an admin may start by hand (housekeeping).
+ADMIN_QUEUES = frozenset({"maintenance"})
+
+
+def check_may_start(kind: str, *, admin: bool) -> TaskSpec:
+    """The spec of ``kind`` if this user may start it by hand (UnknownJobKind, Forbidden)."""
+    spec = get_task(kind)
+    if spec.queue in ADMIN_QUEUES and not admin:
+        raise Forbidden(f"only an admin may start {kind!r} jobs")
+    return spec
+
+
+def start_job(
+    app: App,
+    kind: str,
+    params: dict[str, Any],
+    *,
+    user_id: str,
+    admin: bool,
+    account: Account | None = None,
+) -> Job:
+    """Start a job of ``kind`` for a user (a sync goes through its one-per-account rule)."""
+    check_may_start(kind, admin=admin)
+    if kind == "sync":
+        if account is None:
+            raise InvalidField("a sync job needs an account_id")
+        return enqueue_sync(app.queue, account)
+    return app.queue.enqueue(
+        kind,
+        params,
+        owner=account.owner if account else user_id,
+        account_id=account.id if account else None,
+    )
+
+
+def enqueue_job(
+    app: App,
+    kind: str,
+    params: dict[str, Any],
+    *,
+    dedupe_key: str | None = None,
+    priority: int = 0,
+    queue: str | None = None,
+    run_at: datetime | None = None,
+    owner: str | None = None,
+    max_attempts: int | None = None,
+    awaiting_approval: bool = False,
+) -> Job:
+    """Enqueue any job with every option of the queue (the operator's command line)."""
+    return app.queue.enqueue(
+        kind,
+        params,
+        dedupe_key=dedupe_key,
+        priority=priority,
+        queue=queue,
+        run_at=run_at,
+        owner=owner,
+        max_attempts=max_attempts,
+        awaiting_approval=awaiting_approval,
+    )
+
+
+def list_jobs(
+    app: App,
+    *,
+    status: Sequence[str] | None = None,
+    kind: str | None = None,
+    owner: str | None = None,
+    account_id: str | None = None,
+    limit: int = 100,
+) -> list[Job]:
+    """Jobs, newest first; ``owner`` limits them to one owner's."""
+    return app.queue.list_jobs(
+        status=list(status) if status else None,
+        kind=kind,
+        owner=owner,
+        account_id=account_id,
+        limit=limit,
+    )
+
+
+def get_job(app: App, job_id: str, *, owner: str | None = None) -> Job:
+    """One job's snapshot (NotFound for another owner's job)."""
+    return app.queue.get(job_id, owner=owner)
+
+
+def cancel_job(app: App, job_id: str, *, owner: str | None = None) -> Job:
+    """Cancel at once when waiting, at the next checkpoint when running."""
+    return app.queue.cancel(job_id, owner=owner)
+
+
+def retry_job(app: App, job_id: str, *, owner: str | None = None) -> Job:
+    """Queue a failed or cancelled job again (same id, attempts reset)."""
+    return app.queue.retry(job_id, owner=owner)
+
+
+def approve_job(app: App, job_id: str, *, owner: str | None = None) -> Job:
+    """Let a job that awaits a person's approval run."""
+    return app.queue.approve(job_id, owner=owner)
+
+
+def job_events(app: App, job_id: str, *, after_id: int = 0) -> list[JobEvent]:
+    """A job's events after ``after_id``, oldest first."""
+    return app.queue.events(job_id, after_id=after_id)
+
+
+def job_kinds(settings: Settings) -> list[TaskSpec]:
+    """The job kinds this installation can run (its own task modules included)."""
+    load_builtin_tasks(settings.task_modules)
+    return all_tasks()

@@ -1,0 +1,121 @@
+"""``inboxd sync`` and ``inboxd demo``: start a sync and follow its progress."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
+from inboxd.actions import accounts as actions
+from inboxd.actions.demo import start_demo
+from inboxd.actions.jobs import get_job
+from inboxd.app import App
+from inboxd.cli.common import EXIT_FAILED, JsonOpt, app_session, err, out, print_json
+from inboxd.jobs.model import Job, JobStatus
+
+
+def sync_cmd(
+    account: str,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Wait for the end, showing progress.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Sync an account now; prints the job id (with --wait: waits, exit 1 if it failed)."""
+    with app_session() as opened:
+        job = actions.sync_now(opened, actions.find_account(opened, account))
+        if not wait:
+            if as_json:
+                print_json(job.to_dict())
+            else:
+                sys.stdout.write(job.id + "\n")
+            return
+        final = wait_with_progress(opened, job, quiet=as_json)
+    if as_json:
+        print_json(final.to_dict())
+    else:
+        _summary(final)
+    if final.status != JobStatus.COMPLETED:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def wait_with_progress(opened: App, job: Job, *, quiet: bool = False) -> Job:
+    """Wait for a job, showing its progress; runs it here when no worker is alive."""
+    from inboxd.jobs.worker import Worker, live_workers
+
+    runner: threading.Thread | None = None
+    worker: Worker | None = None
+    if job.status == JobStatus.PENDING and live_workers(opened) == 0:
+        # Through the queue all the same, so history and progress look as with a worker.
+        worker = Worker(opened, concurrency=1, only=[job.id], queues=[job.queue])
+        runner = threading.Thread(
+            target=worker.run, kwargs={"install_signals": False, "max_jobs": 1}, daemon=True
+        )
+        runner.start()
+    try:
+        return _watch(opened, job.id, quiet)
+    except KeyboardInterrupt:
+        if worker is not None:
+            worker.stop(hard=True)
+        raise
+    finally:
+        if runner is not None:
+            runner.join(timeout=30)
+
+
+def _watch(opened: App, job_id: str, quiet: bool) -> Job:
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err, disable=quiet, transient=True) as bar:
+        task = bar.add_task("queued", total=None, rate="")
+        while True:
+            job = get_job(opened, job_id)
+            rate = f"{job.rate:,.0f}/s" if job.rate else ""
+            bar.update(
+                task,
+                description=f"{job.step or job.status.value}",
+                total=job.progress_total,
+                completed=job.progress_current,
+                rate=rate,
+            )
+            if job.status.finished:
+                return job
+            time.sleep(0.1)
+
+
+def _summary(job: Job) -> None:
+    if job.status == JobStatus.COMPLETED:
+        result = job.result or {}
+        out.print(
+            f"[green]sync completed[/green]: {result.get('new', 0)} new, "
+            f"{result.get('fetched', 0)} fetched, {result.get('expunged', 0)} deleted on the "
+            f"server, {result.get('flags_changed', 0)} flag changes (job {job.id})"
+        )
+    else:
+        err.print(
+            f"[red]sync {job.status.value}[/red]: {job.error or ''} (job {job.id})", highlight=False
+        )
+
+
+def demo_cmd(
+    count: Annotated[int, typer.Option(help="How many messages to generate.")] = 3000,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a demo mailbox (generated mail), register it as an account and sync it."""
+    with app_session() as opened:
+        account, job = start_demo(opened, count)
+        final = wait_with_progress(opened, job, quiet=as_json)
+    if as_json:
+        print_json({"account_id": account.id, "job": final.to_dict()})
+    else:
+        _summary(final)
+        out.print(f"demo account: {account.name} ({account.id})")
