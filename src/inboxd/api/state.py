@@ -12,7 +12,6 @@ from starlette.requests import HTTPConnection
 from inboxd.api.limits import RateLimiter
 from inboxd.api.pump import EventPump
 from inboxd.app import App
-from inboxd.store.accounts import Accounts
 from inboxd.store.users import Users
 
 
@@ -23,7 +22,6 @@ class ApiState:
     app: App
     pump: EventPump
     users: Users = field(init=False)
-    accounts: Accounts = field(init=False)
     job_limiter: RateLimiter = field(init=False)
     login_limiter: RateLimiter = field(init=False)
     #: Recent rechecks of open live streams' credentials: digest -> (loop time, user id).
@@ -34,7 +32,6 @@ class ApiState:
     def __post_init__(self) -> None:
         settings = self.app.settings
         self.users = Users(self.app.engine)
-        self.accounts = Accounts(self.app.engine, settings)
         self.job_limiter = RateLimiter(settings.jobs_rate_per_minute)
         self.login_limiter = RateLimiter(settings.login_rate_per_minute)
 

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from inboxd import __version__
 from inboxd.cli.accounts import account_app
 from inboxd.cli.common import app_session, err, out
 from inboxd.cli.jobs import jobs_app
@@ -27,6 +28,25 @@ app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 app.command("sync")(sync_cmd)
 app.command("demo")(demo_cmd)
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        sys.stdout.write(f"inboxd {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """inboxd: mail accounts in sync, long mail work as durable jobs."""
+
 
 # -- worker, scheduler, db --------------------------------------------------------------------
 
