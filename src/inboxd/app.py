@@ -3,7 +3,9 @@ point (CLI, worker, server)."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import Engine
 
@@ -13,6 +15,14 @@ from inboxd.db.engine import make_engine
 from inboxd.jobs.leases import Leases
 from inboxd.jobs.queue import Queue
 from inboxd.jobs.registry import load_builtin_tasks
+
+
+def private_directory(path: Path) -> None:
+    """The data dir holds the database, the key file and packs: its owner's eyes only."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    info = path.stat()
+    if info.st_uid == os.getuid() and info.st_mode & 0o077:
+        path.chmod(0o700)
 
 
 @dataclass
@@ -28,6 +38,7 @@ class App:
     def open(cls, settings: Settings | None = None, *, upgrade: bool = True) -> App:
         """Connect, apply migrations (unless told not to) and register task kinds."""
         settings = settings or load_settings()
+        private_directory(settings.data_dir)
         engine = make_engine(
             settings.effective_database_url,
             busy_timeout_ms=settings.sqlite_busy_timeout_ms,

@@ -48,9 +48,29 @@ def make_engine(url: str, *, busy_timeout_ms: int = 30_000, pool_size: int = 10)
     )
 
 
+#: Files of a SQLite database that hold mail metadata (subjects, addresses, snippets).
+_SQLITE_FILES = ("", "-wal", "-shm", "-journal", "-writer.lock")
+
+
+def private_sqlite_files(database: Path) -> None:
+    """Make the database's files readable by their owner only: created 0600 (SQLite gives
+    its -wal and -shm files the database file's mode), existing ones tightened."""
+    database.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not database.exists():
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT, 0o600))
+    for suffix in _SQLITE_FILES:
+        path = Path(f"{database}{suffix}")
+        try:
+            info = path.stat()
+        except FileNotFoundError:
+            continue
+        if info.st_uid == os.getuid() and info.st_mode & 0o077:
+            path.chmod(0o600)
+
+
 def _sqlite_engine(url: str, database: str | None, busy_ms: int, pool_size: int) -> Engine:
-    if database and database != ":memory:":
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    if database and database != ":memory:" and not database.startswith("file:"):
+        private_sqlite_files(Path(database).expanduser())
     engine = create_engine(
         url,
         connect_args={"check_same_thread": False, "timeout": busy_ms / 1000},
