@@ -1,14 +1,18 @@
-"""Faults: the database restarting under running jobs loses nothing."""
+"""Faults: the database restarting under running jobs loses nothing; while it is out of
+reach, the API says so (503) instead of failing."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from sqlalchemy import make_url
 
 from inboxd.jobs.model import JobStatus
 from tests.services.postgres import PostgresServer
 from tests.support.apps import make_app, running_worker, wait_finished, wait_for
+from tests.support.proxy import Proxy
+from tests.support.server import start_server
 
 pytestmark = pytest.mark.postgres
 
@@ -32,3 +36,23 @@ def test_postgres_restart_mid_job_loses_nothing(
         assert {app.queue.get(i).status for i in queued_behind} == {JobStatus.COMPLETED}
     finally:
         app.close()
+
+
+def test_api_answers_503_while_the_database_is_unreachable(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    target = make_url(postgres_url)
+    assert target.port is not None
+    with Proxy(target.port) as proxy:
+        proxied = target.set(port=proxy.port).render_as_string(hide_password=False)
+        server = start_server(tmp_path / "server", database_url=proxied, worker=False)
+        try:
+            with server.client() as client:
+                assert client.get("/api/jobs").status_code == 200
+                proxy.close()  # the database is gone: connections refused, open ones cut
+                answer = client.get("/api/jobs")
+                assert answer.status_code == 503, answer.text
+                assert answer.json()["error"]["code"] == "unavailable"
+                assert answer.headers["retry-after"].isdigit()
+        finally:
+            server.stop()

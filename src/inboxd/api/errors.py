@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
 
 from inboxd.errors import (
@@ -117,6 +117,16 @@ def install(app: FastAPI) -> None:
             400,
         )
 
+    @app.exception_handler(OperationalError)
+    async def _database_down(_request: Request, exc: OperationalError) -> JSONResponse:
+        return _unavailable(exc)
+
+    @app.exception_handler(DBAPIError)
+    async def _database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        if exc.connection_invalidated:
+            return _unavailable(exc)
+        return await _unexpected(request, exc)
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = []
@@ -129,3 +139,17 @@ def install(app: FastAPI) -> None:
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error", exc_info=exc)
         return JSONResponse(error_body("internal", "internal server error"), 500)
+
+
+#: Seconds a client is asked to wait while the database cannot be reached.
+DATABASE_RETRY_AFTER = 5
+
+
+def _unavailable(exc: DBAPIError) -> JSONResponse:
+    """The database is down or restarting: the request may well work again soon."""
+    log.warning("database unavailable: %s", str(exc.orig or exc).strip().splitlines()[0])
+    return JSONResponse(
+        error_body("unavailable", "the database is unavailable; retry shortly"),
+        503,
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
+    )
