@@ -10,17 +10,17 @@ from datetime import UTC, datetime
 
 import pytest
 
+from inboxd.mail.body import TEXT_BODY_CAP
+from inboxd.mail.dates import parse_date
+from inboxd.mail.headers import decode_header_value
+from inboxd.mail.html_text import MAX_LINKS
 from inboxd.mail.message import (
-    MAX_LINKS,
-    TEXT_BODY_CAP,
     ParsedMessage,
-    decode_header_value,
     header_fingerprint,
-    parse_date,
     parse_headers_only,
-    parse_message,
     summarize_message,
 )
+from inboxd.mail.reading import parse_message
 
 SIMPLE = (
     b"Return-Path: <jo@example.com>\n"
