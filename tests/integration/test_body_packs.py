@@ -15,7 +15,7 @@ from inboxd.db.engine import reading, writing
 from inboxd.db.tables import message_bodies, messages
 from inboxd.errors import NotFound
 from inboxd.jobs.model import JobStatus
-from inboxd.mail.message import parse_message
+from inboxd.mail.reading import parse_message
 from inboxd.providers.base import FetchedMessage
 from inboxd.store import bodies
 from inboxd.store.accounts import Account, Accounts

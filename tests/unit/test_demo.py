@@ -19,7 +19,8 @@ from inboxd.mail.demo import (
     DemoSummary,
     generate_demo_maildir,
 )
-from inboxd.mail.message import ParsedMessage, parse_message
+from inboxd.mail.message import ParsedMessage
+from inboxd.mail.reading import parse_message
 from inboxd.providers.maildir import iter_maildir, read_entry, scan_maildir
 
 NOW = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import mailbox
 from pathlib import Path
 
-from inboxd.mail.message import parse_message
+from inboxd.mail.reading import parse_message
 from inboxd.providers.mbox import MboxEntry, iter_mbox
 
 FROM_1 = b"From alice@example.com Mon Jan  1 10:00:00 2024\n"

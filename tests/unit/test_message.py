@@ -10,17 +10,15 @@ from datetime import UTC, datetime
 
 import pytest
 
+from inboxd.mail.body import TEXT_BODY_CAP
+from inboxd.mail.html_text import MAX_LINKS
 from inboxd.mail.message import (
-    MAX_LINKS,
-    TEXT_BODY_CAP,
     ParsedMessage,
-    decode_header_value,
     header_fingerprint,
-    parse_date,
     parse_headers_only,
-    parse_message,
     summarize_message,
 )
+from inboxd.mail.reading import parse_message
 
 SIMPLE = (
     b"Return-Path: <jo@example.com>\n"
@@ -222,17 +220,6 @@ def test_eight_bit_headers() -> None:
     assert "8-bit header Subject is not UTF-8, decoded as cp1252" in p.parse_errors
 
 
-def test_encoded_word_oddities() -> None:
-    assert decode_header_value("=?UTF-8?Q?a_b?= =?UTF-8?Q?c?=") == "a bc"
-    assert decode_header_value("x =?utf-8?b?w6k=?= y") == "x é y"
-    # A multibyte character split across two words is joined before decoding.
-    assert decode_header_value("=?utf-8?b?ww==?= =?utf-8?b?qQ==?=") == "é"
-    assert decode_header_value("=?x-unknown-cs?q?caf=E9?=") == "café"
-    assert decode_header_value("=?utf-8*en?q?hi?=") == "hi"
-    assert decode_header_value("=?utf-8?b?!!!?=") == ""
-    assert decode_header_value("plain\r\n folded") == "plain folded"
-
-
 def test_an_address_header_read_again_gives_the_same_fields_and_notes() -> None:
     # Address headers are read once and remembered; each message still gets its own notes.
     raw = b"From: Jos\xe9 <JOSE@example.com>\nTo: a@example.com, =?x?q?B?= <b@example.com>\n\nx"
@@ -311,26 +298,6 @@ def test_header_problems_are_noted() -> None:
 def test_date_without_zone_is_utc() -> None:
     p = parse_message(b"Date: Mon, 1 Jan 2024 10:00:00 -0000\n\nx")
     assert p.date == datetime(2024, 1, 1, 10, 0, tzinfo=UTC)
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        ("Sat, 15 Jan 2022 01:33:20 -0530", datetime(2022, 1, 15, 7, 3, 20, tzinfo=UTC)),
-        ("15 Jan 2022 01:33 +1400", datetime(2022, 1, 14, 11, 33, tzinfo=UTC)),
-        (
-            "15-Jan-2022 01:33:20 +0000".replace("-", " ", 2),
-            datetime(2022, 1, 15, 1, 33, 20, tzinfo=UTC),
-        ),
-        ("31 Feb 2022 01:33:20 +0000", None),
-        # At the edge of datetime's range the offset leads out of it: unreadable, not a crash.
-        ("31 Dec 9999 23:59:59 -0100", None),
-    ],
-)
-def test_dates_are_read_as_utc(value: str, expected: datetime | None) -> None:
-    assert parse_date(value) == expected
-    found = parse_date(value)
-    assert found is None or found.tzinfo is UTC
 
 
 def test_empty_input() -> None:

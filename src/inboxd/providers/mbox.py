@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from inboxd.mail.message import decode_header_value
+from inboxd.mail.headers import decode_header_value
 
 __all__ = ["MAX_MESSAGE_BYTES", "MboxEntry", "iter_mbox"]
 

@@ -27,7 +27,7 @@ from imapclient.imap4 import IMAP4WithTimeout
 from imapclient.response_parser import parse_response
 from imapclient.tls import IMAP4_TLS
 
-from inboxd.mail.message import parse_date
+from inboxd.mail.dates import parse_date
 from inboxd.providers.base import (
     AuthenticationFailed,
     FetchedMessage,
