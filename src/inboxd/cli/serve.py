@@ -20,6 +20,7 @@ from types import FrameType
 
 import uvicorn
 
+from inboxd.api.http_limits import LimitedHttpProtocol
 from inboxd.api.main import DirectStreams, create_api
 from inboxd.api.pump import EventPump
 from inboxd.app import App
@@ -162,6 +163,7 @@ def serve(
         DirectStreams(api),
         host=host,
         port=port,
+        http=LimitedHttpProtocol,
         log_level=app.settings.log_level.lower(),
         access_log=False,
         ws_max_size=64 * 1024,
