@@ -3,11 +3,11 @@ refused at once (414/431), and a client sending one never slows the others down.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -27,10 +27,9 @@ def _raw(server: ServerProcess, head: bytes, *, timeout: float = 10.0) -> bytes:
     """Send ``head`` as it is; the server's whole answer (it closes after a refusal)."""
     port = int(server.base_url.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        try:
+        # Refused before we finished sending: the answer is already waiting.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             sock.sendall(head)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # refused before we finished: the answer is already waiting
         answer = b""
         while chunk := sock.recv(65536):
             answer += chunk
