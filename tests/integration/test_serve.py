@@ -50,6 +50,10 @@ def test_first_start_prints_a_working_key_and_later_starts_do_not(tmp_path: Path
         keys.append(re.findall(r"ibx_[A-Za-z0-9_-]+", output))
     assert len(keys[0]) == 1, "the first start shows one key"
     assert keys[1] == [], "a key is shown once only"
+    # Service managers log stdout: the key is also in a file only its owner may read.
+    saved = data / "first-admin-key"
+    assert saved.read_text().strip() == keys[0][0]
+    assert saved.stat().st_mode & 0o777 == 0o600
     assert "inboxd keys create --user admin" in output
     # The printed key logs in (checked on a third start).
     server_env = dict(env)

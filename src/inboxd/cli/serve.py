@@ -10,12 +10,14 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import logging
+import os
 import signal
 import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 
 import uvicorn
@@ -121,18 +123,35 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+#: Where the first admin key is also written (0600), since service managers log stdout.
+FIRST_KEY_FILE = "first-admin-key"
+
+
 def login_hint(app: App, *, print_key: bool = True) -> str:
-    """How to log in: a first key for a new admin (shown once), else how to make one."""
+    """How to log in: a first key for a new admin (shown once and written to a file only the
+    owner can read), else how to make one."""
     users = Users(app.engine)
     admin, _created = users.ensure_admin()
     has_key = any(not key["revoked"] for key in users.list_keys(admin))
     if not has_key and print_key:
         issued = users.create_key(admin, label="created by inboxd serve")
+        saved = _save_first_key(app.settings.data_dir / FIRST_KEY_FILE, issued.key)
         return (
             f"Log in as {admin.name!r} with this API key (shown once; keep it):\n\n"
-            f"    {issued.key}\n"
+            f"    {issued.key}\n\n"
+            f"It is also in {saved} (readable by you only): delete that file once the key is "
+            "kept elsewhere.\n"
         )
     return f"Log in with an API key; make one with:  inboxd keys create --user {admin.name}\n"
+
+
+def _save_first_key(path: Path, key: str) -> Path:
+    """Write the key to ``path``, mode 0600 (a file left by an earlier first start is replaced)."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as out:
+        out.write(key + "\n")
+    return path
 
 
 def serve(
