@@ -156,6 +156,15 @@ class Settings(BaseSettings):
     login_rate_per_minute: int = Field(
         default=20, ge=1, description="Login attempts per minute from one client address."
     )
+    account_tests_per_minute: int = Field(
+        default=6, ge=1, description="Account connection tests one user may run per minute."
+    )
+    account_test_concurrency: int = Field(
+        default=4,
+        ge=1,
+        description="Account connection tests the server runs at once (each waits on a mail "
+        "server); one more is refused with 429 at once.",
+    )
     embedded_workers: int = Field(
         default=1,
         ge=0,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, Response
 
 from inboxd.actions import accounts as actions
@@ -21,6 +23,9 @@ from inboxd.api.state import ApiState, State
 from inboxd.store.users import User
 
 router = APIRouter(prefix="/api/accounts", tags=["accounts"])
+
+#: Retry-After of a test refused because every test slot is busy.
+TEST_RETRY_SECONDS = 5.0
 
 
 def owned_account(state: ApiState, user: User, account_id: str) -> actions.Account:
@@ -98,14 +103,22 @@ def delete_account(account_id: str, user: CurrentUser, state: State) -> Response
 @router.post(
     "/{account_id}/test",
     response_model=ProbeOut,
-    responses=error_responses(400, 401, 403, 404, 422),
+    responses=error_responses(400, 401, 403, 404, 422, 429),
 )
-def test_account(account_id: str, user: CurrentUser, state: State) -> Any:
+async def test_account(account_id: str, user: CurrentUser, state: State) -> Any:
     """Connect, list folders and counts; say plainly what is wrong."""
-    account = owned_account(state, user, account_id)
-    # Runs on a worker thread of the server (this handler is sync), bounded by a timeout.
+    account = await anyio.to_thread.run_sync(owned_account, state, user, account_id)
+    wait = state.test_limiter.take(user.id)
+    if wait is not None:
+        raise rate_limited(wait)
+    if state.test_slots.available_tokens < 1:
+        # Refused at once: a queue of tests waiting on silent servers helps nobody.
+        raise rate_limited(TEST_RETRY_SECONDS)
+    # Its own small pool: tests wait on mail servers, and the shared pool serves every
+    # other request of every user.
     timeout = min(15.0, state.app.settings.imap_timeout_seconds)
-    return actions.test_account(state.app, account, timeout=timeout)
+    probe = partial(actions.test_account, state.app, account, timeout=timeout)
+    return await anyio.to_thread.run_sync(probe, limiter=state.test_slots)
 
 
 @router.post(

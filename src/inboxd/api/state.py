@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, Request
 from starlette.requests import HTTPConnection
 
@@ -23,6 +24,9 @@ class ApiState:
     pump: EventPump
     users: Users = field(init=False)
     job_limiter: RateLimiter = field(init=False)
+    test_limiter: RateLimiter = field(init=False)
+    #: threads for account tests, apart from the pool every other sync route runs on
+    test_slots: anyio.CapacityLimiter = field(init=False)
     login_limiter: RateLimiter = field(init=False)
     #: Recent rechecks of open live streams' credentials: digest -> (loop time, user id).
     live_rechecks: dict[bytes, tuple[float, asyncio.Future[str | None]]] = field(
@@ -33,6 +37,9 @@ class ApiState:
         settings = self.app.settings
         self.users = Users(self.app.engine)
         self.job_limiter = RateLimiter(settings.jobs_rate_per_minute)
+        per_minute = settings.account_tests_per_minute
+        self.test_limiter = RateLimiter(per_minute, burst=min(per_minute, 3))
+        self.test_slots = anyio.CapacityLimiter(settings.account_test_concurrency)
         self.login_limiter = RateLimiter(settings.login_rate_per_minute)
 
 
