@@ -64,9 +64,11 @@ class Progress:
     # -- reporting -------------------------------------------------------------------------
 
     def step(self, name: str, *, total: int | None = None, message: str | None = None) -> None:
-        """Start a new step (connecting, fetching, …); resets the counts."""
+        """Start a new step (a :class:`~inboxd.vocabulary.Step`, or a task's own name);
+        resets the counts."""
+        # Stored as a plain str: the row and the event payload stay exactly what they were.
         with self._lock:
-            self.step_name, self.current, self.total = name, 0, total
+            self.step_name, self.current, self.total = str(name), 0, total
             self.message = message
             self._samples = [(time.monotonic(), 0)]
             self._unwritten = True

@@ -22,12 +22,13 @@ from inboxd.providers.base import AuthenticationFailed
 from inboxd.providers.imap.session import ImapConfig
 from inboxd.providers.oauth import OAuthClient, RefreshingToken, TokenSource, oauth_settings
 from inboxd.store import packs
+from inboxd.vocabulary import AccountState
 
 Provider = Literal["imap", "maildir", "mbox"]
 PROVIDERS: tuple[str, ...] = ("imap", "maildir", "mbox")
 
-#: Account states shown to people.
-OK, NEEDS_ATTENTION = "ok", "needs_attention"
+#: Account states shown to people (aliases of the vocabulary's names).
+OK, NEEDS_ATTENTION = AccountState.OK, AccountState.NEEDS_ATTENTION
 
 
 @dataclass(frozen=True, kw_only=True)
