@@ -160,5 +160,13 @@ class JobEvent:
         }
 
 
+@dataclass(frozen=True)
+class LeaseState:
+    """What a heartbeat learned: jobs to cancel, and jobs this worker no longer holds."""
+
+    cancel_requested: frozenset[str]
+    lost: frozenset[str]
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
