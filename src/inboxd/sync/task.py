@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -14,14 +14,12 @@ from inboxd.jobs.progress import TaskContext
 from inboxd.jobs.queue import Queue
 from inboxd.jobs.registry import task
 from inboxd.jobs.scheduler import Schedule, schedule_source
+from inboxd.jobs.services import JobServices
 from inboxd.providers.imap.session import ImapSession
 from inboxd.store.accounts import NEEDS_ATTENTION, OK, Account, Accounts
 from inboxd.sync.helpers import prepare_worker
 from inboxd.sync.imap import ImapSync
 from inboxd.sync.local import sync_maildir, sync_mbox
-
-if TYPE_CHECKING:
-    from inboxd.app import App
 
 
 class SyncParams(BaseModel, extra="forbid"):
@@ -80,7 +78,7 @@ def _run(ctx: TaskContext, registry: Accounts, account: Account) -> dict[str, An
 
 
 @schedule_source
-def _periodic_syncs(app: App) -> list[Schedule]:
+def _periodic_syncs(app: JobServices) -> list[Schedule]:
     """Every enabled account syncs on its own interval (default: the setting), except one
     that needs attention: retrying a rejected password every few minutes gets the account
     locked or the address banned by many servers. Changing its password or settings (or
