@@ -341,9 +341,10 @@ def _print_event(event: JobEvent, as_json: bool) -> None:
 @jobs_app.command("kinds")
 def jobs_kinds(as_json: JsonOpt = False) -> None:
     """List the job kinds this installation can run."""
-    from inboxd.jobs.registry import all_tasks, load_builtin_tasks
+    from inboxd.jobs.registry import all_tasks
+    from inboxd.tasks import load_tasks
 
-    load_builtin_tasks(load_settings().task_modules)
+    load_tasks(load_settings().task_modules)
     specs = all_tasks()
     if as_json:
         print_json(
