@@ -25,11 +25,14 @@ from inboxd.db.engine import is_sqlite
 from inboxd.db.types import utcnow
 from inboxd.jobs import events as job_events_mod
 from inboxd.jobs.listener import Listener
+from inboxd.vocabulary import EventType
 
 log = logging.getLogger(__name__)
 
 #: SSE event names by event type.
-SSE_NAMES = {"status": "job_status"}
+SSE_NAMES = {EventType.STATUS.value: "job_status"}
+# A plain str: compared once per event and subscriber.
+_PROGRESS = EventType.PROGRESS.value
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,7 @@ class LiveEvent:
     @property
     def is_progress(self) -> bool:
         """Progress ticks may be coalesced (latest wins); everything else is a state change."""
-        return self.type == "progress"
+        return self.type == _PROGRESS
 
 
 def live_event(row: Any) -> LiveEvent:
