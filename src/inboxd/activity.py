@@ -14,51 +14,35 @@ from inboxd.db.engine import reading
 from inboxd.db.tables import ACTIVE_STATUSES, accounts, job_runs, jobs
 from inboxd.db.types import utcnow
 from inboxd.jobs.model import Job, JobStatus
+from inboxd.vocabulary import STEP_ACTIVITY, AccountState, ActivityState
 
 #: Account states the dashboard shows.
-ACCOUNT_STATES = (
-    "idle",
-    "queued",
-    "connecting",
-    "fetching",
-    "processing",
-    "categorizing",
-    "labeling",
-    "completed",
-    "error",
-)
-
-_STEP_STATES = {
-    "connecting": "connecting",
-    "listing folders": "connecting",
-    "fetching": "fetching",
-    "storing": "fetching",
-    "categorizing": "categorizing",
-    "labeling": "labeling",
-}
+ACCOUNT_STATES = tuple(ActivityState)
 
 
-def job_state(job: Job) -> str:
+def job_state(job: Job) -> ActivityState:
     """The account state a job implies."""
     if job.status == JobStatus.RUNNING:
         if not job.step and job.kind == "sync":
-            return "connecting"  # claimed, not reported a step yet: it starts by connecting
-        return _STEP_STATES.get(job.step or "", "processing")
+            # claimed, not reported a step yet: it starts by connecting
+            return ActivityState.CONNECTING
+        return STEP_ACTIVITY.get(job.step or "", ActivityState.PROCESSING)
     if job.status in (JobStatus.PENDING, JobStatus.AWAITING_APPROVAL):
-        return "queued"
+        return ActivityState.QUEUED
     if job.status == JobStatus.COMPLETED:
-        return "completed"
+        return ActivityState.COMPLETED
     if job.status == JobStatus.FAILED:
-        return "error"
-    return "idle"
+        return ActivityState.ERROR
+    return ActivityState.IDLE
 
 
 def activity(
-    job: Job | None, account_state: str = "ok", state_message: str | None = None
+    job: Job | None, account_state: str = AccountState.OK, state_message: str | None = None
 ) -> dict[str, Any]:
     """The ``activity`` object of an account: its live state from its latest job."""
+    healthy = account_state == AccountState.OK
     if job is None:
-        state = "error" if account_state != "ok" else "idle"
+        state = ActivityState.IDLE if healthy else ActivityState.ERROR
         return {
             "state": state,
             "job_id": None,
@@ -67,12 +51,12 @@ def activity(
             "message": None,
             "rate": None,
             "eta_seconds": None,
-            "error": state_message if account_state != "ok" else None,
+            "error": None if healthy else state_message,
         }
     data = job.to_dict()
     state = job_state(job)
-    if state in ("completed", "idle") and account_state != "ok":
-        state = "error"
+    if state in (ActivityState.COMPLETED, ActivityState.IDLE) and not healthy:
+        state = ActivityState.ERROR
     return {
         "state": state,
         "job_id": job.id,

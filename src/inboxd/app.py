@@ -14,7 +14,7 @@ from inboxd.db import migrate
 from inboxd.db.engine import make_engine
 from inboxd.jobs.leases import Leases
 from inboxd.jobs.queue import Queue
-from inboxd.jobs.registry import load_builtin_tasks
+from inboxd.tasks import load_tasks
 
 
 def private_directory(path: Path) -> None:
@@ -46,7 +46,7 @@ class App:
         )
         if upgrade:
             migrate.upgrade(engine)
-        load_builtin_tasks(settings.task_modules)
+        load_tasks(settings.task_modules)
         return cls(settings, engine, Queue(engine, settings), Leases(engine, settings))
 
     def close(self) -> None:

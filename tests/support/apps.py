@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 from inboxd.app import App
 from inboxd.config import Settings
 from inboxd.jobs.model import Job
-from inboxd.jobs.registry import load_builtin_tasks
 from inboxd.jobs.worker import Worker
 from inboxd.store.accounts import Account, Accounts
 from inboxd.sync.task import sync_dedupe_key
+from inboxd.tasks import load_tasks
 
 if TYPE_CHECKING:
     from tests.services.dovecot import ImapUser
@@ -39,7 +39,7 @@ def make_app(database_url: str, tmp_path: Path, **overrides: Any) -> App:
         "task_modules": [TEST_TASKS],
     }
     values.update(overrides)
-    load_builtin_tasks([TEST_TASKS])
+    load_tasks([TEST_TASKS])
     return App.open(Settings(**values))
 
 

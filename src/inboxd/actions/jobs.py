@@ -10,9 +10,10 @@ from inboxd.app import App
 from inboxd.config import Settings
 from inboxd.errors import Forbidden, InvalidField
 from inboxd.jobs.model import Job, JobEvent
-from inboxd.jobs.registry import TaskSpec, all_tasks, get_task, load_builtin_tasks
+from inboxd.jobs.registry import TaskSpec, all_tasks, get_task
 from inboxd.store.accounts import Account
 from inboxd.sync.task import enqueue_sync
+from inboxd.tasks import load_tasks
 
 #: Queues whose kinds only an admin may start by hand (housekeeping).
 ADMIN_QUEUES = frozenset({"maintenance"})
@@ -122,5 +123,5 @@ def job_events(app: App, job_id: str, *, after_id: int = 0) -> list[JobEvent]:
 
 def job_kinds(settings: Settings) -> list[TaskSpec]:
     """The job kinds this installation can run (its own task modules included)."""
-    load_builtin_tasks(settings.task_modules)
+    load_tasks(settings.task_modules)
     return all_tasks()

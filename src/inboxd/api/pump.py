@@ -19,18 +19,20 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
-from inboxd.db.engine import is_sqlite, reading
-from inboxd.db.tables import job_events, jobs
+from inboxd.db.engine import is_sqlite
 from inboxd.db.types import utcnow
 from inboxd.jobs import events as job_events_mod
 from inboxd.jobs.listener import Listener
+from inboxd.vocabulary import EventType
 
 log = logging.getLogger(__name__)
 
 #: SSE event names by event type.
-SSE_NAMES = {"status": "job_status"}
+SSE_NAMES = {EventType.STATUS.value: "job_status"}
+# A plain str: compared once per event and subscriber.
+_PROGRESS = EventType.PROGRESS.value
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,7 @@ class LiveEvent:
     @property
     def is_progress(self) -> bool:
         """Progress ticks may be coalesced (latest wins); everything else is a state change."""
-        return self.type == "progress"
+        return self.type == _PROGRESS
 
 
 def live_event(row: Any) -> LiveEvent:
@@ -95,23 +97,9 @@ def read_events(
     limit: int = 1000,
 ) -> list[LiveEvent]:
     """Events after ``after_id`` in id order, with their jobs' owners (replay and pump)."""
-    query = (
-        select(
-            job_events,
-            jobs.c.owner,
-            jobs.c.kind,
-            jobs.c.account_id,
-        )
-        .select_from(job_events.join(jobs, jobs.c.id == job_events.c.job_id))
-        .where(job_events.c.id > after_id)
+    return job_events_mod.read_feed(
+        engine, after_id, live_event, owner=owner, job_id=job_id, limit=limit
     )
-    if owner is not None:
-        query = query.where(jobs.c.owner == owner)
-    if job_id is not None:
-        query = query.where(job_events.c.job_id == job_id)
-    query = query.order_by(job_events.c.id).limit(limit)
-    with reading(engine) as conn:
-        return [live_event(row) for row in conn.execute(query)]
 
 
 class Overflow(Exception):

@@ -20,11 +20,13 @@ from inboxd.api.schemas import (
     LoginIn,
     RunOut,
     UserOut,
+    Vocabulary,
     error_responses,
 )
 from inboxd.api.state import State
 from inboxd.db import migrate
 from inboxd.db.engine import reading
+from inboxd.vocabulary import vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +91,18 @@ def me(user: CurrentUser) -> Any:
 def processing_status(user: CurrentUser, state: State) -> Any:
     """Running and waiting work per account, and recent runs (the polling fallback)."""
     return current_status(state.app.engine, user.owner_filter())
+
+
+@router.get(
+    "/api/vocabulary",
+    tags=["status"],
+    response_model=Vocabulary,
+    responses=error_responses(401),
+)
+def get_vocabulary(user: CurrentUser) -> Any:
+    """Job statuses, event types, steps, account and activity states (the dashboard's
+    source for them)."""
+    return vocabulary()
 
 
 @router.get(

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from inboxd.vocabulary import AccountState, ActivityState, EventType, JobStatus, Step
+
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -154,17 +156,7 @@ class Progress(BaseModel):
 class Activity(BaseModel):
     """An account's live state, from its latest job."""
 
-    state: Literal[
-        "idle",
-        "queued",
-        "connecting",
-        "fetching",
-        "processing",
-        "categorizing",
-        "labeling",
-        "completed",
-        "error",
-    ]
+    state: ActivityState
     job_id: str | None
     step: str | None
     progress: Progress | None
@@ -186,7 +178,7 @@ class AccountOut(BaseModel):
     settings: dict[str, Any]
     enabled: bool
     sync_interval_seconds: int | None
-    state: str
+    state: AccountState
     state_message: str | None
     last_sync_at: str | None
     last_sync_job_id: str | None
@@ -225,7 +217,7 @@ class JobOut(BaseModel):
     id: str
     kind: str
     account_id: str | None
-    status: Literal["pending", "running", "completed", "failed", "cancelled", "awaiting_approval"]
+    status: JobStatus
     step: str | None
     progress: Progress
     message: str | None
@@ -266,8 +258,8 @@ class StatusItem(BaseModel):
     account_name: str | None
     job_id: str
     kind: str
-    status: str
-    state: str
+    status: JobStatus
+    state: ActivityState
     step: str | None
     progress: Progress
     message: str | None
@@ -288,3 +280,19 @@ class Health(BaseModel):
     """Liveness or readiness."""
 
     status: str
+
+
+class Vocabulary(BaseModel):
+    """Every name the API's answers and events use, so that clients need not copy them."""
+
+    job_statuses: list[JobStatus]
+    finished_job_statuses: list[JobStatus]
+    event_types: list[EventType]
+    steps: list[Step] = Field(description="the steps inboxd's own tasks report (others may exist)")
+    account_states: list[AccountState]
+    activity_states: list[ActivityState]
+    running_activity_states: list[ActivityState]
+    active_activity_states: list[ActivityState]
+    step_activity: dict[str, ActivityState] = Field(
+        description="the activity state a running job's step means; any other: processing"
+    )

@@ -11,6 +11,7 @@ from inboxd.errors import PermanentError, RetryableError
 from inboxd.jobs.progress import TaskContext
 from inboxd.jobs.registry import EmptyParams, task
 from inboxd.jobs.retention import prune
+from inboxd.vocabulary import Step
 
 
 @task("noop", params=EmptyParams, queue="default")
@@ -32,7 +33,7 @@ def selftest(ctx: TaskContext, params: SelftestParams) -> dict[str, Any]:
     """Run N steps of T ms with progress, honouring cancel; resumes from its checkpoint."""
     resumed_from = int((ctx.checkpoint or {}).get("done", 0))
     progress = ctx.progress
-    progress.step("selftest", total=params.steps)
+    progress.step(Step.SELFTEST, total=params.steps)
     progress.update(resumed_from)
     for number in range(resumed_from + 1, params.steps + 1):
         progress.check_cancelled()
@@ -52,5 +53,5 @@ def selftest(ctx: TaskContext, params: SelftestParams) -> dict[str, Any]:
 @task("prune", params=EmptyParams, queue="maintenance", max_attempts=3)
 def prune_task(ctx: TaskContext, params: EmptyParams) -> dict[str, int]:
     """Delete finished jobs, their events and old runs per the retention settings."""
-    ctx.progress.step("pruning")
+    ctx.progress.step(Step.PRUNING)
     return prune(ctx.engine, ctx.settings).as_dict()

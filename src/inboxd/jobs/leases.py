@@ -16,7 +16,7 @@ import functools
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine, Row, Update, bindparam, func, select, text, update
@@ -26,8 +26,8 @@ from inboxd.db.engine import writing
 from inboxd.db.tables import jobs
 from inboxd.db.types import utcnow
 from inboxd.jobs import events
-from inboxd.jobs.model import EventType, Job, JobStatus
-from inboxd.jobs.queue import lease_deadline, record_runs
+from inboxd.jobs.model import EventType, Job, JobStatus, LeaseState
+from inboxd.jobs.runs import record_runs
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +48,6 @@ class Outcome:
     error: str | None = None
     error_detail: str | None = None
     retry_at: datetime | None = None
-
-
-@dataclass(frozen=True)
-class LeaseState:
-    """What a heartbeat learned: jobs to cancel, and jobs this worker no longer holds."""
-
-    cancel_requested: frozenset[str]
-    lost: frozenset[str]
 
 
 @functools.cache
@@ -281,6 +273,11 @@ class Leases:
                     extra={"action": "job_rescued", "job_id": outcome.job.id},
                 )
         return rescued
+
+
+def lease_deadline(settings: Settings) -> datetime:
+    """When a lease taken or renewed now expires."""
+    return utcnow() + timedelta(seconds=settings.job_lease_seconds)
 
 
 def _apply(conn: Connection, outcomes: Sequence[Outcome], fence: Any) -> list[str]:

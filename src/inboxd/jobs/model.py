@@ -17,38 +17,15 @@ import os
 import time
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
-from enum import StrEnum
 from typing import Any, Self
 
 from sqlalchemy import Row
 
-
-class JobStatus(StrEnum):
-    """Where a job is in its life."""
-
-    PENDING = "pending"  #: waiting for a worker (possibly until run_at)
-    RUNNING = "running"  #: claimed by a worker that holds its lease
-    COMPLETED = "completed"  #: finished successfully; result set
-    FAILED = "failed"  #: permanent error or out of attempts; error set
-    CANCELLED = "cancelled"  #: cancelled by a person
-    AWAITING_APPROVAL = "awaiting_approval"  #: waits for a person's yes before it may run
-
-    @property
-    def finished(self) -> bool:
-        """True for the three end states."""
-        return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
-
+# Re-exported: the queue's callers have always imported these names from here.
+from inboxd.vocabulary import EventType as EventType
+from inboxd.vocabulary import JobStatus as JobStatus
 
 FINISHED = tuple(s.value for s in JobStatus if s.finished)
-
-
-class EventType(StrEnum):
-    """Kinds of job events."""
-
-    STATUS = "status"
-    PROGRESS = "progress"
-    LOG = "log"
-    ERROR = "error"
 
 
 def new_job_id() -> str:
@@ -181,6 +158,14 @@ class JobEvent:
             "payload": self.payload,
             "created_at": _iso(self.created_at),
         }
+
+
+@dataclass(frozen=True)
+class LeaseState:
+    """What a heartbeat learned: jobs to cancel, and jobs this worker no longer holds."""
+
+    cancel_requested: frozenset[str]
+    lost: frozenset[str]
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -11,17 +11,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
 from inboxd.config import Settings
 from inboxd.errors import JobCancelled
-from inboxd.jobs.model import EventType, Job
-
-if TYPE_CHECKING:
-    from inboxd.jobs.leases import Leases
+from inboxd.jobs.model import EventType, Job, LeaseState
 
 _ROW_INTERVAL = 0.05
 _CANCEL_CHECK_INTERVAL = 0.2
@@ -36,10 +34,31 @@ class ShutdownRequested(JobCancelled):
     """The worker is shutting down; the job goes back to the queue."""
 
 
+class LeaseHolder(Protocol):
+    """What a Progress handle writes through: the worker's side of the queue
+    (:class:`inboxd.jobs.leases.Leases`), or a fake in tests."""
+
+    def report_progress(
+        self, job_id: str, worker_id: str, values: dict[str, Any], event: dict[str, Any] | None
+    ) -> bool | None:
+        """Write progress (and maybe its event); cancel_requested, or None if not held."""
+
+    def log_event(self, job_id: str, kind: EventType, payload: dict[str, Any]) -> None:
+        """Append a log or error event for a job."""
+
+    def heartbeat(self, worker_id: str, job_ids: Iterable[str]) -> LeaseState:
+        """Renew leases; report cancellations and lost leases."""
+
+    def cancel_requested(self, job_id: str) -> bool:
+        """Whether someone asked this job to stop."""
+
+
 class Progress:
     """Report step, counts and messages; check for cancellation; save checkpoints."""
 
-    def __init__(self, leases: Leases, job: Job, worker_id: str, *, event_interval: float) -> None:
+    def __init__(
+        self, leases: LeaseHolder, job: Job, worker_id: str, *, event_interval: float
+    ) -> None:
         self._leases = leases
         self._job_id = job.id
         self._worker_id = worker_id
@@ -64,9 +83,11 @@ class Progress:
     # -- reporting -------------------------------------------------------------------------
 
     def step(self, name: str, *, total: int | None = None, message: str | None = None) -> None:
-        """Start a new step (connecting, fetching, …); resets the counts."""
+        """Start a new step (a :class:`~inboxd.vocabulary.Step`, or a task's own name);
+        resets the counts."""
+        # Stored as a plain str: the row and the event payload stay exactly what they were.
         with self._lock:
-            self.step_name, self.current, self.total = name, 0, total
+            self.step_name, self.current, self.total = str(name), 0, total
             self.message = message
             self._samples = [(time.monotonic(), 0)]
             self._unwritten = True

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, func, insert, or_, select, update
@@ -15,12 +15,13 @@ from sqlalchemy.exc import IntegrityError
 
 from inboxd.config import Settings
 from inboxd.db.engine import reading, writing
-from inboxd.db.tables import ACTIVE_STATUSES, job_runs, jobs
+from inboxd.db.tables import ACTIVE_STATUSES, jobs
 from inboxd.db.types import utcnow
 from inboxd.errors import InvalidRequest, InvalidState, NotFound
 from inboxd.jobs import events
-from inboxd.jobs.model import FINISHED, EventType, Job, JobEvent, JobStatus, new_job_id
+from inboxd.jobs.model import EventType, Job, JobEvent, JobStatus, new_job_id
 from inboxd.jobs.registry import get_task
+from inboxd.jobs.runs import record_runs
 
 log = logging.getLogger(__name__)
 
@@ -364,33 +365,3 @@ def finish_now(
     )
     record_runs(conn, [job.evolve(status=status, finished_at=now, error=error)])
     return True
-
-
-def record_runs(conn: Connection, finished: Sequence[Job]) -> None:
-    """Add finished jobs to the runs history (kept longer than the jobs themselves)."""
-    rows = []
-    for job in finished:
-        assert job.finished_at is not None and job.status.value in FINISHED
-        duration = (job.finished_at - job.started_at).total_seconds() if job.started_at else None
-        rows.append(
-            {
-                "job_id": job.id,
-                "kind": job.kind,
-                "owner": job.owner,
-                "account_id": job.account_id,
-                "status": job.status.value,
-                "attempts": job.attempts,
-                "started_at": job.started_at,
-                "finished_at": job.finished_at,
-                "duration_seconds": duration,
-                "result": job.result,
-                "error": job.error,
-            }
-        )
-    if rows:
-        conn.execute(insert(job_runs), rows)
-
-
-def lease_deadline(settings: Settings) -> datetime:
-    """When a lease taken or renewed now expires."""
-    return utcnow() + timedelta(seconds=settings.job_lease_seconds)

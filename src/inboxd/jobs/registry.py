@@ -1,9 +1,12 @@
-"""Task kinds: name → handler, parameter model and defaults."""
+"""Task kinds: name → handler, parameter model and defaults.
+
+Kinds register themselves with the :func:`task` decorator when their module is imported;
+:mod:`inboxd.tasks`, above jobs/, imports those modules.
+"""
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -85,7 +88,6 @@ def task(
 
 def get_task(kind: str) -> TaskSpec:
     """The spec of ``kind``; raises UnknownJobKind with the known kinds listed."""
-    load_builtin_tasks()
     try:
         return _REGISTRY[kind]
     except KeyError:
@@ -95,22 +97,4 @@ def get_task(kind: str) -> TaskSpec:
 
 def all_tasks() -> list[TaskSpec]:
     """Every registered task kind."""
-    load_builtin_tasks()
     return sorted(_REGISTRY.values(), key=lambda spec: spec.kind)
-
-
-_loaded = False
-
-
-def load_builtin_tasks(extra_modules: Iterable[str] = ()) -> None:
-    """Import the modules that register inboxd's own tasks, plus any extra modules."""
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        for name in _BUILTIN_MODULES:
-            importlib.import_module(name)
-    for name in extra_modules:
-        importlib.import_module(name)
-
-
-_BUILTIN_MODULES = ["inboxd.jobs.builtin", "inboxd.sync.task"]

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -22,9 +22,7 @@ from inboxd.db.tables import schedules
 from inboxd.db.types import utcnow
 from inboxd.errors import InboxdError
 from inboxd.jobs.model import Job
-
-if TYPE_CHECKING:
-    from inboxd.app import App
+from inboxd.jobs.services import JobServices
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +49,7 @@ class Schedule:
 
 
 #: Functions that list schedules; evaluated on every tick so they follow data changes.
-ScheduleSource = Callable[["App"], list[Schedule]]
+ScheduleSource = Callable[[JobServices], list[Schedule]]
 _SOURCES: list[ScheduleSource] = []
 
 
@@ -62,7 +60,7 @@ def schedule_source(source: ScheduleSource) -> ScheduleSource:
 
 
 @schedule_source
-def _builtin(app: App) -> list[Schedule]:
+def _builtin(app: JobServices) -> list[Schedule]:
     found = [Schedule(name="prune", kind="prune", every=3600.0, dedupe_key="schedule:prune")]
     for spec in app.settings.schedules:
         try:
@@ -83,7 +81,7 @@ def _builtin(app: App) -> list[Schedule]:
 class Scheduler:
     """Enqueues due periodic jobs; call :meth:`tick` or run it in a thread."""
 
-    def __init__(self, app: App, *, interval: float = 1.0) -> None:
+    def __init__(self, app: JobServices, *, interval: float = 1.0) -> None:
         self.app = app
         self.interval = interval
 

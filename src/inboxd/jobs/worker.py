@@ -26,7 +26,6 @@ from sqlalchemy import delete, insert, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from inboxd import heap
-from inboxd.app import App
 from inboxd.db.engine import writing
 from inboxd.db.tables import workers
 from inboxd.db.types import utcnow
@@ -38,6 +37,7 @@ from inboxd.jobs.listener import Listener
 from inboxd.jobs.model import Job
 from inboxd.jobs.progress import LeaseLost, Progress, ShutdownRequested, TaskContext
 from inboxd.jobs.registry import all_tasks, get_task
+from inboxd.jobs.services import JobServices
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class Worker:
 
     def __init__(
         self,
-        app: App,
+        app: JobServices,
         *,
         concurrency: int | None = None,
         queues: list[str] | None = None,
@@ -430,7 +430,7 @@ def _short(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
 
 
-def live_workers(app: App) -> int:
+def live_workers(app: JobServices) -> int:
     """How many worker processes renewed their heartbeat recently."""
     from sqlalchemy import func, select
 

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from inboxd.errors import InboxdError
-from inboxd.providers.imap.session import ImapSession
 from inboxd.providers.maildir import iter_maildir, scan_maildir
 
 if TYPE_CHECKING:
@@ -30,6 +29,9 @@ def probe_account(registry: Accounts, account: Account, timeout: float) -> dict[
 
 
 def _probe_imap(registry: Accounts, account: Account, timeout: float) -> dict[str, int]:
+    # Imported here: the web process loads this module but must not load the IMAP stack.
+    from inboxd.providers.imap.session import ImapSession
+
     session = ImapSession(account.imap_config(timeout), registry.login_secret(account, timeout))
     try:
         session.connect()

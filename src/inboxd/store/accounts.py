@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 from sqlalchemy import Engine, Row, delete, func, insert, select, update
 
@@ -20,15 +20,18 @@ from inboxd.errors import InvalidRequest, NotFound
 from inboxd.jobs.model import new_job_id
 from inboxd.mail.credentials import Vault
 from inboxd.providers.base import AuthenticationFailed
-from inboxd.providers.imap.session import ImapConfig
 from inboxd.providers.oauth import OAuthClient, RefreshingToken, TokenSource, oauth_settings
 from inboxd.store import packs
+from inboxd.vocabulary import AccountState
+
+if TYPE_CHECKING:
+    from inboxd.providers.imap.session import ImapConfig
 
 Provider = Literal["imap", "maildir", "mbox"]
 PROVIDERS: tuple[str, ...] = ("imap", "maildir", "mbox")
 
-#: Account states shown to people.
-OK, NEEDS_ATTENTION = "ok", "needs_attention"
+#: Account states shown to people (aliases of the vocabulary's names).
+OK, NEEDS_ATTENTION = AccountState.OK, AccountState.NEEDS_ATTENTION
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,6 +78,9 @@ class Account:
 
     def imap_config(self, timeout: float) -> ImapConfig:
         """Connection settings for an IMAP account."""
+        # Imported here: the web process reads accounts but must not load the IMAP stack.
+        from inboxd.providers.imap.session import ImapConfig
+
         s = self.settings
         return ImapConfig(
             host=s["host"],

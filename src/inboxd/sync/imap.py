@@ -45,6 +45,7 @@ from inboxd.sync.helpers import (
     wait_for,
 )
 from inboxd.sync.report import SyncReport
+from inboxd.vocabulary import Step
 
 T = TypeVar("T")
 
@@ -84,9 +85,9 @@ class ImapSync:
 
     def _run(self) -> SyncReport:
         progress = self.ctx.progress
-        progress.step("connecting", message=f"connecting to {self.session.config.host}")
+        progress.step(Step.CONNECTING, message=f"connecting to {self.session.config.host}")
         self._retrying(self.session.connect)
-        progress.step("listing folders")
+        progress.step(Step.LISTING_FOLDERS)
         plan, refused = self._retrying(self.session.folders_with_status)
         for name, reason in refused.items():
             self._skip(name, reason)
@@ -97,12 +98,12 @@ class ImapSync:
         ):
             # Now, so that they log in while this session lists the folder's new mail.
             self._open_helpers()
-        progress.step("fetching", total=todo, message=f"{todo} new messages")
+        progress.step(Step.FETCHING, total=todo, message=f"{todo} new messages")
         for folder, status in plan:
             self._folder_step(folder.name, partial(self._fetch_new, states[folder.name], status))
         for helper in self._helpers:  # they log out while flags and deletions are read
             helper.ask_to_stop()
-        progress.step("storing", total=len(plan), message="flags and deletions")
+        progress.step(Step.STORING, total=len(plan), message="flags and deletions")
         for n, (folder, status) in enumerate(plan, start=1):
             if folder.name not in self._skipped:
                 self._folder_step(folder.name, partial(self._reconcile, folder, status))

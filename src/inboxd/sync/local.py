@@ -24,6 +24,7 @@ from inboxd.store import folders as store_folders
 from inboxd.store.accounts import Account
 from inboxd.sync.batch_store import BatchStore
 from inboxd.sync.report import SyncReport
+from inboxd.vocabulary import Step
 
 MBOX_FOLDER = "mbox"
 
@@ -32,7 +33,7 @@ def sync_maildir(ctx: TaskContext, account: Account) -> dict[str, Any]:
     """Import new messages, flag changes and removals of a Maildir tree."""
     root = Path(account.settings["path"])
     progress = ctx.progress
-    progress.step("listing folders")
+    progress.step(Step.LISTING_FOLDERS)
     if not root.is_dir():
         raise ProviderConfigError(f"Maildir {root} is gone")
     found = scan_maildir(root)
@@ -45,7 +46,7 @@ def sync_maildir(ctx: TaskContext, account: Account) -> dict[str, Any]:
             known = store_folders.live_keys(conn, state.id)
         plans.append((state, entries, known))
     todo = sum(sum(1 for e in entries if e.key not in known) for _, entries, known in plans)
-    progress.step("fetching", total=todo, message=f"{todo} new messages")
+    progress.step(Step.FETCHING, total=todo, message=f"{todo} new messages")
     with BatchStore(ctx.engine, account.id, report, progress) as store:
         for state, entries, known in plans:
             new = [e for e in entries if e.key not in known]
@@ -57,7 +58,7 @@ def sync_maildir(ctx: TaskContext, account: Account) -> dict[str, Any]:
                 ]
                 store.put(state.id, state.name, fetched)
     # Counted in folders so the bar ends full instead of falling back to an empty step.
-    progress.step("storing", total=len(plans), message="flags and deletions")
+    progress.step(Step.STORING, total=len(plans), message="flags and deletions")
     for state, entries, known in plans:
         present = {e.key for e in entries}
         with writing(ctx.engine) as conn:
@@ -80,7 +81,7 @@ def sync_mbox(ctx: TaskContext, account: Account) -> dict[str, Any]:
     """Import an mbox file from where the last import stopped."""
     path = Path(account.settings["path"])
     progress = ctx.progress
-    progress.step("listing folders")
+    progress.step(Step.LISTING_FOLDERS)
     if not path.is_file():
         raise ProviderConfigError(f"mbox file {path} is gone")
     stat = path.stat()
@@ -92,12 +93,12 @@ def sync_mbox(ctx: TaskContext, account: Account) -> dict[str, Any]:
         start = 0  # replaced or truncated: read it all again; identities prevent duplicates
     report = SyncReport(folders=1)
     # Bytes are the honest unit of progress for a multi-GB file.
-    progress.step("fetching", total=stat.st_size, message=f"reading {path.name}")
+    progress.step(Step.FETCHING, total=stat.st_size, message=f"reading {path.name}")
     progress.update(start)
     with BatchStore(ctx.engine, account.id, report, progress) as store:
         end = _import_mbox(ctx, store, state.id, path, start, stat.st_ino)
     report.bytes = end - start
-    progress.step("storing")
+    progress.step(Step.STORING)
     with writing(ctx.engine) as conn:
         store_folders.save_state(
             conn,

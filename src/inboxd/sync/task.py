@@ -1,12 +1,17 @@
-"""The ``sync`` job: bring one account's local copy up to date (IMAP, Maildir, mbox)."""
+"""The ``sync`` job: bring one account's local copy up to date (IMAP, Maildir, mbox).
+
+The web process imports this module to enqueue syncs; the sync engine (the IMAP stack,
+helper processes) is imported only where a worker runs or prepares the task.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel
 
+from inboxd.config import Settings
 from inboxd.db.types import utcnow
 from inboxd.errors import InvalidParams, PermanentError
 from inboxd.jobs.model import Job
@@ -14,14 +19,8 @@ from inboxd.jobs.progress import TaskContext
 from inboxd.jobs.queue import Queue
 from inboxd.jobs.registry import task
 from inboxd.jobs.scheduler import Schedule, schedule_source
-from inboxd.providers.imap.session import ImapSession
+from inboxd.jobs.services import JobServices
 from inboxd.store.accounts import NEEDS_ATTENTION, OK, Account, Accounts
-from inboxd.sync.helpers import prepare_worker
-from inboxd.sync.imap import ImapSync
-from inboxd.sync.local import sync_maildir, sync_mbox
-
-if TYPE_CHECKING:
-    from inboxd.app import App
 
 
 class SyncParams(BaseModel, extra="forbid"):
@@ -46,7 +45,16 @@ def enqueue_sync(queue: Queue, account: Account) -> Job:
     )
 
 
-@task("sync", params=SyncParams, prepare=prepare_worker)
+def _prepare(settings: Settings) -> None:
+    """Start the sync helper processes, and load the sync engine, before the first sync
+    job needs them."""
+    from inboxd.sync import imap, local  # noqa: F401  (the first job must not pay for this)
+    from inboxd.sync.helpers import prepare_worker
+
+    prepare_worker(settings)
+
+
+@task("sync", params=SyncParams, prepare=_prepare)
 def sync(ctx: TaskContext, params: SyncParams) -> dict[str, Any]:
     """Fetch new mail, flag changes and deletions of one account into the local store."""
     account_id = ctx.job.account_id
@@ -65,6 +73,11 @@ def sync(ctx: TaskContext, params: SyncParams) -> dict[str, Any]:
 
 
 def _run(ctx: TaskContext, registry: Accounts, account: Account) -> dict[str, Any]:
+    # Here, not at the top: see the module's docstring.
+    from inboxd.providers.imap.session import ImapSession
+    from inboxd.sync.imap import ImapSync
+    from inboxd.sync.local import sync_maildir, sync_mbox
+
     if account.provider == "imap":
         timeout = ctx.settings.imap_timeout_seconds
         session = ImapSession(account.imap_config(timeout), registry.login_secret(account, timeout))
@@ -80,7 +93,7 @@ def _run(ctx: TaskContext, registry: Accounts, account: Account) -> dict[str, An
 
 
 @schedule_source
-def _periodic_syncs(app: App) -> list[Schedule]:
+def _periodic_syncs(app: JobServices) -> list[Schedule]:
     """Every enabled account syncs on its own interval (default: the setting), except one
     that needs attention: retrying a rejected password every few minutes gets the account
     locked or the address banned by many servers. Changing its password or settings (or

@@ -16,23 +16,15 @@ const STREAM_HEALTHY_MS = 10000;
 const STARTED_KEY = 'inboxd.startedJobs';
 const STARTED_MAX = 200;
 
-const ACTIVE_JOB = new Set(['pending', 'running', 'awaiting_approval']);
-const FINISHED_JOB = new Set(['completed', 'failed', 'cancelled']);
-const ACTIVE_ACCOUNT = new Set([
-  'queued', 'connecting', 'fetching', 'processing', 'categorizing', 'labeling',
-]);
-const RUNNING_ACCOUNT = new Set([
-  'connecting', 'fetching', 'processing', 'categorizing', 'labeling',
-]);
-// Mirrors inboxd.activity: which account state a running job's step means.
-const STEP_STATES = {
-  'connecting': 'connecting',
-  'listing folders': 'connecting',
-  'fetching': 'fetching',
-  'storing': 'fetching',
-  'categorizing': 'categorizing',
-  'labeling': 'labeling',
-};
+// The server's names (GET /api/vocabulary), filled in by loadVocabulary() before any data is
+// shown, so the dashboard never keeps its own copy of them.
+const ACTIVE_JOB = new Set();
+const FINISHED_JOB = new Set();
+const ACTIVE_ACCOUNT = new Set();
+const RUNNING_ACCOUNT = new Set();
+// Which account state a running job's step means (any other step: 'processing').
+const STEP_STATES = Object.create(null);
+let vocabularyLoaded = false;
 
 const numberFormat = new Intl.NumberFormat();
 const rateFormat = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
@@ -237,6 +229,18 @@ function setRateEta(rateEl, etaEl, item, active, unit) {
 }
 
 // -- account states -------------------------------------------------------------------------
+
+async function loadVocabulary() {
+  if (vocabularyLoaded) return;
+  const names = await api('GET', '/api/vocabulary');
+  for (const status of names.job_statuses) {
+    (names.finished_job_statuses.includes(status) ? FINISHED_JOB : ACTIVE_JOB).add(status);
+  }
+  for (const name of names.active_activity_states) ACTIVE_ACCOUNT.add(name);
+  for (const name of names.running_activity_states) RUNNING_ACCOUNT.add(name);
+  Object.assign(STEP_STATES, names.step_activity);
+  vocabularyLoaded = true;
+}
 
 function accountStateOf(status, step, kind) {
   if (status === 'running') {
@@ -689,7 +693,9 @@ function reportLoadError(error) {
 }
 
 const refreshAll = coalesced(async () => {
-  // Accounts first: job and run rows show account names.
+  // The names first: rendering a row reads them. Accounts next: job and run rows show
+  // account names.
+  await loadVocabulary();
   await loadAccounts();
   await Promise.all([loadJobs(), loadRuns()]);
 });

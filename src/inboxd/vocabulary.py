@@ -1,0 +1,117 @@
+"""The one vocabulary: job statuses, event types, steps, account states and live states.
+
+Every layer (the queue, tasks, the API, the dashboard via ``GET /api/vocabulary``) takes its
+names from here. This module imports nothing from inboxd, so anything may import it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any
+
+
+class JobStatus(StrEnum):
+    """Where a job is in its life."""
+
+    PENDING = "pending"  #: waiting for a worker (possibly until run_at)
+    RUNNING = "running"  #: claimed by a worker that holds its lease
+    COMPLETED = "completed"  #: finished successfully; result set
+    FAILED = "failed"  #: permanent error or out of attempts; error set
+    CANCELLED = "cancelled"  #: cancelled by a person
+    AWAITING_APPROVAL = "awaiting_approval"  #: waits for a person's yes before it may run
+
+    @property
+    def finished(self) -> bool:
+        """True for the three end states."""
+        return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class EventType(StrEnum):
+    """Kinds of job events."""
+
+    STATUS = "status"
+    PROGRESS = "progress"
+    LOG = "log"
+    ERROR = "error"
+
+
+class Step(StrEnum):
+    """Step names a task reports through ``progress.step``."""
+
+    CONNECTING = "connecting"
+    LISTING_FOLDERS = "listing folders"
+    FETCHING = "fetching"
+    STORING = "storing"
+    CATEGORIZING = "categorizing"
+    LABELING = "labeling"
+    PRUNING = "pruning"
+    SELFTEST = "selftest"
+
+
+class AccountState(StrEnum):
+    """An account's stored state: fine, or a person has to act (bad password, lost file)."""
+
+    OK = "ok"
+    NEEDS_ATTENTION = "needs_attention"
+
+
+class ActivityState(StrEnum):
+    """What an account is doing now, derived from its latest job (the dashboard's badge)."""
+
+    IDLE = "idle"
+    QUEUED = "queued"
+    CONNECTING = "connecting"
+    FETCHING = "fetching"
+    PROCESSING = "processing"
+    CATEGORIZING = "categorizing"
+    LABELING = "labeling"
+    COMPLETED = "completed"
+    ERROR = "error"
+
+
+#: The live state a running job's step means; any other step means PROCESSING.
+STEP_ACTIVITY: Mapping[str, ActivityState] = MappingProxyType(
+    {
+        Step.CONNECTING: ActivityState.CONNECTING,
+        Step.LISTING_FOLDERS: ActivityState.CONNECTING,
+        Step.FETCHING: ActivityState.FETCHING,
+        Step.STORING: ActivityState.FETCHING,
+        Step.CATEGORIZING: ActivityState.CATEGORIZING,
+        Step.LABELING: ActivityState.LABELING,
+    }
+)
+
+#: Live states of an account whose job is running.
+RUNNING_ACTIVITY: frozenset[ActivityState] = frozenset(
+    {
+        ActivityState.CONNECTING,
+        ActivityState.FETCHING,
+        ActivityState.PROCESSING,
+        ActivityState.CATEGORIZING,
+        ActivityState.LABELING,
+    }
+)
+
+#: Live states of an account with work queued or running.
+ACTIVE_ACTIVITY: frozenset[ActivityState] = RUNNING_ACTIVITY | {ActivityState.QUEUED}
+
+
+def _names(members: Iterable[StrEnum]) -> list[str]:
+    return [str(member) for member in members]
+
+
+def vocabulary() -> dict[str, Any]:
+    """Every name above as JSON-ready lists, in declaration order (``GET /api/vocabulary``)."""
+    return {
+        "job_statuses": _names(JobStatus),
+        "finished_job_statuses": _names(s for s in JobStatus if s.finished),
+        "event_types": _names(EventType),
+        "steps": _names(Step),
+        "account_states": _names(AccountState),
+        "activity_states": _names(ActivityState),
+        "running_activity_states": _names(s for s in ActivityState if s in RUNNING_ACTIVITY),
+        "active_activity_states": _names(s for s in ActivityState if s in ACTIVE_ACTIVITY),
+        "step_activity": {str(step): str(state) for step, state in STEP_ACTIVITY.items()},
+    }
