@@ -1,0 +1,239 @@
+"""Property-based tests of the whole REST API against its own OpenAPI document (schemathesis).
+
+A real ``inboxd serve`` (SQLite, no worker, no scheduler) is fuzzed from its ``/openapi.json``:
+every operation gets schemathesis' examples, coverage (boundary and negative values,
+unexpected methods) and fuzzing phases, with a fixed seed and derandomized Hypothesis, so
+every run sends the same ~1,600 requests (about 10 s). Three runs:
+
+- with the admin's key, path ids generated (unknown ids: mostly 404 and 422 answers);
+- with the admin's key, path ids pinned to objects made beforehand (an account, a pending
+  job, an account to delete, an account to test), so PATCH, DELETE, sync, test, cancel and
+  retry act on something real;
+- without a key, fewer examples.
+
+Checks (:data:`CHECKS`): no 500 anywhere (``not_a_server_error``); status codes, content
+types, headers and bodies as documented; required headers; 405 for methods the document
+does not list. The server's log must hold no unexpected error either.
+
+Left for the API hardening issue, because the API and its schema disagree there today:
+
+- ``allow_header_conformance``: a 405 names in ``Allow`` only the methods of the first route
+  matching the path (Starlette answers per route, FastAPI makes one route per method):
+  ``OPTIONS /api/session`` answers ``Allow: POST`` without ``DELETE``; the same for
+  ``/api/accounts``, ``/api/accounts/{account_id}`` and ``/api/jobs``.
+- ``positive_data_acceptance``: the schema accepts bodies the server refuses with 422 after
+  checks the schema does not express: ``POST /api/accounts`` for IMAP without ``secret``,
+  ``POST /api/jobs`` with an unknown ``kind``.
+- ``negative_data_rejection``: the other way round, pydantic's lax mode takes values the
+  schema forbids: ``PATCH /api/accounts/{account_id}`` with ``"sync_interval_seconds": false``
+  answers 200 (stored as 0) where the schema says integer.
+
+Left out: the live streams (``/api/events``, ``/api/jobs/{job_id}/events``; ``/ws/status`` is
+not in the document) never end. Nothing goes anywhere but 127.0.0.1: without worker and
+scheduler no job runs, so the accounts the fuzzer makes (any host) never sync; and ``POST
+/api/accounts/{account_id}/test``, the one route that connects from the API process itself,
+runs only on an account of 127.0.0.1 that no other operation can change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import schemathesis
+from schemathesis.checks import CheckFunction, not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    missing_required_header,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+    unsupported_method,
+)
+
+from tests.support.server import ServerProcess, free_port, start_server
+
+if TYPE_CHECKING:
+    from schemathesis.specs.openapi.schemas import OpenApiCase
+
+#: No periodic syncs, and request rates that never answer 429 to the fuzzer.
+ENV = {
+    "INBOXD_SYNC_INTERVAL_SECONDS": "0",
+    "INBOXD_JOBS_RATE_PER_MINUTE": "1000000",
+    "INBOXD_LOGIN_RATE_PER_MINUTE": "1000000",
+}
+#: The seed of every run: the same requests each time (a failure found once is found again).
+SEED = 20261207
+#: Generated examples per operation in the fuzzing phase (with a key).
+MAX_EXAMPLES = 25
+CHECKS: list[CheckFunction] = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    missing_required_header,
+    unsupported_method,
+]
+STREAMS = r"/events$"
+PROBE = "POST /api/accounts/{account_id}/test"
+
+
+@dataclass(frozen=True)
+class Seeded:
+    """Ids of the objects made before the run with pinned ids."""
+
+    account_id: str
+    doomed_account_id: str
+    probe_account_id: str
+    job_id: str
+
+
+def config(
+    headers: dict[str, str],
+    max_examples: int,
+    parameters: dict[str, str] | None = None,
+    operations: list[dict[str, Any]] | None = None,
+) -> schemathesis.Config:
+    """A run's schemathesis settings: reproducible and bounded."""
+    return schemathesis.Config.from_dict(
+        {
+            "seed": SEED,
+            "headers": headers,
+            "request-timeout": 20,
+            "parameters": parameters or {},
+            "operations": operations or [],
+            "generation": {
+                "max-examples": max_examples,
+                "deterministic": True,
+                # No example database: no failure of an earlier run is replayed first.
+                "database": "none",
+            },
+        }
+    )
+
+
+@pytest.fixture(autouse=True)
+def _node_id_for_schemathesis(request: pytest.FixtureRequest) -> None:
+    # schemathesis 4.32's lazy schemas (from_fixture) read and write `Node._nodeid`, which
+    # pytest 9.2 no longer has (node ids live in `Node._id`): without this the test errors
+    # with AttributeError before a request is sent. Its writes only rename the report line.
+    node = request.node
+    if not hasattr(node, "_nodeid"):
+        vars(node)["_nodeid"] = node.nodeid
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A throwaway server: no worker and no scheduler, so no job ever runs."""
+    started = start_server(
+        tmp_path_factory.mktemp("schema"), env=ENV, worker=False, args=("--no-scheduler",)
+    )
+    try:
+        yield started
+    finally:
+        started.stop()
+    log = started.log()
+    # A 500 or a crash in a handler is logged by the API's last-resort handler or uvicorn.
+    assert "unexpected error" not in log and "Exception in ASGI application" not in log, log
+
+
+@pytest.fixture(scope="module")
+def seeded(server: ServerProcess) -> Seeded:
+    """An account, one to delete, one to test (IMAP on a closed port of 127.0.0.1), a job."""
+    port = free_port()  # nothing listens there: a test of the account is refused at once
+    with server.client() as client:
+
+        def account(name: str) -> str:
+            body = {
+                "provider": "imap",
+                "name": name,
+                "settings": {
+                    "host": "127.0.0.1",
+                    "port": port,
+                    "security": "none",
+                    "username": name,
+                },
+                "secret": {"password": "fuzz-pw"},
+            }
+            response = client.post("/api/accounts", json=body)
+            assert response.status_code == 201, response.text
+            account_id: str = response.json()["id"]
+            return account_id
+
+        kept, doomed, probe = account("kept"), account("doomed"), account("probe")
+        response = client.post("/api/jobs", json={"kind": "noop"})
+        assert response.status_code == 202, response.text
+        return Seeded(kept, doomed, probe, response.json()["job_id"])
+
+
+@pytest.fixture(scope="module")
+def keyed_schema(server: ServerProcess) -> schemathesis.BaseSchema:
+    """The API as the admin sees it, path ids generated."""
+    return schemathesis.openapi.from_url(
+        server.base_url + "/openapi.json",
+        config=config({"Authorization": f"Bearer {server.admin_key}"}, MAX_EXAMPLES),
+        timeout=10,
+    )
+
+
+@pytest.fixture(scope="module")
+def pinned_schema(server: ServerProcess, seeded: Seeded) -> schemathesis.BaseSchema:
+    """The API as the admin sees it, path ids pinned to the seeded objects."""
+
+    def pin(name: str, account_id: str) -> dict[str, Any]:
+        return {"include-name": name, "parameters": {"path.account_id": account_id}}
+
+    return schemathesis.openapi.from_url(
+        server.base_url + "/openapi.json",
+        config=config(
+            {"Authorization": f"Bearer {server.admin_key}"},
+            MAX_EXAMPLES,
+            parameters={"path.account_id": seeded.account_id, "path.job_id": seeded.job_id},
+            operations=[
+                pin("DELETE /api/accounts/{account_id}", seeded.doomed_account_id),
+                pin(PROBE, seeded.probe_account_id),
+            ],
+        ),
+        timeout=10,
+    )
+
+
+@pytest.fixture(scope="module")
+def anonymous_schema(server: ServerProcess) -> schemathesis.BaseSchema:
+    """The API as a caller without a key sees it."""
+    return schemathesis.openapi.from_url(
+        server.base_url + "/openapi.json", config=config({}, 5), timeout=10
+    )
+
+
+keyed = (
+    schemathesis.pytest.from_fixture("keyed_schema").exclude(path_regex=STREAMS).exclude(name=PROBE)
+)
+pinned = (
+    schemathesis.pytest.from_fixture("pinned_schema")
+    .include(path_regex=r"\{(account_id|job_id)\}")
+    .exclude(path_regex=STREAMS)
+)
+anonymous = (
+    schemathesis.pytest.from_fixture("anonymous_schema")
+    .exclude(path_regex=STREAMS)
+    .exclude(name=PROBE)
+)
+
+
+@keyed.parametrize()
+def test_api_with_key(case: OpenApiCase) -> None:
+    case.call_and_validate(checks=CHECKS)
+
+
+@pinned.parametrize()
+def test_api_on_real_objects(case: OpenApiCase) -> None:
+    case.call_and_validate(checks=CHECKS)
+
+
+@anonymous.parametrize()
+def test_api_without_key(case: OpenApiCase) -> None:
+    case.call_and_validate(checks=CHECKS)
