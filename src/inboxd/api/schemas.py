@@ -10,7 +10,8 @@ from inboxd.vocabulary import AccountState, ActivityState, EventType, JobStatus,
 
 
 class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Strict: a JSON false is not the integer 0, nor "5" the number 5, as the schema says.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class Problem(BaseModel):
