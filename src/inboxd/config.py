@@ -156,6 +156,11 @@ class Settings(BaseSettings):
     login_rate_per_minute: int = Field(
         default=20, ge=1, description="Login attempts per minute from one client address."
     )
+    min_free_disk_mb: int = Field(
+        default=50,
+        ge=0,
+        description="/readyz answers 503 when the data directory's disk has less free (MB).",
+    )
     account_tests_per_minute: int = Field(
         default=6, ge=1, description="Account connection tests one user may run per minute."
     )

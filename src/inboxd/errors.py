@@ -13,6 +13,7 @@ InboxdError
  └── TaskError                (raised by tasks; decides retry)
       ├── RetryableError      (transient: retried with backoff, honours retry_after)
       ├── PermanentError      (fails the job at once)
+      │    └── DiskFull
       └── JobCancelled        (cooperative cancellation reached a checkpoint)
 """
 
@@ -107,6 +108,12 @@ class PermanentError(TaskError):
     """A failure that retrying cannot fix."""
 
     code = "permanent"
+
+
+class DiskFull(PermanentError):
+    """No space left on the data directory's disk: free some and retry the job."""
+
+    code = "disk_full"
 
 
 class JobCancelled(TaskError):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from datetime import timedelta
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -23,7 +25,7 @@ from inboxd.api.schemas import (
     Vocabulary,
     error_responses,
 )
-from inboxd.api.state import State
+from inboxd.api.state import ApiState, State
 from inboxd.db import migrate
 from inboxd.db.engine import reading
 from inboxd.vocabulary import vocabulary
@@ -142,4 +144,19 @@ def readyz(state: State) -> Any:
         return JSONResponse(error_body("unavailable", "database unreachable"), 503)
     if not current:
         return JSONResponse(error_body("unavailable", "database schema is not current"), 503)
+    if free_disk_bytes(state.app.settings.data_dir) < state.app.settings.min_free_disk_mb * MB:
+        message = f"no space left on the data directory's disk (under {_min_free(state)} free)"
+        return JSONResponse(error_body("unavailable", message), 503)
     return {"status": "ready"}
+
+
+MB = 1024 * 1024
+
+
+def free_disk_bytes(path: Path) -> int:
+    """Bytes free for this process on the disk of ``path``."""
+    return shutil.disk_usage(path).free
+
+
+def _min_free(state: ApiState) -> str:
+    return f"{state.app.settings.min_free_disk_mb} MB"

@@ -27,9 +27,10 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from inboxd import heap
 from inboxd.db.engine import writing
+from inboxd.db.faults import is_disk_full
 from inboxd.db.tables import workers
 from inboxd.db.types import utcnow
-from inboxd.errors import InboxdError, JobCancelled, PermanentError, RetryableError
+from inboxd.errors import DiskFull, InboxdError, JobCancelled, PermanentError, RetryableError
 from inboxd.jobs import events
 from inboxd.jobs.backoff import retry_delay
 from inboxd.jobs.leases import Outcome
@@ -251,6 +252,11 @@ class Worker:
         if isinstance(exc, JobCancelled):
             return Outcome(job, "cancelled", error="cancelled on request")
         detail = _traceback_summary(exc)
+        if is_disk_full(exc):
+            # Retrying fills the log, not the mailbox: a person must free space first.
+            full = exc if isinstance(exc, DiskFull) else DiskFull()
+            log.error("job %s: %s", job.id, full.message)
+            return Outcome(job, "failed", error=full.message, error_detail=detail)
         if isinstance(exc, (RetryableError, *_TRANSIENT_DB)):
             message = exc.message if isinstance(exc, InboxdError) else _short(exc)
             if job.attempts < job.max_attempts:
@@ -308,6 +314,11 @@ class Worker:
                 # The database is away (restart?); outcomes stay in memory until it is back.
                 # Should this process die meanwhile, the lease runs out and the job is rescued.
                 log.warning("recording outcomes failed (%s); retrying in %.1fs", _short(exc), delay)
+                if self._stopping.is_set():
+                    # Asked to stop: leave them; their leases run out and a worker rescues
+                    # the jobs (a full disk or a lost database must not hold a stop up).
+                    log.warning("stopping without recording %d outcome(s)", len(outcomes))
+                    break
                 if self._hard_stop.wait(delay):
                     break
                 delay = min(delay * 2, 5.0)
