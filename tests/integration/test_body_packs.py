@@ -21,7 +21,7 @@ from inboxd.store import bodies
 from inboxd.store.accounts import Account, Accounts
 from inboxd.store.bodies import read_body
 from inboxd.store.folders import ensure_folder
-from inboxd.store.packs import PackWriter, packs_root, read_blob
+from inboxd.store.packs import SUFFIX, PackWriter, packs_root, read_blob
 from inboxd.store.writer import Incoming, PreparedBatch, pack_new_bodies, prepare_batch, write_batch
 from tests.support.apps import make_app, sync_now
 from tests.support.mail import MALFORMED, huge_message, make_message
@@ -189,3 +189,17 @@ def test_bodies_packed_before_the_transaction_survive_a_racing_writer(
     packs.close()
     assert (result.new, result.known) == (3, 3)
     assert sorted(_stored(app, account).values()) == sorted(raws)
+
+
+def test_a_rewind_drops_what_a_failed_transaction_appended(tmp_path: Path) -> None:
+    writer = PackWriter(tmp_path, "acct")
+    (kept,) = writer.append([b"kept"])
+    mark = writer.mark()
+    writer.append([b"from a transaction that failed" * 100])
+    writer.rewind(mark)
+    (after,) = writer.append([b"next"])
+    writer.close()
+    path = tmp_path / "acct" / f"{kept[0]}{SUFFIX}"
+    assert path.read_bytes() == b"keptnext"
+    assert after == (kept[0], 4, 4)
+    assert read_blob(tmp_path, "acct", *after) == b"next"

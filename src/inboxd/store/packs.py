@@ -11,8 +11,9 @@ in pack files, and the database file holds 22 MB instead of 322 MB.
 Layout: ``<database>.bodies/<account id>/<pack id>.zpack``. A pack is only ever appended to;
 its bytes are flushed to the disk (``fdatasync``) before the transaction that refers to them
 commits, so a row never points at bytes that a crash could lose. Bytes appended by a
-transaction that then failed are never referred to; they are dead weight until the account
-is removed (which deletes its packs). PostgreSQL keeps bodies in the database, where
+transaction that then failed are never referred to: the writer cuts them off again (a full
+disk gets that room back at once); should that fail too, they are dead weight until the
+account is removed (which deletes its packs). PostgreSQL keeps bodies in the database, where
 concurrent writers do not queue.
 """
 
@@ -77,6 +78,29 @@ class PackWriter:
                 self._abandon()
                 raise
             return out
+
+    def mark(self) -> tuple[str, int]:
+        """Where the next append will start (for :meth:`rewind`)."""
+        with self._lock:
+            return self._name, self._size
+
+    def rewind(self, mark: tuple[str, int]) -> None:
+        """Drop what was appended since ``mark``: the transaction that was to refer to it
+        failed. On a full disk this is what frees room to record the failure."""
+        with self._lock:
+            name, size = mark
+            if self._file is not None and self._name == name and self._size <= size:
+                return  # nothing appended since
+            if self._file is None or self._name != name:
+                self._abandon()  # a new pack was begun meanwhile: the next append begins another
+                return
+            try:
+                self._file.flush()
+                os.ftruncate(self._file.fileno(), size)
+                self._file.seek(size)
+                self._size = size
+            except OSError:
+                self._abandon()
 
     def _current(self) -> BinaryIO:
         if self._file is not None and self._size < MAX_PACK_BYTES:
