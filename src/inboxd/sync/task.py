@@ -1,4 +1,4 @@
-"""The ``sync`` job: bring one account's local copy up to date (IMAP, Maildir, mbox)."""
+"""The ``sync`` job: bring one account's local copy up to date, whatever its provider."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from inboxd.jobs.progress import TaskContext
 from inboxd.jobs.queue import Queue
 from inboxd.jobs.registry import task
 from inboxd.jobs.scheduler import Schedule, schedule_source
-from inboxd.providers.imap.session import ImapSession
+from inboxd.providers.base import ProviderOptions
+from inboxd.providers.registry import open_provider
 from inboxd.store.accounts import NEEDS_ATTENTION, OK, Account, Accounts
+from inboxd.sync.engine import SyncEngine
 from inboxd.sync.helpers import prepare_worker
-from inboxd.sync.imap import ImapSync
-from inboxd.sync.local import sync_maildir, sync_mbox
 
 if TYPE_CHECKING:
     from inboxd.app import App
@@ -65,18 +65,15 @@ def sync(ctx: TaskContext, params: SyncParams) -> dict[str, Any]:
 
 
 def _run(ctx: TaskContext, registry: Accounts, account: Account) -> dict[str, Any]:
-    if account.provider == "imap":
-        timeout = ctx.settings.imap_timeout_seconds
-        session = ImapSession(account.imap_config(timeout), registry.login_secret(account, timeout))
-        try:
-            return asdict(ImapSync(ctx, account.id, session).run())
-        finally:
-            session.close()
-    if account.provider == "maildir":
-        return sync_maildir(ctx, account)
-    if account.provider == "mbox":
-        return sync_mbox(ctx, account)
-    raise PermanentError(f"provider {account.provider!r} cannot sync yet")
+    settings = ctx.settings
+    options = ProviderOptions(
+        timeout=settings.imap_timeout_seconds,
+        batch_messages=settings.sync_batch_messages,
+        batch_bytes=settings.sync_batch_bytes,
+    )
+    provider = open_provider(account, registry, options)
+    engine = SyncEngine(ctx.engine, settings, account.id, provider, ctx.progress, ctx.log)
+    return asdict(engine.run())
 
 
 @schedule_source
