@@ -45,6 +45,11 @@ def register(entry: ProviderEntry) -> None:
     _ENTRIES[entry.name] = entry
 
 
+def unregister(name: str) -> None:
+    """Remove a provider (a test's, when it is done)."""
+    _ENTRIES.pop(name, None)
+
+
 def names() -> tuple[str, ...]:
     """Every registered provider name, in registration order."""
     return tuple(_ENTRIES)
