@@ -19,6 +19,7 @@ from inboxd.sync.helpers import (
     BatchClaims,
     FolderWork,
     HelperSpec,
+    LocalClaims,
     SyncHelper,
     merge_report,
     wait_for,
@@ -154,7 +155,7 @@ class Sharing:
         """Fetch and store a folder's plan, with the helpers when it is worth it."""
         claims, helpers = self._start(state, plan)
         if claims is None:
-            self._fetch(state, plan, None)
+            self._fetch(state, plan, LocalClaims(len(plan.batches)).take_front)
             return
         try:
             between = partial(self._collect, state, plan, helpers)

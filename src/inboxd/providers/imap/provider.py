@@ -195,7 +195,9 @@ class ImapProvider(ProviderBase):
                 raise FolderChanged(f"UIDVALIDITY of {plan.folder} changed")
 
         session = self.session
-        examine = None if session.selected == plan.folder else plan.folder
+        # Shared, the folder is opened (and its UIDVALIDITY checked) in the first FETCH's
+        # round trip; the sync itself opened it when it planned.
+        examine = plan.folder if shared or session.selected != plan.folder else None
         stream = session.fetch_batches(
             feed(), depth=PIPELINE_DEPTH, examine=examine, on_examined=check if shared else None
         )
