@@ -77,6 +77,20 @@ def provider_from_spec(spec: ProviderSpec) -> MailProvider:
     return cast(SpecFactory, _resolve(path))(spec)
 
 
+def factory_modules(*, helpers: bool = False) -> list[str]:
+    """Modules of the registered factories (with ``helpers``, only of providers that helper
+    processes open): what a worker, or the forkserver of helpers, imports ahead of time."""
+    paths = [e.from_spec if helpers else e.factory for e in _ENTRIES.values()]
+    return sorted({path.partition(":")[0] for path in paths if path is not None})
+
+
+def preload() -> None:
+    """Import every provider's factory now: a worker pays for the IMAP stack when it
+    starts, not in its first sync."""
+    for module in factory_modules():
+        importlib.import_module(module)
+
+
 def _entry(provider: str) -> ProviderEntry:
     try:
         return _ENTRIES[provider]

@@ -24,7 +24,7 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy import Connection, Engine
 
 from inboxd.config import Settings
-from inboxd.db.engine import writing
+from inboxd.db.engine import reading, writing
 from inboxd.db.types import utcnow
 from inboxd.providers.base import (
     FetchPlan,
@@ -116,9 +116,9 @@ class SyncEngine:
 
     def _run(self) -> SyncReport:
         progress, provider = self.progress, self.provider
-        if provider.location is not None:
+        if provider.location is not None:  # local files: nothing worth a step
             progress.step("connecting", message=f"connecting to {provider.location}")
-            self._retrying(provider.open)
+        self._retrying(provider.open)
         progress.step("listing folders")
         listing = self._retrying(provider.folders)
         for name, reason in listing.refused.items():
@@ -190,7 +190,7 @@ class SyncEngine:
 
     def _known(self, state: FolderState) -> Callable[[], Collection[str]]:
         def known() -> Collection[str]:
-            with writing(self.engine) as conn:
+            with reading(self.engine) as conn:
                 return store_folders.live_keys(conn, state.id)
 
         return known

@@ -49,6 +49,7 @@ from typing import Any
 from inboxd import heap
 from inboxd.config import Settings
 from inboxd.db.engine import make_engine
+from inboxd.providers import registry
 from inboxd.providers.base import (
     FetchPlan,
     FolderChanged,
@@ -58,7 +59,6 @@ from inboxd.providers.base import (
     ProviderSpec,
     ServerClosedConnection,
 )
-from inboxd.providers.registry import provider_from_spec
 from inboxd.sync.batch_store import BatchStore
 from inboxd.sync.report import SyncReport
 
@@ -81,8 +81,9 @@ def _mp() -> multiprocessing.context.ForkServerContext:
     global _context, _stdlib_preparation_data
     if _context is None:
         ctx = multiprocessing.get_context("forkserver")
-        # The server imports only this module (not the caller's __main__, the default).
-        ctx.set_forkserver_preload([__name__])
+        # The server imports only this module and the providers a helper opens (not the
+        # caller's __main__, the default): a helper starts with its provider imported.
+        ctx.set_forkserver_preload([__name__, *registry.factory_modules(helpers=True)])
         if _stdlib_preparation_data is None:
             _stdlib_preparation_data = spawn.get_preparation_data
             spawn.get_preparation_data = _without_main
@@ -121,7 +122,9 @@ def warm_up(*, wait: bool = False) -> None:
 
 
 def prepare_worker(settings: Settings) -> None:
-    """A worker that runs syncs starts the forkserver of their helpers at once."""
+    """A worker that runs syncs imports the providers now, and starts the forkserver of
+    their helpers at once."""
+    registry.preload()
     if settings.sync_processes > 1:
         warm_up()
 
@@ -368,7 +371,7 @@ class _HelperRun:
     def run(self) -> None:
         spec = self.spec
         engine = make_engine(spec.database_url, busy_timeout_ms=spec.busy_timeout_ms, pool_size=1)
-        provider = provider_from_spec(spec.provider)
+        provider = registry.provider_from_spec(spec.provider)
         try:
             provider.open()
             self.pipe.send(("ready",))
