@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from inboxd.db.types import utcnow
-from inboxd.errors import InvalidParams, PermanentError
+from inboxd.errors import InvalidParams, InvalidRequest, PermanentError
 from inboxd.jobs.model import Job
 from inboxd.jobs.progress import TaskContext
 from inboxd.jobs.queue import Queue
@@ -71,7 +71,10 @@ def _run(ctx: TaskContext, registry: Accounts, account: Account) -> dict[str, An
         batch_messages=settings.sync_batch_messages,
         batch_bytes=settings.sync_batch_bytes,
     )
-    provider = open_provider(account, registry, options)
+    try:
+        provider = open_provider(account, registry, options)
+    except InvalidRequest as exc:  # a provider this version does not know
+        raise PermanentError(f"provider {account.provider!r} cannot sync: {exc.message}") from exc
     engine = SyncEngine(ctx.engine, settings, account.id, provider, ctx.progress, ctx.log)
     return asdict(engine.run())
 
