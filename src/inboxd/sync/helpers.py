@@ -39,8 +39,8 @@ import multiprocessing.forkserver
 import resource
 import signal
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from multiprocessing import spawn
 from multiprocessing.reduction import ForkingPickler
 from multiprocessing.sharedctypes import Synchronized
@@ -482,29 +482,3 @@ class _HelperRun:
 
 def _peak_rss_kb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
-def merge_report(into: SyncReport, part: SyncReport) -> None:
-    """Add a helper's counts of one batch to the sync's report."""
-    for f in fields(SyncReport):
-        if f.name == "per_folder":
-            for folder, n in part.per_folder.items():
-                into.per_folder[folder] = into.per_folder.get(folder, 0) + n
-        elif f.name not in ("folders", "folders_unchanged", "helpers", "helper_peak_rss_kb"):
-            setattr(into, f.name, getattr(into, f.name) + getattr(part, f.name))
-    into.fetched_by_helpers += part.fetched
-
-
-def wait_for(
-    helpers: Sequence[SyncHelper],
-    on_stored: Callable[[int, SyncReport], None],
-    check_cancelled: Callable[[], None],
-    *,
-    poll: float = 0.1,
-) -> None:
-    """Collect from ``helpers`` until every one is done with its folder (or has ended),
-    checking for cancellation."""
-    while running := [h for h in helpers if not h.settled]:
-        check_cancelled()
-        for helper in running:
-            helper.collect(on_stored, timeout=poll / len(running))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import fields
 from functools import partial
 from typing import Protocol
 
@@ -21,8 +22,6 @@ from inboxd.sync.helpers import (
     HelperSpec,
     LocalClaims,
     SyncHelper,
-    merge_report,
-    wait_for,
 )
 from inboxd.sync.report import SyncReport
 
@@ -224,3 +223,29 @@ class Sharing:
         count = len(plan.batches)
         left = iter([n for n in range(claims.first_of_back, count) if n not in done])
         self._fetch(state, plan, lambda: next(left, None), singly=dict(sorted(singly.items())))
+
+
+def merge_report(into: SyncReport, part: SyncReport) -> None:
+    """Add a helper's counts of one batch to the sync's report."""
+    for f in fields(SyncReport):
+        if f.name == "per_folder":
+            for folder, n in part.per_folder.items():
+                into.per_folder[folder] = into.per_folder.get(folder, 0) + n
+        elif f.name not in ("folders", "folders_unchanged", "helpers", "helper_peak_rss_kb"):
+            setattr(into, f.name, getattr(into, f.name) + getattr(part, f.name))
+    into.fetched_by_helpers += part.fetched
+
+
+def wait_for(
+    helpers: Sequence[SyncHelper],
+    on_stored: Callable[[int, SyncReport], None],
+    check_cancelled: Callable[[], None],
+    *,
+    poll: float = 0.1,
+) -> None:
+    """Collect from ``helpers`` until every one is done with its folder (or has ended),
+    checking for cancellation."""
+    while running := [h for h in helpers if not h.settled]:
+        check_cancelled()
+        for helper in running:
+            helper.collect(on_stored, timeout=poll / len(running))
