@@ -16,6 +16,7 @@ from inboxd.db.tables import folders, locations, messages
 from inboxd.errors import JobCancelled
 from inboxd.providers.base import AuthenticationFailed, ProviderOptions
 from inboxd.providers.fake import FakeMailbox, FakeProvider
+from inboxd.providers.mbox import MboxProvider
 from inboxd.store.accounts import Accounts
 from inboxd.sync.engine import SyncEngine
 from inboxd.sync.report import SyncReport
@@ -240,3 +241,29 @@ def test_a_rejected_login_fails_at_once(app: App, account_id: str, mailbox: Fake
     with pytest.raises(AuthenticationFailed):
         sync(app, account_id, mailbox)
     assert mailbox.logins == 0
+
+
+def test_an_mbox_resumes_at_its_offset_and_counts_the_bytes_it_read(
+    app: App, account_id: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "all.mbox"
+
+    def append(first: int, count: int) -> None:
+        with path.open("ab") as out:
+            for n in range(first, first + count):
+                out.write(b"From a@b Sat Jan  3 01:05:34 2024\n" + make_message(n) + b"\n")
+
+    def sync_file(progress: Recorder) -> SyncReport:
+        provider = MboxProvider(path, OPTIONS)
+        return SyncEngine(app.engine, app.settings, account_id, provider, progress).run()
+
+    append(0, 12)
+    first = Recorder()
+    report = sync_file(first)
+    assert first.steps == ["listing folders", "fetching", "storing"]
+    assert (report.fetched, report.bytes) == (12, path.stat().st_size)
+    size = path.stat().st_size
+    append(12, 3)
+    report = sync_file(Recorder())
+    assert (report.fetched, report.new, report.bytes) == (3, 3, path.stat().st_size - size)
+    assert stored(app) == (15, 15)

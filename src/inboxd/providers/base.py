@@ -150,6 +150,8 @@ class FetchedBatch:
     advance: int = 0
     #: messages listed but refused by the server (skipped, counted and logged)
     unavailable: int = 0
+    #: bytes read at the source, where they differ from the messages' (an mbox's framing)
+    read_bytes: int | None = None
     #: the server refused the whole batch (only when ``shared``): why
     refused: str | None = None
     notes: tuple[str, ...] = ()

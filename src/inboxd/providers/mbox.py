@@ -309,7 +309,10 @@ class MboxProvider(ProviderBase):
 
 def _batch(messages: list[FetchedMessage], end: int, inode: int, read: int) -> FetchedBatch:
     return FetchedBatch(
-        messages=messages, checkpoint={"cursor": {"offset": end, "inode": inode}}, advance=read
+        messages=messages,
+        checkpoint={"cursor": {"offset": end, "inode": inode}},
+        advance=read,
+        read_bytes=read,
     )
 
 

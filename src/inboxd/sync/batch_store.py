@@ -76,9 +76,11 @@ class BatchStore:
         *,
         checkpoint: Checkpoint | None = None,
         advance: int | None = None,
+        size: int | None = None,
     ) -> None:
         """Store ``fetched`` with ``checkpoint`` run in the same transaction; progress
-        advances by ``advance`` (default: the batch size)."""
+        advances by ``advance`` (default: the batch size), the report's bytes by ``size``
+        (default: the messages' sizes)."""
         packing = self._pool.submit(bodies.pack_many, [f.raw for f in fetched])
         parsed = [summarize_message(f.raw) for f in fetched]
         incoming = [
@@ -101,17 +103,20 @@ class BatchStore:
             self._unchecked += 1024 * len(incoming)
         if self._unchecked >= CHECKPOINT_BYTES:
             self._checkpoint()
-        self._count(folder_name, incoming, result.new, result.known)
+        read = sum(len(i.fetched.raw) for i in incoming) if size is None else size
+        self._count(folder_name, incoming, result.new, result.known, read)
         step = len(fetched) if advance is None else advance
         if step and self.progress is not None:
             self.progress.update(advance=step, message=folder_name)
 
-    def _count(self, folder: str, incoming: list[Incoming], new: int, known: int) -> None:
+    def _count(
+        self, folder: str, incoming: list[Incoming], new: int, known: int, read: int
+    ) -> None:
         report = self.report
         report.fetched += len(incoming)
         report.new += new
         report.duplicates += known
-        report.bytes += sum(len(i.fetched.raw) for i in incoming)
+        report.bytes += read
         report.parse_errors += sum(1 for i in incoming if i.parsed.parse_errors)
         report.per_folder[folder] = report.per_folder.get(folder, 0) + len(incoming)
 

@@ -249,6 +249,7 @@ class SyncEngine:
                         batch.messages,
                         checkpoint=_saving(state.id, batch.checkpoint),
                         advance=batch.advance,
+                        size=batch.read_bytes,
                     )
                 if between is not None:
                     between()
