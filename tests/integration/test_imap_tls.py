@@ -17,7 +17,8 @@ from inboxd.app import App
 from inboxd.errors import InvalidRequest
 from inboxd.jobs.model import JobStatus
 from inboxd.providers.base import ProviderConfigError
-from inboxd.providers.imap.session import ImapConfig, ImapSession
+from inboxd.providers.imap.session import ImapSession
+from inboxd.providers.imap.settings import ImapConfig
 from inboxd.store.accounts import NEEDS_ATTENTION, Account, Accounts
 from tests.services.dovecot import DovecotServer, ImapUser
 from tests.support.apps import add_imap_account, make_app, run_cli, subprocess_env, sync_now

@@ -22,7 +22,9 @@ from inboxd.app import App
 from inboxd.db.engine import reading, writing
 from inboxd.db.tables import locations, messages
 from inboxd.jobs.model import Job, JobStatus
-from inboxd.providers.imap.session import ImapConfig, ImapSession
+from inboxd.providers.base import FetchPlan, ProviderOptions, ProviderSpec
+from inboxd.providers.imap.session import ImapSession
+from inboxd.providers.imap.settings import ImapConfig, imap_config
 from inboxd.store.accounts import Account
 from inboxd.store.bodies import read_body
 from inboxd.store.folders import ensure_folder
@@ -369,10 +371,10 @@ def test_an_idle_helper_finds_its_lost_connection_and_reopens_it_for_the_next_fo
         spec = HelperSpec(
             database_url=app.engine.url.render_as_string(hide_password=False),
             busy_timeout_ms=app.settings.sqlite_busy_timeout_ms,
-            config=account.imap_config(10.0),
-            secret=imap_user.password,
+            provider=ProviderSpec(
+                "imap", imap_config(account, 10.0), imap_user.password, ProviderOptions(10.0)
+            ),
             account_id=account.id,
-            depth=2,
             keepalive_seconds=0.1,
         )
         claims = BatchClaims(3)
@@ -388,8 +390,9 @@ def test_an_idle_helper_finds_its_lost_connection_and_reopens_it_for_the_next_fo
             assert ours.poll(5)
             kind, what = ours.recv()
             assert kind == "reconnected" and "idle connection lost" in what
-            batches = [list(range(1, 11)), list(range(11, 21)), list(range(21, 31))]
-            ours.send(("folder", FolderWork(folder_id, "INBOX", uidvalidity, batches)))
+            batches = tuple(tuple(map(str, range(n, n + 10))) for n in (1, 11, 21))
+            plan = FetchPlan(folder="INBOX", batches=batches, validity=uidvalidity)
+            ours.send(("folder", FolderWork(folder_id, plan)))
             news = [ours.recv() for _ in range(4) if ours.poll(20)]
             assert len(news) == 4, news
             assert sorted(m[1] for m in news[:3]) == [0, 1, 2]

@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from inboxd.providers.imap.session import ImapConfig, ImapSession
+from inboxd.providers.imap.session import ImapSession
+from inboxd.providers.imap.settings import ImapConfig
 from tests.support.imap_script import ScriptedImapServer
 
 

@@ -10,7 +10,12 @@ from typing import Any
 
 import pytest
 
-from inboxd.providers.imap.session import _fetched, _list_entries, _status_entries, mailbox_arg
+from inboxd.providers.imap.responses import (
+    fetched_message,
+    list_entries,
+    mailbox_arg,
+    status_entries,
+)
 from inboxd.providers.imap.stream import (
     MAX_SEARCH_LINE,
     ImapStream,
@@ -57,7 +62,7 @@ def test_fetch_responses_with_literals_trailing_items_and_unsolicited_lines() ->
     assert batch == [10, 11]
     assert fake.sent == [b"IBX1 UID FETCH 10:11 (BODY.PEEK[])\r\n"]
     assert answer.ok and stream.clean
-    first, second = (_fetched(r) for r in responses)
+    first, second = (fetched_message(r) for r in responses)
     assert first is not None and second is not None
     assert (first.uid, first.raw, first.flags) == (10, b"hello", ("\\Seen", "\\Flagged"))
     assert first.internal_date == datetime(2026, 2, 7, 9, 11, 12, tzinfo=UTC)
@@ -127,7 +132,7 @@ def test_a_body_answered_as_nil_is_skipped() -> None:
     output = b"* 1 FETCH (UID 7 BODY[] NIL)\r\nIBX1 OK done\r\n"
     stream, _fake = stream_for(output)
     ((_batch, responses, _answer),) = list(fetch_pipelined(stream, [[7]], "X"))
-    assert [_fetched(r) for r in responses] == [None]
+    assert [fetched_message(r) for r in responses] == [None]
 
 
 def test_command_collects_untagged_responses() -> None:
@@ -191,13 +196,13 @@ def test_list_entries_read_quoted_literal_and_encoded_names() -> None:
         b"IBX1 OK done\r\n"
     )
     answer = stream.command('LIST "" "*"')
-    names = [(name, delimiter) for _flags, delimiter, name in _list_entries(answer.responses)]
+    names = [(name, delimiter) for _flags, delimiter, name in list_entries(answer.responses)]
     assert names == [("INBOX", b"/"), ('Say "hi"', b"/"), ("Reports (x)", b"/"), ("Ärchiv", None)]
     stream, _fake = stream_for(
         b'* STATUS "Reports (old)" (MESSAGES 4 UIDNEXT 9 HIGHESTMODSEQ 12)\r\nIBX1 OK done\r\n'
     )
     answer = stream.command('STATUS "Reports (old)" (MESSAGES UIDNEXT HIGHESTMODSEQ)')
-    assert list(_status_entries(answer.responses)) == [
+    assert list(status_entries(answer.responses)) == [
         ("Reports (old)", {"MESSAGES": 4, "UIDNEXT": 9, "HIGHESTMODSEQ": 12})
     ]
     assert mailbox_arg('Ärchiv "x" \\ y') == '"&AMQ-rchiv \\"x\\" \\\\ y"'

@@ -16,7 +16,7 @@ from inboxd.errors import ConfigError
 from inboxd.jobs.backoff import retry_delay
 from inboxd.jobs.model import new_job_id
 from inboxd.mail.credentials import Vault
-from inboxd.sync.imap import cut_batches
+from inboxd.providers.imap.provider import cut_batches
 
 
 def test_backoff_grows_is_capped_and_honours_retry_after() -> None:

@@ -1,11 +1,28 @@
-"""Records shared by the mail providers (IMAP, Maildir, mbox), and their errors."""
+"""The MailProvider protocol, the records it speaks in, and the providers' errors.
+
+A provider answers for one account's mail source (an IMAP server, a Maildir tree, an mbox
+file, an in-memory fake). It never touches the local store: the sync engine
+(:mod:`inboxd.sync.engine`) tells it what the store knows (a :class:`StoredFolder` and the
+keys stored for it) and stores what it fetches, committing each batch with the batch's
+checkpoint.
+
+One sync, seen from a provider::
+
+    open() -> folders() -> per folder: pending(), plan(), fetch(plan)
+           -> per folder: changes() -> close()
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import TracebackType
+from typing import Any, Protocol, Self
 
 from inboxd.errors import PermanentError, RetryableError
+
+# -- records -----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -50,6 +67,268 @@ class Marks:
     labels: tuple[str, ...] | None = None
 
 
+@dataclass(frozen=True)
+class FolderListing:
+    """The folders to sync with their status, and apart the folders the server would not
+    open just now (name -> its reason): those are skipped, not marked gone."""
+
+    folders: list[tuple[RemoteFolder, FolderStatus]]
+    refused: dict[str, str] = field(default_factory=dict)
+
+
+class StoredFolder(Protocol):
+    """What the last sync saw of a folder (``inboxd.store.folders.FolderState`` is one)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def uidvalidity(self) -> int | None: ...
+    @property
+    def uidnext(self) -> int | None: ...
+    @property
+    def highest_uid(self) -> int: ...
+    @property
+    def highestmodseq(self) -> int | None: ...
+    @property
+    def server_count(self) -> int | None: ...
+    @property
+    def cursor(self) -> Any: ...
+    @property
+    def last_synced_at(self) -> datetime | None: ...
+
+
+#: The keys the store holds for a folder (still on the server), read when first asked.
+KnownKeys = Callable[[], Collection[str]]
+
+
+@dataclass(frozen=True)
+class Pending:
+    """How much new mail a folder has, in progress units (messages, or an mbox's bytes),
+    and how much of it earlier syncs already did (a resumed stream starts part-way)."""
+
+    units: int
+    done: int = 0
+    message: str | None = None  # what the fetching step says, when not "N new messages"
+
+
+@dataclass(frozen=True, kw_only=True)
+class FetchPlan:
+    """What :meth:`MailProvider.fetch` will get for one folder. It is picklable, so a
+    helper process can fetch batches of the same plan.
+
+    ``batches`` are remote keys cut into batches (the engine hands out batch indexes);
+    a streamed source (mbox) has none and reads from ``cursor`` instead."""
+
+    folder: str
+    batches: tuple[tuple[str, ...], ...] = ()
+    streamed: bool = False
+    validity: int | None = None  # the folder's UIDVALIDITY the keys belong to
+    cursor: Any = None
+    #: the stored keys of this folder mean nothing any more (UIDVALIDITY changed)
+    reset: bool = False
+    #: nothing changed since the last sync (no new mail, no flag change, no removal)
+    unchanged: bool = False
+    #: folder state saved once every batch is stored
+    finish: Mapping[str, Any] | None = None
+    #: what the job's log should say about the planning
+    notes: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        """Nothing to fetch."""
+        return not self.batches and not self.streamed
+
+
+@dataclass(frozen=True, kw_only=True)
+class FetchedBatch:
+    """One batch from :meth:`MailProvider.fetch`: its messages, the folder state to commit
+    with them (the resume point), and how far the progress bar moves."""
+
+    messages: list[FetchedMessage] = field(default_factory=list)
+    index: int | None = None  # the plan's batch this is (None: a stream's)
+    checkpoint: Mapping[str, Any] | None = None
+    advance: int = 0
+    #: messages listed but refused by the server (skipped, counted and logged)
+    unavailable: int = 0
+    #: bytes read at the source, where they differ from the messages' (an mbox's framing)
+    read_bytes: int | None = None
+    #: the server refused the whole batch (only when ``shared``): why
+    refused: str | None = None
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What changed in a folder besides new mail: the marks of (at least) every message
+    whose marks changed, by key; every key still there (None: not listed); how many
+    messages it holds (None: count the store's)."""
+
+    marks: dict[str, Marks]
+    present: set[str] | None = None
+    count: int | None = None
+
+
+@dataclass(frozen=True)
+class Mutation:
+    """A change to write back to the server (flag, move, label): for later issues."""
+
+    folder: str
+    key: str
+    action: str
+    value: Any = None
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a provider can do besides the protocol's basics."""
+
+    #: it talks over a network: a dropped connection is reopened and the step retried
+    reconnects: bool = False
+    #: helper processes may fetch batches of a plan beside the sync (see :meth:`spec`)
+    helpers: bool = False
+    #: :meth:`MailProvider.apply` writes mutations back
+    mutations: bool = False
+
+
+@dataclass(frozen=True)
+class ProviderOptions:
+    """Settings of the service a provider is opened with."""
+
+    timeout: float = 60.0
+    batch_messages: int = 100
+    batch_bytes: int = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    """How another process opens a provider like this one (picklable; the secret travels
+    over a pipe between the two processes only)."""
+
+    provider: str
+    config: Any
+    secret: str = field(repr=False)
+    options: ProviderOptions = ProviderOptions()
+
+
+class ProviderAccount(Protocol):
+    """The account a provider is opened for (``inboxd.store.accounts.Account`` is one)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def provider(self) -> str: ...
+    @property
+    def settings(self) -> dict[str, Any]: ...
+
+
+class SecretStore(Protocol):
+    """Where an account's secret is kept (``inboxd.store.accounts.Accounts`` is one): read
+    to log in, written when a provider renews a token."""
+
+    def secret(self, account_id: str) -> dict[str, Any]:
+        """The decrypted secret."""
+        ...
+
+    def store_secret(self, account_id: str, secret: dict[str, Any]) -> None:
+        """Replace the secret (a renewed token)."""
+        ...
+
+
+# -- the protocol ------------------------------------------------------------------------
+
+
+class MailProvider(Protocol):
+    """One account's mail source, opened for one sync (or one test)."""
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What it can do besides the basics."""
+        ...
+
+    @property
+    def location(self) -> str | None:
+        """What the "connecting" step names (a host); None: nothing to connect to."""
+        ...
+
+    def open(self) -> None:
+        """Connect (and log in); AuthenticationFailed, ProviderConfigError, ProviderError."""
+        ...
+
+    def close(self) -> None:
+        """Let go of the connection (best effort); a later call connects again."""
+        ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    def folders(self) -> FolderListing:
+        """The folders this account syncs, each with its status."""
+        ...
+
+    def pending(self, status: FolderStatus, state: StoredFolder, known: KnownKeys) -> Pending:
+        """How much new mail the folder has (from its status alone where possible)."""
+        ...
+
+    def plan(
+        self,
+        folder: str,
+        status: FolderStatus,
+        state: StoredFolder,
+        known: KnownKeys,
+        *,
+        stored: Collection[str] = (),
+    ) -> FetchPlan:
+        """What is new in ``folder`` since ``state``, in batches; ``stored`` are keys
+        already stored beyond the folder's checkpoint (by a helper process)."""
+        ...
+
+    def fetch(
+        self,
+        plan: FetchPlan,
+        take: Callable[[], int | None] | None = None,
+        *,
+        singly: Mapping[int, str] | None = None,
+        shared: bool = False,
+    ) -> Generator[FetchedBatch, None, None]:
+        """The plan's batches that ``take`` hands out (default: all, in order). Batches in
+        ``singly`` (index -> why) were refused before and are fetched message by message,
+        and so is a batch the server refuses now, unless the plan is ``shared`` with
+        another process (a helper): then the refused batch is yielded with its reason and
+        the fetch ends, and a folder whose UIDVALIDITY moved raises FolderChanged."""
+        ...
+
+    def changes(
+        self, folder: str, status: FolderStatus, state: StoredFolder, *, list_keys: bool
+    ) -> Changes:
+        """Flag and label changes since ``state``, and with ``list_keys`` the keys still
+        there (what is gone is found by difference)."""
+        ...
+
+    def keep_alive(self) -> None:
+        """Prove an idle connection still works (ProviderError when it does not)."""
+        ...
+
+    def spec(self) -> ProviderSpec:
+        """How a helper process opens the same provider (only with ``helpers``)."""
+        ...
+
+    def apply(self, mutations: Sequence[Mutation]) -> None:
+        """Write ``mutations`` back to the server (only with ``mutations``; else
+        MutationsNotSupported)."""
+        ...
+
+
+# -- errors ------------------------------------------------------------------------------
+
+
 class ProviderError(RetryableError):
     """The mail server could not be reached or dropped the connection."""
 
@@ -63,6 +342,10 @@ class FolderUnavailable(ProviderError):
         self.folder = folder
 
 
+class FolderChanged(ProviderError):
+    """A folder's UIDVALIDITY changed since its plan was made: the plan is void."""
+
+
 class ServerClosedConnection(ProviderError):
     """The mail server ended the connection and said why (IMAP BYE)."""
 
@@ -73,3 +356,58 @@ class AuthenticationFailed(PermanentError):
 
 class ProviderConfigError(PermanentError):
     """The account's settings cannot work (bad TLS, unknown folder, missing file)."""
+
+
+class MutationsNotSupported(PermanentError):
+    """This provider cannot write changes back to the server yet."""
+
+
+class NoHelpers(PermanentError):
+    """This provider cannot be opened in a helper process."""
+
+
+class ProviderBase:
+    """Defaults for a provider: the context manager, no helpers, no mutations, nothing to
+    keep alive. Subclasses supply the rest of :class:`MailProvider`."""
+
+    #: the registry name (for messages)
+    name = "provider"
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """None besides the basics."""
+        return Capabilities()
+
+    @property
+    def location(self) -> str | None:
+        """Nothing to connect to."""
+        return None
+
+    def open(self) -> None:
+        """Nothing to open."""
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+    def __enter__(self) -> Self:
+        # Connecting stays explicit (open()), so a sync can report and retry it.
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def keep_alive(self) -> None:
+        """Nothing to keep alive."""
+
+    def spec(self) -> ProviderSpec:
+        """Not possible: this provider has no helpers."""
+        raise NoHelpers(f"{self.name} accounts are synced by one process")
+
+    def apply(self, mutations: Sequence[Mutation]) -> None:
+        """Not possible yet: a later issue writes changes back."""
+        raise MutationsNotSupported(f"writing changes back to {self.name} is not supported yet")

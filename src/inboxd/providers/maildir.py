@@ -10,14 +10,41 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from inboxd.errors import NotFound
+from inboxd.errors import InvalidRequest, NotFound
+from inboxd.providers.base import (
+    Changes,
+    FetchedBatch,
+    FetchedMessage,
+    FetchPlan,
+    FolderListing,
+    FolderStatus,
+    KnownKeys,
+    Marks,
+    Pending,
+    ProviderAccount,
+    ProviderBase,
+    ProviderConfigError,
+    ProviderOptions,
+    RemoteFolder,
+    SecretStore,
+    StoredFolder,
+)
 
-__all__ = ["MaildirEntry", "MaildirFolder", "iter_maildir", "read_entry", "scan_maildir"]
+__all__ = [
+    "MaildirEntry",
+    "MaildirFolder",
+    "MaildirProvider",
+    "iter_maildir",
+    "open_provider",
+    "read_entry",
+    "scan_maildir",
+    "validate_settings",
+]
 
 INBOX = "INBOX"
 MAX_NESTING = 16  # plain nested maildirs deeper than this are not looked for
@@ -213,3 +240,95 @@ def _mutf7_chunk(encoded: str) -> str:
         return base64.b64decode(padded, validate=True).decode("utf-16-be")
     except (ValueError, UnicodeDecodeError):
         return f"&{encoded}-"
+
+
+class MaildirProvider(ProviderBase):
+    """A Maildir tree as a MailProvider: folders are listed by file name (no message is
+    read to plan), new messages are the keys the store does not hold yet, and a key gone
+    from the listing is a message removed."""
+
+    name = "Maildir"
+
+    def __init__(self, root: Path, options: ProviderOptions) -> None:
+        self.root = root
+        self.options = options
+        self._entries: dict[str, list[MaildirEntry]] = {}
+        #: folder -> keys the store held when it was planned (their flags may have changed)
+        self._known: dict[str, Collection[str]] = {}
+
+    def folders(self) -> FolderListing:
+        """Every maildir of the tree, listed (by file name) once per sync."""
+        if not self.root.is_dir():
+            raise ProviderConfigError(f"Maildir {self.root} is gone")
+        found = scan_maildir(self.root)
+        self._entries = {f.name: list(iter_maildir(f.path)) for f in found}
+        return FolderListing(
+            [(RemoteFolder(f.name), FolderStatus(len(self._entries[f.name]))) for f in found]
+        )
+
+    def pending(self, status: FolderStatus, state: StoredFolder, known: KnownKeys) -> Pending:
+        """Listed keys the store does not hold."""
+        keys = known()
+        return Pending(sum(1 for e in self._entries[state.name] if e.key not in keys))
+
+    def plan(
+        self,
+        folder: str,
+        status: FolderStatus,
+        state: StoredFolder,
+        known: KnownKeys,
+        *,
+        stored: Collection[str] = (),
+    ) -> FetchPlan:
+        """The new keys, in batches of ``batch_messages``."""
+        keys = self._known[folder] = known()
+        new = [e.key for e in self._entries[folder] if e.key not in keys and e.key not in stored]
+        size = self.options.batch_messages
+        batches = tuple(tuple(new[n : n + size]) for n in range(0, len(new), size))
+        return FetchPlan(folder=folder, batches=batches)
+
+    def fetch(
+        self,
+        plan: FetchPlan,
+        take: Callable[[], int | None] | None = None,
+        *,
+        singly: Mapping[int, str] | None = None,
+        shared: bool = False,
+    ) -> Generator[FetchedBatch, None, None]:
+        """Each batch's files, read as they come."""
+        by_key = {e.key: e for e in self._entries[plan.folder]}
+        indexes = iter(range(len(plan.batches)))
+        while (index := take() if take is not None else next(indexes, None)) is not None:
+            entries = [by_key[key] for key in plan.batches[index]]
+            messages = [
+                FetchedMessage(remote_key=e.key, raw=read_entry(e), flags=tuple(e.flags))
+                for e in entries
+            ]
+            yield FetchedBatch(messages=messages, index=index, advance=len(messages))
+
+    def changes(
+        self, folder: str, status: FolderStatus, state: StoredFolder, *, list_keys: bool
+    ) -> Changes:
+        """Flags of the messages stored before this sync; every key (from the listing)."""
+        entries = self._entries[folder]
+        before = self._known.get(folder, ())
+        marks = {e.key: Marks(tuple(e.flags)) for e in entries if e.key in before}
+        return Changes(marks, {e.key for e in entries}, len(entries))
+
+
+def validate_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """A Maildir account's settings: the path of an existing directory."""
+    path = settings.get("path")
+    if not path:
+        raise InvalidRequest("a maildir account needs a path")
+    resolved = Path(str(path)).expanduser().resolve()
+    if not resolved.is_dir():
+        raise InvalidRequest(f"no Maildir at {resolved}")
+    return {"path": str(resolved)}
+
+
+def open_provider(
+    account: ProviderAccount, secrets: SecretStore, options: ProviderOptions
+) -> MaildirProvider:
+    """The registry's factory: a provider over the account's Maildir tree."""
+    return MaildirProvider(Path(account.settings["path"]), options)

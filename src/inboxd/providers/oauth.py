@@ -19,17 +19,14 @@ import ipaddress
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import httpx
 
 from inboxd.db.types import utcnow
 from inboxd.errors import InvalidRequest, RetryableError
-from inboxd.providers.base import AuthenticationFailed, ProviderConfigError
-
-if TYPE_CHECKING:
-    from inboxd.store.accounts import Accounts
+from inboxd.providers.base import AuthenticationFailed, ProviderConfigError, SecretStore
 
 #: Token endpoints and scopes of the providers people use most; any other is given by URL.
 PRESETS: dict[str, tuple[str, str]] = {
@@ -211,8 +208,8 @@ class RefreshingToken:
     """An account's access token, renewed with its refresh token when it runs out (or
     when the mail server rejected it)."""
 
-    def __init__(self, registry: Accounts, account_id: str, client: OAuthClient, timeout: float):
-        self.registry = registry
+    def __init__(self, secrets: SecretStore, account_id: str, client: OAuthClient, timeout: float):
+        self.secrets = secrets
         self.account_id = account_id
         self.client = client
         self.timeout = timeout
@@ -220,7 +217,7 @@ class RefreshingToken:
 
     def __call__(self, *, renew: bool = False) -> str:
         with self._lock:
-            secret = self.registry.secret(self.account_id)
+            secret = self.secrets.secret(self.account_id)
             cached = secret.get("access_token")
             expires = secret.get("access_expires_at")
             fresh = bool(expires) and datetime.fromisoformat(str(expires)) - RENEW_MARGIN > utcnow()
@@ -236,5 +233,5 @@ class RefreshingToken:
             secret["access_expires_at"] = answer.expires_at.isoformat()
             if answer.refresh_token:
                 secret["refresh_token"] = answer.refresh_token
-            self.registry.store_secret(self.account_id, secret)
+            self.secrets.store_secret(self.account_id, secret)
             return answer.access_token

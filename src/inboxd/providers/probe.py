@@ -3,24 +3,26 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from inboxd.errors import InboxdError
+from inboxd.providers.base import ProviderAccount, ProviderOptions, SecretStore
 from inboxd.providers.maildir import iter_maildir, scan_maildir
-
-if TYPE_CHECKING:
-    from inboxd.store.accounts import Account, Accounts
+from inboxd.providers.registry import open_provider
 
 
-def probe_account(registry: Accounts, account: Account, timeout: float) -> dict[str, Any]:
+def probe_account(
+    registry: SecretStore, account: ProviderAccount, timeout: float
+) -> dict[str, Any]:
     """``{"ok", "summary"|"error", "folders": {name: count}}`` for one account."""
     try:
-        if account.provider == "imap":
-            folders = _probe_imap(registry, account, timeout)
-        elif account.provider == "maildir":
+        # Local files are counted as they are (an mbox's sync never reads it whole).
+        if account.provider == "maildir":
             folders = _probe_maildir(Path(account.settings["path"]))
-        else:
+        elif account.provider == "mbox":
             folders = _probe_mbox(Path(account.settings["path"]))
+        else:
+            folders = _probe_remote(registry, account, timeout)
     except InboxdError as exc:
         return {"ok": False, "error": exc.message, "folders": {}}
     total = sum(folders.values())
@@ -28,20 +30,14 @@ def probe_account(registry: Accounts, account: Account, timeout: float) -> dict[
     return {"ok": True, "summary": summary, "folders": folders}
 
 
-def _probe_imap(registry: Accounts, account: Account, timeout: float) -> dict[str, int]:
-    # Imported here: the web process loads this module but must not load the IMAP stack.
-    from inboxd.providers.imap.session import ImapSession
-
-    session = ImapSession(account.imap_config(timeout), registry.login_secret(account, timeout))
-    try:
-        session.connect()
-        plan, refused = session.folders_with_status()
-        if refused:
-            name, reason = next(iter(refused.items()))
-            raise InboxdError(f"folder {name}: {reason}")
-        return {folder.name: status.messages for folder, status in plan}
-    finally:
-        session.close()
+def _probe_remote(secrets: SecretStore, account: ProviderAccount, timeout: float) -> dict[str, int]:
+    with open_provider(account, secrets, ProviderOptions(timeout=timeout)) as provider:
+        provider.open()
+        listing = provider.folders()
+    if listing.refused:
+        name, reason = next(iter(listing.refused.items()))
+        raise InboxdError(f"folder {name}: {reason}")
+    return {folder.name: status.messages for folder, status in listing.folders}
 
 
 def _probe_maildir(root: Path) -> dict[str, int]:

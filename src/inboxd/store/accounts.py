@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Self
+from typing import Any, Self
 
 from sqlalchemy import Engine, Row, delete, func, insert, select, update
 
@@ -19,16 +17,9 @@ from inboxd.db.types import utcnow
 from inboxd.errors import InvalidRequest, NotFound
 from inboxd.jobs.model import new_job_id
 from inboxd.mail.credentials import Vault
-from inboxd.providers.base import AuthenticationFailed
-from inboxd.providers.oauth import OAuthClient, RefreshingToken, TokenSource, oauth_settings
+from inboxd.providers import registry
 from inboxd.store import packs
 from inboxd.vocabulary import AccountState
-
-if TYPE_CHECKING:
-    from inboxd.providers.imap.session import ImapConfig
-
-Provider = Literal["imap", "maildir", "mbox"]
-PROVIDERS: tuple[str, ...] = ("imap", "maildir", "mbox")
 
 #: Account states shown to people (aliases of the vocabulary's names).
 OK, NEEDS_ATTENTION = AccountState.OK, AccountState.NEEDS_ATTENTION
@@ -74,25 +65,6 @@ class Account:
             last_sync_job_id=m["last_sync_job_id"],
             created_at=m["created_at"],
             has_secret=m["secret"] is not None,
-        )
-
-    def imap_config(self, timeout: float) -> ImapConfig:
-        """Connection settings for an IMAP account."""
-        # Imported here: the web process reads accounts but must not load the IMAP stack.
-        from inboxd.providers.imap.session import ImapConfig
-
-        s = self.settings
-        return ImapConfig(
-            host=s["host"],
-            port=int(s["port"]),
-            security=s["security"],
-            username=s["username"],
-            auth=s.get("auth", "password"),
-            folders=tuple(s.get("folders") or ()),
-            exclude=tuple(s.get("exclude") or ()),
-            timeout=timeout,
-            verify_tls=bool(s.get("verify_tls", True)),
-            ca_pem=s.get("ca_pem") or None,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -199,18 +171,6 @@ class Accounts:
                 .where(accounts.c.id == account_id)
                 .values(secret=self.vault.seal(secret), updated_at=utcnow())
             )
-
-    def login_secret(self, account: Account, timeout: float) -> str | TokenSource:
-        """What an IMAP login of ``account`` sends: its password, its stored access token,
-        or (with OAuth settings) access tokens renewed from its refresh token."""
-        oauth = account.settings.get("oauth")
-        if account.settings.get("auth") == "xoauth2" and oauth:
-            return RefreshingToken(self, account.id, OAuthClient.from_settings(oauth), timeout)
-        secret = self.secret(account.id)
-        value = secret.get("password") or secret.get("token")
-        if not value:
-            raise AuthenticationFailed(f"no password stored for account {account.name!r}")
-        return str(value)
 
     def set_state(
         self, account_id: str, state: str, message: str | None = None, **more: Any
@@ -323,71 +283,5 @@ def _check_secret(settings: dict[str, Any], secret: dict[str, Any] | None) -> No
 
 
 def validate_settings(provider: str, settings: dict[str, Any]) -> dict[str, Any]:
-    """Check an account's connection settings; returns them normalised."""
-    if provider not in PROVIDERS:
-        raise InvalidRequest(f"unknown provider {provider!r} (one of: {', '.join(PROVIDERS)})")
-    if provider == "imap":
-        return _imap_settings(settings)
-    path = settings.get("path")
-    if not path:
-        raise InvalidRequest(f"a {provider} account needs a path")
-    resolved = Path(str(path)).expanduser().resolve()
-    if provider == "maildir" and not resolved.is_dir():
-        raise InvalidRequest(f"no Maildir at {resolved}")
-    if provider == "mbox" and not resolved.is_file():
-        raise InvalidRequest(f"no mbox file at {resolved}")
-    return {"path": str(resolved)}
-
-
-def _imap_settings(settings: dict[str, Any]) -> dict[str, Any]:
-    host = str(settings.get("host") or "").strip()
-    username = str(settings.get("username") or "").strip()
-    security = settings.get("security", "tls")
-    if not host or not username:
-        raise InvalidRequest("an IMAP account needs a host and a username")
-    if security not in ("tls", "starttls", "none"):
-        raise InvalidRequest("security must be tls, starttls or none")
-    default_port = 993 if security == "tls" else 143
-    try:
-        port = int(settings.get("port") or default_port)
-    except (TypeError, ValueError) as exc:
-        raise InvalidRequest("port must be a number") from exc
-    if not 0 < port < 65536:
-        raise InvalidRequest("port must be between 1 and 65535")
-    auth = settings.get("auth", "password")
-    if auth not in ("password", "xoauth2"):
-        raise InvalidRequest("auth must be password or xoauth2")
-    clean = {
-        "host": host,
-        "port": port,
-        "security": security,
-        "username": username,
-        "auth": auth,
-        "folders": list(settings.get("folders") or []),
-        "exclude": list(settings.get("exclude") or []),
-        "verify_tls": bool(settings.get("verify_tls", True)),
-        "ca_pem": _ca_pem(settings.get("ca_pem")),
-    }
-    if settings.get("oauth"):
-        if auth != "xoauth2":
-            raise InvalidRequest("oauth settings are for an account with auth xoauth2")
-        clean["oauth"] = oauth_settings(settings["oauth"])
-    return clean
-
-
-#: Longest CA bundle accepted (a handful of certificates).
-MAX_CA_PEM = 64 * 1024
-
-
-def _ca_pem(value: Any) -> str | None:
-    """PEM text of at least one certificate, or None."""
-    if value is None or value == "":
-        return None
-    text = str(value).strip()
-    if len(text) > MAX_CA_PEM or "-----BEGIN CERTIFICATE-----" not in text:
-        raise InvalidRequest("ca_pem must be PEM certificates (-----BEGIN CERTIFICATE-----)")
-    try:
-        ssl.create_default_context(cadata=text)
-    except ssl.SSLError as exc:
-        raise InvalidRequest(f"ca_pem holds no usable certificate: {exc.reason}") from exc
-    return text + "\n"
+    """Check an account's connection settings (by its provider); returns them normalised."""
+    return registry.validate_settings(provider, settings)

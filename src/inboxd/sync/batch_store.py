@@ -21,12 +21,12 @@ import contextlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
+from typing import Protocol
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from inboxd.db.engine import checkpoint_wal, reading, writing
-from inboxd.jobs.progress import Progress
 from inboxd.mail.message import summarize_message
 from inboxd.providers.base import FetchedMessage
 from inboxd.store import bodies, packs
@@ -34,6 +34,17 @@ from inboxd.store.writer import Incoming, pack_new_bodies, prepare_batch, write_
 from inboxd.sync.report import SyncReport
 
 Checkpoint = Callable[[Connection], None]
+
+
+class BatchProgress(Protocol):
+    """Where a store counts what it stored (``inboxd.jobs.progress.Progress`` is one)."""
+
+    def update(
+        self, current: int | None = None, *, advance: int = 0, message: str | None = None
+    ) -> None:
+        """Advance the count."""
+        ...
+
 
 #: Bytes of packed mail a store writes between two WAL checkpoints of its own. Measured on
 #: 431 MB of mail: a checkpoint after every 1.4 MB batch cost 1.0 s, one every 4 MB 0.22 s;
@@ -46,7 +57,7 @@ class BatchStore:
     (and advancing ``progress``, when given)."""
 
     def __init__(
-        self, engine: Engine, account_id: str, report: SyncReport, progress: Progress | None
+        self, engine: Engine, account_id: str, report: SyncReport, progress: BatchProgress | None
     ) -> None:
         self.engine = engine
         self.account_id = account_id
@@ -65,9 +76,11 @@ class BatchStore:
         *,
         checkpoint: Checkpoint | None = None,
         advance: int | None = None,
+        size: int | None = None,
     ) -> None:
         """Store ``fetched`` with ``checkpoint`` run in the same transaction; progress
-        advances by ``advance`` (default: the batch size)."""
+        advances by ``advance`` (default: the batch size), the report's bytes by ``size``
+        (default: the messages' sizes)."""
         packing = self._pool.submit(bodies.pack_many, [f.raw for f in fetched])
         parsed = [summarize_message(f.raw) for f in fetched]
         incoming = [
@@ -90,17 +103,20 @@ class BatchStore:
             self._unchecked += 1024 * len(incoming)
         if self._unchecked >= CHECKPOINT_BYTES:
             self._checkpoint()
-        self._count(folder_name, incoming, result.new, result.known)
+        read = sum(len(i.fetched.raw) for i in incoming) if size is None else size
+        self._count(folder_name, incoming, result.new, result.known, read)
         step = len(fetched) if advance is None else advance
         if step and self.progress is not None:
             self.progress.update(advance=step, message=folder_name)
 
-    def _count(self, folder: str, incoming: list[Incoming], new: int, known: int) -> None:
+    def _count(
+        self, folder: str, incoming: list[Incoming], new: int, known: int, read: int
+    ) -> None:
         report = self.report
         report.fetched += len(incoming)
         report.new += new
         report.duplicates += known
-        report.bytes += sum(len(i.fetched.raw) for i in incoming)
+        report.bytes += read
         report.parse_errors += sum(1 for i in incoming if i.parsed.parse_errors)
         report.per_folder[folder] = report.per_folder.get(folder, 0) + len(incoming)
 

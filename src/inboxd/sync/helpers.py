@@ -1,8 +1,12 @@
 """Helper processes that fetch and store part of a folder's new mail beside the sync.
 
+Any provider whose capabilities say ``helpers`` can be shared: a helper opens its own
+provider through the registry from the sync's picklable ProviderSpec, and fetches batches
+of the same FetchPlan (IMAP, with its pipelined FETCH, is the one provider that does).
+
 A sync is CPU-bound in Python (parsing and storing cost more than the download), so one
 process tops out well below what the network and the server can give. For a folder with
-many new messages the sync starts helper processes, each with its own IMAP connection and
+many new messages the sync starts helper processes, each with its own connection and
 database connection. The folder's batches are shared through two counters in shared
 memory: the sync takes batches from the front, in order, and the helpers from the back, so
 they meet wherever their speeds put them. Only counts travel back over a pipe, never mail.
@@ -35,8 +39,8 @@ import multiprocessing.forkserver
 import resource
 import signal
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from multiprocessing import spawn
 from multiprocessing.reduction import ForkingPickler
 from multiprocessing.sharedctypes import Synchronized
@@ -45,13 +49,16 @@ from typing import Any
 from inboxd import heap
 from inboxd.config import Settings
 from inboxd.db.engine import make_engine
+from inboxd.providers import registry
 from inboxd.providers.base import (
-    FolderStatus,
+    FetchPlan,
+    FolderChanged,
     FolderUnavailable,
+    MailProvider,
     ProviderError,
+    ProviderSpec,
     ServerClosedConnection,
 )
-from inboxd.providers.imap.session import ImapConfig, ImapSession
 from inboxd.sync.batch_store import BatchStore
 from inboxd.sync.report import SyncReport
 
@@ -74,8 +81,9 @@ def _mp() -> multiprocessing.context.ForkServerContext:
     global _context, _stdlib_preparation_data
     if _context is None:
         ctx = multiprocessing.get_context("forkserver")
-        # The server imports only this module (not the caller's __main__, the default).
-        ctx.set_forkserver_preload([__name__])
+        # The server imports only this module and the providers a helper opens (not the
+        # caller's __main__, the default): a helper starts with its provider imported.
+        ctx.set_forkserver_preload([__name__, *registry.factory_modules(helpers=True)])
         if _stdlib_preparation_data is None:
             _stdlib_preparation_data = spawn.get_preparation_data
             spawn.get_preparation_data = _without_main
@@ -114,7 +122,9 @@ def warm_up(*, wait: bool = False) -> None:
 
 
 def prepare_worker(settings: Settings) -> None:
-    """A worker that runs syncs starts the forkserver of their helpers at once."""
+    """A worker that runs syncs imports the providers now, and starts the forkserver of
+    their helpers at once."""
+    registry.preload()
     if settings.sync_processes > 1:
         warm_up()
 
@@ -199,10 +209,8 @@ class HelperSpec:
 
     database_url: str = field(repr=False)  # may hold the database's password
     busy_timeout_ms: int
-    config: ImapConfig
-    secret: str = field(repr=False)
+    provider: ProviderSpec
     account_id: str
-    depth: int
     keepalive_seconds: float = KEEPALIVE_SECONDS
 
 
@@ -211,9 +219,7 @@ class FolderWork:
     """One folder's share: its batches, handed out through the helper's claims."""
 
     folder_id: int
-    folder: str
-    uidvalidity: int | None
-    batches: list[list[int]]
+    plan: FetchPlan
 
 
 class SyncHelper:
@@ -353,10 +359,6 @@ class _StopHelper(Exception):
     pass
 
 
-class _ValidityChanged(Exception):
-    pass
-
-
 class _HelperRun:
     def __init__(
         self, spec: HelperSpec, claims: BatchClaims, pipe: multiprocessing.connection.Connection
@@ -369,44 +371,42 @@ class _HelperRun:
     def run(self) -> None:
         spec = self.spec
         engine = make_engine(spec.database_url, busy_timeout_ms=spec.busy_timeout_ms, pool_size=1)
-        session = ImapSession(spec.config, spec.secret)
+        provider = registry.provider_from_spec(spec.provider)
         try:
-            session.connect()
+            provider.open()
             self.pipe.send(("ready",))
-            while (work := self._next_folder(session)) is not None:
-                self._fetch(engine, session, work)
+            while (work := self._next_folder(provider)) is not None:
+                self._fetch(engine, provider, work)
                 self.pipe.send(("folder-done",))
             self.pipe.send(("done", _peak_rss_kb()))
         except _StopHelper:
             self.pipe.send(("done", _peak_rss_kb()))
-        except _ValidityChanged as exc:
-            self.pipe.send(("failed", f"UIDVALIDITY of {exc} changed"))
         except ProviderError as exc:
             self.pipe.send(("failed", exc.message))
         except Exception as exc:  # reported to the sync, which does the batch itself
             self.pipe.send(("failed", f"{type(exc).__name__}: {exc}"))
         finally:
             with contextlib.suppress(Exception):
-                session.close()
+                provider.close()
             engine.dispose()
 
-    def _next_folder(self, session: ImapSession) -> FolderWork | None:
+    def _next_folder(self, provider: MailProvider) -> FolderWork | None:
         """The next folder the sync gives us (keeping the connection alive meanwhile); None
         when told to stop (or the sync is gone)."""
         try:
             while not self.pipe.poll(self.spec.keepalive_seconds):
-                self._keep_alive(session)
+                self._keep_alive(provider)
             message = self.pipe.recv()
         except (EOFError, OSError):
             return None
         return message[1] if message[0] == "folder" else None
 
-    def _keep_alive(self, session: ImapSession) -> None:
+    def _keep_alive(self, provider: MailProvider) -> None:
         try:
-            session.noop()
+            provider.keep_alive()
         except ProviderError as exc:
             # Reopened when the next folder comes (a login now could be for nothing).
-            session.close()
+            provider.close()
             self.pipe.send(
                 (
                     "reconnected",
@@ -414,68 +414,62 @@ class _HelperRun:
                 )
             )
 
-    def _fetch(self, engine: Any, session: ImapSession, work: FolderWork) -> None:
+    def _fetch(self, engine: Any, provider: MailProvider, work: FolderWork) -> None:
         """Fetch and store batches of ``work`` from the back until none are left,
         reconnecting when the connection drops."""
         self.taken = []
         delay = 0.5
         for attempt in range(FOLDER_RECONNECTS + 1):
             try:
-                self._fetch_some(engine, session, work)
+                self._fetch_some(engine, provider, work)
                 return
-            except (FolderUnavailable, ServerClosedConnection):
+            except (FolderUnavailable, ServerClosedConnection, FolderChanged):
                 # The server answered (a folder it will not open, a message whose FETCH makes
-                # it hang up): a new connection would not change its mind, and the sync
-                # knows how to fetch around one bad message.
+                # it hang up, a folder renumbered): a new connection would not change its
+                # mind, and the sync knows how to fetch around one bad message.
                 raise
             except ProviderError as exc:
                 if attempt == FOLDER_RECONNECTS:
                     raise
-                session.close()
+                provider.close()
                 self.pipe.send(("reconnected", f"{exc.message}; reconnected"))
                 if self.pipe.poll(delay):  # only a stop can come mid-folder
                     raise _StopHelper from None
                 delay *= 2
 
-    def _fetch_some(self, engine: Any, session: ImapSession, work: FolderWork) -> None:
+    def _fetch_some(self, engine: Any, provider: MailProvider, work: FolderWork) -> None:
         """One connection's go at ``work``: first the batches an earlier go took but did not
         store, then new ones from the back."""
-        again, self.taken = self.taken, []
-
-        def check(status: FolderStatus) -> None:
-            if status.uidvalidity != work.uidvalidity:
-                raise _ValidityChanged(work.folder)
-
         report = SyncReport()
         with BatchStore(engine, self.spec.account_id, report, None) as store:
-            feed = session.fetch_batches(
-                self._claimed(work, again),
-                depth=self.spec.depth,
-                examine=work.folder,
-                on_examined=check,
-            )
+            feed = provider.fetch(work.plan, self._taker(), shared=True)
             with contextlib.closing(feed):
                 for fetched in feed:
-                    index = self.taken.pop(0)
-                    if fetched.failed is not None:
-                        self.pipe.send(("refused", index, fetched.failed))
+                    if fetched.index is None:
+                        continue
+                    index = fetched.index
+                    self.taken.remove(index)
+                    if fetched.refused is not None:
+                        self.pipe.send(("refused", index, fetched.refused))
                         return  # the sync fetches it (and what we took after it) one by one
                     store.report = SyncReport()
-                    store.put(work.folder_id, work.folder, fetched.messages)
+                    # No checkpoint: only the sync moves the folder's, through its batches.
+                    store.put(work.folder_id, work.plan.folder, fetched.messages)
                     self.pipe.send(("stored", index, asdict(store.report)))
 
-    def _claimed(self, work: FolderWork, again: list[int]) -> Iterator[list[int]]:
-        for index in again:
+    def _taker(self) -> Callable[[], int | None]:
+        """Hands out the batches taken but not stored by an earlier go, then claims new
+        ones from the back; None when none are left (or raises _StopHelper)."""
+        again, self.taken = self.taken, []
+
+        def take() -> int | None:
             self._check_stop()
-            self.taken.append(index)
-            yield work.batches[index]
-        while True:
-            self._check_stop()
-            claimed = self.claims.take_back()
-            if claimed is None:
-                return
-            self.taken.append(claimed)
-            yield work.batches[claimed]
+            index = again.pop(0) if again else self.claims.take_back()
+            if index is not None:
+                self.taken.append(index)
+            return index
+
+        return take
 
     def _check_stop(self) -> None:
         try:
@@ -488,29 +482,3 @@ class _HelperRun:
 
 def _peak_rss_kb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
-def merge_report(into: SyncReport, part: SyncReport) -> None:
-    """Add a helper's counts of one batch to the sync's report."""
-    for f in fields(SyncReport):
-        if f.name == "per_folder":
-            for folder, n in part.per_folder.items():
-                into.per_folder[folder] = into.per_folder.get(folder, 0) + n
-        elif f.name not in ("folders", "folders_unchanged", "helpers", "helper_peak_rss_kb"):
-            setattr(into, f.name, getattr(into, f.name) + getattr(part, f.name))
-    into.fetched_by_helpers += part.fetched
-
-
-def wait_for(
-    helpers: Sequence[SyncHelper],
-    on_stored: Callable[[int, SyncReport], None],
-    check_cancelled: Callable[[], None],
-    *,
-    poll: float = 0.1,
-) -> None:
-    """Collect from ``helpers`` until every one is done with its folder (or has ended),
-    checking for cancellation."""
-    while running := [h for h in helpers if not h.settled]:
-        check_cancelled()
-        for helper in running:
-            helper.collect(on_stored, timeout=poll / len(running))

@@ -1,7 +1,7 @@
-"""The ``sync`` job: bring one account's local copy up to date (IMAP, Maildir, mbox).
+"""The ``sync`` job: bring one account's local copy up to date, whatever its provider.
 
-The web process imports this module to enqueue syncs; the sync engine (the IMAP stack,
-helper processes) is imported only where a worker runs or prepares the task.
+The web process imports this module to enqueue syncs; the sync engine (helper processes,
+the providers) is imported only where a worker runs or prepares the task.
 """
 
 from __future__ import annotations
@@ -13,13 +13,15 @@ from pydantic import BaseModel
 
 from inboxd.config import Settings
 from inboxd.db.types import utcnow
-from inboxd.errors import InvalidParams, PermanentError
+from inboxd.errors import InvalidParams, InvalidRequest, PermanentError
 from inboxd.jobs.model import Job
 from inboxd.jobs.progress import TaskContext
 from inboxd.jobs.queue import Queue
 from inboxd.jobs.registry import task
 from inboxd.jobs.scheduler import Schedule, schedule_source
 from inboxd.jobs.services import JobServices
+from inboxd.providers.base import ProviderOptions
+from inboxd.providers.registry import open_provider
 from inboxd.store.accounts import NEEDS_ATTENTION, OK, Account, Accounts
 
 
@@ -48,7 +50,7 @@ def enqueue_sync(queue: Queue, account: Account) -> Job:
 def _prepare(settings: Settings) -> None:
     """Start the sync helper processes, and load the sync engine, before the first sync
     job needs them."""
-    from inboxd.sync import imap, local  # noqa: F401  (the first job must not pay for this)
+    from inboxd.sync import engine  # noqa: F401  (the first job must not pay for this)
     from inboxd.sync.helpers import prepare_worker
 
     prepare_worker(settings)
@@ -73,23 +75,21 @@ def sync(ctx: TaskContext, params: SyncParams) -> dict[str, Any]:
 
 
 def _run(ctx: TaskContext, registry: Accounts, account: Account) -> dict[str, Any]:
+    settings = ctx.settings
+    options = ProviderOptions(
+        timeout=settings.imap_timeout_seconds,
+        batch_messages=settings.sync_batch_messages,
+        batch_bytes=settings.sync_batch_bytes,
+    )
+    try:
+        provider = open_provider(account, registry, options)
+    except InvalidRequest as exc:  # a provider this version does not know
+        raise PermanentError(f"provider {account.provider!r} cannot sync: {exc.message}") from exc
     # Here, not at the top: see the module's docstring.
-    from inboxd.providers.imap.session import ImapSession
-    from inboxd.sync.imap import ImapSync
-    from inboxd.sync.local import sync_maildir, sync_mbox
+    from inboxd.sync.engine import SyncEngine
 
-    if account.provider == "imap":
-        timeout = ctx.settings.imap_timeout_seconds
-        session = ImapSession(account.imap_config(timeout), registry.login_secret(account, timeout))
-        try:
-            return asdict(ImapSync(ctx, account.id, session).run())
-        finally:
-            session.close()
-    if account.provider == "maildir":
-        return sync_maildir(ctx, account)
-    if account.provider == "mbox":
-        return sync_mbox(ctx, account)
-    raise PermanentError(f"provider {account.provider!r} cannot sync yet")
+    engine = SyncEngine(ctx.engine, settings, account.id, provider, ctx.progress, ctx.log)
+    return asdict(engine.run())
 
 
 @schedule_source

@@ -1,0 +1,138 @@
+"""The provider registry, and the fake provider driven like a real one (and, registered,
+through a real sync job)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from inboxd.errors import InvalidRequest
+from inboxd.jobs.model import JobStatus
+from inboxd.providers import registry
+from inboxd.providers.base import (
+    FolderStatus,
+    MailProvider,
+    Mutation,
+    MutationsNotSupported,
+    NoHelpers,
+    ProviderError,
+    ProviderOptions,
+)
+from inboxd.providers.fake import ENTRY, MAILBOXES, FakeMailbox, FakeProvider
+from inboxd.providers.imap.provider import ImapProvider
+from inboxd.providers.maildir import MaildirProvider
+from inboxd.providers.mbox import MboxProvider
+from inboxd.store.accounts import Accounts
+from inboxd.store.folders import FolderState
+from tests.support.apps import make_app, sync_now
+from tests.support.mail import make_message
+
+
+def implementations(
+    imap: ImapProvider, maildir: MaildirProvider, mbox: MboxProvider, fake: FakeProvider
+) -> list[MailProvider]:
+    """Never called: mypy checks here that every provider implements the protocol."""
+    return [imap, maildir, mbox, fake]
+
+
+def never_synced(name: str) -> FolderState:
+    return FolderState(
+        id=1,
+        account_id="a",
+        name=name,
+        uidvalidity=None,
+        uidnext=None,
+        highest_uid=0,
+        highestmodseq=None,
+        server_count=None,
+        cursor=None,
+        last_synced_at=None,
+    )
+
+
+def test_the_registry_knows_the_providers_and_says_which_when_one_is_unknown() -> None:
+    assert registry.names()[:3] == ("imap", "maildir", "mbox")
+    with pytest.raises(InvalidRequest, match=r"unknown provider 'graph' \(one of: imap, "):
+        registry.validate_settings("graph", {})
+    cleaned = registry.validate_settings("imap", {"host": " h ", "username": "u"})
+    assert cleaned["host"] == "h" and cleaned["port"] == 993
+
+
+def test_checking_imap_settings_does_not_import_the_imap_stack() -> None:
+    code = (
+        "import sys\n"
+        "from inboxd.store.accounts import validate_settings\n"
+        "validate_settings('imap', {'host': 'h', 'username': 'u'})\n"
+        "assert 'imapclient' not in sys.modules, 'imapclient imported'\n"
+        "assert 'inboxd.providers.imap.session' not in sys.modules, 'session imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_the_fake_plans_and_fetches_in_batches_with_checkpoints() -> None:
+    box = FakeMailbox()
+    for n in range(5):
+        box.add("INBOX", make_message(n), ("\\Seen",))
+    provider = FakeProvider(box, ProviderOptions(batch_messages=2))
+    with provider:
+        provider.open()
+        listing = provider.folders()
+        ((_folder, status),) = listing.folders
+        assert status == FolderStatus(5, box.folders["INBOX"].uidvalidity, 6, 6)
+        plan = provider.plan("INBOX", status, never_synced("INBOX"), frozenset)
+        assert plan.batches == (("1", "2"), ("3", "4"), ("5",))
+        fetched = list(provider.fetch(plan))
+    assert not provider.connected
+    assert [b.checkpoint and b.checkpoint["highest_uid"] for b in fetched] == [2, 4, 5]
+    assert [m.flags for b in fetched for m in b.messages] == [("\\Seen",)] * 5
+
+
+def test_the_fake_drops_its_connection_when_told_to() -> None:
+    box = FakeMailbox()
+    for n in range(4):
+        box.add("INBOX", make_message(n))
+    box.drop_after_batches = 1
+    provider = FakeProvider(box, ProviderOptions(batch_messages=2))
+    ((_folder, status),) = provider.folders().folders
+    batches = provider.fetch(provider.plan("INBOX", status, never_synced("INBOX"), frozenset))
+    assert next(batches).index == 0
+    with pytest.raises(ProviderError, match="dropped the connection"):
+        next(batches)
+    assert not provider.connected and box.drop_after_batches is None
+
+
+def test_no_provider_pretends_to_write_changes_back_yet(tmp_path: Path) -> None:
+    change = [Mutation("INBOX", "1", "flag", "\\Seen")]
+    options = ProviderOptions()
+    for provider in (
+        FakeProvider(FakeMailbox()),
+        MaildirProvider(tmp_path, options),
+        MboxProvider(tmp_path / "x.mbox", options),
+    ):
+        assert not provider.capabilities.mutations
+        with pytest.raises(MutationsNotSupported, match="not supported yet"):
+            provider.apply(change)
+        with pytest.raises(NoHelpers):
+            provider.spec()
+
+
+def test_a_registered_fake_account_syncs_through_the_sync_job(tmp_path: Path) -> None:
+    registry.register(ENTRY)
+    box = MAILBOXES["job"] = FakeMailbox()
+    for n in range(12):
+        box.add("INBOX", make_message(n))
+    app = make_app(f"sqlite:///{tmp_path}/inboxd.db", tmp_path)
+    try:
+        with pytest.raises(InvalidRequest, match="no fake mailbox"):
+            Accounts(app.engine, app.settings).add("fake", "f", {"mailbox": "nope"})
+        account = Accounts(app.engine, app.settings).add("fake", "f", {"mailbox": "job"})
+        done = sync_now(app, account)
+        assert done.status == JobStatus.COMPLETED, done.error
+        assert done.result is not None and done.result["fetched"] == 12
+    finally:
+        app.close()
+        MAILBOXES.pop("job")
+        registry.unregister(ENTRY.name)
