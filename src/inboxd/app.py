@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from inboxd.config import Settings, load_settings
 from inboxd.db import migrate
 from inboxd.db.engine import make_engine
+from inboxd.db.faults import ensure_reserve
 from inboxd.jobs.leases import Leases
 from inboxd.jobs.queue import Queue
 from inboxd.tasks import load_tasks
@@ -39,6 +40,7 @@ class App:
         """Connect, apply migrations (unless told not to) and register task kinds."""
         settings = settings or load_settings()
         private_directory(settings.data_dir)
+        ensure_reserve(settings.data_dir, settings.disk_reserve_mb * 1024 * 1024)
         engine = make_engine(
             settings.effective_database_url,
             busy_timeout_ms=settings.sqlite_busy_timeout_ms,

@@ -161,6 +161,12 @@ class Settings(BaseSettings):
         ge=0,
         description="/readyz answers 503 when the data directory's disk has less free (MB).",
     )
+    disk_reserve_mb: int = Field(
+        default=1,
+        ge=0,
+        description="Room set aside in the data dir and given back when its disk is full, so "
+        "that the failure can still be recorded (0: none).",
+    )
     account_tests_per_minute: int = Field(
         default=6, ge=1, description="Account connection tests one user may run per minute."
     )

@@ -27,7 +27,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from inboxd import heap
 from inboxd.db.engine import writing
-from inboxd.db.faults import is_disk_full
+from inboxd.db.faults import ensure_reserve, is_disk_full, release_reserve
 from inboxd.db.tables import workers
 from inboxd.db.types import utcnow
 from inboxd.errors import DiskFull, InboxdError, JobCancelled, PermanentError, RetryableError
@@ -79,6 +79,8 @@ class Worker:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
+        #: the data dir's disk reserve was given back to record a full disk's failure
+        self._reserve_released = False
         self._hard_stop = threading.Event()
         self._todo: queue_mod.Queue[Any] = queue_mod.Queue()
         self._done: queue_mod.Queue[Any] = queue_mod.Queue()
@@ -256,6 +258,9 @@ class Worker:
             # Retrying fills the log, not the mailbox: a person must free space first.
             full = exc if isinstance(exc, DiskFull) else DiskFull()
             log.error("job %s: %s", job.id, full.message)
+            if release_reserve(self.settings.data_dir):
+                log.warning("released the data dir's disk reserve to record the failure")
+            self._reserve_released = True
             return Outcome(job, "failed", error=full.message, error_detail=detail)
         if isinstance(exc, (RetryableError, *_TRANSIENT_DB)):
             message = exc.message if isinstance(exc, InboxdError) else _short(exc)
@@ -309,6 +314,7 @@ class Worker:
         while outcomes:
             try:
                 self.app.leases.finish(self.id, outcomes)
+                self._restore_reserve()
                 break
             except _TRANSIENT_DB as exc:
                 # The database is away (restart?); outcomes stay in memory until it is back.
@@ -337,6 +343,12 @@ class Worker:
                 self._active.pop(running.job.id, None)
                 self.jobs_finished += 1
         self._wake.set()
+
+    def _restore_reserve(self) -> None:
+        """Set the disk reserve aside again once space is back (after a full disk)."""
+        if self._reserve_released:
+            size = self.settings.disk_reserve_mb * 1024 * 1024
+            self._reserve_released = not ensure_reserve(self.settings.data_dir, size)
 
     # -- heartbeat, rescue -----------------------------------------------------------------
 

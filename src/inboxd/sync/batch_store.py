@@ -88,13 +88,21 @@ class BatchStore:
         ]
         prepared = prepare_batch(self.engine, self.account_id, incoming)
         placed = None
+        mark = self._packs.mark() if self._packs is not None else None
         if self._packs is not None:
             with reading(self.engine) as conn:
                 placed = pack_new_bodies(conn, prepared, self._packs)
-        with writing(self.engine) as conn:
-            result = write_batch(conn, folder_id, prepared, self._packs, placed)
-            if checkpoint is not None:
-                checkpoint(conn)
+        try:
+            with writing(self.engine) as conn:
+                result = write_batch(conn, folder_id, prepared, self._packs, placed)
+                if checkpoint is not None:
+                    checkpoint(conn)
+        except BaseException:
+            if self._packs is not None and mark is not None:
+                # No row refers to them: give their room back (on a full disk, the room to
+                # record why the job failed).
+                self._packs.rewind(mark)
+            raise
         # Copied into the database file here, outside the writer lock, rather than by a
         # later commit while every other writer waits for it.
         if self._packs is None:

@@ -6,14 +6,17 @@ the providers) is imported only where a worker runs or prepares the task.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict
 from typing import Any
 
 from pydantic import BaseModel
+from sqlalchemy.exc import SQLAlchemyError
 
 from inboxd.config import Settings
+from inboxd.db.faults import is_disk_full, release_reserve
 from inboxd.db.types import utcnow
-from inboxd.errors import InvalidParams, InvalidRequest, PermanentError
+from inboxd.errors import DiskFull, InvalidParams, InvalidRequest, PermanentError
 from inboxd.jobs.model import Job
 from inboxd.jobs.progress import TaskContext
 from inboxd.jobs.queue import Queue
@@ -68,10 +71,23 @@ def sync(ctx: TaskContext, params: SyncParams) -> dict[str, Any]:
         report = _run(ctx, registry, account)
     except PermanentError as exc:
         # Wrong password, bad TLS, missing file: a person has to act; retrying won't help.
-        registry.set_state(account.id, NEEDS_ATTENTION, exc.message)
+        _needs_attention(registry, account, exc.message)
         raise
+    except Exception as exc:
+        if not is_disk_full(exc):
+            raise
+        full = DiskFull()
+        release_reserve(ctx.settings.data_dir)  # the room to write down why
+        _needs_attention(registry, account, full.message)
+        raise full from exc
     registry.set_state(account.id, OK, None, last_sync_at=utcnow(), last_sync_job_id=ctx.job_id)
     return report
+
+
+def _needs_attention(registry: Accounts, account: Account, message: str) -> None:
+    # On a full disk even this small write may fail; the job's error still says why.
+    with contextlib.suppress(SQLAlchemyError):
+        registry.set_state(account.id, NEEDS_ATTENTION, message)
 
 
 def _run(ctx: TaskContext, registry: Accounts, account: Account) -> dict[str, Any]:
