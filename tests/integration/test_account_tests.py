@@ -95,3 +95,24 @@ def test_each_user_may_run_a_few_tests_a_minute(tmp_path: Path, silent_port: int
         assert statuses[0].json()["ok"] is False
     finally:
         server.stop()
+
+
+def test_a_test_does_not_tell_closed_ports_from_silent_ones(
+    tmp_path: Path, silent_port: int
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = int(probe.getsockname()[1])  # bound, never listening: refused
+    server = _server(tmp_path, per_minute=100)
+    try:
+        with server.client() as admin:
+            errors = []
+            for port in (closed_port, silent_port):
+                account_id = _silent_account(admin, port)
+                tested = admin.post(f"/api/accounts/{account_id}/test").json()
+                assert tested["ok"] is False
+                errors.append(tested["error"].replace(str(port), "PORT"))
+        assert errors[0] == errors[1], errors
+        assert "refused, timed out or unreachable" in errors[0]
+    finally:
+        server.stop()

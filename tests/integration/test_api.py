@@ -380,7 +380,7 @@ def test_errors_have_one_shape_and_the_documented_codes(
     assert "account_id" in assert_error(client.post("/api/jobs", json={"kind": "sync"}), 422)
     bad_settings = imap_account(unique("bad"), 143)
     del bad_settings["settings"]["host"]
-    assert "host" in assert_error(client.post("/api/accounts", json=bad_settings), 400)
+    assert "host" in assert_error(client.post("/api/accounts", json=bad_settings), 422)
     # Conflicts: a finished job cannot be cancelled, a completed one not retried.
     job_id = start_job(client, "noop")
     wait_job(client, job_id, ("completed",))

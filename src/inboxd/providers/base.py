@@ -17,10 +17,11 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, Self
 
-from inboxd.errors import PermanentError, RetryableError
+from inboxd.errors import InvalidField, PermanentError, RetryableError
 
 # -- records -----------------------------------------------------------------------------
 
@@ -411,3 +412,18 @@ class ProviderBase:
     def apply(self, mutations: Sequence[Mutation]) -> None:
         """Not possible yet: a later issue writes changes back."""
         raise MutationsNotSupported(f"writing changes back to {self.name} is not supported yet")
+
+
+#: Longest path a local account may name (Linux's PATH_MAX).
+MAX_PATH = 4096
+
+
+def checked_path(value: object) -> Path:
+    """A local account's path, absolute and resolved; InvalidField when it cannot be one."""
+    text = str(value)
+    if len(text) > MAX_PATH or "\x00" in text:
+        raise InvalidField(f"settings.path: at most {MAX_PATH} characters, no NUL")
+    try:
+        return Path(text).expanduser().resolve()
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise InvalidField(f"settings.path: cannot be used ({exc})") from None

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from inboxd.errors import InvalidRequest, NotFound
+from inboxd.errors import InvalidField, NotFound
 from inboxd.providers.base import (
     Changes,
     FetchedBatch,
@@ -33,6 +33,7 @@ from inboxd.providers.base import (
     RemoteFolder,
     SecretStore,
     StoredFolder,
+    checked_path,
 )
 
 __all__ = [
@@ -320,10 +321,10 @@ def validate_settings(settings: dict[str, Any]) -> dict[str, Any]:
     """A Maildir account's settings: the path of an existing directory."""
     path = settings.get("path")
     if not path:
-        raise InvalidRequest("a maildir account needs a path")
-    resolved = Path(str(path)).expanduser().resolve()
+        raise InvalidField("settings.path: a maildir account needs a path")
+    resolved = checked_path(path)
     if not resolved.is_dir():
-        raise InvalidRequest(f"no Maildir at {resolved}")
+        raise InvalidField(f"settings.path: no Maildir at {resolved}")
     return {"path": str(resolved)}
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from inboxd.errors import InvalidRequest
+from inboxd.errors import InvalidField
 from inboxd.mail.headers import decode_header_value
 from inboxd.providers.base import (
     Changes,
@@ -35,6 +35,7 @@ from inboxd.providers.base import (
     RemoteFolder,
     SecretStore,
     StoredFolder,
+    checked_path,
 )
 
 __all__ = [
@@ -320,10 +321,10 @@ def validate_settings(settings: dict[str, Any]) -> dict[str, Any]:
     """An mbox account's settings: the path of an existing file."""
     path = settings.get("path")
     if not path:
-        raise InvalidRequest("a mbox account needs a path")
-    resolved = Path(str(path)).expanduser().resolve()
+        raise InvalidField("settings.path: a mbox account needs a path")
+    resolved = checked_path(path)
     if not resolved.is_file():
-        raise InvalidRequest(f"no mbox file at {resolved}")
+        raise InvalidField(f"settings.path: no mbox file at {resolved}")
     return {"path": str(resolved)}
 
 

@@ -124,8 +124,10 @@ class ImapConnection:
             )
         except socket.gaierror as exc:
             raise ProviderError(f"cannot resolve {cfg.host}: {exc.strerror}") from exc
-        except ConnectionRefusedError as exc:
-            raise ProviderError(f"connection to {cfg.host}:{cfg.port} refused") from exc
+        except UnicodeError as exc:  # a name IDNA cannot encode: no retry will help
+            raise ProviderConfigError(
+                f"the host name {cfg.host[:80]!r} cannot be used; change the account's host"
+            ) from exc
         except ssl.SSLCertVerificationError as exc:
             raise _untrusted(cfg, exc) from exc
         except ssl.SSLError as exc:
@@ -134,7 +136,11 @@ class ImapConnection:
                 "check the port and security setting"
             ) from exc
         except (OSError, IMAPClientError) as exc:
-            raise ProviderError(f"cannot connect to {cfg.host}:{cfg.port}: {exc}") from exc
+            # One wording for refused, timed out and unreachable: an account test must not
+            # tell open, closed and filtered ports apart (the cause stays in the chain).
+            raise ProviderError(
+                f"cannot connect to {cfg.host}:{cfg.port} (refused, timed out or unreachable)"
+            ) from exc
         self._client = client
         with contextlib.suppress(OSError):
             # IMAPClient writes some commands and their CRLF separately; with Nagle on, the

@@ -4,11 +4,14 @@ module without importing the IMAP stack."""
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
+import re
 import ssl
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from inboxd.errors import InvalidRequest
+from inboxd.errors import InvalidField, InvalidRequest
 from inboxd.providers.base import AuthenticationFailed, ProviderAccount, SecretStore
 from inboxd.providers.oauth import OAuthClient, RefreshingToken, TokenSource, oauth_settings
 
@@ -69,13 +72,13 @@ def login_secret(
 
 def validate_settings(settings: dict[str, Any]) -> dict[str, Any]:
     """Check an IMAP account's settings; returns them normalised."""
-    host = str(settings.get("host") or "").strip()
+    host = check_host(str(settings.get("host") or "").strip())
     username = str(settings.get("username") or "").strip()
     security = settings.get("security", "tls")
-    if not host or not username:
-        raise InvalidRequest("an IMAP account needs a host and a username")
+    if not username or len(username) > MAX_USERNAME:
+        raise InvalidField(f"settings.username: 1 to {MAX_USERNAME} characters, please")
     if security not in ("tls", "starttls", "none"):
-        raise InvalidRequest("security must be tls, starttls or none")
+        raise InvalidField("settings.security: tls, starttls or none")
     port = _port(settings.get("port"), 993 if security == "tls" else 143)
     auth = settings.get("auth", "password")
     if auth not in ("password", "xoauth2"):
@@ -98,13 +101,37 @@ def validate_settings(settings: dict[str, Any]) -> dict[str, Any]:
     return clean
 
 
+#: Longest user name a server is asked to take.
+MAX_USERNAME = 320
+_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
+
+
+def check_host(host: str) -> str:
+    """A host name (international names allowed) or an IP address, else InvalidField; what
+    a connection would choke on later (a 100,000-character name) is refused here."""
+    if not host:
+        raise InvalidField("settings.host: an IMAP account needs a host")
+    with contextlib.suppress(ValueError):
+        return str(ipaddress.ip_address(host.strip("[]")))
+    try:
+        ascii_name = host.rstrip(".").encode("idna").decode("ascii")
+    except UnicodeError:
+        raise InvalidField("settings.host: not a valid host name") from None
+    labels = ascii_name.split(".")
+    if len(ascii_name) > 253 or not all(_LABEL.match(label) for label in labels):
+        raise InvalidField("settings.host: not a valid host name")
+    return host.rstrip(".")
+
+
 def _port(value: Any, default: int) -> int:
+    if isinstance(value, bool):
+        raise InvalidField("settings.port: a number from 1 to 65535")
     try:
         port = int(value or default)
     except (TypeError, ValueError) as exc:
-        raise InvalidRequest("port must be a number") from exc
+        raise InvalidField("settings.port: a number from 1 to 65535") from exc
     if not 0 < port < 65536:
-        raise InvalidRequest("port must be between 1 and 65535")
+        raise InvalidField("settings.port: a number from 1 to 65535")
     return port
 
 
