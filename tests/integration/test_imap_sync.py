@@ -367,7 +367,15 @@ def test_sigkill_mid_sync_resumes_with_every_message_once(
         except subprocess.TimeoutExpired:
             second.kill()
     assert done.status == JobStatus.COMPLETED and done.attempts == 2
-    assert done.result["fetched"] < 600  # the second attempt resumed, it did not start over
+    # The result is the whole job's: both attempts' work, each message counted once.
+    assert done.result["fetched"] == done.result["new"] == 600
+    assert done.result["per_folder"] == {"INBOX": 600}
+    fetching = [
+        e.payload
+        for e in app.queue.events(job.id)
+        if e.type == EventType.PROGRESS and e.payload.get("step") == "fetching"
+    ]
+    assert fetching[-1]["total"] < 600  # the second attempt resumed, it did not start over
     with reading(app.engine) as conn:
         assert conn.execute(select(func.count()).select_from(messages)).scalar_one() == 600
         assert conn.execute(select(func.count()).select_from(locations)).scalar_one() == 600

@@ -218,6 +218,12 @@ class Leases:
                 events.append(conn, [(job_id, EventType.PROGRESS, event)])
         return bool(row.cancel_requested)
 
+    def save_checkpoint(self, conn: Connection, job_id: str, worker_id: str, state: Any) -> None:
+        """Save a job's checkpoint inside the caller's transaction, with the work it
+        describes (nothing when this worker no longer holds the job)."""
+        params = {"p_job_id": job_id, "p_worker_id": worker_id, "updated_at": utcnow()}
+        conn.execute(_progress_update(("checkpoint",)), params | {"checkpoint": state})
+
     def log_event(self, job_id: str, kind: EventType, payload: dict[str, Any]) -> None:
         """Append a log or error event for a job."""
         with writing(self.engine) as conn:

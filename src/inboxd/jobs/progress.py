@@ -11,11 +11,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from inboxd.config import Settings
 from inboxd.errors import JobCancelled
@@ -46,6 +46,9 @@ class LeaseHolder(Protocol):
     def log_event(self, job_id: str, kind: EventType, payload: dict[str, Any]) -> None:
         """Append a log or error event for a job."""
 
+    def save_checkpoint(self, conn: Connection, job_id: str, worker_id: str, state: Any) -> None:
+        """Save a checkpoint inside the caller's transaction."""
+
     def heartbeat(self, worker_id: str, job_ids: Iterable[str]) -> LeaseState:
         """Renew leases; report cancellations and lost leases."""
 
@@ -70,6 +73,8 @@ class Progress:
         self.message: str | None = None
         self._samples: list[tuple[float, int]] = []
         self._dirty: dict[str, Any] = {}
+        #: gives the state saved as the checkpoint with every progress write (see keep)
+        self._keeper: Callable[[], Any] | None = None
         self._last_row = 0.0
         #: something was reported that is not yet written as a row and an event
         self._unwritten = False
@@ -130,6 +135,17 @@ class Progress:
             self._unwritten = True
         # The row is written now (a crash must not lose the checkpoint); the event can wait.
         self._flush(force=True, event=False)
+
+    def keep(self, state: Callable[[], Any]) -> None:
+        """Save what ``state()`` returns as the checkpoint with every progress write from now
+        on (coalesced, unlike :meth:`checkpoint`): how a task keeps running totals, such as
+        a result's counts, for an attempt that takes over after a crash."""
+        self._keeper = state
+
+    def keep_in(self, conn: Connection, state: Any) -> None:
+        """Save ``state`` as the checkpoint inside the caller's transaction, so that it
+        commits (or not) with the work it describes."""
+        self._leases.save_checkpoint(conn, self._job_id, self._worker_id, state)
 
     def heartbeat(self) -> None:
         """Prove liveness now (the worker also renews leases in the background)."""
@@ -202,6 +218,8 @@ class Progress:
                 "rate": round(rate, 3) if rate is not None else None,
                 "eta_seconds": round(eta, 1) if eta is not None else None,
             }
+            if self._keeper is not None:
+                values["checkpoint"] = self._keeper()
             values.update(self._dirty)
             self._dirty = {}
             payload = None

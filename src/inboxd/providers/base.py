@@ -418,8 +418,11 @@ class ProviderBase:
 MAX_PATH = 4096
 
 
-def checked_path(value: object) -> Path:
-    """A local account's path, absolute and resolved; InvalidField when it cannot be one."""
+def checked_path(value: object, provider: str = "local") -> Path:
+    """A local account's path, absolute and resolved; InvalidField when it is missing or
+    cannot be one."""
+    if not value:
+        raise InvalidField(f"settings.path: a {provider} account needs a path")
     text = str(value)
     if len(text) > MAX_PATH or "\x00" in text:
         raise InvalidField(f"settings.path: at most {MAX_PATH} characters, no NUL")

@@ -319,10 +319,7 @@ class MaildirProvider(ProviderBase):
 
 def validate_settings(settings: dict[str, Any]) -> dict[str, Any]:
     """A Maildir account's settings: the path of an existing directory."""
-    path = settings.get("path")
-    if not path:
-        raise InvalidField("settings.path: a maildir account needs a path")
-    resolved = checked_path(path)
+    resolved = checked_path(settings.get("path"), "maildir")
     if not resolved.is_dir():
         raise InvalidField(f"settings.path: no Maildir at {resolved}")
     return {"path": str(resolved)}

@@ -319,10 +319,7 @@ def _batch(messages: list[FetchedMessage], end: int, inode: int, read: int) -> F
 
 def validate_settings(settings: dict[str, Any]) -> dict[str, Any]:
     """An mbox account's settings: the path of an existing file."""
-    path = settings.get("path")
-    if not path:
-        raise InvalidField("settings.path: a mbox account needs a path")
-    resolved = checked_path(path)
+    resolved = checked_path(settings.get("path"), "mbox")
     if not resolved.is_file():
         raise InvalidField(f"settings.path: no mbox file at {resolved}")
     return {"path": str(resolved)}

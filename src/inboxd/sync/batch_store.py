@@ -95,6 +95,10 @@ class BatchStore:
         try:
             with writing(self.engine) as conn:
                 result = write_batch(conn, folder_id, prepared, self._packs, placed)
+                # Counted before the checkpoint runs, so that totals saved with it include
+                # this batch (should the commit fail, the job fails with it).
+                read = sum(len(i.fetched.raw) for i in incoming) if size is None else size
+                self._count(folder_name, incoming, result.new, result.known, read)
                 if checkpoint is not None:
                     checkpoint(conn)
         except BaseException:
@@ -111,8 +115,6 @@ class BatchStore:
             self._unchecked += 1024 * len(incoming)
         if self._unchecked >= CHECKPOINT_BYTES:
             self._checkpoint()
-        read = sum(len(i.fetched.raw) for i in incoming) if size is None else size
-        self._count(folder_name, incoming, result.new, result.known, read)
         step = len(fetched) if advance is None else advance
         if step and self.progress is not None:
             self.progress.update(advance=step, message=folder_name)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Collection
+from dataclasses import asdict
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
@@ -84,6 +85,9 @@ class SyncEngine:
         provider: MailProvider,
         progress: SyncProgress,
         log: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
+        *,
+        earlier: SyncReport | None = None,
+        keep: Callable[[Connection, Any], None] | None = None,
     ) -> None:
         self.engine = engine
         self.settings = settings
@@ -92,6 +96,10 @@ class SyncEngine:
         self.progress = progress
         self.log = log or logging.getLogger(__name__)
         self.report = SyncReport()
+        #: what earlier attempts of this job did (a rescued or retried job's result adds up)
+        self.earlier = earlier or SyncReport()
+        #: saves the job's running totals inside each batch's transaction
+        self._keep = keep
         #: folder -> its latest plan (reconciling an unchanged folder costs nothing)
         self._plans: dict[str, FetchPlan] = {}
         #: folders the server would not open in this sync
@@ -108,9 +116,9 @@ class SyncEngine:
         )
 
     def run(self) -> SyncReport:
-        """The whole sync; returns its report."""
+        """The whole sync; returns the whole job's report (earlier attempts included)."""
         try:
-            return self._run()
+            return self._run().after(self.earlier)
         finally:
             self._sharing.stop()
             self.provider.close()
@@ -248,12 +256,31 @@ class SyncEngine:
                         state.id,
                         state.name,
                         batch.messages,
-                        checkpoint=_saving(state.id, batch.checkpoint),
+                        checkpoint=self._with_totals(_saving(state.id, batch.checkpoint)),
                         advance=batch.advance,
                         size=batch.read_bytes,
                     )
                 if between is not None:
                     between()
+
+    def totals(self) -> dict[str, Any]:
+        """The job's running totals, as its checkpoint keeps them."""
+        return {"report": asdict(self.report.after(self.earlier))}
+
+    def _with_totals(
+        self, checkpoint: Callable[[Connection], None] | None
+    ) -> Callable[[Connection], None] | None:
+        """A batch's checkpoint that also saves the job's totals (counted before it runs)."""
+        keep = self._keep
+        if keep is None:
+            return checkpoint
+
+        def saving(conn: Connection) -> None:
+            if checkpoint is not None:
+                checkpoint(conn)
+            keep(conn, self.totals())
+
+        return saving
 
     def batch_store(self) -> BatchStore:
         """A store for this sync's batches (counted in its report)."""

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Self
 
 
 @dataclass
@@ -26,3 +27,50 @@ class SyncReport:
     helpers: int = 0  # helper processes that fetched part of a folder (summed over folders)
     helper_peak_rss_kb: int = 0  # the largest peak memory of one of them
     per_folder: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Self:
+        """A report from its saved JSON form; what is not a count of the right kind (junk,
+        a field of another version) reads as nothing."""
+        report = cls()
+        if not isinstance(data, dict):
+            return report
+        for f in fields(cls):
+            value = data.get(f.name)
+            if f.name == "per_folder":
+                if isinstance(value, dict):
+                    report.per_folder = {
+                        str(k): v for k, v in value.items() if type(v) is int and v >= 0
+                    }
+            elif type(value) is int and value >= 0:
+                setattr(report, f.name, value)
+        return report
+
+    def after(self, earlier: SyncReport) -> SyncReport:
+        """This attempt's report with ``earlier`` attempts' work added: the whole job's.
+        Folder counts are this attempt's (it looked at every folder again)."""
+        total = SyncReport(**asdict(self))
+        for name in _ADDED:
+            setattr(total, name, getattr(self, name) + getattr(earlier, name))
+        total.helper_peak_rss_kb = max(self.helper_peak_rss_kb, earlier.helper_peak_rss_kb)
+        total.per_folder = dict(earlier.per_folder)
+        for folder, count in self.per_folder.items():
+            total.per_folder[folder] = total.per_folder.get(folder, 0) + count
+        return total
+
+
+#: Counts of work done, which add up over attempts (the rest describe the last look).
+_ADDED = (
+    "fetched",
+    "new",
+    "duplicates",
+    "flags_changed",
+    "expunged",
+    "bytes",
+    "reconnects",
+    "parse_errors",
+    "unavailable",
+    "uidvalidity_resets",
+    "fetched_by_helpers",
+    "helpers",
+)

@@ -26,6 +26,7 @@ from inboxd.jobs.services import JobServices
 from inboxd.providers.base import ProviderOptions
 from inboxd.providers.registry import open_provider
 from inboxd.store.accounts import NEEDS_ATTENTION, OK, Account, Accounts
+from inboxd.sync.report import SyncReport
 
 
 class SyncParams(BaseModel, extra="forbid"):
@@ -104,7 +105,21 @@ def _run(ctx: TaskContext, registry: Accounts, account: Account) -> dict[str, An
     # Here, not at the top: see the module's docstring.
     from inboxd.sync.engine import SyncEngine
 
-    engine = SyncEngine(ctx.engine, settings, account.id, provider, ctx.progress, ctx.log)
+    # A retried or rescued attempt adds to what the earlier ones did: the result is the job's.
+    # Totals are saved with each batch this process stores, and with every progress write
+    # (which also covers what helper processes stored).
+    saved = ctx.checkpoint if isinstance(ctx.checkpoint, dict) else {}
+    engine = SyncEngine(
+        ctx.engine,
+        settings,
+        account.id,
+        provider,
+        ctx.progress,
+        ctx.log,
+        earlier=SyncReport.from_dict(saved.get("report")),
+        keep=ctx.progress.keep_in,
+    )
+    ctx.progress.keep(engine.totals)
     return asdict(engine.run())
 
 
