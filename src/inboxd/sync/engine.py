@@ -118,10 +118,11 @@ class SyncEngine:
     def run(self) -> SyncReport:
         """The whole sync; returns the whole job's report (earlier attempts included)."""
         try:
-            return self._run().after(self.earlier)
+            report = self._run()
         finally:
-            self._sharing.stop()
+            self._sharing.stop()  # it counts the helpers' peak memory into the report
             self.provider.close()
+        return report.after(self.earlier)
 
     def _run(self) -> SyncReport:
         progress, provider = self.progress, self.provider
