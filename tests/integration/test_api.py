@@ -295,6 +295,9 @@ def test_health_readiness_and_openapi_answer_without_a_key(server: ServerProcess
         doc = anonymous.get("/openapi.json")
         assert doc.status_code == 200
         paths = doc.json()["paths"]
+        # The kinds a client may ask for are the ones the server runs (selftest: the tests').
+        kinds = doc.json()["components"]["schemas"]["JobCreate"]["properties"]["kind"]["enum"]
+        assert {"sync", "noop", "prune", "selftest"} <= set(kinds)
     for path in (
         "/api/accounts",
         "/api/accounts/{account_id}/sync",

@@ -18,9 +18,11 @@ refused. The server's log must hold no unexpected error either.
 
 Left for the API hardening issue, because the API and its schema disagree there today:
 
-- ``positive_data_acceptance``: the schema accepts bodies the server refuses with 422 after
-  checks the schema does not express: ``POST /api/accounts`` for IMAP without ``secret``,
-  ``POST /api/jobs`` with an unknown ``kind``.
+- ``positive_data_acceptance``: the schema now names the job kinds the server runs and
+  requires a secret for an IMAP account, but it does not yet say what each kind's
+  ``params`` must hold (``POST /api/jobs``) nor which secret fields go together (``PATCH
+  /api/accounts/{account_id}`` with only a client secret): the server refuses those with a
+  422 that names the field.
 
 Left out: the live streams (``/api/events``, ``/api/jobs/{job_id}/events``; ``/ws/status`` is
 not in the document) never end. Nothing goes anywhere but 127.0.0.1: without worker and

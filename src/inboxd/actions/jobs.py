@@ -125,3 +125,8 @@ def job_kinds(settings: Settings) -> list[TaskSpec]:
     """The job kinds this installation can run (its own task modules included)."""
     load_tasks(settings.task_modules)
     return all_tasks()
+
+
+def registered_kinds() -> list[str]:
+    """The names of the job kinds registered in this process, sorted."""
+    return [spec.kind for spec in all_tasks()]

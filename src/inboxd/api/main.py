@@ -7,6 +7,7 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import fastapi_offline
 from fastapi import FastAPI
@@ -16,6 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from inboxd import __version__
+from inboxd.actions.jobs import registered_kinds
 from inboxd.api import errors, live, routes_accounts, routes_jobs, routes_status
 from inboxd.api.pump import EventPump
 from inboxd.api.sse import RAW_SEND
@@ -153,6 +155,20 @@ class DirectStreams:
         await self.inner(scope, receive, send)
 
 
+def _name_job_kinds(api: FastAPI) -> None:
+    """The schema lists the job kinds this installation runs: the server refuses others."""
+    generate = api.openapi
+
+    def openapi() -> dict[str, Any]:
+        if api.openapi_schema is None:
+            schema = generate()
+            kind = schema["components"]["schemas"]["JobCreate"]["properties"]["kind"]
+            kind["enum"] = registered_kinds()
+        return api.openapi_schema or generate()
+
+    api.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_api(app: App) -> FastAPI:
     """The ASGI app over an open :class:`App` (the caller owns and closes it)."""
     settings = app.settings
@@ -187,6 +203,7 @@ def create_api(app: App) -> FastAPI:
 
     api.add_middleware(BodyLimit)
     api.add_middleware(SecurityHeaders)
+    _name_job_kinds(api)
 
     @api.get("/", include_in_schema=False)
     def dashboard() -> FileResponse:

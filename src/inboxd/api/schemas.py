@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from inboxd.vocabulary import AccountState, ActivityState, EventType, JobStatus, Step
 
@@ -75,6 +75,14 @@ class SecretIn(_In):
     refresh_token: str | None = Field(default=None, min_length=1, max_length=16384)
     client_secret: str | None = Field(default=None, min_length=1, max_length=4096)
 
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    @model_validator(mode="after")
+    def _something(self) -> SecretIn:
+        if all(v is None for v in (self.password, self.token, self.refresh_token)):
+            raise ValueError("give secret.password, .token or .refresh_token")
+        return self
+
 
 #: Connection settings whose values must have a given shape before they are stored (the
 #: others are checked, or made strings, by the account registry).
@@ -113,10 +121,7 @@ def _check_settings(value: dict[str, Any] | None) -> dict[str, Any] | None:
     return value
 
 
-class AccountCreate(_In):
-    """A new mail account."""
-
-    provider: Literal["imap", "maildir", "mbox"]
+class _AccountCreate(_In):
     name: str = Field(min_length=1, max_length=200)
     settings: dict[str, Any] = Field(
         description="imap: host, port, security (tls|starttls|none), username, auth "
@@ -124,12 +129,29 @@ class AccountCreate(_In):
         "client_id, scope: access tokens renewed from secret.refresh_token); "
         "maildir/mbox: path"
     )
-    secret: SecretIn | None = None
     addresses: list[str] = Field(default_factory=list, max_length=50)
     owner_name: str | None = Field(default=None, max_length=200)
     sync_interval_seconds: int | None = Field(default=None, ge=0, le=31_536_000)
 
     _settings = field_validator("settings")(_check_settings)
+
+
+class ImapAccountCreate(_AccountCreate):
+    """A new IMAP account (Gmail, Outlook, any server): it needs a secret to log in."""
+
+    provider: Literal["imap"]
+    secret: SecretIn
+
+
+class LocalAccountCreate(_AccountCreate):
+    """A new Maildir or mbox account: a path on the server's host (admins only)."""
+
+    provider: Literal["maildir", "mbox"]
+    secret: SecretIn | None = None
+
+
+#: A new mail account, its shape chosen by ``provider``.
+AccountCreate = Annotated[ImapAccountCreate | LocalAccountCreate, Field(discriminator="provider")]
 
 
 class AccountUpdate(_In):
