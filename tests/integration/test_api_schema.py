@@ -18,11 +18,11 @@ refused. The server's log must hold no unexpected error either.
 
 Left for the API hardening issue, because the API and its schema disagree there today:
 
-- ``positive_data_acceptance``: the schema now names the job kinds the server runs and
-  requires a secret for an IMAP account, but it does not yet say what each kind's
-  ``params`` must hold (``POST /api/jobs``) nor which secret fields go together (``PATCH
-  /api/accounts/{account_id}`` with only a client secret): the server refuses those with a
-  422 that names the field.
+- ``positive_data_acceptance``: the schema names the job kinds the server runs with each
+  kind's params, and requires an IMAP account's secret; what it cannot say is checked by the
+  server and refused with a 422 naming the field: a Maildir or mbox path must exist on the
+  server's host, and a JSON Schema ``integer`` admits ``21.0``, which the strict models
+  refuse.
 
 Left out: the live streams (``/api/events``, ``/api/jobs/{job_id}/events``; ``/ws/status`` is
 not in the document) never end. Nothing goes anywhere but 127.0.0.1: without worker and

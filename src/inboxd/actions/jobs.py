@@ -127,6 +127,11 @@ def job_kinds(settings: Settings) -> list[TaskSpec]:
     return all_tasks()
 
 
-def registered_kinds() -> list[str]:
-    """The names of the job kinds registered in this process, sorted."""
-    return [spec.kind for spec in all_tasks()]
+def job_params_schemas() -> list[tuple[str, dict[str, Any]]]:
+    """Each job kind registered in this process with the JSON schema of its params
+    (nested models as OpenAPI component references), sorted by kind."""
+    template = "#/components/schemas/{model}"
+    return [
+        (spec.kind, spec.params_model.model_json_schema(ref_template=template))
+        for spec in all_tasks()
+    ]

@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from inboxd import __version__
-from inboxd.actions.jobs import registered_kinds
+from inboxd.actions.jobs import job_params_schemas
 from inboxd.api import errors, live, routes_accounts, routes_jobs, routes_status
 from inboxd.api.pump import EventPump
 from inboxd.api.sse import RAW_SEND
@@ -156,14 +156,21 @@ class DirectStreams:
 
 
 def _name_job_kinds(api: FastAPI) -> None:
-    """The schema lists the job kinds this installation runs: the server refuses others."""
+    """The schema says which job kinds this installation runs and what each one's params
+    hold: the server refuses anything else."""
     generate = api.openapi
 
     def openapi() -> dict[str, Any]:
         if api.openapi_schema is None:
             schema = generate()
-            kind = schema["components"]["schemas"]["JobCreate"]["properties"]["kind"]
-            kind["enum"] = registered_kinds()
+            components = schema["components"]["schemas"]
+            job = components["JobCreate"]
+            job["properties"]["kind"]["enum"] = [kind for kind, _ in job_params_schemas()]
+            job["oneOf"] = []
+            for kind, params in job_params_schemas():
+                components.update(params.pop("$defs", {}))
+                branch = {"kind": {"const": kind}, "params": params}
+                job["oneOf"].append({"properties": branch})
         return api.openapi_schema or generate()
 
     api.openapi = openapi  # type: ignore[method-assign]

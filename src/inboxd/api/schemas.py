@@ -75,7 +75,15 @@ class SecretIn(_In):
     refresh_token: str | None = Field(default=None, min_length=1, max_length=16384)
     client_secret: str | None = Field(default=None, min_length=1, max_length=4096)
 
-    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+    # One of them must be there, as a string (the server says which one it needs).
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": [name], "properties": {name: {"type": "string"}}}
+                for name in ("password", "token", "refresh_token")
+            ]
+        }
+    )
 
     @model_validator(mode="after")
     def _something(self) -> SecretIn:
