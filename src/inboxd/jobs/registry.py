@@ -39,7 +39,8 @@ class TaskSpec:
     def validate(self, params: dict[str, Any]) -> dict[str, Any]:
         """Check ``params`` against the model; returns them normalised."""
         try:
-            model = self.params_model.model_validate(params)
+            # Strict: params arrive as JSON, and a JSON false is no number of milliseconds.
+            model = self.params_model.model_validate(params, strict=True)
         except ValidationError as exc:
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in err['loc']) or 'params'}: {err['msg']}"
