@@ -21,7 +21,6 @@ import contextlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
-from typing import Protocol
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -31,19 +30,10 @@ from inboxd.mail.message import summarize_message
 from inboxd.providers.base import FetchedMessage
 from inboxd.store import bodies, packs
 from inboxd.store.writer import Incoming, pack_new_bodies, prepare_batch, write_batch
+from inboxd.sync.progress import SyncProgress
 from inboxd.sync.report import SyncReport
 
 Checkpoint = Callable[[Connection], None]
-
-
-class BatchProgress(Protocol):
-    """Where a store counts what it stored (``inboxd.jobs.progress.Progress`` is one)."""
-
-    def update(
-        self, current: int | None = None, *, advance: int = 0, message: str | None = None
-    ) -> None:
-        """Advance the count."""
-        ...
 
 
 #: Bytes of packed mail a store writes between two WAL checkpoints of its own. Measured on
@@ -57,7 +47,7 @@ class BatchStore:
     (and advancing ``progress``, when given)."""
 
     def __init__(
-        self, engine: Engine, account_id: str, report: SyncReport, progress: BatchProgress | None
+        self, engine: Engine, account_id: str, report: SyncReport, progress: SyncProgress | None
     ) -> None:
         self.engine = engine
         self.account_id = account_id

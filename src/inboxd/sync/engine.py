@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Collection
 from dataclasses import asdict
 from functools import partial
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
 
@@ -38,6 +38,7 @@ from inboxd.providers.base import (
 from inboxd.store import folders as store_folders
 from inboxd.store.folders import FolderState
 from inboxd.sync.batch_store import BatchStore
+from inboxd.sync.progress import SyncProgress
 from inboxd.sync.report import SyncReport
 from inboxd.sync.sharing import Sharing
 from inboxd.vocabulary import Step
@@ -45,33 +46,6 @@ from inboxd.vocabulary import Step
 T = TypeVar("T")
 
 MAX_RECONNECTS = 5
-
-
-class SyncProgress(Protocol):
-    """What the engine reports to (``inboxd.jobs.progress.Progress`` is one)."""
-
-    def step(self, name: str, *, total: int | None = None, message: str | None = None) -> None:
-        """Start a step; resets the counts."""
-        ...
-
-    def update(
-        self,
-        current: int | None = None,
-        *,
-        advance: int = 0,
-        total: int | None = None,
-        message: str | None = None,
-    ) -> None:
-        """Set or advance the count."""
-        ...
-
-    def log(self, message: str, **data: Any) -> None:
-        """A line of the job's log."""
-        ...
-
-    def check_cancelled(self) -> None:
-        """Raise JobCancelled when the job was cancelled."""
-        ...
 
 
 class SyncEngine:

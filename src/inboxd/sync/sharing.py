@@ -23,6 +23,7 @@ from inboxd.sync.helpers import (
     LocalClaims,
     SyncHelper,
 )
+from inboxd.sync.progress import SyncProgress
 from inboxd.sync.report import SyncReport
 
 Take = Callable[[], int | None]
@@ -41,21 +42,6 @@ class FetchBatches(Protocol):
     ) -> None: ...
 
 
-class SharingProgress(Protocol):
-    """The part of the engine's progress that sharing reports to."""
-
-    def update(
-        self,
-        current: int | None = None,
-        *,
-        advance: int = 0,
-        total: int | None = None,
-        message: str | None = None,
-    ) -> None: ...
-    def log(self, message: str, **data: object) -> None: ...
-    def check_cancelled(self) -> None: ...
-
-
 class Sharing:
     """One sync's helper processes: started once a folder wants them, kept for every
     folder of the sync, stopped when it ends."""
@@ -68,7 +54,7 @@ class Sharing:
         account_id: str,
         provider: MailProvider,
         report: SyncReport,
-        progress: SharingProgress,
+        progress: SyncProgress,
         log: logging.Logger | logging.LoggerAdapter[logging.Logger],
         fetch: FetchBatches,
     ) -> None:
