@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import shutil
 from datetime import timedelta
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -25,7 +24,7 @@ from inboxd.api.schemas import (
     Vocabulary,
     error_responses,
 )
-from inboxd.api.state import ApiState, State
+from inboxd.api.state import State
 from inboxd.db import migrate
 from inboxd.db.engine import reading
 from inboxd.vocabulary import vocabulary
@@ -133,7 +132,7 @@ def healthz() -> Any:
 
 @router.get("/readyz", tags=["health"], response_model=Health, responses=error_responses(503))
 def readyz(state: State) -> Any:
-    """Readiness: the database answers and its schema is current."""
+    """Readiness: the database answers, its schema is current, the data dir has room."""
     try:
         with reading(state.app.engine) as conn:
             conn.execute(text("SELECT 1"))
@@ -144,19 +143,11 @@ def readyz(state: State) -> Any:
         return JSONResponse(error_body("unavailable", "database unreachable"), 503)
     if not current:
         return JSONResponse(error_body("unavailable", "database schema is not current"), 503)
-    if free_disk_bytes(state.app.settings.data_dir) < state.app.settings.min_free_disk_mb * MB:
-        message = f"no space left on the data directory's disk (under {_min_free(state)} free)"
+    settings = state.app.settings
+    if shutil.disk_usage(settings.data_dir).free < settings.min_free_disk_mb * 1024 * 1024:
+        message = (
+            "no space left on the data directory's disk "
+            f"(under {settings.min_free_disk_mb} MB free)"
+        )
         return JSONResponse(error_body("unavailable", message), 503)
     return {"status": "ready"}
-
-
-MB = 1024 * 1024
-
-
-def free_disk_bytes(path: Path) -> int:
-    """Bytes free for this process on the disk of ``path``."""
-    return shutil.disk_usage(path).free
-
-
-def _min_free(state: ApiState) -> str:
-    return f"{state.app.settings.min_free_disk_mb} MB"

@@ -77,9 +77,9 @@ class BatchStore:
             Incoming(f, p, z) for f, p, z in zip(fetched, parsed, packing.result(), strict=True)
         ]
         prepared = prepare_batch(self.engine, self.account_id, incoming)
-        placed = None
-        mark = self._packs.mark() if self._packs is not None else None
+        placed, mark = None, None
         if self._packs is not None:
+            mark = self._packs.mark()
             with reading(self.engine) as conn:
                 placed = pack_new_bodies(conn, prepared, self._packs)
         try:
