@@ -8,6 +8,7 @@ InboxdError
  │    ├── UnknownJobKind
  │    ├── InvalidParams
  │    ├── InvalidField
+ │    ├── InvalidQuery
  │    └── InvalidState
  ├── DatabaseError
  └── TaskError                (raised by tasks; decides retry)
@@ -74,6 +75,12 @@ class InvalidField(InvalidRequest):
     """A field of the request is missing or cannot be used."""
 
     code = "invalid_field"
+
+
+class InvalidQuery(InvalidRequest):
+    """The search query is malformed."""
+
+    code = "invalid_query"
 
 
 class InvalidState(InvalidRequest):

@@ -48,6 +48,9 @@ class Step(StrEnum):
     LABELING = "labeling"
     PRUNING = "pruning"
     SELFTEST = "selftest"
+    REPAIRING = "repairing"
+    INDEXING = "indexing"
+    EXPORTING = "exporting"
 
 
 class AccountState(StrEnum):
@@ -80,6 +83,9 @@ STEP_ACTIVITY: Mapping[str, ActivityState] = MappingProxyType(
         Step.STORING: ActivityState.FETCHING,
         Step.CATEGORIZING: ActivityState.CATEGORIZING,
         Step.LABELING: ActivityState.LABELING,
+        Step.REPAIRING: ActivityState.PROCESSING,
+        Step.INDEXING: ActivityState.PROCESSING,
+        Step.EXPORTING: ActivityState.PROCESSING,
     }
 )
 

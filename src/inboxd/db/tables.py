@@ -202,11 +202,28 @@ messages = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("expunged_at", UTCDateTime, nullable=True),
+    # The list order (newest first): the header date, else the server's arrival date.
+    Column("sort_date", UTCDateTime, nullable=True),
+    # References (JSON list of Message-IDs), for threading.
+    Column("refs", Text, nullable=True),
+    # Set by the index job (inboxd.pipeline.index), like indexed_at.
+    Column("thread_id", BigId, nullable=True),
+    Column("indexed_at", UTCDateTime, nullable=True),
     UniqueConstraint("account_id", "identity", name="uq_messages_identity"),
     Index("ix_messages_account_date", "account_id", "date"),
     Index("ix_messages_message_id", "message_id"),
     Index("ix_messages_from", "account_id", "from_addr"),
     Index("ix_messages_list", "account_id", "list_id"),
+    Index("ix_messages_sort", "account_id", text("sort_date DESC"), text("id DESC")),
+    Index("ix_messages_sort_all", text("sort_date DESC"), text("id DESC")),
+    Index("ix_messages_thread", "account_id", "thread_id"),
+    Index(
+        "ix_messages_unindexed",
+        "account_id",
+        "id",
+        sqlite_where=text("indexed_at IS NULL"),
+        postgresql_where=text("indexed_at IS NULL"),
+    ),
     sqlite_autoincrement=True,
 )
 

@@ -12,9 +12,10 @@ per-value type processing, which cost more than SQLite's own work.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
 
@@ -69,7 +70,13 @@ _MESSAGE_COLUMNS = (
     "parse_errors",
     "created_at",
     "updated_at",
+    "sort_date",
+    "refs",
 )
+
+#: A header date further ahead of the arrival than this is not believed for sorting (spam
+#: dated years ahead would otherwise top every list forever).
+_AHEAD = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -108,6 +115,15 @@ class PreparedBatch:
     now: datetime
 
 
+def sort_date(date: datetime | None, arrived: datetime | None, now: datetime) -> datetime:
+    """Where a message goes in the newest-first list: its header date, unless missing or
+    implausibly far ahead of its arrival; then the arrival, else ``now``."""
+    latest = (arrived or now) + _AHEAD
+    if date is not None and date <= latest:
+        return date
+    return arrived or now
+
+
 def prepare_batch(
     bind: Connection | Engine, account_id: str, batch: Sequence[Incoming]
 ) -> PreparedBatch:
@@ -118,7 +134,9 @@ def prepare_batch(
     by_identity: dict[str, Incoming] = {}
     for item in batch:
         by_identity.setdefault(item.identity, item)
-    rows = {key: _message_row(enc, account_id, item, stamp) for key, item in by_identity.items()}
+    rows = {
+        key: _message_row(enc, account_id, item, stamp, now) for key, item in by_identity.items()
+    }
     return PreparedBatch(account_id, batch, by_identity, rows, now)
 
 
@@ -197,7 +215,9 @@ def _insert_messages(conn: Connection, enc: RowEncoder, rows: list[tuple[Any, ..
     )
 
 
-def _message_row(enc: RowEncoder, account_id: str, item: Incoming, stamp: Any) -> tuple[Any, ...]:
+def _message_row(
+    enc: RowEncoder, account_id: str, item: Incoming, stamp: Any, now: datetime
+) -> tuple[Any, ...]:
     p, f = item.parsed, item.fetched
     return (
         account_id,
@@ -226,6 +246,8 @@ def _message_row(enc: RowEncoder, account_id: str, item: Incoming, stamp: Any) -
         enc.json(p.parse_errors) if p.parse_errors else None,
         stamp,
         stamp,
+        enc.time(sort_date(p.date, f.internal_date, now)),
+        json.dumps(p.references) if p.references else None,
     )
 
 
