@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import schemathesis
-from schemathesis import Case, Response
+from schemathesis import Response
 from schemathesis.checks import CheckFunction, not_a_server_error
 from schemathesis.specs.openapi.checks import (
     allow_header_conformance,
@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     from schemathesis.specs.openapi.schemas import OpenApiCase
 
 
-def valid_data_accepted(ctx: Any, response: Response, case: Case) -> bool | None:
+def valid_data_accepted(ctx: Any, response: Response, case: OpenApiCase) -> bool | None:
     """``positive_data_acceptance``, except for a refused account setting that only the
     server's host can judge (see the module's docstring)."""
     if response.status_code == 422 and case.operation.path.startswith("/api/accounts"):
