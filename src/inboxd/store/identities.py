@@ -94,7 +94,10 @@ def repair(conn: Connection, account_id: str, rekeys: Sequence[Rekey]) -> Repair
     one its bytes came from) may be several messages collapsed into one; its live
     locations are fetched again, and each then points at a message holding its own bytes
     (the same one where they are these bytes). A message whose bytes cannot be read is
-    set aside and its locations fetched again too."""
+    set aside and its locations fetched again too. Nothing is deleted: a message that no
+    place shows any more (its bytes were those of a place since gone from the server)
+    stays, marked expunged like any mail that left the server, because it is the one copy
+    of something the server once held."""
     done = Repaired()
     # Only what still holds the identity it was read with (a repair run twice, or raced).
     current = _current(conn, [r.pk for r in rekeys])
