@@ -11,7 +11,10 @@ was a header fingerprint (``h:``) are repaired by :mod:`inboxd.sync.repair`.
 
 This is the hot path of every sync, so rows go to the driver's ``executemany`` already in
 the driver's own form (see :mod:`inboxd.store.rows`) instead of through SQLAlchemy's
-per-value type processing, which cost more than SQLite's own work.
+per-value type processing, which cost more than SQLite's own work. The bytes are hashed
+once, on the parsing thread: sha256 runs at ~2 GB/s here (0.1 s for 10,000 messages of
+230 MB, about 6% of their sync's CPU), and on the packing thread each message's hash would
+have to win the GIL back from the parser (see :mod:`inboxd.sync.batch_store`).
 """
 
 from __future__ import annotations
