@@ -463,6 +463,12 @@ def test_account_crud_never_shows_the_secret(server: ServerProcess, people: Pers
     assert updated["settings"]["port"] == 1143 and updated["settings"]["host"] == "127.0.0.1"
     assert_error(client.patch(f"/api/accounts/{account_id}", json={"name": ""}), 422)
     assert_error(client.patch(f"/api/accounts/{account_id}", json={"owner": "me"}), 422)
+    # JSON has one number type: 900.0 is the integer the schema asks for; 900.5 and "900" not.
+    interval = client.patch(f"/api/accounts/{account_id}", json={"sync_interval_seconds": 900.0})
+    assert interval.status_code == 200 and interval.json()["sync_interval_seconds"] == 900
+    for bad in (900.5, "900", True):
+        patched = client.patch(f"/api/accounts/{account_id}", json={"sync_interval_seconds": bad})
+        assert_error(patched, 422)
 
     # The connection test says plainly what is wrong (nobody listens on that port).
     client.patch(f"/api/accounts/{account_id}", json={"settings": {"port": closed_port()}})

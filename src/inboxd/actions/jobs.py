@@ -27,6 +27,10 @@ def check_may_start(kind: str, *, admin: bool) -> TaskSpec:
     return spec
 
 
+#: Kinds whose job is always for one account: started with an ``account_id``.
+ACCOUNT_KINDS = frozenset({"sync"})
+
+
 def start_job(
     app: App,
     kind: str,
@@ -38,9 +42,10 @@ def start_job(
 ) -> Job:
     """Start a job of ``kind`` for a user (a sync goes through its one-per-account rule)."""
     check_may_start(kind, admin=admin)
+    if kind in ACCOUNT_KINDS and account is None:
+        raise InvalidField(f"a {kind} job needs an account_id")
     if kind == "sync":
-        if account is None:
-            raise InvalidField("a sync job needs an account_id")
+        assert account is not None
         return enqueue_sync(app.queue, account)
     return app.queue.enqueue(
         kind,
