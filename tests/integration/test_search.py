@@ -218,7 +218,11 @@ def test_header_operators(app: App, corpus: dict[str, Account]) -> None:
     assert subjects(e, "account:other") == {"Budget for the other team"}
     assert subjects(e, f"account:{corpus['other'].id}") == {"Budget for the other team"}
     assert subjects(e, 'account:"main box" budget') == {"Quarterly budget review"}
-    assert subjects(e, "from:100%") == set()  # LIKE's wildcards are plain characters
+    assert subjects(e, "from:ali*") == {"Quarterly budget review"}
+    assert subjects(e, "from:ali") == set()  # words, not parts of words
+    assert subjects(e, "subject:budget -from:alice") == {"Budget for the other team"}
+    assert subjects(e, "to:alice") == set()  # she is the sender
+    assert subjects(e, "list:100%") == set()  # LIKE's wildcards are plain characters
 
 
 def test_flags_attachments_and_dates(app: App, corpus: dict[str, Account]) -> None:
@@ -242,6 +246,10 @@ def test_negation_or_and_groups(app: App, corpus: dict[str, Account]) -> None:
     assert subjects(e, "budget NOT account:other") == {"Quarterly budget review"}
     assert subjects(e, "hackathon OR crème") == {"Weekend plans", "Menu"}
     assert subjects(e, "from:dave OR is:flagged") == {"Weekend plans", "Menu"}
+    assert subjects(e, "(budget OR from:dave) (thursday OR snacks)") == {
+        "Quarterly budget review",
+        "Weekend plans",
+    }
     assert subjects(e, "(budget OR hackathon) -from:alice") == {
         "Budget for the other team",
         "Weekend plans",

@@ -59,7 +59,8 @@ class _Row:
     in_reply_to: str | None
     refs: str | None
     subject: str | None
-    addresses: list[str]
+    sender: list[str]
+    recipients: list[str]
 
 
 @task("index", params=IndexParams)
@@ -137,8 +138,8 @@ class Indexer:
             if batch and size + r.size > BATCH_BYTES:
                 break
             size += r.size
-            addresses = [a for a in (r.from_name, r.from_addr) if a]
-            addresses += [
+            sender = [a for a in (r.from_name, r.from_addr) if a]
+            recipients = [
                 a for a in (*(r.to_addrs or ()), *(r.cc_addrs or ())) if isinstance(a, str)
             ]
             batch.append(
@@ -149,7 +150,8 @@ class Indexer:
                     r.in_reply_to,
                     r.refs,
                     r.subject,
-                    addresses,
+                    sender,
+                    recipients,
                 )
             )
         if batch:
@@ -164,7 +166,9 @@ class Indexer:
         linked: list[threads.Linked] = []
         for row in batch:
             parsed = parse_message(raws.get(row.pk, b""))
-            entries.append(fulltext.entry(row.pk, row.subject, row.addresses, parsed.text_body))
+            entries.append(
+                fulltext.entry(row.pk, row.subject, row.sender, row.recipients, parsed.text_body)
+            )
             references = parsed.references or _stored_refs(row.refs)
             linked.append(
                 threads.Linked(

@@ -9,9 +9,13 @@ PostgreSQL gets a tsvector literal with their positions, so neither its text-sea
 server's locale) nor an ``unaccent`` extension (superuser-only) is involved. A query's
 words go through the same function, so a query finds the same messages on both.
 
-Each message is indexed in three fields (subject; the sender's name and address and the
-To/Cc addresses; the body text). A phrase never spans two fields: FTS5 keeps them in
-columns, the tsvector leaves a position free between them.
+Each message is indexed in four fields: its subject, its sender (name and address), its
+recipients (To and Cc addresses) and its body text. Free words match any of them; ``from:``,
+``to:`` and ``subject:`` one. FTS5 keeps the fields as columns (a column filter restricts a
+phrase to one); the tsvector holds every word, and the words of the first three fields once
+more with a tag (``f:alice``), so that PostgreSQL's GIN index answers ``from:alice`` exactly,
+without reading every message that says "alice" anywhere. A phrase never spans two fields:
+the tsvector leaves a position free between them.
 
 SQLite's table is contentless (``content=''``): it holds the index only, not a second copy
 of every message's text. Its rows cannot be updated or deleted one by one (SQLite 3.40 has
@@ -31,13 +35,14 @@ from sqlalchemy import (
     Connection,
     Select,
     bindparam,
+    cast,
     column,
     delete,
     literal_column,
     select,
     table,
-    text,
 )
+from sqlalchemy.dialects.postgresql import TSQUERY
 from sqlalchemy.sql.elements import ColumnElement
 
 from inboxd.db.tables import messages, thread_keys
@@ -70,24 +75,36 @@ def words(value: str | None) -> list[str]:
     return [w for w in _WORD.findall(folded) if len(w) <= MAX_WORD]
 
 
+#: The fields of an entry, in FTS5's column order; the tag of their words in a tsvector.
+FIELDS = ("subject", "sender", "recipients", "body")
+_TAGS = {"subject": "s", "sender": "f", "recipients": "t"}
+
+
 @dataclass(frozen=True, slots=True)
 class Entry:
     """One message's words, by field."""
 
     message_pk: int
     subject: list[str]
-    addresses: list[str]
+    sender: list[str]
+    recipients: list[str]
     body: list[str]
 
 
 def entry(
-    message_pk: int, subject: str | None, addresses: Sequence[str], body: str | None
+    message_pk: int,
+    subject: str | None,
+    sender: Sequence[str],
+    recipients: Sequence[str],
+    body: str | None,
 ) -> Entry:
-    """The index entry of one message, capped at MAX_WORDS words."""
-    subject_words = words(subject)[:MAX_WORDS]
-    address_words = words(" ".join(addresses))[: MAX_WORDS - len(subject_words)]
-    room = MAX_WORDS - len(subject_words) - len(address_words)
-    return Entry(message_pk, subject_words, address_words, words(body)[:room] if room else [])
+    """The index entry of one message, capped at MAX_WORDS words in all."""
+    fields = [words(subject), words(" ".join(sender)), words(" ".join(recipients)), words(body)]
+    room = MAX_WORDS
+    for n, found in enumerate(fields):
+        fields[n] = found[:room]
+        room -= len(fields[n])
+    return Entry(message_pk, *fields)
 
 
 def write(conn: Connection, entries: Sequence[Entry]) -> None:
@@ -96,9 +113,16 @@ def write(conn: Connection, entries: Sequence[Entry]) -> None:
         return
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql(
-            "INSERT INTO message_fts (rowid, subject, addresses, body) VALUES (?, ?, ?, ?)",
+            "INSERT INTO message_fts (rowid, subject, sender, recipients, body) "
+            "VALUES (?, ?, ?, ?, ?)",
             [
-                (e.message_pk, " ".join(e.subject), " ".join(e.addresses), " ".join(e.body))
+                (
+                    e.message_pk,
+                    " ".join(e.subject),
+                    " ".join(e.sender),
+                    " ".join(e.recipients),
+                    " ".join(e.body),
+                )
                 for e in entries
             ],
         )
@@ -111,21 +135,23 @@ def write(conn: Connection, entries: Sequence[Entry]) -> None:
 
 
 def tsvector_literal(e: Entry) -> str:
-    """The PostgreSQL tsvector input of an entry: each word with its positions, one
-    position left free between fields."""
+    """The PostgreSQL tsvector input of an entry: each word with its positions (the words
+    of tagged fields twice, once tagged), one position left free between fields."""
     positions: dict[str, list[int]] = {}
     pos = 0
-    for field_words in (e.subject, e.addresses, e.body):
+    for name, field_words in zip(FIELDS, (e.subject, e.sender, e.recipients, e.body), strict=True):
         pos += 1
+        tag = _TAGS.get(name)
         for word in field_words:
             pos += 1
-            found = positions.get(word)
-            if found is None:
-                positions[word] = [pos]
-            elif len(found) < MAX_POSITIONS:
-                found.append(pos)
-    # Words are letters and digits only: nothing in them needs quoting.
-    return " ".join(f"{w}:{','.join(map(str, p))}" for w, p in positions.items())
+            for lexeme in (word, f"{tag}:{word}") if tag else (word,):
+                found = positions.get(lexeme)
+                if found is None:
+                    positions[lexeme] = [pos]
+                elif len(found) < MAX_POSITIONS:
+                    found.append(pos)
+    # Words are letters and digits; a tag adds a colon, hence the quotes.
+    return " ".join(f"'{w}':{','.join(map(str, p))}" for w, p in positions.items())
 
 
 def clear(conn: Connection, account_id: str | None = None) -> None:
@@ -158,10 +184,12 @@ def forget_account(conn: Connection, account_id: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Phrase:
-    """Words in a row (one word is a phrase of one); ``prefix``: the last is a prefix."""
+    """Words in a row (one word is a phrase of one) in one of FIELDS, or in any when
+    ``field`` is None; ``prefix``: the last word is a prefix."""
 
     words: tuple[str, ...]
     prefix: bool = False
+    field: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +224,8 @@ def matching_ids(match: Match, dialect: str) -> Select[tuple[int]]:
             _bound(fts5_query(match))
         )
         return select(sqlite_fts.c.rowid).where(query)
-    tsquery = text("CAST(:q AS tsquery)").bindparams(q=tsquery_text(match)).self_group()
+    # A cast, not to_tsquery(): the words are taken as they are, not parsed again.
+    tsquery = cast(_bound(tsquery_text(match)), TSQUERY)
     return select(postgres_fts.c.message_pk).where(postgres_fts.c.doc.op("@@")(tsquery))
 
 
@@ -207,7 +236,8 @@ def _bound(value: str) -> ColumnElement[str]:
 def fts5_query(match: Match) -> str:
     """An FTS5 MATCH expression (each phrase quoted: no word is read as an operator)."""
     if isinstance(match, Phrase):
-        return f'"{" ".join(match.words)}"' + (" *" if match.prefix else "")
+        column = f"{match.field} : " if match.field else ""
+        return f'{column}"{" ".join(match.words)}"' + (" *" if match.prefix else "")
     if isinstance(match, Without):
         return f"({fts5_query(match.keep)} NOT {fts5_query(match.drop)})"
     joiner = " AND " if isinstance(match, AllOf) else " OR "
@@ -217,7 +247,8 @@ def fts5_query(match: Match) -> str:
 def tsquery_text(match: Match) -> str:
     """A PostgreSQL tsquery in its input form (lexemes quoted, taken as they are)."""
     if isinstance(match, Phrase):
-        lexemes = [f"'{w}'" for w in match.words]
+        tag = f"{_TAGS[match.field]}:" if match.field else ""
+        lexemes = [f"'{tag}{w}'" for w in match.words]
         if match.prefix:
             lexemes[-1] += ":*"
         return "(" + " <-> ".join(lexemes) + ")"
