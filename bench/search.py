@@ -208,7 +208,7 @@ def measure_inboxd(side: Side, url: str, mix: Sequence[QuerySpec], repeat: int) 
     try:
         with reading(engine) as conn:
 
-            def page(query: str) -> Callable[[], list[Any]]:
+            def page(query: str) -> Callable[[], Sequence[Any]]:
                 cond = message_filter(parse_query(query), dialect=dialect, now=now)
                 stmt = (
                     select(*columns)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pytest
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import create_engine
 
 from inboxd.errors import InvalidQuery
 from inboxd.store import fulltext
@@ -144,15 +144,17 @@ def test_index_queries_per_database() -> None:
     assert fulltext.tsquery_text(sender) == "('f:ali':*)"
 
 
+_SQLITE = create_engine("sqlite://").dialect
+_POSTGRESQL = create_engine("postgresql+psycopg://localhost/x").dialect
+
+
 def _sql(text: str, dialect: str) -> str:
     condition = message_filter(
         parse_query(text), dialect=dialect, now=datetime(2026, 3, 31, tzinfo=UTC)
     )
     if dialect == "sqlite":
-        return str(
-            condition.compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True})
-        )
-    return str(condition.compile(dialect=postgresql.dialect()))
+        return str(condition.compile(dialect=_SQLITE, compile_kwargs={"literal_binds": True}))
+    return str(condition.compile(dialect=_POSTGRESQL))
 
 
 def test_the_words_of_a_group_are_one_index_lookup() -> None:
