@@ -455,6 +455,8 @@ def build_maildir(work: Path, count: int) -> Path:
         (maildir / sub).mkdir(parents=True, exist_ok=True)
     for path in corpus(count).values():
         target = maildir / "cur" / path.name
+        if target.exists():  # a kept --work directory
+            continue
         try:
             os.link(path, target)
         except OSError:

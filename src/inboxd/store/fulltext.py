@@ -30,6 +30,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import (
     Connection,
@@ -56,6 +57,10 @@ MAX_WORDS = 16_000
 MAX_POSITIONS = 256
 
 _WORD = re.compile(r"[^\W_]+")
+# The combining marks of the Latin, Greek and Cyrillic scripts (all below U+0591): removed by
+# one regex; text with characters beyond those takes the general (per character) way.
+_MARKS = re.compile("[\u0300-\u036f\u0483-\u0489]+")
+_MARKS_END = "\u0591"
 
 # The index tables are dialect-specific (a virtual table; a tsvector), so they are not in
 # inboxd.db.tables' metadata: these light descriptions are enough to query them.
@@ -71,13 +76,18 @@ def words(value: str | None) -> list[str]:
         folded = value.lower()
     else:
         decomposed = unicodedata.normalize("NFKD", value)
-        folded = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+        if max(decomposed) < _MARKS_END:
+            folded = _MARKS.sub("", decomposed).casefold()
+        else:
+            folded = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
     return [w for w in _WORD.findall(folded) if len(w) <= MAX_WORD]
 
 
 #: The fields of an entry, in FTS5's column order; the tag of their words in a tsvector.
 FIELDS = ("subject", "sender", "recipients", "body")
 _TAGS = {"subject": "s", "sender": "f", "recipients": "t"}
+#: Every position a tsvector may hold (fields, gaps and all), as text.
+_POSITIONS = [str(n) for n in range(MAX_WORDS + len(FIELDS) + 1)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,49 +119,75 @@ def entry(
 
 def write(conn: Connection, entries: Sequence[Entry]) -> None:
     """Add ``entries`` to the index (inside the caller's transaction)."""
-    if not entries:
+    write_rows(conn, rows(conn.dialect.name, entries))
+
+
+def rows(dialect: str, entries: Sequence[Entry]) -> list[tuple[Any, ...]]:
+    """The index rows of ``entries`` in the driver's form, for :func:`write_rows` (made
+    apart so that the work of making them need not happen inside the transaction)."""
+    if dialect == "sqlite":
+        return [
+            (
+                e.message_pk,
+                " ".join(e.subject),
+                " ".join(e.sender),
+                " ".join(e.recipients),
+                " ".join(e.body),
+            )
+            for e in entries
+        ]
+    return [(e.message_pk, tsvector_literal(e)) for e in entries]
+
+
+def write_rows(conn: Connection, found: Sequence[tuple[Any, ...]]) -> None:
+    """Add rows made by :func:`rows` to the index (inside the caller's transaction)."""
+    if not found:
         return
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql(
             "INSERT INTO message_fts (rowid, subject, sender, recipients, body) "
             "VALUES (?, ?, ?, ?, ?)",
-            [
-                (
-                    e.message_pk,
-                    " ".join(e.subject),
-                    " ".join(e.sender),
-                    " ".join(e.recipients),
-                    " ".join(e.body),
-                )
-                for e in entries
-            ],
+            list(found),
         )
         return
     conn.exec_driver_sql(
         "INSERT INTO message_fts (message_pk, doc) VALUES (%s, %s::tsvector) "
         "ON CONFLICT (message_pk) DO UPDATE SET doc = excluded.doc",
-        [(e.message_pk, tsvector_literal(e)) for e in entries],
+        list(found),
     )
 
 
 def tsvector_literal(e: Entry) -> str:
     """The PostgreSQL tsvector input of an entry: each word with its positions (the words
     of tagged fields twice, once tagged), one position left free between fields."""
-    positions: dict[str, list[int]] = {}
+    # The hot loop of indexing on PostgreSQL: positions are kept as the strings they become.
+    positions: dict[str, list[str]] = {}
+    get = positions.get
     pos = 0
-    for name, field_words in zip(FIELDS, (e.subject, e.sender, e.recipients, e.body), strict=True):
+    for tag, field_words in (
+        ("s:", e.subject),
+        ("f:", e.sender),
+        ("t:", e.recipients),
+        ("", e.body),
+    ):
         pos += 1
-        tag = _TAGS.get(name)
         for word in field_words:
             pos += 1
-            for lexeme in (word, f"{tag}:{word}") if tag else (word,):
-                found = positions.get(lexeme)
+            at = _POSITIONS[pos]
+            found = get(word)
+            if found is None:
+                positions[word] = [at]
+            elif len(found) < MAX_POSITIONS:
+                found.append(at)
+            if tag:
+                tagged = tag + word
+                found = get(tagged)
                 if found is None:
-                    positions[lexeme] = [pos]
+                    positions[tagged] = [at]
                 elif len(found) < MAX_POSITIONS:
-                    found.append(pos)
+                    found.append(at)
     # Words are letters and digits; a tag adds a colon, hence the quotes.
-    return " ".join(f"'{w}':{','.join(map(str, p))}" for w, p in positions.items())
+    return " ".join([f"'{w}':{','.join(p)}" for w, p in positions.items()])
 
 
 def clear(conn: Connection, account_id: str | None = None) -> None:
