@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import create_engine
 
 from inboxd.errors import InvalidQuery
@@ -97,6 +99,11 @@ def test_operators() -> None:
         ("a OR", "OR needs a term on each side"),
         ("a OR OR b", "OR needs a term on each side"),
         ("AND a", "AND needs a term on each side"),
+        ("a AND", "AND needs a term on each side"),
+        ("a AND OR b", "AND needs a term on each side"),
+        (") a", "unmatched ')'"),
+        ("(" * 30 + "a" + ")" * 30, "parentheses nested more than 20 deep"),
+        ("w " * 101, "at most 100 terms (this one has 101)"),
         ("a - b", "'-' must be followed by a term"),
         ("a NOT", "'NOT' must be followed by a term"),
         ("!!!", "'!!!' has no letters or digits"),
@@ -108,6 +115,18 @@ def test_malformed_queries_name_the_bad_part(text: str, message: str) -> None:
     with pytest.raises(InvalidQuery) as caught:
         parse_query(text)
     assert message in caught.value.message
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list('ab:"()- ORNDTfrom*@é1_')), max_size=40))
+def test_any_text_parses_or_is_refused_clearly(text: str) -> None:
+    try:
+        query = parse_query(text)
+    except InvalidQuery:
+        return
+    for dialect in ("sqlite", "postgresql"):
+        assert _sql(text, dialect)  # compiles
+    assert query.empty == (query.root is None)
 
 
 def test_words_are_folded_alike_for_both_databases() -> None:

@@ -52,6 +52,9 @@ OPERATORS = (
     "newer_than",
     "older_than",
 )
+#: Limits that keep a query's SQL (and the parser's recursion) small.
+MAX_TERMS = 100
+MAX_DEPTH = 20
 IS_VALUES = ("unread", "read", "flagged", "unflagged")
 HAS_VALUES = ("attachment",)
 
@@ -211,6 +214,7 @@ class _Parser:
     def __init__(self, tokens: list[_Token]) -> None:
         self.tokens = tokens
         self.pos = 0
+        self.depth = 0
 
     def peek(self) -> _Token | None:
         return self.tokens[self.pos] if self.pos < len(self.tokens) else None
@@ -232,7 +236,8 @@ class _Parser:
         while (token := self.peek()) is not None and token.kind not in (")", "OR"):
             if token.kind == "AND":
                 self.take()
-                if not parts:
+                following = self.peek()
+                if not parts or following is None or following.kind in (")", "OR", "AND"):
                     raise InvalidQuery("AND needs a term on each side")
                 continue
             parts.append(self.unary())
@@ -242,6 +247,8 @@ class _Parser:
                 raise InvalidQuery(f"{after} needs a term on each side")
             if token is not None and token.kind == "OR":
                 raise InvalidQuery("OR needs a term on each side")
+            if self.depth == 0:
+                raise InvalidQuery("unmatched ')'")
             raise InvalidQuery("empty parentheses")
         return parts[0] if len(parts) == 1 else And(tuple(parts))
 
@@ -253,7 +260,11 @@ class _Parser:
                 raise InvalidQuery(f"'{token.text}' must be followed by a term")
             return Not(self.unary())
         if token.kind == "(":
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise InvalidQuery(f"parentheses nested more than {MAX_DEPTH} deep")
             inner = self.any_of()
+            self.depth -= 1
             closing = self.peek()
             if closing is None:
                 raise InvalidQuery("unclosed parenthesis: '(' without ')'")
@@ -267,6 +278,9 @@ def parse_query(text: str) -> Query:
     tokens = _lex(text)
     if not tokens:
         return Query(text)
+    terms = sum(1 for t in tokens if t.kind == "TERM")
+    if terms > MAX_TERMS:
+        raise InvalidQuery(f"a query has at most {MAX_TERMS} terms (this one has {terms})")
     parser = _Parser(tokens)
     root = parser.any_of()
     if parser.peek() is not None:  # only a ")" stops the top level early
