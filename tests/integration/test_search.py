@@ -187,6 +187,9 @@ def test_free_words_phrases_and_prefixes(app: App, corpus: dict[str, Account]) -
     assert subjects(e, '"bring the spreadsheet"') == {"Quarterly budget review"}
     assert subjects(e, '"the bring spreadsheet"') == set()
     assert subjects(e, "spread*") == {"Quarterly budget review"}
+    # A one-letter prefix finds words, not the index's own marks of fields.
+    assert subjects(e, "t* from:alice") == {"Quarterly budget review"}
+    assert subjects(e, "f* -from:frank") == {"Budget for the other team"}
     # Addresses are in the text too, as words.
     assert subjects(e, "carol@example.net") == {"Quarterly budget review"}
     # Words do not run across fields: the subject's last word and the sender's first.
@@ -355,6 +358,8 @@ QUERIES = [
     "(team OR release) -from:noreply folder:inbox",
     "crème brulee",
     "jörg OR hackathon",
+    "f* OR t*",
+    "from:n* -s*",
 ]
 
 

@@ -13,7 +13,7 @@ Each message is indexed in four fields: its subject, its sender (name and addres
 recipients (To and Cc addresses) and its body text. Free words match any of them; ``from:``,
 ``to:`` and ``subject:`` one. FTS5 keeps the fields as columns (a column filter restricts a
 phrase to one); the tsvector holds every word, and the words of the first three fields once
-more with a tag (``f:alice``), so that PostgreSQL's GIN index answers ``from:alice`` exactly,
+more with a tag (``:f:alice``), so that PostgreSQL's GIN index answers ``from:alice`` exactly,
 without reading every message that says "alice" anywhere. A phrase never spans two fields:
 the tsvector leaves a position free between them.
 
@@ -85,7 +85,8 @@ def words(value: str | None) -> list[str]:
 
 #: The fields of an entry, in FTS5's column order; the tag of their words in a tsvector.
 FIELDS = ("subject", "sender", "recipients", "body")
-_TAGS = {"subject": "s", "sender": "f", "recipients": "t"}
+# A tag starts with a character no word has: no prefix search ("f*") reaches tagged words.
+_TAGS = {"subject": ":s:", "sender": ":f:", "recipients": ":t:"}
 #: Every position a tsvector may hold (fields, gaps and all), as text.
 _POSITIONS = [str(n) for n in range(MAX_WORDS + len(FIELDS) + 1)]
 
@@ -165,9 +166,9 @@ def tsvector_literal(e: Entry) -> str:
     get = positions.get
     pos = 0
     for tag, field_words in (
-        ("s:", e.subject),
-        ("f:", e.sender),
-        ("t:", e.recipients),
+        (_TAGS["subject"], e.subject),
+        (_TAGS["sender"], e.sender),
+        (_TAGS["recipients"], e.recipients),
         ("", e.body),
     ):
         pos += 1
@@ -283,7 +284,7 @@ def fts5_query(match: Match) -> str:
 def tsquery_text(match: Match) -> str:
     """A PostgreSQL tsquery in its input form (lexemes quoted, taken as they are)."""
     if isinstance(match, Phrase):
-        tag = f"{_TAGS[match.field]}:" if match.field else ""
+        tag = _TAGS[match.field] if match.field else ""
         lexemes = [f"'{tag}{w}'" for w in match.words]
         if match.prefix:
             lexemes[-1] += ":*"
