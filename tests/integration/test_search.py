@@ -180,6 +180,16 @@ def test_every_message_is_indexed_even_broken_ones(app: App, corpus: dict[str, A
     assert "A very large message" in subjects(app.engine, "attachment")  # its body text
 
 
+def test_a_sync_with_nothing_new_queues_no_index_job(app: App, corpus: dict[str, Account]) -> None:
+    account = corpus["main"]
+    before = [j.id for j in app.queue.list_jobs(kind="index", account_id=account.id)]
+    assert len(before) == 1
+    job = app.queue.enqueue("sync", account_id=account.id, dedupe_key=sync_dedupe_key(account.id))
+    with running_worker(app, concurrency=1):
+        assert wait_finished(app, job.id, timeout=60).status == JobStatus.COMPLETED
+    assert [j.id for j in app.queue.list_jobs(kind="index", account_id=account.id)] == before
+
+
 def test_free_words_phrases_and_prefixes(app: App, corpus: dict[str, Account]) -> None:
     e = app.engine
     assert subjects(e, "budget") == {"Quarterly budget review", "Budget for the other team"}
