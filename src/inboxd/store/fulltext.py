@@ -53,7 +53,9 @@ MAX_WORD = 64
 #: Words indexed per message. PostgreSQL positions stop at 16,383; past that a tsvector
 #: would pile every word onto the last position, and phrases would match falsely.
 MAX_WORDS = 16_000
-#: Positions kept per distinct word (PostgreSQL keeps 256; FTS5 gets the same words).
+#: Positions a tsvector keeps per distinct word (PostgreSQL's limit). FTS5 keeps them all:
+#: a phrase at the 257th or later occurrence of a word in one message is found on SQLite
+#: only (the one known difference between the two).
 MAX_POSITIONS = 256
 
 _WORD = re.compile(r"[^\W_]+")
