@@ -327,3 +327,121 @@ class Vocabulary(BaseModel):
     step_activity: dict[str, ActivityState] = Field(
         description="the activity state a running job's step means; any other: processing"
     )
+
+
+# -- reading mail -------------------------------------------------------------------------------
+
+
+class Address(BaseModel):
+    """A sender: display name and address, each as the header gave it (or null)."""
+
+    name: str | None
+    address: str | None
+
+
+class MessageOut(BaseModel):
+    """A message as lists show it."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    id: int
+    account_id: str
+    message_id: str | None = Field(description="the Message-ID header, without <>")
+    thread_id: int = Field(description="the thread; a message not threaded yet: its own id")
+    subject: str | None
+    from_: Address = Field(alias="from")
+    to: list[str]
+    cc: list[str]
+    date: str | None = Field(description="the Date header (null when missing or unreadable)")
+    sort_date: str | None = Field(description="the list order: the Date header, else arrival")
+    folders: list[str] = Field(description="the folders the message is shown in now")
+    flags: list[str]
+    labels: list[str]
+    size: int = Field(description="bytes of the stored message")
+    snippet: str
+    has_attachments: bool
+
+
+class MessagePage(BaseModel):
+    """A page of messages, newest first."""
+
+    messages: list[MessageOut]
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next page; null: last")
+
+
+class HeaderOut(BaseModel):
+    """One header field, decoded."""
+
+    name: str
+    value: str
+
+
+class AttachmentOut(BaseModel):
+    """A file of a message: an attachment, or an image its HTML shows (``inline``)."""
+
+    index: int = Field(description="its number in /attachments/{index}")
+    filename: str | None
+    content_type: str
+    size: int = Field(description="decoded bytes")
+    content_id: str | None
+    inline: bool
+
+
+class MessageDetail(MessageOut):
+    """One message to read."""
+
+    reply_to: list[str]
+    in_reply_to: str | None
+    references: list[str]
+    list_id: str | None
+    list_unsubscribe: str | None
+    headers: list[HeaderOut]
+    text: str | None = Field(description="the plain text (from the HTML when there is none)")
+    html: str | None = Field(
+        description="the HTML, sanitised, remote content removed; for a sandboxed frame "
+        "only (prefer GET /api/messages/{id}/html)"
+    )
+    remote_content_blocked: bool = Field(
+        description="remote images or styles were removed (GET …/html?remote=1 shows them)"
+    )
+    attachments: list[AttachmentOut]
+    parse_notes: list[str] = Field(description="what was wrong with the message, if anything")
+
+
+class ThreadSummaryOut(BaseModel):
+    """A thread as lists show it."""
+
+    id: int
+    account_id: str
+    subject: str | None = Field(description="the subject of its first message")
+    message_count: int = Field(description="messages, copies of one message counted once")
+    participants: list[str]
+    unread: bool
+    has_attachments: bool
+    first_date: str | None
+    last_date: str | None
+    latest: MessageOut = Field(description="its newest message that matches the query")
+
+
+class ThreadPage(BaseModel):
+    """A page of threads, by their newest matching message."""
+
+    threads: list[ThreadSummaryOut]
+    next_cursor: str | None
+
+
+class ThreadMessageOut(MessageOut):
+    """A message of a thread; copies of it (same Message-ID) are folded into it."""
+
+    copies: int
+    copy_ids: list[int]
+
+
+class ThreadOut(BaseModel):
+    """A thread's messages, oldest first."""
+
+    id: int
+    account_id: str
+    subject: str | None
+    message_count: int
+    messages: list[ThreadMessageOut]

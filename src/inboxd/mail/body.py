@@ -25,6 +25,8 @@ __all__ = [
     "TEXT_BODY_CAP",
     "BodyFields",
     "Walk",
+    "children",
+    "is_attachment",
     "read_summary",
     "snippet_of",
     "walk_tree",
@@ -103,8 +105,8 @@ def walk_tree(top: Entity, walk: Walk) -> None:
             return
         ctype = entity.content_type
         if ctype.startswith("multipart/"):
-            children = _children(entity, depth, walk)
-            stack.extend((child, depth + 1) for child in reversed(children))
+            parts = children(entity, depth, walk)
+            stack.extend((child, depth + 1) for child in reversed(parts))
         elif ctype in ("message/rfc822", "message/global"):
             if depth == 0:  # the whole message is a wrapped message: read the inner one
                 inner = parse_entity(walk.raw, entity.body_start, entity.body_end)
@@ -115,8 +117,9 @@ def walk_tree(top: Entity, walk: Walk) -> None:
             _visit_leaf(entity, ctype, walk)
 
 
-def _children(entity: Entity, depth: int, walk: Walk) -> list[Entity]:
-    """The parts of a multipart entity, recovering what we can when its boundary is broken."""
+def children(entity: Entity, depth: int, walk: Walk) -> list[Entity]:
+    """The parts of a multipart entity, recovering what we can when its boundary is broken
+    (the walk's notes say how)."""
     if depth >= MAX_DEPTH:
         if not walk.too_deep:
             walk.notes.append(f"MIME nesting deeper than {MAX_DEPTH}; deeper parts ignored")
@@ -157,7 +160,7 @@ def _recover_multipart(entity: Entity, where: str, walk: Walk) -> list[Entity]:
 
 
 def _visit_leaf(entity: Entity, ctype: str, walk: Walk) -> None:
-    if _is_attachment(entity.headers, ctype):
+    if is_attachment(entity.headers, ctype):
         walk.attachments += 1
     elif ctype == "text/plain" and walk.text is None:
         walk.text = _entity_text(entity, walk)[:TEXT_BODY_CAP]
@@ -168,7 +171,7 @@ def _visit_leaf(entity: Entity, ctype: str, walk: Walk) -> None:
         walk.html = _entity_text(entity, walk)[:HTML_BODY_CAP]
 
 
-def _is_attachment(headers: ContentFields, ctype: str) -> bool:
+def is_attachment(headers: ContentFields, ctype: str) -> bool:
     """Would a mail client show this leaf as a file rather than as the message body?"""
     if ctype in _SIGNATURE_TYPES:
         return False

@@ -1,0 +1,95 @@
+"""``inboxd search`` and ``inboxd show``: reading the stored mail from a terminal (as an
+admin: every account's mail)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from inboxd.actions import messages as actions
+from inboxd.cli.common import JsonOpt, app_session, out, print_json
+
+
+def search_cmd(
+    query: Annotated[str, typer.Argument(help="Search query (Gmail and notmuch syntax).")] = "",
+    account: Annotated[
+        str | None, typer.Option("--account", help="Only this account (its id).")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=200, help="At most N messages.")] = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """Messages matching QUERY, newest first."""
+    with app_session() as opened:
+        page = actions.search(opened, query, owner=None, account_id=account, limit=limit)
+    found: list[dict[str, Any]] = page["messages"]
+    if as_json:
+        print_json(found)
+        return
+    table = Table(box=None)
+    for column in ("id", "date", "from", "subject"):
+        table.add_column(column, overflow="ellipsis", no_wrap=column != "subject")
+    for item in found:
+        sender = item["from"]["name"] or item["from"]["address"] or ""
+        when = (item["date"] or item["sort_date"] or "")[:16].replace("T", " ")
+        table.add_row(str(item["id"]), when, escape(sender), escape(item["subject"] or ""))
+    out.print(table)
+
+
+def show_cmd(
+    message: Annotated[int, typer.Argument(help="The message's id (see inboxd search).")],
+    raw: Annotated[
+        bool, typer.Option("--raw", help="Write the exact stored bytes to standard output.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a message: its headers, text, files and parse notes."""
+    with app_session() as opened:
+        if raw:
+            data = actions.raw_message(opened, message, owner=None)
+        else:
+            found = actions.detail(opened, message, owner=None)
+    if raw:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    if as_json:
+        print_json(found)
+        return
+    _print_message(found)
+
+
+def _print_message(found: dict[str, Any]) -> None:
+    for name in ("From", "To", "Cc", "Subject", "Date"):
+        value = _header(found, name)
+        if value:
+            out.print(f"[bold]{name}:[/bold] {escape(value)}", highlight=False)
+    out.print(f"[bold]Folders:[/bold] {escape(', '.join(found['folders']))}", highlight=False)
+    if found["flags"]:
+        out.print(f"[bold]Flags:[/bold] {escape(' '.join(found['flags']))}", highlight=False)
+    out.print()
+    # The text as it is: no markup, no highlighting, however odd the message.
+    sys.stdout.write((found["text"] or "(no text)").rstrip("\n") + "\n")
+    if found["attachments"]:
+        out.print()
+        for part in found["attachments"]:
+            name = part["filename"] or "(no name)"
+            out.print(
+                f"[{part['index']}] {escape(name)}  {part['content_type']}, {part['size']} bytes",
+                highlight=False,
+            )
+    if found["parse_notes"]:
+        out.print()
+        for note in found["parse_notes"]:
+            out.print(f"[yellow]note:[/yellow] {escape(note)}", highlight=False)
+
+
+def _header(found: dict[str, Any], name: str) -> str | None:
+    for header in found["headers"]:
+        if header["name"].lower() == name.lower():
+            return str(header["value"])
+    return None

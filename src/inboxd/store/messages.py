@@ -1,0 +1,516 @@
+"""Reading the stored mail: pages of messages newest first, one message with its folders,
+and threads, always limited to what the reader may see.
+
+Pages are keyset-paged on (``sort_date`` DESC, ``id`` DESC), the order of the indexes
+``ix_messages_sort`` (one account) and ``ix_messages_sort_all`` (an admin's view of all):
+a page costs an index range scan of ``limit`` rows however deep it is. A reader with
+several accounts gets one such scan per account, merged here, since neither database can
+merge an ``IN`` list's index ranges in order by itself (they would sort every match).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import heapq
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Generic, Self, TypeVar
+
+from sqlalchemy import ColumnElement, Connection, RowMapping, Select, and_, or_, select, true
+
+from inboxd.db.tables import accounts, folders, locations
+from inboxd.db.tables import messages as m
+from inboxd.db.types import utcnow
+from inboxd.errors import InvalidRequest, NotFound
+from inboxd.store.search import Query, message_filter
+
+__all__ = [
+    "MAX_LIMIT",
+    "Cursor",
+    "MessageRow",
+    "Page",
+    "ThreadSummary",
+    "get_message",
+    "list_messages",
+    "list_threads",
+    "thread_messages",
+    "visible_accounts",
+]
+
+#: The most messages (or threads) one page holds.
+MAX_LIMIT = 200
+#: Messages read per round while collecting a page of threads, per thread wanted.
+_THREAD_SCAN_FACTOR = 4
+
+_SUMMARY = (
+    m.c.id,
+    m.c.account_id,
+    m.c.message_id,
+    m.c.thread_id,
+    m.c.subject,
+    m.c.from_addr,
+    m.c.from_name,
+    m.c.to_addrs,
+    m.c.cc_addrs,
+    m.c.date,
+    m.c.sort_date,
+    m.c.flags,
+    m.c.labels,
+    m.c.size,
+    m.c.snippet,
+    m.c.has_attachments,
+)
+_DETAIL = (
+    m.c.reply_to,
+    m.c.in_reply_to,
+    m.c.refs,
+    m.c.list_id,
+    m.c.list_unsubscribe,
+    m.c.list_unsubscribe_post,
+    m.c.internal_date,
+    m.c.parse_errors,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """Where a page ends: the (sort date, id) of its last message; opaque to clients."""
+
+    sort_date: datetime
+    id: int
+
+    def encode(self) -> str:
+        """The cursor as a URL-safe token."""
+        data = json.dumps([self.sort_date.isoformat(), self.id], separators=(",", ":"))
+        return base64.urlsafe_b64encode(data.encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, token: str) -> Self:
+        """The cursor of a token from :meth:`encode`; InvalidRequest for anything else."""
+        try:
+            padded = token + "=" * (-len(token) % 4)
+            when, pk = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+            moment = datetime.fromisoformat(when)
+            if type(pk) is not int or not 0 < pk < 2**63 or moment.tzinfo is None:
+                raise ValueError(token)
+            return cls(moment.astimezone(UTC), pk)
+        except (ValueError, TypeError, UnicodeError, binascii.Error):
+            raise InvalidRequest("invalid cursor: pass next_cursor of the previous page") from None
+
+    def before(self) -> ColumnElement[bool]:
+        """Messages after this one in list order. The first term bounds the index range;
+        the second only sorts out the rows of the same sort date."""
+        return and_(
+            m.c.sort_date <= self.sort_date,
+            or_(m.c.sort_date < self.sort_date, m.c.id < self.id),
+        )
+
+    def up_to(self) -> ColumnElement[bool]:
+        """This message and those before it in list order (the pages already read)."""
+        return and_(
+            m.c.sort_date >= self.sort_date,
+            or_(m.c.sort_date > self.sort_date, m.c.id >= self.id),
+        )
+
+
+@dataclass(slots=True)
+class MessageRow:
+    """A message as lists show it."""
+
+    id: int
+    account_id: str
+    message_id: str | None
+    thread_id: int
+    subject: str | None
+    from_name: str | None
+    from_addr: str | None
+    to: list[str]
+    cc: list[str]
+    date: datetime | None
+    sort_date: datetime | None
+    flags: list[str]
+    labels: list[str]
+    size: int
+    snippet: str
+    has_attachments: bool
+    folders: list[str] = field(default_factory=list)
+    #: the rest of the row (detail reads only)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_row(cls, r: RowMapping) -> Self:
+        """Build from a row mapping of the summary columns (and perhaps the detail ones)."""
+        extra = {c.name: r[c.name] for c in _DETAIL if c.name in r}
+        return cls(
+            id=int(r["id"]),
+            account_id=r["account_id"],
+            message_id=r["message_id"],
+            # Not threaded yet (the index job has not run): a thread of its own.
+            thread_id=int(r["thread_id"] if r["thread_id"] is not None else r["id"]),
+            subject=r["subject"],
+            from_name=r["from_name"],
+            from_addr=r["from_addr"],
+            to=list(r["to_addrs"] or []),
+            cc=list(r["cc_addrs"] or []),
+            date=r["date"],
+            sort_date=r["sort_date"],
+            flags=list(r["flags"] or []),
+            labels=list(r["labels"] or []),
+            size=int(r["size"]),
+            snippet=r["snippet"] or "",
+            has_attachments=bool(r["has_attachments"]),
+            extra=extra,
+        )
+
+    @property
+    def cursor(self) -> Cursor:
+        """The cursor of a page ending with this message."""
+        return Cursor(self.sort_date or datetime.min.replace(tzinfo=UTC), self.id)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The message object of the API and ``--json``."""
+        return {
+            "id": self.id,
+            "account_id": self.account_id,
+            "message_id": self.message_id,
+            "thread_id": self.thread_id,
+            "subject": self.subject,
+            "from": {"name": self.from_name, "address": self.from_addr},
+            "to": self.to,
+            "cc": self.cc,
+            "date": self.date.isoformat() if self.date else None,
+            "sort_date": self.sort_date.isoformat() if self.sort_date else None,
+            "folders": self.folders,
+            "flags": self.flags,
+            "labels": self.labels,
+            "size": self.size,
+            "snippet": self.snippet,
+            "has_attachments": self.has_attachments,
+        }
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page and the cursor of the next (None: this is the last)."""
+
+    items: list[T]
+    next_cursor: str | None
+
+
+@dataclass(slots=True)
+class ThreadSummary:
+    """A thread as lists show it: its newest message matching the query (the one that
+    places it in the list) and what it holds in all."""
+
+    id: int
+    latest: MessageRow
+    subject: str | None
+    message_count: int
+    participants: list[str]
+    unread: bool
+    has_attachments: bool
+    first_date: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The thread object of the API."""
+        return {
+            "id": self.id,
+            "account_id": self.latest.account_id,
+            "subject": self.subject,
+            "message_count": self.message_count,
+            "participants": self.participants,
+            "unread": self.unread,
+            "has_attachments": self.has_attachments,
+            "first_date": self.first_date.isoformat() if self.first_date else None,
+            "last_date": self.latest.sort_date.isoformat() if self.latest.sort_date else None,
+            "latest": self.latest.to_dict(),
+        }
+
+
+# -- who sees what -----------------------------------------------------------------------------
+
+
+def visible_accounts(
+    conn: Connection, *, owner: str | None, account_id: str | None = None
+) -> list[str] | None:
+    """The accounts a reader's list covers: None for every message (an admin without an
+    account filter), else their ids. An account the reader may not see is NotFound."""
+    if account_id is not None:
+        query = select(accounts.c.id).where(accounts.c.id == account_id)
+        if owner is not None:
+            query = query.where(accounts.c.owner == owner)
+        if conn.execute(query).first() is None:
+            raise NotFound(f"no account {account_id}")
+        return [account_id]
+    if owner is None:
+        return None
+    query = select(accounts.c.id).where(accounts.c.owner == owner).order_by(accounts.c.id)
+    return list(conn.execute(query).scalars())
+
+
+def _all_accounts(conn: Connection, found: list[str] | None) -> list[str]:
+    if found is not None:
+        return found
+    return list(conn.execute(select(accounts.c.id).order_by(accounts.c.id)).scalars())
+
+
+def _in_accounts(account_ids: list[str]) -> ColumnElement[bool]:
+    if len(account_ids) == 1:
+        return m.c.account_id == account_ids[0]
+    return m.c.account_id.in_(account_ids)
+
+
+def _filter(conn: Connection, query: Query) -> ColumnElement[bool]:
+    if query.empty:
+        return true()
+    return message_filter(query, dialect=conn.dialect.name, now=utcnow())
+
+
+def _newest_first(stmt: Select[Any], limit: int) -> Select[Any]:
+    return stmt.order_by(m.c.sort_date.desc(), m.c.id.desc()).limit(limit)
+
+
+def _live() -> ColumnElement[bool]:
+    return m.c.expunged_at.is_(None)
+
+
+# -- messages ---------------------------------------------------------------------------------
+
+
+def _scan(
+    conn: Connection,
+    account_ids: list[str] | None,
+    condition: ColumnElement[bool],
+    limit: int,
+) -> list[MessageRow]:
+    """Up to ``limit`` messages matching ``condition`` in list order."""
+    base = select(*_SUMMARY).where(_live(), condition)
+    if account_ids is None or len(account_ids) == 1:
+        stmt = base if account_ids is None else base.where(m.c.account_id == account_ids[0])
+        return [MessageRow.from_row(r._mapping) for r in conn.execute(_newest_first(stmt, limit))]
+    runs = [
+        [
+            MessageRow.from_row(r._mapping)
+            for r in conn.execute(_newest_first(base.where(m.c.account_id == a), limit))
+        ]
+        for a in account_ids
+    ]
+    merged = heapq.merge(*runs, key=lambda r: (r.cursor.sort_date, r.id), reverse=True)
+    return [row for _, row in zip(range(limit), merged, strict=False)]
+
+
+def list_messages(
+    conn: Connection,
+    *,
+    owner: str | None,
+    query: Query,
+    account_id: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> Page[MessageRow]:
+    """A page of the messages ``owner`` may see (None: all) matching ``query``, newest
+    first, after ``cursor`` (the previous page's ``next_cursor``)."""
+    limit = max(1, min(limit, MAX_LIMIT))
+    after = Cursor.decode(cursor) if cursor else None
+    account_ids = visible_accounts(conn, owner=owner, account_id=account_id)
+    if account_ids == []:
+        return Page([], None)
+    condition = _filter(conn, query)
+    if after is not None:
+        condition = and_(condition, after.before())
+    rows = _scan(conn, account_ids, condition, limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    add_folders(conn, rows)
+    return Page(rows, rows[-1].cursor.encode() if more and rows else None)
+
+
+def add_folders(conn: Connection, rows: Sequence[MessageRow]) -> None:
+    """Fill in each message's folders (those it is shown in now), by name."""
+    if not rows:
+        return
+    by_id = {row.id: row for row in rows}
+    found = conn.execute(
+        select(locations.c.message_pk, folders.c.name)
+        .join(folders, folders.c.id == locations.c.folder_id)
+        .where(locations.c.message_pk.in_(list(by_id)), locations.c.expunged_at.is_(None))
+        .order_by(locations.c.message_pk, folders.c.name)
+    )
+    for pk, name in found:
+        names = by_id[pk].folders
+        if not names or names[-1] != name:
+            names.append(name)
+
+
+def get_message(conn: Connection, message_pk: int, *, owner: str | None) -> MessageRow:
+    """One message with its folders and detail columns; NotFound when ``owner`` (None:
+    anyone) may not see it."""
+    stmt = select(*_SUMMARY, *_DETAIL).where(m.c.id == message_pk)
+    if owner is not None:
+        stmt = stmt.join(accounts, accounts.c.id == m.c.account_id).where(accounts.c.owner == owner)
+    row = conn.execute(stmt).first()
+    if row is None:
+        raise NotFound(f"no message {message_pk}")
+    found = MessageRow.from_row(row._mapping)
+    add_folders(conn, [found])
+    return found
+
+
+# -- threads ----------------------------------------------------------------------------------
+
+
+def _in_threads(keys: Iterable[int]) -> ColumnElement[bool]:
+    """Messages of the threads ``keys`` (a message not threaded yet is a thread of its own,
+    keyed by its id)."""
+    wanted = sorted(set(keys))
+    return or_(m.c.thread_id.in_(wanted), and_(m.c.thread_id.is_(None), m.c.id.in_(wanted)))
+
+
+def list_threads(
+    conn: Connection,
+    *,
+    owner: str | None,
+    query: Query,
+    account_id: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> Page[ThreadSummary]:
+    """A page of threads holding a message that matches ``query``, ordered by their newest
+    matching message (newest first).
+
+    Walks the matching messages in list order (the sort index) and keeps each thread the
+    first time it is met; a thread met on an earlier page has a matching message up to
+    the cursor and is skipped."""
+    limit = max(1, min(limit, MAX_LIMIT))
+    start = Cursor.decode(cursor) if cursor else None
+    account_ids = _all_accounts(conn, visible_accounts(conn, owner=owner, account_id=account_id))
+    if not account_ids:
+        return Page([], None)
+    matching = _filter(conn, query)
+    found, more = _first_of_threads(conn, account_ids, matching, start, limit)
+    add_folders(conn, found)
+    summaries = _summaries(conn, account_ids, found)
+    return Page(summaries, found[-1].cursor.encode() if more and found else None)
+
+
+def _first_of_threads(
+    conn: Connection,
+    account_ids: list[str],
+    matching: ColumnElement[bool],
+    start: Cursor | None,
+    limit: int,
+) -> tuple[list[MessageRow], bool]:
+    """The first matching message (in list order, after ``start``) of each of the next
+    ``limit`` threads, and whether another thread follows them."""
+    found: dict[int, MessageRow] = {}
+    position = start
+    batch = limit * _THREAD_SCAN_FACTOR
+    while True:
+        condition = matching if position is None else and_(matching, position.before())
+        rows = _scan(conn, account_ids, condition, batch)
+        fresh = [r for r in rows if r.thread_id not in found]
+        if start is not None and fresh:
+            seen = _threads_before(conn, account_ids, matching, start, [r.thread_id for r in fresh])
+            fresh = [r for r in fresh if r.thread_id not in seen]
+        for row in fresh:
+            if row.thread_id in found:
+                continue
+            if len(found) == limit:
+                return list(found.values()), True
+            found[row.thread_id] = row
+        if len(rows) < batch:
+            return list(found.values()), False
+        position = rows[-1].cursor
+        # Long threads met again and again: read further ahead each round.
+        batch = min(batch * 2, MAX_LIMIT * _THREAD_SCAN_FACTOR * 4)
+
+
+def _threads_before(
+    conn: Connection,
+    account_ids: list[str],
+    matching: ColumnElement[bool],
+    start: Cursor,
+    keys: list[int],
+) -> set[int]:
+    """Which of the threads ``keys`` have a matching message on the pages up to ``start``
+    (the cursor's own message included: it opened the last thread of the previous page)."""
+    rows = conn.execute(
+        select(m.c.id, m.c.thread_id).where(
+            _in_accounts(account_ids), _live(), matching, start.up_to(), _in_threads(keys)
+        )
+    )
+    return {int(tid if tid is not None else pk) for pk, tid in rows}
+
+
+def _summaries(
+    conn: Connection, account_ids: list[str], latest: list[MessageRow]
+) -> list[ThreadSummary]:
+    """Each thread's summary, from every message it holds (matching the query or not)."""
+    if not latest:
+        return []
+    members: dict[int, list[RowMapping]] = {first.thread_id: [] for first in latest}
+    rows = conn.execute(
+        select(
+            m.c.id,
+            m.c.thread_id,
+            m.c.message_id,
+            m.c.subject,
+            m.c.from_name,
+            m.c.from_addr,
+            m.c.sort_date,
+            m.c.flags,
+            m.c.has_attachments,
+        )
+        .where(_in_accounts(account_ids), _live(), _in_threads(members))
+        .order_by(m.c.sort_date, m.c.id)
+    )
+    for member in rows.mappings():
+        key = int(member["thread_id"] if member["thread_id"] is not None else member["id"])
+        if key in members:
+            members[key].append(member)
+    return [_summary(row, members[row.thread_id]) for row in latest]
+
+
+def _summary(first: MessageRow, held: list[RowMapping]) -> ThreadSummary:
+    """A thread's summary from ``held``, its messages oldest first."""
+    names: list[str] = []
+    for r in held:
+        name = r["from_name"] or r["from_addr"]
+        if name and name not in names:
+            names.append(name)
+    return ThreadSummary(
+        id=first.thread_id,
+        latest=first,
+        subject=next((r["subject"] for r in held if r["subject"]), first.subject),
+        # Copies of one message (same Message-ID) count once.
+        message_count=max(1, len({r["message_id"] or f"#{r['id']}" for r in held})),
+        participants=names[:10],
+        unread=any("\\Seen" not in (r["flags"] or []) for r in held),
+        has_attachments=any(bool(r["has_attachments"]) for r in held),
+        first_date=held[0]["sort_date"] if held else first.sort_date,
+    )
+
+
+def thread_messages(conn: Connection, thread_id: int, *, owner: str | None) -> list[MessageRow]:
+    """The messages of a thread, oldest first; NotFound when ``owner`` sees none of them."""
+    account_ids = _all_accounts(conn, visible_accounts(conn, owner=owner))
+    if not account_ids:
+        raise NotFound(f"no thread {thread_id}")
+    rows = [
+        MessageRow.from_row(r._mapping)
+        for r in conn.execute(
+            select(*_SUMMARY)
+            .where(_in_accounts(account_ids), _live(), _in_threads([thread_id]))
+            .order_by(m.c.sort_date, m.c.id)
+        )
+    ]
+    if not rows:
+        raise NotFound(f"no thread {thread_id}")
+    add_folders(conn, rows)
+    return rows
