@@ -1011,19 +1011,16 @@ function route() {
 
 const loadFolders = coalesced(async () => {
   const ids = [...state.accountOrder];
-  const details = await Promise.all(ids.map(async (id) => {
+  const lists = await Promise.all(ids.map(async (id) => {
     try {
-      return await api('GET', accountPath(id));
+      return [id, await api('GET', `${accountPath(id)}/folders`)];
     } catch (error) {
-      if (error.status === 404) return null;
+      if (error.status === 404) return [id, null];
       throw error;
     }
   }));
   if (loggedOut()) return;
-  mail.folders = new Map();
-  for (const detail of details) {
-    if (detail) mail.folders.set(detail.id, detail.folders || {});
-  }
+  mail.folders = new Map(lists.filter(([, list]) => list !== null));
   renderFolders();
 });
 
@@ -1037,7 +1034,7 @@ function renderFolders() {
     group.dataset.accountId = id;
     group.append(el('h3', 'folder-account', account.name));
     const list = el('ul', 'folder-list');
-    for (const [name, count] of Object.entries(folders)) {
+    for (const { name, messages: count } of folders) {
       const button = el('button', 'folder-link');
       button.type = 'button';
       button.setAttribute('data-testid', 'folder-link');
