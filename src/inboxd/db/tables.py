@@ -252,6 +252,22 @@ locations = Table(
     Index("ix_locations_message", "message_pk"),
 )
 
+# The threads of an account: every Message-ID seen (a message's own, or one its References
+# or In-Reply-To name, even when that message is not stored) and the thread it belongs to.
+# Written by the index job (inboxd.pipeline.threads); a thread's id is a message pk.
+thread_keys = Table(
+    "thread_keys",
+    metadata,
+    Column("account_id", String(36), primary_key=True),
+    Column("message_id", String(500), primary_key=True),
+    Column("thread_id", BigId, nullable=False),
+    Index("ix_thread_keys_thread", "account_id", "thread_id"),
+)
+
+# The full-text index is dialect-specific (an FTS5 virtual table on SQLite; on PostgreSQL
+# ``message_fts(message_pk, doc tsvector)`` with a GIN index): migration 0006 creates it and
+# inboxd.store.fulltext reads and writes it.
+
 # -- users, API keys and dashboard sessions ----------------------------------------------------
 
 users = Table(

@@ -18,7 +18,7 @@ from inboxd.errors import InvalidRequest, NotFound
 from inboxd.jobs.model import new_job_id
 from inboxd.mail.credentials import Vault
 from inboxd.providers import registry
-from inboxd.store import packs
+from inboxd.store import fulltext, packs
 from inboxd.vocabulary import AccountState
 
 #: Account states shown to people (aliases of the vocabulary's names).
@@ -241,6 +241,7 @@ class Accounts:
             message_ids = select(messages.c.id).where(messages.c.account_id == account_id)
             conn.execute(delete(message_bodies).where(message_bodies.c.message_pk.in_(message_ids)))
             conn.execute(delete(messages).where(messages.c.account_id == account_id))
+            fulltext.forget_account(conn, account_id)
             conn.execute(delete(folders).where(folders.c.account_id == account_id))
             conn.execute(delete(accounts).where(accounts.c.id == account_id))
         packs.remove_account(packs.packs_root(self.engine), account_id)

@@ -16,7 +16,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from inboxd.config import Settings
 from inboxd.db.faults import is_disk_full, release_reserve
 from inboxd.db.types import utcnow
-from inboxd.errors import DiskFull, InvalidParams, InvalidRequest, PermanentError
+from inboxd.errors import (
+    DiskFull,
+    InboxdError,
+    InvalidParams,
+    InvalidRequest,
+    PermanentError,
+)
 from inboxd.jobs.model import Job
 from inboxd.jobs.progress import TaskContext
 from inboxd.jobs.queue import Queue
@@ -82,7 +88,24 @@ def sync(ctx: TaskContext, params: SyncParams) -> dict[str, Any]:
         _needs_attention(registry, account, full.message)
         raise full from exc
     registry.set_state(account.id, OK, None, last_sync_at=utcnow(), last_sync_job_id=ctx.job_id)
+    _enqueue_index(ctx, account)
     return report
+
+
+def _enqueue_index(ctx: TaskContext, account: Account) -> None:
+    """Index what the sync stored, as a job of its own (inboxd.pipeline.index): the sync
+    does not wait for it. By kind name: sync/ does not import pipeline/."""
+    try:
+        Queue(ctx.engine, ctx.settings).enqueue(
+            "index",
+            {"account_id": account.id},
+            owner=account.owner,
+            account_id=account.id,
+            dedupe_key=f"index:{account.id}",  # pipeline.index.index_dedupe_key
+        )
+    except (InboxdError, SQLAlchemyError) as exc:
+        # The mail is stored; the next sync queues the index run again.
+        ctx.log.warning("could not queue the index job: %s", exc)
 
 
 def _needs_attention(registry: Accounts, account: Account, message: str) -> None:

@@ -1,0 +1,387 @@
+"""Search over synced mail: the index job, every operator, odd mail, threads (SQLite and
+PostgreSQL), and the same answers from both databases."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, func, select
+
+from inboxd.app import App
+from inboxd.db.engine import reading
+from inboxd.db.tables import messages
+from inboxd.jobs.model import Job, JobStatus
+from inboxd.mail.demo import generate_demo_maildir
+from inboxd.pipeline.index import index_dedupe_key
+from inboxd.store.accounts import Account, Accounts
+from inboxd.store.search import message_filter, parse_query
+from inboxd.sync.task import sync_dedupe_key
+from tests.support.apps import make_app, running_worker, wait_finished, wait_for
+from tests.support.mail import MALFORMED, huge_message
+
+NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def app(database_url: str, tmp_path: Path) -> Iterator[App]:
+    opened = make_app(database_url, tmp_path, sync_batch_messages=20)
+    yield opened
+    opened.close()
+
+
+def mail(
+    subject: str,
+    body: bytes | str,
+    *,
+    sender: str = "Alice Smith <alice@example.org>",
+    to: str = "bob@example.com",
+    cc: str | None = None,
+    date: str = "Tue, 10 Mar 2026 10:00:00 +0000",
+    message_id: str | None = None,
+    headers: dict[str, str] | None = None,
+    content_type: str = "text/plain; charset=utf-8",
+) -> bytes:
+    """A message in raw bytes; ``body`` as given (bytes: any charset, unchecked)."""
+    lines = [
+        f"From: {sender}",
+        f"To: {to}",
+        *([f"Cc: {cc}"] if cc else []),
+        f"Subject: {subject}",
+        f"Date: {date}",
+        f"Message-ID: <{message_id or subject.replace(' ', '.').lower() + '@example.org'}>",
+        *(f"{k}: {v}" for k, v in (headers or {}).items()),
+        "MIME-Version: 1.0",
+        f"Content-Type: {content_type}",
+    ]
+    data = body if isinstance(body, bytes) else body.encode()
+    return "\r\n".join(lines).encode() + b"\r\n\r\n" + data + b"\r\n"
+
+
+class Maildir:
+    """A Maildir++ tree written by the test."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.count = 0
+        self.folder("")
+
+    def folder(self, name: str) -> Path:
+        path = self.root / f".{name}" if name else self.root
+        for sub in ("cur", "new", "tmp"):
+            (path / sub).mkdir(parents=True, exist_ok=True)
+        return path
+
+    def add(self, raw: bytes, *, folder: str = "", flags: str = "") -> None:
+        self.count += 1
+        name = f"{1000 + self.count}.test:2,{flags}"
+        (self.folder(folder) / "cur" / name).write_bytes(raw)
+
+
+def sync_and_index(app: App, account: Account) -> Job:
+    """Sync ``account``, then wait for the index job that the sync queued."""
+    job = app.queue.enqueue("sync", account_id=account.id, dedupe_key=sync_dedupe_key(account.id))
+    with running_worker(app, concurrency=1):
+        synced = wait_finished(app, job.id, timeout=120)
+        assert synced.status == JobStatus.COMPLETED, synced.error
+        queued = app.queue.list_jobs(kind="index", account_id=account.id, limit=1)
+        assert queued, "the sync queued no index job"
+        indexed = wait_finished(app, queued[0].id, timeout=120)
+    assert indexed.status == JobStatus.COMPLETED, indexed.error
+    return indexed
+
+
+def subjects(engine: Engine, query: str, *, now: datetime = NOW) -> set[str]:
+    """The subjects of the messages ``query`` finds."""
+    condition = message_filter(parse_query(query), dialect=engine.dialect.name, now=now)
+    with reading(engine) as conn:
+        return {row[0] for row in conn.execute(select(messages.c.subject).where(condition))}
+
+
+@pytest.fixture
+def corpus(app: App, tmp_path: Path) -> dict[str, Account]:
+    """Two accounts: one of varied, partly broken mail, and a small second one."""
+    box = Maildir(tmp_path / "main")
+    box.add(
+        mail(
+            "Quarterly budget review",
+            "The budget meeting is on Thursday.\nBring the spreadsheet, please.",
+            cc="Carol <carol@example.net>",
+            date="Tue, 10 Mar 2026 10:00:00 +0000",
+            headers={"List-Id": "Finance team <finance.lists.example.org>"},
+        ),
+        flags="S",
+    )
+    box.add(
+        mail(
+            "Menu",
+            "Caf\xe9 cr\xe8me br\xfbl\xe9e, viele Gr\xfc\xdfe".encode("latin-1"),
+            sender="=?iso-8859-1?q?J=F6rg_M=FCller?= <joerg@example.de>",
+            content_type="text/plain; charset=iso-8859-1",
+            date="Mon, 01 Jun 2026 08:00:00 +0000",
+        ),
+        flags="FS",
+    )
+    box.add(
+        mail(
+            "Weekend plans",
+            "<html><body><p>Join the <b>hackathon</b> on Saturday &amp; bring snacks</p>"
+            "</body></html>",
+            sender="Dave <dave@example.com>",
+            content_type="text/html; charset=utf-8",
+            date="Fri, 12 Jun 2026 18:00:00 +0000",
+        )
+    )
+    box.add(
+        mail(
+            "Undeclared charset",
+            "na\xefve d\xe9j\xe0 vu".encode("latin-1"),
+            sender="eve@example.com",
+            content_type="text/plain",
+            date="Sat, 13 Jun 2026 09:00:00 +0000",
+        )
+    )
+    box.add(
+        mail(
+            "Report attached",
+            b"--b1\r\nContent-Type: text/plain\r\n\r\nSee the attached report.\r\n"
+            b"--b1\r\nContent-Type: application/pdf\r\n"
+            b'Content-Disposition: attachment; filename="report.pdf"\r\n'
+            b"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--b1--",
+            sender="Frank <frank@example.com>",
+            content_type='multipart/mixed; boundary="b1"',
+            date="Sun, 01 Jan 2023 09:00:00 +0000",
+        ),
+        folder="Archive",
+        flags="S",
+    )
+    box.add(mail("Empty body", b"", sender="grace@example.com"), folder="Archive")
+    box.add(MALFORMED)
+    box.add(huge_message(2 * 1024 * 1024))
+    registry = Accounts(app.engine, app.settings)
+    main = registry.add("maildir", "main box", {"path": str(box.root)})
+    other_box = Maildir(tmp_path / "other")
+    other_box.add(mail("Budget for the other team", "Another budget.", sender="zed@example.com"))
+    other = registry.add("maildir", "other", {"path": str(other_box.root)})
+    sync_and_index(app, main)
+    sync_and_index(app, other)
+    return {"main": main, "other": other}
+
+
+def test_every_message_is_indexed_even_broken_ones(app: App, corpus: dict[str, Account]) -> None:
+    with reading(app.engine) as conn:
+        unindexed = conn.execute(
+            select(func.count()).where(messages.c.indexed_at.is_(None))
+        ).scalar_one()
+        total = conn.execute(select(func.count()).select_from(messages)).scalar_one()
+    assert total == 9 and unindexed == 0
+    assert "A very large message" in subjects(app.engine, "attachment")  # its body text
+
+
+def test_free_words_phrases_and_prefixes(app: App, corpus: dict[str, Account]) -> None:
+    e = app.engine
+    assert subjects(e, "budget") == {"Quarterly budget review", "Budget for the other team"}
+    assert subjects(e, "BUDGET thursday") == {"Quarterly budget review"}
+    assert subjects(e, '"bring the spreadsheet"') == {"Quarterly budget review"}
+    assert subjects(e, '"the bring spreadsheet"') == set()
+    assert subjects(e, "spread*") == {"Quarterly budget review"}
+    # Addresses are in the text too, as words.
+    assert subjects(e, "carol@example.net") == {"Quarterly budget review"}
+    # Words do not run across fields: the subject's last word and the sender's first.
+    assert subjects(e, '"review alice"') == set()
+
+
+def test_charsets_and_html_are_searchable(app: App, corpus: dict[str, Account]) -> None:
+    e = app.engine
+    assert subjects(e, "crème") == {"Menu"}
+    assert subjects(e, "creme brulee") == {"Menu"}  # accents do not matter
+    assert subjects(e, "GRÜSSE") == {"Menu"}
+    assert subjects(e, "jörg") == {"Menu"}  # the decoded sender name
+    assert subjects(e, "hackathon saturday") == {"Weekend plans"}  # HTML only
+    assert subjects(e, "html OR amp") == set()  # markup is not text
+    assert subjects(e, "deja vu") == {"Undeclared charset"}
+
+
+def test_header_operators(app: App, corpus: dict[str, Account]) -> None:
+    e = app.engine
+    assert subjects(e, "from:alice@example.org") == {"Quarterly budget review"}
+    assert subjects(e, "from:smith") == {"Quarterly budget review"}  # the name
+    assert subjects(e, 'from:"alice smith"') == {"Quarterly budget review"}
+    assert subjects(e, "to:carol") == {"Quarterly budget review"}  # Cc counts
+    assert "Menu" in subjects(e, "to:bob@example.com")
+    assert subjects(e, "subject:QUARTERLY") == {"Quarterly budget review"}
+    assert subjects(e, "list:finance.lists") == {"Quarterly budget review"}
+    assert subjects(e, "folder:archive") == {"Report attached", "Empty body"}
+    assert "Menu" in subjects(e, "folder:INBOX")
+    assert subjects(e, "account:other") == {"Budget for the other team"}
+    assert subjects(e, f"account:{corpus['other'].id}") == {"Budget for the other team"}
+    assert subjects(e, 'account:"main box" budget') == {"Quarterly budget review"}
+    assert subjects(e, "from:100%") == set()  # LIKE's wildcards are plain characters
+
+
+def test_flags_attachments_and_dates(app: App, corpus: dict[str, Account]) -> None:
+    e = app.engine
+    assert subjects(e, "is:flagged") == {"Menu"}
+    read = {"Quarterly budget review", "Menu", "Report attached"}
+    assert subjects(e, "is:read") == read
+    assert not subjects(e, "is:unread") & read
+    assert "Weekend plans" in subjects(e, "is:unread")
+    assert subjects(e, "has:attachment") == {"Report attached", "A very large message"}
+    assert subjects(e, "after:2026-06-01 before:2026-06-13") == {"Menu", "Weekend plans"}
+    # (Mail without a date sorts by its arrival: today, after NOW.)
+    assert subjects(e, "newer_than:7d before:2026-07-01") == {"Weekend plans", "Undeclared charset"}
+    assert subjects(e, "older_than:4y") == set()
+    assert subjects(e, "older_than:3y") == {"Report attached"}
+
+
+def test_negation_or_and_groups(app: App, corpus: dict[str, Account]) -> None:
+    e = app.engine
+    assert subjects(e, "budget -thursday") == {"Budget for the other team"}
+    assert subjects(e, "budget NOT account:other") == {"Quarterly budget review"}
+    assert subjects(e, "hackathon OR crème") == {"Weekend plans", "Menu"}
+    assert subjects(e, "from:dave OR is:flagged") == {"Weekend plans", "Menu"}
+    assert subjects(e, "(budget OR hackathon) -from:alice") == {
+        "Budget for the other team",
+        "Weekend plans",
+    }
+    everything = subjects(e, "")
+    assert subjects(e, "-budget") == everything - {
+        "Quarterly budget review",
+        "Budget for the other team",
+    }
+    assert subjects(e, "-list:finance") == everything - {"Quarterly budget review"}
+
+
+def test_threads_join_by_references_and_merge(app: App, tmp_path: Path) -> None:
+    box = Maildir(tmp_path / "threads")
+    box.add(mail("First", "one", message_id="p1@x"))
+    box.add(mail("Second", "two", message_id="p2@x"))
+    box.add(mail("Orphan reply", "three", message_id="r1@x", headers={"References": "<gone@x>"}))
+    account = Accounts(app.engine, app.settings).add("maildir", "t", {"path": str(box.root)})
+    sync_and_index(app, account)
+
+    def threads() -> dict[str, int]:
+        with reading(app.engine) as conn:
+            rows = conn.execute(
+                select(messages.c.subject, messages.c.thread_id).where(
+                    messages.c.account_id == account.id
+                )
+            )
+            return {subject: thread for subject, thread in rows}
+
+    first = threads()
+    assert len(set(first.values())) == 3
+    # A message that names both as its ancestors links the two threads: they merge into the
+    # older one. Another reply to the missing message joins the orphan's thread.
+    box.add(
+        mail(
+            "Re: both",
+            "four",
+            message_id="m@x",
+            headers={"References": "<p1@x>", "In-Reply-To": "<p2@x>"},
+        )
+    )
+    box.add(mail("Another orphan", "five", message_id="r2@x", headers={"In-Reply-To": "<gone@x>"}))
+    job = sync_and_index(app, account)
+    assert job.result == {"indexed": 2, "threads_merged": 1}
+    after = threads()
+    assert after["First"] == after["Second"] == after["Re: both"] == first["First"]
+    assert after["Another orphan"] == after["Orphan reply"] == first["Orphan reply"]
+    # A parent that arrives after its reply joins the reply's thread.
+    box.add(mail("The missing one", "six", message_id="gone@x"))
+    sync_and_index(app, account)
+    assert threads()["The missing one"] == first["Orphan reply"]
+
+
+def test_index_job_resumes_after_cancel(
+    app: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Small batches: the job is still running when the cancel arrives.
+    monkeypatch.setattr("inboxd.pipeline.index.BATCH_MESSAGES", 40)
+    box = tmp_path / "demo"
+    generate_demo_maildir(box, count=1200)
+    account = Accounts(app.engine, app.settings).add("maildir", "demo", {"path": str(box)})
+    job = app.queue.enqueue("sync", account_id=account.id, dedupe_key=sync_dedupe_key(account.id))
+    key = index_dedupe_key(account.id)
+
+    def unindexed() -> int:
+        with reading(app.engine) as conn:
+            return int(
+                conn.execute(
+                    select(func.count()).where(
+                        messages.c.account_id == account.id, messages.c.indexed_at.is_(None)
+                    )
+                ).scalar_one()
+            )
+
+    with running_worker(app, concurrency=1):
+        assert wait_finished(app, job.id, timeout=120).status == JobStatus.COMPLETED
+        index_job = app.queue.enqueue("index", {"account_id": account.id}, dedupe_key=key)
+        wait_for(lambda: app.queue.get(index_job.id).progress_current > 0, timeout=60)
+        app.queue.cancel(index_job.id)
+        cancelled = wait_finished(app, index_job.id, timeout=60)
+    assert cancelled.status == JobStatus.CANCELLED
+    left = unindexed()
+    assert 0 < left < 1200
+    again = app.queue.enqueue("index", {"account_id": account.id}, dedupe_key=key)
+    with running_worker(app, concurrency=1):
+        finished = wait_finished(app, again.id, timeout=120)
+    assert finished.status == JobStatus.COMPLETED
+    assert finished.result is not None and finished.result["indexed"] == left
+    assert unindexed() == 0
+
+
+QUERIES = [
+    "meeting",
+    "invoice OR receipt",
+    '"fix flaky"',
+    "revi*",
+    "from:code.example",
+    "to:you@demo.inboxd.local -is:read",
+    "is:flagged OR has:attachment",
+    "after:2026-01-01 -newsletter",
+    "newer_than:30d older_than:2d",
+    "subject:re list:code.example",
+    "(team OR release) -from:noreply folder:inbox",
+    "crème brulee",
+    "jörg OR hackathon",
+]
+
+
+def test_sqlite_and_postgresql_find_the_same(postgres_url: str, tmp_path: Path) -> None:
+    demo = tmp_path / "demo"
+    generate_demo_maildir(demo, count=600, now=NOW)
+    extra = Maildir(tmp_path / "extra")
+    extra.add(
+        mail(
+            "Menu",
+            "Caf\xe9 cr\xe8me br\xfbl\xe9e".encode("latin-1"),
+            content_type="text/plain; charset=iso-8859-1",
+            sender="=?iso-8859-1?q?J=F6rg?= <j@example.de>",
+        )
+    )
+    extra.add(mail("Weekend", "<p>the <b>hackathon</b></p>", content_type="text/html"))
+    found: list[dict[str, set[str]]] = []
+    for n, url in enumerate((f"sqlite:///{tmp_path}/same.db", postgres_url)):
+        opened = make_app(url, tmp_path / f"app{n}")
+        try:
+            registry = Accounts(opened.engine, opened.settings)
+            for name, path in (("demo", demo), ("extra", extra.root)):
+                sync_and_index(opened, registry.add("maildir", name, {"path": str(path)}))
+            found.append({q: identities(opened.engine, q) for q in QUERIES})
+        finally:
+            opened.close()
+    sqlite_found, postgres_found = found
+    for query in QUERIES:
+        assert sqlite_found[query] == postgres_found[query], query
+    # The comparison means something only if the queries find things.
+    assert sum(1 for q in QUERIES if sqlite_found[q]) >= len(QUERIES) - 2
+
+
+def identities(engine: Engine, query: str) -> set[str]:
+    """What ``query`` finds, by the account-independent identity of each message."""
+    condition = message_filter(parse_query(query), dialect=engine.dialect.name, now=NOW)
+    with reading(engine) as conn:
+        return {row[0] for row in conn.execute(select(messages.c.identity).where(condition))}
