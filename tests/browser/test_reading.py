@@ -191,6 +191,13 @@ def account(
 
         job = wait_for(finished, timeout=60)
         assert job["status"] == "completed", job
+
+        def settled() -> bool:
+            # The sync queues the index job (full text, threads): let it finish too.
+            jobs = client.get("/api/jobs").json()
+            return all(j["status"] in ("completed", "failed", "cancelled") for j in jobs)
+
+        wait_for(settled, timeout=60)
     return found
 
 
@@ -271,7 +278,7 @@ def test_a_bad_query_is_explained_and_a_good_one_filters(page: Page) -> None:
 
 
 def test_a_folder_click_lists_that_folder_and_files_are_links(
-    page: Page, account: dict[str, Any]
+    page: Page, account: dict[str, Any], server: ServerProcess
 ) -> None:
     folder = page.get_by_test_id("folder-link").filter(has_text="Work")
     expect(folder).to_contain_text("1")
@@ -286,7 +293,8 @@ def test_a_folder_click_lists_that_folder_and_files_are_links(
     href = link.get_attribute("href") or ""
     message_id = rows.first.get_attribute("data-message-id")
     assert href == f"/api/messages/{message_id}/attachments/0"
-    response = page.request.get(href)
+    # With the page's own session cookie, as a click on the link would.
+    response = page.request.get(server.base_url + href)
     assert response.status == 200 and response.body() == b"%PDF-1.4 tiny"
     expect(page.get_by_test_id("reader-text")).to_contain_text("The report is attached.")
     expect(page.get_by_test_id("reader-headers")).to_contain_text("Work")
@@ -314,7 +322,9 @@ def test_threads_group_a_reply_with_its_message(page: Page) -> None:
     thread = page.get_by_test_id("reader-thread")
     expect(thread).to_be_visible()
     messages = page.get_by_test_id("thread-message")
-    expect(messages.first).to_be_visible()
+    expect(messages).to_have_count(2)  # oldest first: the message, then the reply
+    expect(page.locator("#thread-count")).to_have_text("2 messages")
+    expect(messages.last).to_contain_text("Sender 3")
     messages.first.click()
     expect(page.get_by_test_id("reader-message")).to_be_visible()
     expect(page.get_by_test_id("reader-subject")).to_contain_text("Lunch plans")

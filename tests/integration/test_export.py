@@ -197,7 +197,7 @@ def test_query_exports_only_what_it_matches(
 ) -> None:
     account, _ = synced
     out = tmp_path / "q.mbox"
-    done = _run(app, account, out, "mbox", query="Quarterly")
+    done = _run(app, account, out, "mbox", query="subject:quarterly")
     assert done.status == JobStatus.COMPLETED, done.error
     assert read_mboxrd(out.read_bytes()) == [QUARTERLY]
     with pytest.raises(InvalidQuery):

@@ -485,6 +485,8 @@ const loadAccounts = coalesced(async () => {
   state.accounts = new Map(list.map((a) => [a.id, a]));
   state.accountOrder = list.map((a) => a.id);
   renderAccounts();
+  // Folder counts change with the accounts' (a sync ended, an account came or went).
+  if (mail.loaded) loadFolders().catch(reportLoadError);
 });
 
 // -- jobs -----------------------------------------------------------------------------------
@@ -640,9 +642,7 @@ async function fetchQueuedJobs() {
   }));
   if (finished) {
     // Last sync time, message counts and the runs history change when a job ends.
-    loadAccounts()
-      .then(() => (mail.loaded ? loadFolders() : null))
-      .catch(reportLoadError);
+    loadAccounts().catch(reportLoadError);
     loadRuns().catch(reportLoadError);
   }
 }
