@@ -244,9 +244,12 @@ def test_list_is_newest_first_unread_bold_and_pages_on(page: Page) -> None:
         "Evil greetings",
         "Re: Lunch plans",
         "Lunch plans",
-        "📎 Quarterly report attached",
+        "Quarterly report attached",
         "Old news 59",
     ], subjects
+    clip = _row(page, "Quarterly report attached").locator("svg.mail-clip")
+    expect(clip).to_have_attribute("aria-label", "has attachments")
+    expect(_row(page, "Evil greetings").locator("svg.mail-clip")).to_have_count(0)
     evil = _row(page, "Evil greetings")
     assert "unread" in (evil.get_attribute("class") or "")
     weight = evil.locator(".mail-subject").evaluate("e => getComputedStyle(e).fontWeight")
@@ -370,3 +373,24 @@ def test_a_hostile_message_runs_nothing_and_loads_remote_content_only_when_asked
     assert ran == [], ran
     assert page.title() == "inboxd"
     expect(inner.locator("body")).to_contain_text("Hello from a hostile message")
+
+
+def test_the_mail_view_fits_a_phone(
+    browser: Browser, server: ServerProcess, account: dict[str, Any]
+) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    try:
+        tab = context.new_page()
+        tab.goto(server.base_url + "/#mail")
+        tab.get_by_test_id("login-key").fill(server.admin_key)
+        tab.get_by_test_id("login-submit").click()
+        expect(tab.get_by_test_id("mail-panel")).to_be_visible()
+        expect(tab.get_by_test_id("tab-mail")).to_have_attribute("aria-current", "page")
+        _row(tab, "Quarterly report attached").click()
+        expect(tab.get_by_test_id("attachment-link")).to_be_visible()
+        widths = tab.evaluate(
+            "() => [document.documentElement.clientWidth, document.documentElement.scrollWidth]"
+        )
+        assert widths[1] <= widths[0], widths
+    finally:
+        context.close()

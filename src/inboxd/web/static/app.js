@@ -978,6 +978,19 @@ function el(tag, className, text) {
   return node;
 }
 
+// A paperclip drawn here (an emoji needs a font that not every system has).
+function paperclip() {
+  const svg = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
+  svg.setAttribute('viewBox', '0 0 16 16');
+  svg.setAttribute('class', 'mail-clip');
+  svg.setAttribute('role', 'img');
+  svg.setAttribute('aria-label', 'has attachments');
+  const path = document.createElementNS('http://www.w3.org/2000/svg', 'path');
+  path.setAttribute('d', 'M10.5 4.5 5.8 9.2a1.4 1.4 0 0 0 2 2l5-5a2.8 2.8 0 0 0-4-4l-5 5a4.2 4.2 0 0 0 6 6l4.2-4.2');
+  svg.append(path);
+  return svg;
+}
+
 // A query term for a folder: quoted when it holds a space, a quote or a bracket.
 function folderTerm(name) {
   if (/^[^\s"()]+$/.test(name)) return `folder:${name}`;
@@ -1139,7 +1152,7 @@ function messageRow(message) {
     el('span', 'mail-date', fmtListDate(message.sort_date || message.date)),
   );
   const subject = el('span', 'mail-subject', message.subject || '(no subject)');
-  if (message.has_attachments) subject.prepend(el('span', 'mail-clip', '📎 '));
+  if (message.has_attachments) subject.prepend(paperclip());
   button.append(top, subject, el('span', 'mail-snippet', message.snippet || ''));
   button.addEventListener('click', () => openMessage(message.id));
   item.append(button);
