@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from inboxd.actions.export import start_export
+from inboxd.actions.jobs import start_job
 from inboxd.app import App
 from inboxd.errors import Forbidden, InvalidField, InvalidQuery, NotFound
 from inboxd.jobs.model import Job, JobStatus
@@ -252,8 +253,16 @@ def test_only_the_owner_or_an_admin_may_export(app: App, tmp_path: Path) -> None
     # Its owner may, but a file on the server's host is written for admins only.
     with pytest.raises(Forbidden):
         start_export(app, mine.id, fmt="mbox", out=out, user_id=alice.id, admin=False)
+    # The generic way to start a job follows the same rules.
+    params = {"account_id": mine.id, "format": "mbox", "out": out}
+    with pytest.raises(NotFound):
+        start_job(app, "export", params, user_id=bob.id, admin=False)
+    with pytest.raises(Forbidden):
+        start_job(app, "export", params, user_id=alice.id, admin=False)
     job = start_export(app, mine.id, fmt="mbox", out=out, user_id=bob.id, admin=True)
     assert job.owner == alice.id and job.account_id == mine.id
+    again = start_job(app, "export", params, user_id=bob.id, admin=True)
+    assert again.id == job.id  # one active export per path
     assert not Path(out).exists()
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from inboxd.actions.accounts import get_account
 from inboxd.app import App
-from inboxd.errors import Forbidden
+from inboxd.errors import Forbidden, InvalidField
 from inboxd.jobs.model import Job
+from inboxd.jobs.registry import get_task
 from inboxd.pipeline.export import ExportParams, Format, Layout, check_target, export_dedupe_key
 from inboxd.store.search import parse_query
 
@@ -39,4 +42,24 @@ def start_export(
         owner=account.owner,
         account_id=account.id,
         dedupe_key=export_dedupe_key(out),
+    )
+
+
+def start_export_job(
+    app: App, params: dict[str, Any], *, user_id: str, admin: bool, account_id: str | None
+) -> Job:
+    """An export asked for as a generic job (``POST /api/jobs``): the same rules as
+    :func:`start_export`, so no one writes a path or reads an account they may not."""
+    checked = ExportParams.model_validate(get_task("export").validate(params))
+    if account_id is not None and account_id != checked.account_id:
+        raise InvalidField("the job's account_id and its params' account_id differ")
+    return start_export(
+        app,
+        checked.account_id,
+        fmt=checked.format,
+        out=checked.out,
+        user_id=user_id,
+        admin=admin,
+        query=checked.query,
+        layout=checked.layout,
     )
