@@ -119,7 +119,7 @@ def html_view(app: App, message_pk: int, *, owner: str | None, remote: bool) -> 
     if not parsed.html_body:
         body = f"<pre>{html.escape(parsed.text_body or '')}</pre>"
         return HtmlView(_DOCUMENT.format(body=body), False)
-    images = inline_images(raw, list_parts(raw)) if "cid:" in parsed.html_body else {}
+    images = inline_images(raw, list_parts(raw)) if "cid:" in parsed.html_body.lower() else {}
     safe = sanitize_html(parsed.html_body, allow_remote=remote, images=images)
     return HtmlView(_DOCUMENT.format(body=safe.html), safe.remote_content_blocked)
 

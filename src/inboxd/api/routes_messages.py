@@ -30,12 +30,12 @@ router = APIRouter(tags=["messages"])
 MessageId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the message's id")]
 ThreadId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the thread's id")]
 QueryText = Annotated[
-    str, Query(max_length=1000, description="search query (Gmail and notmuch syntax)")
+    str, Query(max_length=400, description="search query (Gmail and notmuch syntax)")
 ]
 AccountFilter = Annotated[str | None, Query(max_length=36, description="one account only")]
 Limit = Annotated[int, Query(ge=1, le=200, description="items per page")]
 CursorParam = Annotated[
-    str | None, Query(max_length=200, description="next_cursor of the previous page")
+    str | None, Query(max_length=64, description="next_cursor of the previous page")
 ]
 
 #: The frame's policy: inline styles and the message's own (data:) images only, nothing
@@ -51,6 +51,19 @@ _BINARY = {"schema": {"type": "string", "format": "binary"}}
 
 def _binary(media_type: str, description: str) -> dict[int | str, dict[str, Any]]:
     return {200: {"description": description, "content": {media_type: _BINARY}}}
+
+
+def _json_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """Error answers of a route whose own answer is not JSON (FastAPI would document them
+    in the route's media type)."""
+    schema = {"$ref": "#/components/schemas/ErrorBody"}
+    return {
+        status: {
+            "description": spec["description"],
+            "content": {"application/json": {"schema": schema}},
+        }
+        for status, spec in error_responses(*statuses).items()
+    }
 
 
 @router.get(
@@ -104,7 +117,7 @@ def get_raw(message_id: MessageId, user: CurrentUser, state: State) -> Response:
 @router.get(
     "/api/messages/{message_id}/html",
     response_class=HTMLResponse,
-    responses=error_responses(401, 404, 422),
+    responses=_json_errors(401, 404, 422),
 )
 def get_html(
     message_id: MessageId,

@@ -13,10 +13,9 @@ from __future__ import annotations
 import base64
 import binascii
 import heapq
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, Self, TypeVar
 
 from sqlalchemy import ColumnElement, Connection, RowMapping, Select, and_, or_, select, true
@@ -42,6 +41,8 @@ __all__ = [
 
 #: The most messages (or threads) one page holds.
 MAX_LIMIT = 200
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: Messages read per round while collecting a page of threads, per thread wanted.
 _THREAD_SCAN_FACTOR = 4
 
@@ -83,21 +84,21 @@ class Cursor:
     id: int
 
     def encode(self) -> str:
-        """The cursor as a URL-safe token."""
-        data = json.dumps([self.sort_date.isoformat(), self.id], separators=(",", ":"))
-        return base64.urlsafe_b64encode(data.encode()).decode().rstrip("=")
+        """The cursor as a short URL-safe token."""
+        micros = (self.sort_date - _EPOCH) // timedelta(microseconds=1)
+        return base64.urlsafe_b64encode(f"{micros}:{self.id}".encode()).decode().rstrip("=")
 
     @classmethod
     def decode(cls, token: str) -> Self:
         """The cursor of a token from :meth:`encode`; InvalidRequest for anything else."""
         try:
             padded = token + "=" * (-len(token) % 4)
-            when, pk = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-            moment = datetime.fromisoformat(when)
-            if type(pk) is not int or not 0 < pk < 2**63 or moment.tzinfo is None:
+            micros, _, pk = base64.urlsafe_b64decode(padded.encode("ascii")).decode().partition(":")
+            moment = _EPOCH + timedelta(microseconds=int(micros))
+            if not 0 < int(pk) < 2**63:
                 raise ValueError(token)
-            return cls(moment.astimezone(UTC), pk)
-        except (ValueError, TypeError, UnicodeError, binascii.Error):
+            return cls(moment, int(pk))
+        except (ValueError, TypeError, UnicodeError, OverflowError, binascii.Error):
             raise InvalidRequest("invalid cursor: pass next_cursor of the previous page") from None
 
     def before(self) -> ColumnElement[bool]:
@@ -168,7 +169,7 @@ class MessageRow:
     @property
     def cursor(self) -> Cursor:
         """The cursor of a page ending with this message."""
-        return Cursor(self.sort_date or datetime.min.replace(tzinfo=UTC), self.id)
+        return Cursor(self.sort_date or _EARLIEST, self.id)
 
     def to_dict(self) -> dict[str, Any]:
         """The message object of the API and ``--json``."""
@@ -288,21 +289,28 @@ def _scan(
     account_ids: list[str] | None,
     condition: ColumnElement[bool],
     limit: int,
-) -> list[MessageRow]:
-    """Up to ``limit`` messages matching ``condition`` in list order."""
-    base = select(*_SUMMARY).where(_live(), condition)
+    columns: Sequence[Any] = _SUMMARY,
+) -> list[RowMapping]:
+    """Up to ``limit`` messages matching ``condition`` in list order (``columns`` must
+    hold id and sort_date)."""
+    base = select(*columns).where(_live(), condition)
     if account_ids is None or len(account_ids) == 1:
         stmt = base if account_ids is None else base.where(m.c.account_id == account_ids[0])
-        return [MessageRow.from_row(r._mapping) for r in conn.execute(_newest_first(stmt, limit))]
+        return list(conn.execute(_newest_first(stmt, limit)).mappings())
     runs = [
-        [
-            MessageRow.from_row(r._mapping)
-            for r in conn.execute(_newest_first(base.where(m.c.account_id == a), limit))
-        ]
+        list(conn.execute(_newest_first(base.where(m.c.account_id == a), limit)).mappings())
         for a in account_ids
     ]
-    merged = heapq.merge(*runs, key=lambda r: (r.cursor.sort_date, r.id), reverse=True)
+    merged = heapq.merge(*runs, key=_list_order, reverse=True)
     return [row for _, row in zip(range(limit), merged, strict=False)]
+
+
+def _list_order(row: RowMapping) -> tuple[datetime, int]:
+    return row["sort_date"] or _EARLIEST, row["id"]
+
+
+def _cursor_of(row: RowMapping) -> Cursor:
+    return Cursor(*_list_order(row))
 
 
 def list_messages(
@@ -324,7 +332,7 @@ def list_messages(
     condition = _filter(conn, query)
     if after is not None:
         condition = and_(condition, after.before())
-    rows = _scan(conn, account_ids, condition, limit + 1)
+    rows = [MessageRow.from_row(r) for r in _scan(conn, account_ids, condition, limit + 1)]
     more = len(rows) > limit
     rows = rows[:limit]
     add_folders(conn, rows)
@@ -365,11 +373,24 @@ def get_message(conn: Connection, message_pk: int, *, owner: str | None) -> Mess
 # -- threads ----------------------------------------------------------------------------------
 
 
-def _in_threads(keys: Iterable[int]) -> ColumnElement[bool]:
-    """Messages of the threads ``keys`` (a message not threaded yet is a thread of its own,
-    keyed by its id)."""
+def _thread_rows(
+    conn: Connection,
+    columns: Sequence[Any],
+    account_ids: list[str],
+    keys: Iterable[int],
+    *conditions: ColumnElement[bool],
+) -> list[RowMapping]:
+    """Messages of the threads ``keys``, oldest first (``columns`` must hold id and
+    sort_date). A message not threaded yet is a thread of its own, keyed by its id: two
+    look-ups (``ix_messages_thread``, the primary key), as both databases answer the one
+    OR of the two with a scan of every message."""
     wanted = sorted(set(keys))
-    return or_(m.c.thread_id.in_(wanted), and_(m.c.thread_id.is_(None), m.c.id.in_(wanted)))
+    where = (_in_accounts(account_ids), _live(), *conditions)
+    threaded = select(*columns).where(m.c.thread_id.in_(wanted), *where)
+    alone = select(*columns).where(m.c.id.in_(wanted), m.c.thread_id.is_(None), *where)
+    rows = [*conn.execute(threaded).mappings(), *conn.execute(alone).mappings()]
+    rows.sort(key=lambda r: (r["sort_date"] or _EARLIEST, r["id"]))
+    return rows
 
 
 def list_threads(
@@ -393,10 +414,18 @@ def list_threads(
     if not account_ids:
         return Page([], None)
     matching = _filter(conn, query)
-    found, more = _first_of_threads(conn, account_ids, matching, start, limit)
+    marks, more = _first_of_threads(conn, account_ids, matching, start, limit)
+    found = _rows_by_id(conn, [mark["id"] for mark in marks])
     add_folders(conn, found)
     summaries = _summaries(conn, account_ids, found)
-    return Page(summaries, found[-1].cursor.encode() if more and found else None)
+    return Page(summaries, _cursor_of(marks[-1]).encode() if more and marks else None)
+
+
+def _rows_by_id(conn: Connection, ids: list[int]) -> list[MessageRow]:
+    """The messages ``ids``, in that order."""
+    rows = conn.execute(select(*_SUMMARY).where(m.c.id.in_(ids))).mappings()
+    by_id = {row["id"]: MessageRow.from_row(row) for row in rows}
+    return [by_id[pk] for pk in ids if pk in by_id]
 
 
 def _first_of_threads(
@@ -405,28 +434,32 @@ def _first_of_threads(
     matching: ColumnElement[bool],
     start: Cursor | None,
     limit: int,
-) -> tuple[list[MessageRow], bool]:
+) -> tuple[list[RowMapping], bool]:
     """The first matching message (in list order, after ``start``) of each of the next
-    ``limit`` threads, and whether another thread follows them."""
-    found: dict[int, MessageRow] = {}
+    ``limit`` threads, and whether another thread follows them. Reads only the columns
+    that order and group: the whole row of the few kept is read afterwards."""
+    found: dict[int, RowMapping] = {}
     position = start
     batch = limit * _THREAD_SCAN_FACTOR
+    columns = (m.c.id, m.c.thread_id, m.c.sort_date)
     while True:
         condition = matching if position is None else and_(matching, position.before())
-        rows = _scan(conn, account_ids, condition, batch)
-        fresh = [r for r in rows if r.thread_id not in found]
+        rows = _scan(conn, account_ids, condition, batch, columns)
+        fresh = [r for r in rows if _thread_key(r) not in found]
         if start is not None and fresh:
-            seen = _threads_before(conn, account_ids, matching, start, [r.thread_id for r in fresh])
-            fresh = [r for r in fresh if r.thread_id not in seen]
+            keys = [_thread_key(r) for r in fresh]
+            seen = _threads_before(conn, account_ids, matching, start, keys)
+            fresh = [r for r in fresh if _thread_key(r) not in seen]
         for row in fresh:
-            if row.thread_id in found:
+            key = _thread_key(row)
+            if key in found:
                 continue
             if len(found) == limit:
                 return list(found.values()), True
-            found[row.thread_id] = row
+            found[key] = row
         if len(rows) < batch:
             return list(found.values()), False
-        position = rows[-1].cursor
+        position = _cursor_of(rows[-1])
         # Long threads met again and again: read further ahead each round.
         batch = min(batch * 2, MAX_LIMIT * _THREAD_SCAN_FACTOR * 4)
 
@@ -440,12 +473,13 @@ def _threads_before(
 ) -> set[int]:
     """Which of the threads ``keys`` have a matching message on the pages up to ``start``
     (the cursor's own message included: it opened the last thread of the previous page)."""
-    rows = conn.execute(
-        select(m.c.id, m.c.thread_id).where(
-            _in_accounts(account_ids), _live(), matching, start.up_to(), _in_threads(keys)
-        )
-    )
-    return {int(tid if tid is not None else pk) for pk, tid in rows}
+    columns = (m.c.id, m.c.thread_id, m.c.sort_date)
+    rows = _thread_rows(conn, columns, account_ids, keys, matching, start.up_to())
+    return {_thread_key(r) for r in rows}
+
+
+def _thread_key(row: RowMapping) -> int:
+    return int(row["thread_id"] if row["thread_id"] is not None else row["id"])
 
 
 def _summaries(
@@ -455,25 +489,19 @@ def _summaries(
     if not latest:
         return []
     members: dict[int, list[RowMapping]] = {first.thread_id: [] for first in latest}
-    rows = conn.execute(
-        select(
-            m.c.id,
-            m.c.thread_id,
-            m.c.message_id,
-            m.c.subject,
-            m.c.from_name,
-            m.c.from_addr,
-            m.c.sort_date,
-            m.c.flags,
-            m.c.has_attachments,
-        )
-        .where(_in_accounts(account_ids), _live(), _in_threads(members))
-        .order_by(m.c.sort_date, m.c.id)
+    columns = (
+        m.c.id,
+        m.c.thread_id,
+        m.c.message_id,
+        m.c.subject,
+        m.c.from_name,
+        m.c.from_addr,
+        m.c.sort_date,
+        m.c.flags,
+        m.c.has_attachments,
     )
-    for member in rows.mappings():
-        key = int(member["thread_id"] if member["thread_id"] is not None else member["id"])
-        if key in members:
-            members[key].append(member)
+    for member in _thread_rows(conn, columns, account_ids, members):
+        members[_thread_key(member)].append(member)
     return [_summary(row, members[row.thread_id]) for row in latest]
 
 
@@ -502,14 +530,7 @@ def thread_messages(conn: Connection, thread_id: int, *, owner: str | None) -> l
     account_ids = _all_accounts(conn, visible_accounts(conn, owner=owner))
     if not account_ids:
         raise NotFound(f"no thread {thread_id}")
-    rows = [
-        MessageRow.from_row(r._mapping)
-        for r in conn.execute(
-            select(*_SUMMARY)
-            .where(_in_accounts(account_ids), _live(), _in_threads([thread_id]))
-            .order_by(m.c.sort_date, m.c.id)
-        )
-    ]
+    rows = [MessageRow.from_row(r) for r in _thread_rows(conn, _SUMMARY, account_ids, [thread_id])]
     if not rows:
         raise NotFound(f"no thread {thread_id}")
     add_folders(conn, rows)
