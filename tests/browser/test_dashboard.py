@@ -400,7 +400,8 @@ def test_sync_now_progress_advances_and_finishes_with_the_right_count(
         expect(card.get_by_test_id("account-state")).to_have_text("completed", timeout=40_000)
         samples: list[dict[str, Any]] = page.evaluate("window.__accountSamples")
 
-    jobs = person.client.get("/api/jobs").json()
+    # (The sync queued the index job of what it stored: not this test's subject.)
+    jobs = person.client.get("/api/jobs", params={"kind": "sync"}).json()
     assert [j["kind"] for j in jobs] == ["sync"]
     job = jobs[0]
     assert job["status"] == "completed" and job["result"]["new"] == total, job
@@ -737,7 +738,7 @@ def test_notification_only_for_own_syncs_and_only_after_permission(
     # Before permission: a finished sync shows no notification, and nobody asked.
     card.get_by_test_id("sync-now").click()
     expect(card.locator('[data-role="messages"]')).to_have_text("3", timeout=30_000)
-    first = person.client.get("/api/jobs").json()[0]
+    first = person.client.get("/api/jobs", params={"kind": "sync"}).json()[0]
     expect(job_row(page, first["id"]).get_by_test_id("job-status")).to_have_text("completed")
     assert page.evaluate("window.__notifications.asked()") == 0
     assert page.evaluate("window.__notifications.shown") == []

@@ -180,6 +180,16 @@ def test_every_message_is_indexed_even_broken_ones(app: App, corpus: dict[str, A
     assert "A very large message" in subjects(app.engine, "attachment")  # its body text
 
 
+def test_a_sync_with_nothing_new_queues_no_index_job(app: App, corpus: dict[str, Account]) -> None:
+    account = corpus["main"]
+    before = [j.id for j in app.queue.list_jobs(kind="index", account_id=account.id)]
+    assert len(before) == 1
+    job = app.queue.enqueue("sync", account_id=account.id, dedupe_key=sync_dedupe_key(account.id))
+    with running_worker(app, concurrency=1):
+        assert wait_finished(app, job.id, timeout=60).status == JobStatus.COMPLETED
+    assert [j.id for j in app.queue.list_jobs(kind="index", account_id=account.id)] == before
+
+
 def test_free_words_phrases_and_prefixes(app: App, corpus: dict[str, Account]) -> None:
     e = app.engine
     assert subjects(e, "budget") == {"Quarterly budget review", "Budget for the other team"}
@@ -187,6 +197,9 @@ def test_free_words_phrases_and_prefixes(app: App, corpus: dict[str, Account]) -
     assert subjects(e, '"bring the spreadsheet"') == {"Quarterly budget review"}
     assert subjects(e, '"the bring spreadsheet"') == set()
     assert subjects(e, "spread*") == {"Quarterly budget review"}
+    # A one-letter prefix finds words, not the index's own marks of fields.
+    assert subjects(e, "t* from:alice") == {"Quarterly budget review"}
+    assert subjects(e, "f* -from:frank") == {"Budget for the other team"}
     # Addresses are in the text too, as words.
     assert subjects(e, "carol@example.net") == {"Quarterly budget review"}
     # Words do not run across fields: the subject's last word and the sender's first.
@@ -218,7 +231,11 @@ def test_header_operators(app: App, corpus: dict[str, Account]) -> None:
     assert subjects(e, "account:other") == {"Budget for the other team"}
     assert subjects(e, f"account:{corpus['other'].id}") == {"Budget for the other team"}
     assert subjects(e, 'account:"main box" budget') == {"Quarterly budget review"}
-    assert subjects(e, "from:100%") == set()  # LIKE's wildcards are plain characters
+    assert subjects(e, "from:ali*") == {"Quarterly budget review"}
+    assert subjects(e, "from:ali") == set()  # words, not parts of words
+    assert subjects(e, "subject:budget -from:alice") == {"Budget for the other team"}
+    assert subjects(e, "to:alice") == set()  # she is the sender
+    assert subjects(e, "list:100%") == set()  # LIKE's wildcards are plain characters
 
 
 def test_flags_attachments_and_dates(app: App, corpus: dict[str, Account]) -> None:
@@ -242,6 +259,10 @@ def test_negation_or_and_groups(app: App, corpus: dict[str, Account]) -> None:
     assert subjects(e, "budget NOT account:other") == {"Quarterly budget review"}
     assert subjects(e, "hackathon OR crème") == {"Weekend plans", "Menu"}
     assert subjects(e, "from:dave OR is:flagged") == {"Weekend plans", "Menu"}
+    assert subjects(e, "(budget OR from:dave) (thursday OR snacks)") == {
+        "Quarterly budget review",
+        "Weekend plans",
+    }
     assert subjects(e, "(budget OR hackathon) -from:alice") == {
         "Budget for the other team",
         "Weekend plans",
@@ -347,6 +368,8 @@ QUERIES = [
     "(team OR release) -from:noreply folder:inbox",
     "crème brulee",
     "jörg OR hackathon",
+    "f* OR t*",
+    "from:n* -s*",
 ]
 
 

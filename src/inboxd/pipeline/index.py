@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,6 @@ from inboxd.db.tables import message_bodies, messages
 from inboxd.db.types import utcnow
 from inboxd.errors import NotFound
 from inboxd.jobs.progress import TaskContext
-from inboxd.jobs.queue import Queue
 from inboxd.jobs.registry import task
 from inboxd.mail.reading import parse_message
 from inboxd.pipeline import threads
@@ -59,36 +59,37 @@ class _Row:
     in_reply_to: str | None
     refs: str | None
     subject: str | None
-    addresses: list[str]
+    sender: list[str]
+    recipients: list[str]
 
 
 @task("index", params=IndexParams)
 def index(ctx: TaskContext, params: IndexParams) -> dict[str, Any]:
     """Index an account's new messages for search and thread them."""
-    indexer = Indexer(ctx.engine, params.account_id)
-    ctx.progress.step(Step.INDEXING, total=indexer.pending())
-    done = 0
-    while batch := indexer.next_batch():
-        ctx.progress.check_cancelled()
-        indexer.index(batch)
-        done += len(batch)
-        ctx.progress.update(advance=len(batch))
+    with Indexer(ctx.engine, params.account_id) as indexer:
+        ctx.progress.step(Step.INDEXING, total=indexer.pending())
+        done = 0
+        while batch := indexer.next_batch():
+            ctx.progress.check_cancelled()
+            stored = indexer.index(batch)
+            done += stored
+            ctx.progress.update(advance=stored)
+        stored = indexer.finish()
+        done += stored
+        ctx.progress.update(advance=stored)
     return {"indexed": done, "threads_merged": indexer.merged}
 
 
-def enqueue_index(queue: Queue, account_id: str, owner: str | None) -> None:
-    """Queue an index run for ``account_id`` unless one is already waiting or running."""
-    queue.enqueue(
-        "index",
-        {"account_id": account_id},
-        owner=owner,
-        account_id=account_id,
-        dedupe_key=index_dedupe_key(account_id),
-    )
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    rows: list[tuple[Any, ...]]
+    linked: list[threads.Linked]
 
 
 class Indexer:
-    """Indexes one account's unindexed messages, a batch at a time."""
+    """Indexes one account's unindexed messages, a batch at a time: while one batch is
+    written (on a thread of its own, mostly waiting for the database), the next is read
+    and parsed. Batches are written one after the other, each in its own transaction."""
 
     def __init__(self, engine: Engine, account_id: str) -> None:
         self.engine = engine
@@ -96,6 +97,20 @@ class Indexer:
         self.merged = 0
         self._after = 0
         self._root = packs.packs_root(engine)
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="index-writer")
+        self._pending: Future[int] | None = None
+
+    def __enter__(self) -> Indexer:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        # Whatever stops the run (a cancel, an error), the batch being written is either
+        # committed or rolled back before the job ends.
+        try:
+            if self._pending is not None:
+                self._pending.exception()
+        finally:
+            self._writer.shutdown(wait=True)
 
     def pending(self) -> int:
         """How many of the account's messages are not indexed yet."""
@@ -137,8 +152,8 @@ class Indexer:
             if batch and size + r.size > BATCH_BYTES:
                 break
             size += r.size
-            addresses = [a for a in (r.from_name, r.from_addr) if a]
-            addresses += [
+            sender = [a for a in (r.from_name, r.from_addr) if a]
+            recipients = [
                 a for a in (*(r.to_addrs or ()), *(r.cc_addrs or ())) if isinstance(a, str)
             ]
             batch.append(
@@ -149,22 +164,37 @@ class Indexer:
                     r.in_reply_to,
                     r.refs,
                     r.subject,
-                    addresses,
+                    sender,
+                    recipients,
                 )
             )
         if batch:
             self._after = batch[-1].pk
         return batch
 
-    def index(self, batch: Sequence[_Row]) -> None:
-        """Read, parse and index ``batch``, in one transaction."""
+    def index(self, batch: Sequence[_Row]) -> int:
+        """Read and parse ``batch``, then have it written once the batch before is;
+        returns how many messages that batch before stored."""
+        prepared = self._prepare(batch)
+        stored = self.finish()
+        self._pending = self._writer.submit(self._write, prepared)
+        return stored
+
+    def finish(self) -> int:
+        """Wait for the batch being written; how many messages it stored (raises its error)."""
+        pending, self._pending = self._pending, None
+        return pending.result() if pending is not None else 0
+
+    def _prepare(self, batch: Sequence[_Row]) -> _Prepared:
         with reading(self.engine) as conn:
             raws = read_bodies(conn, self._root, self.account_id, [r.pk for r in batch])
         entries: list[fulltext.Entry] = []
         linked: list[threads.Linked] = []
         for row in batch:
             parsed = parse_message(raws.get(row.pk, b""))
-            entries.append(fulltext.entry(row.pk, row.subject, row.addresses, parsed.text_body))
+            entries.append(
+                fulltext.entry(row.pk, row.subject, row.sender, row.recipients, parsed.text_body)
+            )
             references = parsed.references or _stored_refs(row.refs)
             linked.append(
                 threads.Linked(
@@ -174,10 +204,13 @@ class Indexer:
                     ),
                 )
             )
+        return _Prepared(fulltext.rows(self.engine.dialect.name, entries), linked)
+
+    def _write(self, prepared: _Prepared) -> int:
         now = utcnow()
         with writing(self.engine) as conn:
-            fulltext.write(conn, entries)
-            placed = threads.assign(conn, self.account_id, linked)
+            fulltext.write_rows(conn, prepared.rows)
+            placed = threads.assign(conn, self.account_id, prepared.linked)
             conn.execute(
                 update(messages)
                 .where(messages.c.id == bindparam("b_pk"))
@@ -185,6 +218,7 @@ class Indexer:
                 [{"b_pk": pk, "b_thread": thread} for pk, thread in placed.threads.items()],
             )
         self.merged += placed.merged
+        return len(prepared.linked)
 
 
 def _stored_refs(refs: str | None) -> list[str]:

@@ -9,9 +9,13 @@ PostgreSQL gets a tsvector literal with their positions, so neither its text-sea
 server's locale) nor an ``unaccent`` extension (superuser-only) is involved. A query's
 words go through the same function, so a query finds the same messages on both.
 
-Each message is indexed in three fields (subject; the sender's name and address and the
-To/Cc addresses; the body text). A phrase never spans two fields: FTS5 keeps them in
-columns, the tsvector leaves a position free between them.
+Each message is indexed in four fields: its subject, its sender (name and address), its
+recipients (To and Cc addresses) and its body text. Free words match any of them; ``from:``,
+``to:`` and ``subject:`` one. FTS5 keeps the fields as columns (a column filter restricts a
+phrase to one); the tsvector holds every word, and the words of the first three fields once
+more with a tag (``:f:alice``), so that PostgreSQL's GIN index answers ``from:alice`` exactly,
+without reading every message that says "alice" anywhere. A phrase never spans two fields:
+the tsvector leaves a position free between them.
 
 SQLite's table is contentless (``content=''``): it holds the index only, not a second copy
 of every message's text. Its rows cannot be updated or deleted one by one (SQLite 3.40 has
@@ -26,18 +30,20 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import (
     Connection,
     Select,
     bindparam,
+    cast,
     column,
     delete,
     literal_column,
     select,
     table,
-    text,
 )
+from sqlalchemy.dialects.postgresql import TSQUERY
 from sqlalchemy.sql.elements import ColumnElement
 
 from inboxd.db.tables import messages, thread_keys
@@ -51,6 +57,10 @@ MAX_WORDS = 16_000
 MAX_POSITIONS = 256
 
 _WORD = re.compile(r"[^\W_]+")
+# The combining marks of the Latin, Greek and Cyrillic scripts (all below U+0591): removed by
+# one regex; text with characters beyond those takes the general (per character) way.
+_MARKS = re.compile("[\u0300-\u036f\u0483-\u0489]+")
+_MARKS_END = "\u0591"
 
 # The index tables are dialect-specific (a virtual table; a tsvector), so they are not in
 # inboxd.db.tables' metadata: these light descriptions are enough to query them.
@@ -66,8 +76,19 @@ def words(value: str | None) -> list[str]:
         folded = value.lower()
     else:
         decomposed = unicodedata.normalize("NFKD", value)
-        folded = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+        if max(decomposed) < _MARKS_END:
+            folded = _MARKS.sub("", decomposed).casefold()
+        else:
+            folded = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
     return [w for w in _WORD.findall(folded) if len(w) <= MAX_WORD]
+
+
+#: The fields of an entry, in FTS5's column order; the tag of their words in a tsvector.
+FIELDS = ("subject", "sender", "recipients", "body")
+# A tag starts with a character no word has: no prefix search ("f*") reaches tagged words.
+_TAGS = {"subject": ":s:", "sender": ":f:", "recipients": ":t:"}
+#: Every position a tsvector may hold (fields, gaps and all), as text.
+_POSITIONS = [str(n) for n in range(MAX_WORDS + len(FIELDS) + 1)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,56 +97,98 @@ class Entry:
 
     message_pk: int
     subject: list[str]
-    addresses: list[str]
+    sender: list[str]
+    recipients: list[str]
     body: list[str]
 
 
 def entry(
-    message_pk: int, subject: str | None, addresses: Sequence[str], body: str | None
+    message_pk: int,
+    subject: str | None,
+    sender: Sequence[str],
+    recipients: Sequence[str],
+    body: str | None,
 ) -> Entry:
-    """The index entry of one message, capped at MAX_WORDS words."""
-    subject_words = words(subject)[:MAX_WORDS]
-    address_words = words(" ".join(addresses))[: MAX_WORDS - len(subject_words)]
-    room = MAX_WORDS - len(subject_words) - len(address_words)
-    return Entry(message_pk, subject_words, address_words, words(body)[:room] if room else [])
+    """The index entry of one message, capped at MAX_WORDS words in all."""
+    fields = [words(subject), words(" ".join(sender)), words(" ".join(recipients)), words(body)]
+    room = MAX_WORDS
+    for n, found in enumerate(fields):
+        fields[n] = found[:room]
+        room -= len(fields[n])
+    return Entry(message_pk, *fields)
 
 
 def write(conn: Connection, entries: Sequence[Entry]) -> None:
     """Add ``entries`` to the index (inside the caller's transaction)."""
-    if not entries:
+    write_rows(conn, rows(conn.dialect.name, entries))
+
+
+def rows(dialect: str, entries: Sequence[Entry]) -> list[tuple[Any, ...]]:
+    """The index rows of ``entries`` in the driver's form, for :func:`write_rows` (made
+    apart so that the work of making them need not happen inside the transaction)."""
+    if dialect == "sqlite":
+        return [
+            (
+                e.message_pk,
+                " ".join(e.subject),
+                " ".join(e.sender),
+                " ".join(e.recipients),
+                " ".join(e.body),
+            )
+            for e in entries
+        ]
+    return [(e.message_pk, tsvector_literal(e)) for e in entries]
+
+
+def write_rows(conn: Connection, found: Sequence[tuple[Any, ...]]) -> None:
+    """Add rows made by :func:`rows` to the index (inside the caller's transaction)."""
+    if not found:
         return
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql(
-            "INSERT INTO message_fts (rowid, subject, addresses, body) VALUES (?, ?, ?, ?)",
-            [
-                (e.message_pk, " ".join(e.subject), " ".join(e.addresses), " ".join(e.body))
-                for e in entries
-            ],
+            "INSERT INTO message_fts (rowid, subject, sender, recipients, body) "
+            "VALUES (?, ?, ?, ?, ?)",
+            list(found),
         )
         return
     conn.exec_driver_sql(
         "INSERT INTO message_fts (message_pk, doc) VALUES (%s, %s::tsvector) "
         "ON CONFLICT (message_pk) DO UPDATE SET doc = excluded.doc",
-        [(e.message_pk, tsvector_literal(e)) for e in entries],
+        list(found),
     )
 
 
 def tsvector_literal(e: Entry) -> str:
-    """The PostgreSQL tsvector input of an entry: each word with its positions, one
-    position left free between fields."""
-    positions: dict[str, list[int]] = {}
+    """The PostgreSQL tsvector input of an entry: each word with its positions (the words
+    of tagged fields twice, once tagged), one position left free between fields."""
+    # The hot loop of indexing on PostgreSQL: positions are kept as the strings they become.
+    positions: dict[str, list[str]] = {}
+    get = positions.get
     pos = 0
-    for field_words in (e.subject, e.addresses, e.body):
+    for tag, field_words in (
+        (_TAGS["subject"], e.subject),
+        (_TAGS["sender"], e.sender),
+        (_TAGS["recipients"], e.recipients),
+        ("", e.body),
+    ):
         pos += 1
         for word in field_words:
             pos += 1
-            found = positions.get(word)
+            at = _POSITIONS[pos]
+            found = get(word)
             if found is None:
-                positions[word] = [pos]
+                positions[word] = [at]
             elif len(found) < MAX_POSITIONS:
-                found.append(pos)
-    # Words are letters and digits only: nothing in them needs quoting.
-    return " ".join(f"{w}:{','.join(map(str, p))}" for w, p in positions.items())
+                found.append(at)
+            if tag:
+                tagged = tag + word
+                found = get(tagged)
+                if found is None:
+                    positions[tagged] = [at]
+                elif len(found) < MAX_POSITIONS:
+                    found.append(at)
+    # Words are letters and digits; a tag adds a colon, hence the quotes.
+    return " ".join([f"'{w}':{','.join(p)}" for w, p in positions.items()])
 
 
 def clear(conn: Connection, account_id: str | None = None) -> None:
@@ -158,10 +221,12 @@ def forget_account(conn: Connection, account_id: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Phrase:
-    """Words in a row (one word is a phrase of one); ``prefix``: the last is a prefix."""
+    """Words in a row (one word is a phrase of one) in one of FIELDS, or in any when
+    ``field`` is None; ``prefix``: the last word is a prefix."""
 
     words: tuple[str, ...]
     prefix: bool = False
+    field: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +261,8 @@ def matching_ids(match: Match, dialect: str) -> Select[tuple[int]]:
             _bound(fts5_query(match))
         )
         return select(sqlite_fts.c.rowid).where(query)
-    tsquery = text("CAST(:q AS tsquery)").bindparams(q=tsquery_text(match)).self_group()
+    # A cast, not to_tsquery(): the words are taken as they are, not parsed again.
+    tsquery = cast(_bound(tsquery_text(match)), TSQUERY)
     return select(postgres_fts.c.message_pk).where(postgres_fts.c.doc.op("@@")(tsquery))
 
 
@@ -207,7 +273,8 @@ def _bound(value: str) -> ColumnElement[str]:
 def fts5_query(match: Match) -> str:
     """An FTS5 MATCH expression (each phrase quoted: no word is read as an operator)."""
     if isinstance(match, Phrase):
-        return f'"{" ".join(match.words)}"' + (" *" if match.prefix else "")
+        column = f"{match.field} : " if match.field else ""
+        return f'{column}"{" ".join(match.words)}"' + (" *" if match.prefix else "")
     if isinstance(match, Without):
         return f"({fts5_query(match.keep)} NOT {fts5_query(match.drop)})"
     joiner = " AND " if isinstance(match, AllOf) else " OR "
@@ -217,7 +284,8 @@ def fts5_query(match: Match) -> str:
 def tsquery_text(match: Match) -> str:
     """A PostgreSQL tsquery in its input form (lexemes quoted, taken as they are)."""
     if isinstance(match, Phrase):
-        lexemes = [f"'{w}'" for w in match.words]
+        tag = _TAGS[match.field] if match.field else ""
+        lexemes = [f"'{tag}{w}'" for w in match.words]
         if match.prefix:
             lexemes[-1] += ":*"
         return "(" + " <-> ".join(lexemes) + ")"

@@ -8,13 +8,17 @@ Interface used by the reading side (store/messages.py, actions, API, CLI):
   ``inboxd.db.tables.messages`` for the given dialect (full text through the FTS index).
 
 The language: free words and ``"phrases"`` (full text over subject, addresses and body;
-``word*`` is a prefix), ``from:`` (address or name), ``to:`` (To or Cc addresses),
-``subject:``, ``list:`` (List-Id), ``folder:``, ``account:`` (id or name),
+``word*`` is a prefix); ``from:`` (the sender's name or address), ``to:`` (To or Cc
+addresses) and ``subject:``, whose values are words or phrases like free text but in that
+field only (``from:alice``, ``from:"Alice Smith"``, ``to:bob@example.com``, ``from:ali*``);
+``list:`` (a part of the List-Id), ``folder:`` (name or special use), ``account:`` (id or name),
 ``is:unread|read|flagged|unflagged``, ``has:attachment``, ``after:``/``before:`` (a day,
 UTC; after is inclusive, before exclusive, as in Gmail), ``newer_than:``/``older_than:``
 (``7d``, ``2w``, ``3m``, ``1y``), ``-`` or ``NOT`` to negate, ``OR``, ``AND`` (implied
-between terms) and parentheses. Header operators match a part of the field, case-insensitively
-(SQLite folds the case of ASCII letters only). Dates compare the list's ``sort_date``.
+between terms; OR binds looser, as in notmuch) and parentheses. Dates compare the list's
+``sort_date``. Words (free, and those of from:, to:, subject:) are found through the full-text
+index, so a message is found by them once the index job has run after its sync; the other
+operators read the message's own columns.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import ColumnElement, Text, and_, cast, func, not_, or_, select, true
+from sqlalchemy import ColumnElement, Select, Text, and_, cast, func, not_, or_, select, true
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.expression import type_coerce
 
@@ -33,10 +37,13 @@ from inboxd.db.tables import messages as m
 from inboxd.errors import InvalidQuery
 from inboxd.store import fulltext
 
-#: Operators that take any text and compare it with a message field.
-HEADER_OPERATORS = ("from", "to", "subject", "list", "folder", "account")
+#: Operators whose value is words to find in one field of the full-text index.
+WORD_OPERATORS = {"from": "sender", "to": "recipients", "subject": "subject"}
+#: Operators that take any text and compare it with a message's column.
+HEADER_OPERATORS = ("list", "folder", "account")
 #: Every operator, in the order error messages list them.
 OPERATORS = (
+    *WORD_OPERATORS,
     *HEADER_OPERATORS,
     "is",
     "has",
@@ -45,6 +52,9 @@ OPERATORS = (
     "newer_than",
     "older_than",
 )
+#: Limits that keep a query's SQL (and the parser's recursion) small.
+MAX_TERMS = 100
+MAX_DEPTH = 20
 IS_VALUES = ("unread", "read", "flagged", "unflagged")
 HAS_VALUES = ("attachment",)
 
@@ -58,16 +68,18 @@ _SPECIAL = '()"'
 
 @dataclass(frozen=True)
 class Words:
-    """Free text: words in a row (a phrase when quoted), found through the full-text index."""
+    """Words in a row (a phrase when quoted), found through the full-text index: in any
+    field, or in ``field`` (one of fulltext.FIELDS) for from:, to: and subject:."""
 
     source: str
     words: tuple[str, ...]
     prefix: bool = False
+    field: str | None = None
 
 
 @dataclass(frozen=True)
 class Field:
-    """``op:value`` for a header, folder or account operator."""
+    """``op:value`` for a list, folder or account operator."""
 
     op: str
     value: str
@@ -202,6 +214,7 @@ class _Parser:
     def __init__(self, tokens: list[_Token]) -> None:
         self.tokens = tokens
         self.pos = 0
+        self.depth = 0
 
     def peek(self) -> _Token | None:
         return self.tokens[self.pos] if self.pos < len(self.tokens) else None
@@ -223,7 +236,8 @@ class _Parser:
         while (token := self.peek()) is not None and token.kind not in (")", "OR"):
             if token.kind == "AND":
                 self.take()
-                if not parts:
+                following = self.peek()
+                if not parts or following is None or following.kind in (")", "OR", "AND"):
                     raise InvalidQuery("AND needs a term on each side")
                 continue
             parts.append(self.unary())
@@ -233,6 +247,8 @@ class _Parser:
                 raise InvalidQuery(f"{after} needs a term on each side")
             if token is not None and token.kind == "OR":
                 raise InvalidQuery("OR needs a term on each side")
+            if self.depth == 0:
+                raise InvalidQuery("unmatched ')'")
             raise InvalidQuery("empty parentheses")
         return parts[0] if len(parts) == 1 else And(tuple(parts))
 
@@ -244,7 +260,11 @@ class _Parser:
                 raise InvalidQuery(f"'{token.text}' must be followed by a term")
             return Not(self.unary())
         if token.kind == "(":
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise InvalidQuery(f"parentheses nested more than {MAX_DEPTH} deep")
             inner = self.any_of()
+            self.depth -= 1
             closing = self.peek()
             if closing is None:
                 raise InvalidQuery("unclosed parenthesis: '(' without ')'")
@@ -258,6 +278,9 @@ def parse_query(text: str) -> Query:
     tokens = _lex(text)
     if not tokens:
         return Query(text)
+    terms = sum(1 for t in tokens if t.kind == "TERM")
+    if terms > MAX_TERMS:
+        raise InvalidQuery(f"a query has at most {MAX_TERMS} terms (this one has {terms})")
     parser = _Parser(tokens)
     root = parser.any_of()
     if parser.peek() is not None:  # only a ")" stops the top level early
@@ -282,6 +305,8 @@ def _term(token: _Token) -> Node:
     if not value.strip():
         raise InvalidQuery(f"{name}: needs a value")
     value = value.strip()
+    if name in WORD_OPERATORS:
+        return _words(value, phrase=token.quoted, field=WORD_OPERATORS[name], op=name)
     if name in HEADER_OPERATORS:
         return Field(name, value)
     if name in ("is", "has"):
@@ -297,13 +322,14 @@ def _term(token: _Token) -> Node:
     return Since(name, name == "newer_than", age=_age(name, value))
 
 
-def _words(value: str, *, phrase: bool) -> Words:
+def _words(value: str, *, phrase: bool, field: str | None = None, op: str | None = None) -> Words:
     prefix = not phrase and value.endswith("*") and len(value) > 1
     found = fulltext.words(value[:-1] if prefix else value)
     if not found:
         shown = f'"{value}"' if phrase else value
-        raise InvalidQuery(f"{shown!r} has no letters or digits to search for")
-    return Words(value, tuple(found), prefix)
+        named = f"{op}: " if op else ""
+        raise InvalidQuery(f"{named}{shown!r} has no letters or digits to search for")
+    return Words(value, tuple(found), prefix, field)
 
 
 def _day(op: str, value: str) -> date:
@@ -354,7 +380,16 @@ class _Compiler:
         return self.since(node)
 
     def text(self, match: fulltext.Match) -> ColumnElement[bool]:
-        return m.c.id.in_(fulltext.matching_ids(match, self.dialect))
+        return self.id_in(fulltext.matching_ids(match, self.dialect))
+
+    def id_in(self, ids: Select[tuple[int]]) -> ColumnElement[bool]:
+        if self.dialect == "sqlite":
+            # "id + 0": SQLite would otherwise look up each id found and sort them all
+            # (its planner cannot tell how many the index finds); this way it walks the
+            # list order and stops at the page's end. 13 ms -> 2 ms for a word in 3/4 of
+            # 20,000 messages, and no slower for a rare one.
+            return (m.c.id + 0).in_(ids)
+        return m.c.id.in_(ids)
 
     def all_of(self, parts: tuple[Node, ...]) -> ColumnElement[bool]:
         # The free text of an AND goes to the index as one expression: one look-up instead
@@ -393,7 +428,7 @@ class _Compiler:
             )
         if node.op == "folder":
             special = "\\" + value.capitalize()
-            return m.c.id.in_(
+            return self.id_in(
                 select(locations.c.message_pk)
                 .join(folders, folders.c.id == locations.c.folder_id)
                 .where(
@@ -404,20 +439,7 @@ class _Compiler:
                     ),
                 )
             )
-        pattern = _contains(value)
-        if node.op == "from":
-            # Addresses are stored in lower case; names as written.
-            return or_(
-                func.coalesce(m.c.from_addr, "").like(pattern, escape="\\"),
-                func.lower(func.coalesce(m.c.from_name, "")).like(pattern, escape="\\"),
-            )
-        if node.op == "to":
-            return or_(
-                cast(m.c.to_addrs, Text).like(pattern, escape="\\"),
-                cast(m.c.cc_addrs, Text).like(pattern, escape="\\"),
-            )
-        column = m.c.subject if node.op == "subject" else m.c.list_id
-        return func.lower(func.coalesce(column, "")).like(pattern, escape="\\")
+        return func.lower(func.coalesce(m.c.list_id, "")).like(_contains(value), escape="\\")
 
     def state(self, node: State) -> ColumnElement[bool]:
         if node.op == "has":
@@ -456,7 +478,7 @@ def _is_text(node: Node) -> bool:
 
 def _match(node: Node) -> fulltext.Match:
     if isinstance(node, Words):
-        return fulltext.Phrase(node.words, node.prefix)
+        return fulltext.Phrase(node.words, node.prefix, node.field)
     if isinstance(node, And):
         return fulltext.AllOf(tuple(_match(p) for p in node.parts))
     if isinstance(node, Or):

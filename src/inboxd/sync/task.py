@@ -11,10 +11,13 @@ from dataclasses import asdict
 from typing import Any
 
 from pydantic import BaseModel
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from inboxd.config import Settings
+from inboxd.db.engine import reading
 from inboxd.db.faults import is_disk_full, release_reserve
+from inboxd.db.tables import messages
 from inboxd.db.types import utcnow
 from inboxd.errors import (
     DiskFull,
@@ -94,8 +97,16 @@ def sync(ctx: TaskContext, params: SyncParams) -> dict[str, Any]:
 
 def _enqueue_index(ctx: TaskContext, account: Account) -> None:
     """Index what the sync stored, as a job of its own (inboxd.pipeline.index): the sync
-    does not wait for it. By kind name: sync/ does not import pipeline/."""
+    does not wait for it. By kind name: sync/ does not import pipeline/. Not when nothing
+    waits for the index (most periodic syncs): no empty job every few minutes."""
+    m = messages.c
     try:
+        with reading(ctx.engine) as conn:
+            waiting = conn.execute(
+                select(m.id).where(m.account_id == account.id, m.indexed_at.is_(None)).limit(1)
+            ).first()
+        if waiting is None:
+            return
         Queue(ctx.engine, ctx.settings).enqueue(
             "index",
             {"account_id": account.id},

@@ -33,7 +33,7 @@ def upgrade() -> None:
         # inboxd.store.fulltext); no column sizes, as results are ordered by date, not rank.
         op.execute(
             "CREATE VIRTUAL TABLE message_fts USING fts5("
-            "subject, addresses, body, content='', columnsize=0, "
+            "subject, sender, recipients, body, content='', columnsize=0, "
             "tokenize='unicode61 remove_diacritics 2')"
         )
     else:
