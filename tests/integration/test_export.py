@@ -103,7 +103,14 @@ def synced(app: App, tmp_path: Path) -> tuple[Account, dict[str, list[tuple[str,
     )
     done = sync_now(app, account)
     assert done.status == JobStatus.COMPLETED, done.error
+    _settle(app)
     return account, tree
+
+
+def _settle(app: App) -> None:
+    """Run what the sync queued after itself (the index job: free words, threads)."""
+    with running_worker(app, concurrency=1):
+        wait_for(lambda: not app.queue.list_jobs(status=["pending", "running"]), timeout=60)
 
 
 def _run(app: App, account: Account, out: Path, fmt: str, **options: Any) -> Job:
