@@ -170,12 +170,17 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 
 @pytest.fixture(scope="module")
-def account(
-    server: ServerProcess, catcher: Catcher, tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, Any]:
-    """A Maildir account of the admin, synced."""
+def mail_root(catcher: Catcher, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Maildir tree the account reads."""
     root = tmp_path_factory.mktemp("mail") / "Maildir"
     _maildir(root, catcher.url)
+    return root
+
+
+@pytest.fixture(scope="module")
+def account(server: ServerProcess, mail_root: Path) -> dict[str, Any]:
+    """A Maildir account of the admin, synced."""
+    root = mail_root
     with server.client() as client:
         made = client.post(
             "/api/accounts",
@@ -394,3 +399,23 @@ def test_the_mail_view_fits_a_phone(
         assert widths[1] <= widths[0], widths
     finally:
         context.close()
+
+
+def test_new_mail_shows_up_without_a_reload(
+    page: Page, server: ServerProcess, account: dict[str, Any], mail_root: Path
+) -> None:
+    # Last in this module: the message it adds would change the counts the others expect.
+    rows = page.get_by_test_id("mail-row")
+    expect(rows).to_have_count(50)
+    when = datetime(2026, 6, 1, tzinfo=UTC)
+    (mail_root / "cur" / "5.fresh:2,").write_bytes(_message(5, "Fresh off the press", when=when))
+    with server.client() as client:
+        assert client.post(f"/api/accounts/{account['id']}/sync").status_code == 202
+    fresh = _row(page, "Fresh off the press")
+    expect(fresh).to_be_visible(timeout=30_000)
+    assert "unread" in (fresh.get_attribute("class") or "")
+    subjects = rows.evaluate_all("rs => rs.map(r => r.querySelector('.mail-subject').textContent)")
+    # The newest dated message (only the undated broken one, seen "now", may come first).
+    assert "Fresh off the press" in subjects[:2], subjects[:3]
+    inbox = page.get_by_test_id("folder-link").filter(has_text="INBOX")
+    expect(inbox.locator(".folder-count")).to_have_text("4")

@@ -587,7 +587,9 @@ function upsertJob(job) {
   }
   applyJobToAccount(job);
   notifyIfStarted(job);
-  return FINISHED_JOB.has(job.status) && (!previous || !FINISHED_JOB.has(previous.status));
+  const ended = FINISHED_JOB.has(job.status) && (!previous || !FINISHED_JOB.has(previous.status));
+  if (ended) mailMayHaveChanged(job);
+  return ended;
 }
 
 async function jobAction(id, action) {
@@ -940,6 +942,10 @@ const mail = {
   query: '',
   cursor: null,
   count: 0,
+  // "Load more" was used: the list is not refreshed under the reader by news of new mail.
+  pagedOn: false,
+  // New mail may have come while the Mail tab was hidden.
+  stale: false,
   // Answers to an older search or an older click are dropped (the user moved on).
   searchSeq: 0,
   readerSeq: 0,
@@ -1017,6 +1023,8 @@ function route() {
     mail.loaded = true;
     loadFolders().catch(reportLoadError);
     runSearch();
+  } else if (tab === 'mail' && mail.stale) {
+    runSearch({ quiet: true });
   }
 }
 
@@ -1089,11 +1097,18 @@ function setQueryError(message) {
   $('#mail-query').setAttribute('aria-invalid', message ? 'true' : 'false');
 }
 
-async function runSearch({ more = false } = {}) {
-  if (!more) {
+async function runSearch({ more = false, quiet = false } = {}) {
+  mail.stale = false;
+  if (more) {
+    mail.pagedOn = true;
+  } else if (quiet) {
+    // The same search again (what is in the box may be half typed).
+    mail.cursor = null;
+  } else {
     mail.query = $('#mail-query').value.trim();
     mail.mode = $('#mail-mode').value === 'threads' ? 'threads' : 'messages';
     mail.cursor = null;
+    mail.pagedOn = false;
   }
   const seq = ++mail.searchSeq;
   const params = new URLSearchParams({ q: mail.query, limit: String(MAIL_PAGE) });
@@ -1108,6 +1123,7 @@ async function runSearch({ more = false } = {}) {
   } catch (error) {
     if (seq !== mail.searchSeq) return;
     moreButton.disabled = false;
+    if (quiet) return;
     if (error.status === 400 || error.code === 'invalid_query') {
       setQueryError(describeError(error));
       if (!more) renderList([], false);
@@ -1122,6 +1138,18 @@ async function runSearch({ more = false } = {}) {
   mail.cursor = page.next_cursor;
   renderList(items, more);
   moreButton.disabled = false;
+}
+
+// A sync (new mail) or an index run (words, threads) has ended: a list still on its first
+// page is asked again, so new mail shows up without a reload. One paged further is left
+// alone: it would jump under the reader's eyes.
+function mailMayHaveChanged(job) {
+  if (!mail.loaded || mail.pagedOn || (job.kind !== 'sync' && job.kind !== 'index')) return;
+  if (currentTab() !== 'mail') {
+    mail.stale = true;
+    return;
+  }
+  runSearch({ quiet: true });
 }
 
 function renderList(items, append) {
@@ -1347,6 +1375,8 @@ async function openThread(id) {
 
 function clearMail() {
   mail.loaded = false;
+  mail.pagedOn = false;
+  mail.stale = false;
   mail.query = '';
   mail.cursor = null;
   mail.searchSeq += 1;
