@@ -393,6 +393,8 @@ def test_the_mail_view_fits_a_phone(
         expect(tab.get_by_test_id("tab-mail")).to_have_attribute("aria-current", "page")
         _row(tab, "Quarterly report attached").click()
         expect(tab.get_by_test_id("attachment-link")).to_be_visible()
+        # The reader sits below the list here: opening a message brings it into view.
+        expect(tab.get_by_test_id("reader-subject")).to_be_in_viewport()
         widths = tab.evaluate(
             "() => [document.documentElement.clientWidth, document.documentElement.scrollWidth]"
         )

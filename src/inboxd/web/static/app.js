@@ -933,6 +933,9 @@ const FRAME_SANDBOX = 'allow-popups allow-popups-to-escape-sandbox';
 const listDateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium' });
 const listTimeFormat = new Intl.DateTimeFormat(undefined, { timeStyle: 'short' });
 
+// The width below which app.css puts the Mail view in one column.
+const narrowScreen = window.matchMedia('(max-width: 900px)');
+
 const messagePath = (id) => `/api/messages/${encodeURIComponent(id)}`;
 const threadPath = (id) => `/api/threads/${encodeURIComponent(id)}`;
 
@@ -1230,6 +1233,10 @@ function showReader(part) {
   $('#reader-empty').hidden = part !== 'empty';
   $('#reader-thread').hidden = part !== 'thread';
   $('#reader-message').hidden = part !== 'message';
+  // In one column the reader sits below the list: bring what was opened into view.
+  if (part !== 'empty' && narrowScreen.matches) {
+    $('#reader').scrollIntoView({ block: 'start' });
+  }
 }
 
 function resetReader() {
