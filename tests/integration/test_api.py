@@ -26,6 +26,7 @@ from sqlalchemy import select
 
 from inboxd.db.engine import reading
 from inboxd.db.tables import api_keys, sessions
+from inboxd.store.accounts import Accounts
 from inboxd.store.users import Users
 from tests.services.dovecot import ImapUser
 from tests.support.apps import wait_for
@@ -462,6 +463,12 @@ def test_account_crud_never_shows_the_secret(server: ServerProcess, people: Pers
     assert updated["settings"]["port"] == 1143 and updated["settings"]["host"] == "127.0.0.1"
     assert_error(client.patch(f"/api/accounts/{account_id}", json={"name": ""}), 422)
     assert_error(client.patch(f"/api/accounts/{account_id}", json={"owner": "me"}), 422)
+    # JSON has one number type: 900.0 is the integer the schema asks for; 900.5 and "900" not.
+    interval = client.patch(f"/api/accounts/{account_id}", json={"sync_interval_seconds": 900.0})
+    assert interval.status_code == 200 and interval.json()["sync_interval_seconds"] == 900
+    for bad in (900.5, "900", True):
+        patched = client.patch(f"/api/accounts/{account_id}", json={"sync_interval_seconds": bad})
+        assert_error(patched, 422)
 
     # The connection test says plainly what is wrong (nobody listens on that port).
     client.patch(f"/api/accounts/{account_id}", json={"settings": {"port": closed_port()}})
@@ -866,14 +873,39 @@ def _covered_routes() -> set[tuple[str, str]]:
         ("POST", "/api/jobs/{job_id}/cancel"),
         ("POST", "/api/jobs/{job_id}/retry"),
         ("GET", "/api/jobs/{job_id}/events"),
+        ("GET", "/api/messages/{message_id}"),
+        ("GET", "/api/messages/{message_id}/raw"),
+        ("GET", "/api/messages/{message_id}/html"),
+        ("GET", "/api/messages/{message_id}/attachments/{index}"),
+        ("GET", "/api/threads/{thread_id}"),
     }
+
+
+def _synced_mail(server: ServerProcess, client: httpx.Client) -> tuple[str, dict[str, Any]]:
+    """A Maildir account of ``client``'s user holding one message, synced: its id and the
+    message (a path account is made on the server's side: only admins may add one)."""
+    root = server.data_dir / unique("maildir")
+    for sub in ("cur", "new", "tmp"):
+        (root / sub).mkdir(parents=True)
+    (root / "cur" / "1.host:2,S").write_bytes(make_message(1))
+    owner = client.get("/api/me").json()["id"]
+    with server.app() as opened:
+        account = Accounts(opened.engine, opened.settings).add(
+            "maildir", unique("md"), {"path": str(root)}, owner=owner
+        )
+    job_id = client.post(f"/api/accounts/{account.id}/sync").json()["job_id"]
+    assert wait_job(client, job_id, FINISHED)["status"] == "completed"
+    found = client.get("/api/messages", params={"account_id": account.id}).json()["messages"]
+    assert len(found) == 1
+    return account.id, found[0]
 
 
 def test_another_users_objects_answer_404_on_every_route(
     server: ServerProcess, people: PersonFactory, admin: httpx.Client
 ) -> None:
-    alice, bob = people("alice"), people("bob")
+    alice, bob, carol = people("alice"), people("bob"), people("carol")
     a = alice.client
+    mail_account, message = _synced_mail(server, carol.client)
     account = a.post("/api/accounts", json=imap_account(unique("alice"), closed_port())).json()
     account_id = account["id"]
     done = start_job(a, "selftest", {"steps": 1})
@@ -898,16 +930,18 @@ def test_another_users_objects_answer_404_on_every_route(
     b = bob.client
     unknown = str(uuid.uuid4())
 
-    def same_as_unknown(method: str, template: str, real: str, body: Any = None) -> None:
+    def same_as_unknown(
+        method: str, template: str, real: str, body: Any = None, missing: str = unknown
+    ) -> None:
         mine = b.send(b.build_request(method, template.format(id=real), json=body), stream=True)
         try:
             mine.read()
         finally:
             mine.close()
         message = assert_error(mine, 404)
-        nothing = b.request(method, template.format(id=unknown), json=body)
+        nothing = b.request(method, template.format(id=missing), json=body)
         # Indistinguishable from an id that does not exist: nothing leaks its existence.
-        assert message.replace(real, "ID") == assert_error(nothing, 404).replace(unknown, "ID")
+        assert message.replace(real, "ID") == assert_error(nothing, 404).replace(missing, "ID")
 
     patch = {"name": "stolen", "enabled": False}
     same_as_unknown("GET", "/api/accounts/{id}", account_id)
@@ -921,6 +955,20 @@ def test_another_users_objects_answer_404_on_every_route(
         same_as_unknown("POST", "/api/jobs/{id}/cancel", job_id)
         same_as_unknown("POST", "/api/jobs/{id}/retry", job_id)
         same_as_unknown("GET", "/api/jobs/{id}/events", job_id)
+    # Carol's mail (message ids are numbers).
+    for template in (
+        "/api/messages/{id}",
+        "/api/messages/{id}/raw",
+        "/api/messages/{id}/html",
+        "/api/messages/{id}/attachments/0",
+    ):
+        same_as_unknown("GET", template, str(message["id"]), missing=str(2**62))
+    same_as_unknown("GET", "/api/threads/{id}", str(message["thread_id"]), missing=str(2**62))
+    assert_error(b.get("/api/messages", params={"account_id": mail_account}), 404)
+    assert_error(b.get("/api/threads", params={"account_id": mail_account}), 404)
+    assert b.get("/api/messages").json()["messages"] == []
+    assert b.get("/api/threads").json()["threads"] == []
+    assert carol.client.get(f"/api/messages/{message['id']}").status_code == 200
     # Where an account is a query or body value.
     assert_error(b.get("/api/runs", params={"account_id": account_id}), 404)
     assert_error(b.post("/api/jobs", json={"kind": "noop", "account_id": account_id}), 404)

@@ -32,9 +32,13 @@ def test_unknown_kind_and_bad_params_are_clear_errors(app: App) -> None:
         app.queue.enqueue("selftest", {"steps": "many"})
     with pytest.raises(InvalidParams, match="surprise"):
         app.queue.enqueue("selftest", {"surprise": 1})
+    # JSON's 3.0 is the integer 3 (as the params' schema says), 2.5 is not.
+    assert app.queue.enqueue("selftest", {"steps": 3.0}).params["steps"] == 3
+    with pytest.raises(InvalidParams, match="steps"):
+        app.queue.enqueue("selftest", {"steps": 2.5})
     with pytest.raises(NotFound):
         app.queue.get("no-such-job")
-    assert app.queue.counts() == {}
+    assert app.queue.counts() == {"pending": 1}
 
 
 def test_dedupe_key_returns_the_active_job(app: App) -> None:

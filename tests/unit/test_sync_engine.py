@@ -8,16 +8,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 
 from inboxd.app import App
-from inboxd.db.engine import reading
-from inboxd.db.tables import folders, locations, messages
+from inboxd.db.engine import reading, writing
+from inboxd.db.tables import folders, locations, message_bodies, messages
 from inboxd.errors import JobCancelled
 from inboxd.providers.base import AuthenticationFailed, ProviderOptions
 from inboxd.providers.fake import FakeMailbox, FakeProvider
 from inboxd.providers.mbox import MboxProvider
 from inboxd.store.accounts import Accounts
+from inboxd.store.bodies import read_body
 from inboxd.sync.engine import SyncEngine
 from inboxd.sync.report import SyncReport
 from tests.support.apps import make_app
@@ -267,3 +268,44 @@ def test_an_mbox_resumes_at_its_offset_and_counts_the_bytes_it_read(
     report = sync_file(Recorder())
     assert (report.fetched, report.new, report.bytes) == (3, 3, path.stat().st_size - size)
     assert stored(app) == (15, 15)
+
+
+def test_messages_sharing_a_message_id_stay_apart_and_a_collapsed_pair_is_fetched_again(
+    app: App, account_id: str, mailbox: FakeMailbox
+) -> None:
+    first = make_message(100)
+    second = first.replace(b"Line of message 100.", b"Line of message 100, sent again.", 1)
+    mailbox.add("INBOX", first)
+    mailbox.add("INBOX", second)
+    report = sync(app, account_id, mailbox)
+    assert (report.new, report.duplicates) == (32, 0)
+    # As a header-keyed store held them: the second collapsed into the first.
+    with writing(app.engine) as conn:
+        pk_first, pk_second = (
+            conn.execute(
+                select(locations.c.message_pk).where(locations.c.remote_key == key)
+            ).scalar_one()
+            for key in ("26", "27")
+        )
+        conn.execute(
+            update(locations).where(locations.c.message_pk == pk_second).values(message_pk=pk_first)
+        )
+        conn.execute(delete(message_bodies).where(message_bodies.c.message_pk == pk_second))
+        conn.execute(delete(messages).where(messages.c.id == pk_second))
+        conn.execute(update(messages).values(identity="h:" + messages.c.identity))
+    progress = Recorder()
+    report = sync(app, account_id, mailbox, progress)
+    assert progress.steps[0] == "repairing" and report.repaired == 31
+    # Only what lies above the collapsed pair's lower UID is fetched again.
+    assert (report.fetched, report.new, report.duplicates) == (2, 1, 1)
+    with reading(app.engine) as conn:
+        bodies = {
+            key: read_body(conn, pk)
+            for key, pk in conn.execute(
+                select(locations.c.remote_key, locations.c.message_pk).where(
+                    locations.c.remote_key.in_(["26", "27"])
+                )
+            )
+        }
+    assert bodies == {"26": first, "27": second}
+    assert stored(app) == (32, 32)

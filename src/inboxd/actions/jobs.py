@@ -28,6 +28,10 @@ def check_may_start(kind: str, *, admin: bool) -> TaskSpec:
     return spec
 
 
+#: Kinds whose job is always for one account: started with an ``account_id``.
+ACCOUNT_KINDS = frozenset({"sync"})
+
+
 def start_job(
     app: App,
     kind: str,
@@ -44,9 +48,10 @@ def start_job(
         return start_export_job(
             app, params, user_id=user_id, admin=admin, account_id=account.id if account else None
         )
+    if kind in ACCOUNT_KINDS and account is None:
+        raise InvalidField(f"a {kind} job needs an account_id")
     if kind == "sync":
-        if account is None:
-            raise InvalidField("a sync job needs an account_id")
+        assert account is not None
         return enqueue_sync(app.queue, account)
     return app.queue.enqueue(
         kind,

@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from inboxd import __version__
-from inboxd.actions.jobs import job_params_schemas
+from inboxd.actions.jobs import ACCOUNT_KINDS, job_params_schemas
 from inboxd.api import errors, live, routes_accounts, routes_jobs, routes_messages, routes_status
 from inboxd.api.pump import EventPump
 from inboxd.api.sse import RAW_SEND
@@ -169,8 +169,14 @@ def _name_job_kinds(api: FastAPI) -> None:
             job["oneOf"] = []
             for kind, params in job_params_schemas():
                 components.update(params.pop("$defs", {}))
-                branch = {"kind": {"const": kind}, "params": params}
-                job["oneOf"].append({"properties": branch})
+                branch: dict[str, Any] = {"properties": {"kind": {"const": kind}, "params": params}}
+                # Omitted params are {}: a kind with required params needs them sent.
+                required = ["params"] if params.get("required") else []
+                if kind in ACCOUNT_KINDS:
+                    required.append("account_id")
+                if required:
+                    branch["required"] = required
+                job["oneOf"].append(branch)
         return api.openapi_schema or generate()
 
     api.openapi = openapi  # type: ignore[method-assign]

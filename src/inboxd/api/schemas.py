@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from annotated_types import Ge, Le
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from inboxd.vocabulary import AccountState, ActivityState, EventType, JobStatus, Step
 
@@ -12,6 +13,19 @@ from inboxd.vocabulary import AccountState, ActivityState, EventType, JobStatus,
 class _In(BaseModel):
     # Strict: a JSON false is not the integer 0, nor "5" the number 5, as the schema says.
     model_config = ConfigDict(extra="forbid", strict=True)
+
+
+def _integral(value: Any) -> Any:
+    # JSON has one number type: 21.0 is the integer 21 to JSON Schema, so it is to us too.
+    if type(value) is float and value.is_integer():
+        return int(value)
+    return value
+
+
+#: An integer field of a request body (strict otherwise: no strings, no booleans).
+JsonInt = Annotated[int, BeforeValidator(_integral)]
+#: Seconds between periodic syncs (0: never).
+SyncInterval = Annotated[int, Ge(0), Le(31_536_000), BeforeValidator(_integral)]
 
 
 class Problem(BaseModel):
@@ -139,7 +153,7 @@ class _AccountCreate(_In):
     )
     addresses: list[str] = Field(default_factory=list, max_length=50)
     owner_name: str | None = Field(default=None, max_length=200)
-    sync_interval_seconds: int | None = Field(default=None, ge=0, le=31_536_000)
+    sync_interval_seconds: SyncInterval | None = None
 
     _settings = field_validator("settings")(_check_settings)
 
@@ -171,7 +185,7 @@ class AccountUpdate(_In):
     secret: SecretIn | None = None
     addresses: list[str] | None = Field(default=None, max_length=50)
     owner_name: str | None = Field(default=None, max_length=200)
-    sync_interval_seconds: int | None = Field(default=None, ge=0, le=31_536_000)
+    sync_interval_seconds: SyncInterval | None = None
 
     _settings = field_validator("settings")(_check_settings)
 
@@ -246,7 +260,7 @@ class JobCreate(_In):
 
     kind: str = Field(min_length=1, max_length=64)
     params: dict[str, Any] = Field(default_factory=dict)
-    account_id: str | None = Field(default=None, max_length=36)
+    account_id: str | None = Field(default=None, min_length=1, max_length=36)
 
 
 class JobOut(BaseModel):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 from pydantic import BaseModel, ValidationError
 
@@ -40,7 +40,7 @@ class TaskSpec:
         """Check ``params`` against the model; returns them normalised."""
         try:
             # Strict: params arrive as JSON, and a JSON false is no number of milliseconds.
-            model = self.params_model.model_validate(params, strict=True)
+            model = self.params_model.model_validate(self._integers(params), strict=True)
         except ValidationError as exc:
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in err['loc']) or 'params'}: {err['msg']}"
@@ -48,6 +48,20 @@ class TaskSpec:
             )
             raise InvalidParams(f"invalid params for {self.kind!r}: {problems}") from exc
         return model.model_dump(mode="json")
+
+    def _integers(self, params: dict[str, Any]) -> dict[str, Any]:
+        # JSON has one number type: 21.0 is the integer 21 to JSON Schema (the params'
+        # schema in the API document), so an integer field takes it.
+        fields = self.params_model.model_fields
+        out = dict(params)
+        for name, value in params.items():
+            info = fields.get(name)
+            if info is None or type(value) is not float or not value.is_integer():
+                continue
+            annotation = info.annotation
+            if annotation is int or int in get_args(annotation):
+                out[name] = int(value)
+        return out
 
     def parse(self, params: dict[str, Any]) -> BaseModel:
         """The params as the task's model instance."""

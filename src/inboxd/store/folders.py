@@ -99,6 +99,27 @@ def reset_folder(conn: Connection, folder_id: int, uidvalidity: int | None) -> i
     return gone
 
 
+def refetch(conn: Connection, folder_id: int, keys: Mapping[str, int | None]) -> None:
+    """Have the folder's next sync fetch these locations (key -> UID) again, whatever the
+    provider: they are marked gone, so that one planning by the keys it holds (Maildir)
+    sees them as new; the highest UID moves below the lowest of them (IMAP); a stream's
+    cursor starts over (an mbox: the cursor is the provider's own, so not moved part-way);
+    and the UIDNEXT is forgotten, so the folder does not look unchanged. A location fetched
+    again comes back pointing at the message of its bytes; one gone from the server stays
+    gone, its message kept."""
+    if not keys:
+        return
+    mark_expunged(conn, folder_id, keys)
+    values: dict[str, Any] = {"cursor": None, "uidnext": None}
+    uids = [uid for uid in keys.values() if uid is not None]
+    if uids:
+        highest = conn.execute(
+            select(folders.c.highest_uid).where(folders.c.id == folder_id)
+        ).scalar_one()
+        values["highest_uid"] = max(0, min(int(highest), min(uids) - 1))
+    save_state(conn, folder_id, **values)
+
+
 def live_keys(conn: Connection, folder_id: int) -> dict[str, int]:
     """remote_key → message pk of the folder's locations that are still on the server."""
     rows = conn.execute(

@@ -1,11 +1,12 @@
 """The sync engine: any MailProvider into the local store, in resumable batches.
 
-One sync, whatever the provider: connecting, listing folders (each with its status),
-fetching (per folder: plan what is new, fetch it in batches, store each batch in one
-transaction with its checkpoint, so a killed sync resumes after its last committed batch),
-then storing flags and deletions, and finally marking the folders that are gone. A folder
-the server will not open is skipped for this sync, counted and logged; its local copy stays
-as it was.
+One sync, whatever the provider: repairing a store written with identities of an earlier
+version (local work, done once; see :mod:`inboxd.sync.repair`), connecting, listing folders
+(each with its status), fetching (per folder: plan what is new, fetch it in batches, store
+each batch in one transaction with its checkpoint, so a killed sync resumes after its last
+committed batch), then storing flags and deletions, and finally marking the folders that
+are gone. A folder the server will not open is skipped for this sync, counted and logged;
+its local copy stays as it was.
 
 What a provider opts into (:class:`~inboxd.providers.base.Capabilities`): ``reconnects``
 (a dropped connection is reopened with backoff and the step runs again from the committed
@@ -39,6 +40,7 @@ from inboxd.store import folders as store_folders
 from inboxd.store.folders import FolderState
 from inboxd.sync.batch_store import BatchStore
 from inboxd.sync.progress import SyncProgress
+from inboxd.sync.repair import repair_identities
 from inboxd.sync.report import SyncReport
 from inboxd.sync.sharing import Sharing
 from inboxd.vocabulary import Step
@@ -100,6 +102,10 @@ class SyncEngine:
 
     def _run(self) -> SyncReport:
         progress, provider = self.progress, self.provider
+        # Before anything is planned: it moves the resume points of folders whose mail must
+        # be fetched again.
+        repaired = repair_identities(self.engine, self.account_id, progress)
+        self.report.repaired += repaired.messages
         if provider.location is not None:  # local files: nothing worth a step
             progress.step(Step.CONNECTING, message=f"connecting to {provider.location}")
         self._retrying(provider.open)

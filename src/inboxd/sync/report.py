@@ -23,6 +23,7 @@ class SyncReport:
     parse_errors: int = 0
     unavailable: int = 0  # listed by the server, but it would not send them
     uidvalidity_resets: int = 0
+    repaired: int = 0  # messages re-keyed from an earlier version's identity
     fetched_by_helpers: int = 0
     helpers: int = 0  # helper processes that fetched part of a folder (summed over folders)
     helper_peak_rss_kb: int = 0  # the largest peak memory of one of them
@@ -71,6 +72,7 @@ _ADDED = (
     "parse_errors",
     "unavailable",
     "uidvalidity_resets",
+    "repaired",
     "fetched_by_helpers",
     "helpers",
 )
