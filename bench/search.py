@@ -92,8 +92,10 @@ def query_mix(count: int) -> list[QuerySpec]:
     common, rare = ranked[20], ranked[len(ranked) // 3]
     line = next(ln for ln in lines[len(lines) // 2 :] if len(ln.split()) >= 3)
     first, second = line.split()[:2]
-    # Messages are 4,000 s apart from 2022-01-01: the month in the middle of the mailbox.
-    middle = 1_640_995_200 + count * 4000 // 2
+    # Messages are 4,000 s apart from 2022-01-01: the month in the middle of the mailbox's
+    # past (a message dated ahead of its arrival sorts by its arrival, see store/writer.py).
+    start = 1_640_995_200
+    middle = start + min(count * 4000, int(time.time()) - start) // 2
     month = time.strftime("%Y-%m", time.gmtime(middle))
     year, mon = (int(p) for p in month.split("-"))
     after = f"{month}-01"
@@ -390,7 +392,6 @@ def report(sides: Sequence[Side], mix: Sequence[QuerySpec], count: int) -> list[
         every = [t for spec in mix for t in s.search_ms.get(spec.label, [])]
         mix95 = p(every, 0.95)
         list95 = p(s.list_ms["all mail"], 0.95)
-        peak = max(s.index_rss_kb, s.sync_rss_kb) / 1024
         checks = [
             ("index rate >= notmuch's", notmuch is None or rates[s.name] >= rates["notmuch"]),
             (
@@ -402,8 +403,12 @@ def report(sides: Sequence[Side], mix: Sequence[QuerySpec], count: int) -> list[
                 list95 <= TARGET_LIST_P95_MS,
             ),
             (
-                f"peak RSS {peak:.0f} MB < {TARGET_RSS_MB:.0f} MB",
-                peak < TARGET_RSS_MB,
+                f"peak RSS of indexing {s.index_rss_kb / 1024:.0f} MB < {TARGET_RSS_MB:.0f} MB",
+                s.index_rss_kb / 1024 < TARGET_RSS_MB,
+            ),
+            (
+                f"peak RSS of the sync {s.sync_rss_kb / 1024:.0f} MB < {TARGET_RSS_MB:.0f} MB",
+                s.sync_rss_kb / 1024 < TARGET_RSS_MB,
             ),
         ]
         if notmuch is not None:

@@ -615,24 +615,32 @@ def test_sync_of_a_real_mailbox_keeps_private_data_out_of_statuses(
     assert job["progress"]["percent"] == 100.0 and job["queue_position"] is None
     assert iso(job["created_at"]) <= iso(job["started_at"]) <= iso(job["finished_at"])
 
+    # The sync queued the index job of the new mail: the account's activity follows it.
+    listed = client.get("/api/jobs", params={"kind": "index"}).json()
+    [indexing] = [j for j in listed if j["account_id"] == account_id]
+    indexed = wait_job(client, indexing["id"], FINISHED, timeout=60)
+    assert indexed["status"] == "completed" and indexed["result"]["indexed"] == 7
+
     account = client.get(f"/api/accounts/{account_id}").json()
     assert account["message_count"] == 7 and account["state"] == "ok"
     assert account["last_sync_job_id"] == job_id and account["last_sync_at"] is not None
     assert account["activity"]["state"] == "completed"
-    assert account["activity"]["job_id"] == job_id
+    assert account["activity"]["job_id"] == indexing["id"]
     assert imap_user.password not in json.dumps(account)
 
     runs = client.get("/api/runs", params={"account_id": account_id}).json()
-    assert [r["job_id"] for r in runs] == [job_id]
-    assert set(runs[0]) == RUN_FIELDS and runs[0]["status"] == "completed"
-    assert runs[0]["result"]["new"] == 7 and runs[0]["duration_seconds"] >= 0
+    assert [r["job_id"] for r in runs] == [indexing["id"], job_id]
+    assert all(set(r) == RUN_FIELDS for r in runs)
+    assert runs[1]["status"] == "completed"
+    assert runs[1]["result"]["new"] == 7 and runs[1]["duration_seconds"] >= 0
 
-    # Statuses say how far a sync is, never what the mail says or who wrote it.
+    # Statuses say how far a sync (or the index) is, never what the mail says or who wrote it.
     with server.app() as opened:
         events = [e.to_dict() for e in opened.queue.events(job_id)]
+        events += [e.to_dict() for e in opened.queue.events(indexing["id"])]
     assert any(e["type"] == "progress" for e in events)
     seen = json.dumps(
-        [job, events, client.get("/api/processing/current-status").json(), runs, account]
+        [job, indexed, events, client.get("/api/processing/current-status").json(), runs, account]
     )
     for n in range(7):
         assert f"sender{n % 17}@example.org" not in seen

@@ -34,6 +34,11 @@ def test_empty_queries_match_everything() -> None:
     assert not parse_query("x").empty
 
 
+def test_a_query_lists_the_words_it_looks_for() -> None:
+    query = parse_query('Budget "next week" -lunch is:unread (from:alice OR proj*)')
+    assert query.words == query.terms == ["budget", "next", "week", "alice", "proj"]
+
+
 def test_free_words_phrases_and_prefixes() -> None:
     assert root("Budget") == Words("Budget", ("budget",))
     assert root('"Bring the Spreadsheet"') == Words(

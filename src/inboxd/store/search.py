@@ -147,6 +147,11 @@ class Query:
         _collect_words(self.root, found)
         return found
 
+    @property
+    def terms(self) -> list[str]:
+        """The same as :attr:`words` (the name the first, placeholder interface used)."""
+        return self.words
+
 
 def _collect_words(node: Node | None, found: list[str]) -> None:
     if isinstance(node, Words):
