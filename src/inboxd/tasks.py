@@ -13,6 +13,7 @@ import importlib
 from collections.abc import Iterable
 
 import inboxd.jobs.builtin
+import inboxd.pipeline.export  # registers export
 import inboxd.pipeline.index  # registers index
 import inboxd.sync.task  # noqa: F401  (registers sync)
 

@@ -872,6 +872,7 @@ def test_keys_and_session_tokens_are_stored_only_hashed(
 def _covered_routes() -> set[tuple[str, str]]:
     return {
         ("GET", "/api/accounts/{account_id}"),
+        ("GET", "/api/accounts/{account_id}/folders"),
         ("PATCH", "/api/accounts/{account_id}"),
         ("DELETE", "/api/accounts/{account_id}"),
         ("POST", "/api/accounts/{account_id}/test"),
@@ -952,6 +953,7 @@ def test_another_users_objects_answer_404_on_every_route(
 
     patch = {"name": "stolen", "enabled": False}
     same_as_unknown("GET", "/api/accounts/{id}", account_id)
+    same_as_unknown("GET", "/api/accounts/{id}/folders", account_id)
     same_as_unknown("PATCH", "/api/accounts/{id}", account_id, patch)
     same_as_unknown("POST", "/api/accounts/{id}/test", account_id)
     same_as_unknown("POST", "/api/accounts/{id}/sync", account_id)
@@ -979,6 +981,8 @@ def test_another_users_objects_answer_404_on_every_route(
     assert_error(b.get("/api/runs", params={"account_id": account_id}), 404)
     assert_error(b.post("/api/jobs", json={"kind": "noop", "account_id": account_id}), 404)
     assert_error(b.post("/api/jobs", json={"kind": "sync", "account_id": account_id}), 404)
+    export = {"account_id": account_id, "format": "mbox", "out": "/tmp/stolen.mbox"}
+    assert_error(b.post("/api/jobs", json={"kind": "export", "params": export}), 404)
     assert b.get("/api/jobs", params={"account_id": account_id}).json() == []
     # Lists and snapshots do not show them either.
     assert b.get("/api/accounts").json() == []

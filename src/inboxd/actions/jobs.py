@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from inboxd.actions.export import start_export_job
 from inboxd.app import App
 from inboxd.config import Settings
 from inboxd.errors import Forbidden, InvalidField
@@ -40,8 +41,13 @@ def start_job(
     admin: bool,
     account: Account | None = None,
 ) -> Job:
-    """Start a job of ``kind`` for a user (a sync goes through its one-per-account rule)."""
+    """Start a job of ``kind`` for a user (a sync goes through its one-per-account rule, an
+    export through its own rules)."""
     check_may_start(kind, admin=admin)
+    if kind == "export":
+        return start_export_job(
+            app, params, user_id=user_id, admin=admin, account_id=account.id if account else None
+        )
     if kind in ACCOUNT_KINDS and account is None:
         raise InvalidField(f"a {kind} job needs an account_id")
     if kind == "sync":

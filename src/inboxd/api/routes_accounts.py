@@ -16,6 +16,7 @@ from inboxd.api.schemas import (
     AccountCreate,
     AccountOut,
     AccountUpdate,
+    FolderOut,
     ProbeOut,
     error_responses,
 )
@@ -68,6 +69,17 @@ def create_account(body: AccountCreate, user: CurrentUser, state: State) -> Any:
 def get_account(account_id: str, user: CurrentUser, state: State) -> Any:
     """One account."""
     return actions.views(state.app, [owned_account(state, user, account_id)])[0]
+
+
+@router.get(
+    "/{account_id}/folders",
+    response_model=list[FolderOut],
+    responses=error_responses(400, 401, 404, 422),
+)
+def list_folders(account_id: str, user: CurrentUser, state: State) -> Any:
+    """The account's folders with their message counts, by name (from the local copy)."""
+    counts = actions.detail(state.app, owned_account(state, user, account_id))["folders"]
+    return [{"name": name, "messages": n} for name, n in counts.items()]
 
 
 @router.patch(

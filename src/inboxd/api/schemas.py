@@ -232,6 +232,13 @@ class AccountOut(BaseModel):
     activity: Activity
 
 
+class FolderOut(BaseModel):
+    """A folder of an account as stored locally (folders gone from the server left out)."""
+
+    name: str
+    messages: int = Field(description="messages shown in it now")
+
+
 class ProbeOut(BaseModel):
     """The result of testing an account's connection."""
 

@@ -10,6 +10,7 @@ import typer
 from inboxd import __version__
 from inboxd.cli.accounts import account_app
 from inboxd.cli.common import app_session, err, out
+from inboxd.cli.export import export_cmd
 from inboxd.cli.jobs import jobs_app
 from inboxd.cli.messages import search_cmd, show_cmd
 from inboxd.cli.sync import demo_cmd, sync_cmd
@@ -29,6 +30,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 app.command("sync")(sync_cmd)
 app.command("demo")(demo_cmd)
+app.command("export")(export_cmd)
 app.command("search")(search_cmd)
 app.command("show")(show_cmd)
 

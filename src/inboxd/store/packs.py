@@ -35,6 +35,8 @@ from inboxd.jobs.model import new_job_id
 #: A pack is closed and a new one begun past this size (a file per few hundred MB of mail).
 MAX_PACK_BYTES = 256 * 1024 * 1024
 SUFFIX = ".zpack"
+#: Neighbouring bodies are read together up to this many bytes (see read_blobs).
+_READ_AHEAD = 8 * 1024 * 1024
 
 
 def packs_root(bind: Connection | Engine) -> Path | None:
@@ -142,6 +144,38 @@ def read_blob(root: Path, account_id: str, pack: str, offset: int, length: int) 
     if len(data) != length:
         raise NotFound(f"the pack file {path} is cut short ({len(data)} of {length} bytes)")
     return data
+
+
+def read_blobs(
+    root: Path, account_id: str, pack: str, spans: Sequence[tuple[int, int]]
+) -> list[bytes]:
+    """The stored bytes at each (offset, length) of a pack, in the order given; spans that
+    follow one another on the disk are read by one call (list them by offset for that)."""
+    if not pack or "/" in pack or pack.startswith("."):
+        raise NotFound(f"invalid pack name {pack!r}")
+    path = root / account_id / f"{pack}{SUFFIX}"
+    out: list[bytes] = []
+    try:
+        with path.open("rb") as file:
+            n = 0
+            while n < len(spans):
+                start, end = spans[n][0], spans[n][0] + spans[n][1]
+                last = n + 1
+                while last < len(spans) and spans[last][0] == end and end - start < _READ_AHEAD:
+                    end += spans[last][1]
+                    last += 1
+                data = os.pread(file.fileno(), end - start, start)
+                if len(data) != end - start:
+                    raise NotFound(
+                        f"the pack file {path} is cut short ({len(data)} of {end - start} bytes)"
+                    )
+                view = memoryview(data)
+                for offset, length in spans[n:last]:
+                    out.append(bytes(view[offset - start : offset - start + length]))
+                n = last
+    except FileNotFoundError:
+        raise NotFound(f"the pack file {path} holding a stored message is missing") from None
+    return out
 
 
 def remove_account(root: Path | None, account_id: str) -> None:

@@ -485,6 +485,8 @@ const loadAccounts = coalesced(async () => {
   state.accounts = new Map(list.map((a) => [a.id, a]));
   state.accountOrder = list.map((a) => a.id);
   renderAccounts();
+  // Folder counts change with the accounts' (a sync ended, an account came or went).
+  if (mail.loaded) loadFolders().catch(reportLoadError);
 });
 
 // -- jobs -----------------------------------------------------------------------------------
@@ -585,7 +587,9 @@ function upsertJob(job) {
   }
   applyJobToAccount(job);
   notifyIfStarted(job);
-  return FINISHED_JOB.has(job.status) && (!previous || !FINISHED_JOB.has(previous.status));
+  const ended = FINISHED_JOB.has(job.status) && (!previous || !FINISHED_JOB.has(previous.status));
+  if (ended) mailMayHaveChanged(job);
+  return ended;
 }
 
 async function jobAction(id, action) {
@@ -920,6 +924,497 @@ const poll = coalesced(async () => {
   if (changed) await refreshAll();
 });
 
+// -- mail -----------------------------------------------------------------------------------
+
+const MAIL_PAGE = 50;
+// The message's HTML runs in a frame that may open links in a new window and do nothing
+// else: no scripts, no forms, no same-origin access (the /html answer's CSP says so too).
+const FRAME_SANDBOX = 'allow-popups allow-popups-to-escape-sandbox';
+const listDateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium' });
+const listTimeFormat = new Intl.DateTimeFormat(undefined, { timeStyle: 'short' });
+
+// The width below which app.css puts the Mail view in one column.
+const narrowScreen = window.matchMedia('(max-width: 900px)');
+
+const messagePath = (id) => `/api/messages/${encodeURIComponent(id)}`;
+const threadPath = (id) => `/api/threads/${encodeURIComponent(id)}`;
+
+const mail = {
+  loaded: false,
+  mode: 'messages',
+  query: '',
+  cursor: null,
+  count: 0,
+  // "Load more" was used: the list is not refreshed under the reader by news of new mail.
+  pagedOn: false,
+  // New mail may have come while the Mail tab was hidden.
+  stale: false,
+  // Answers to an older search or an older click are dropped (the user moved on).
+  searchSeq: 0,
+  readerSeq: 0,
+  openId: null,
+  threadId: null,
+  folders: new Map(),
+};
+
+function fmtListDate(iso) {
+  if (!iso || Number.isNaN(Date.parse(iso))) return '';
+  const when = new Date(iso);
+  const today = new Date();
+  return when.toDateString() === today.toDateString()
+    ? listTimeFormat.format(when)
+    : listDateFormat.format(when);
+}
+
+function fmtSize(bytes) {
+  if (bytes == null) return '';
+  if (bytes < 1024) return `${fmtNumber(bytes)} B`;
+  if (bytes < 1024 * 1024) return `${rateFormat.format(bytes / 1024)} KB`;
+  return `${rateFormat.format(bytes / 1024 / 1024)} MB`;
+}
+
+const isUnread = (message) => !(message.flags || []).includes('\\Seen');
+
+function senderText(from) {
+  if (!from) return '';
+  return from.name || from.address || '';
+}
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined && text !== null) node.textContent = text;
+  return node;
+}
+
+// A paperclip drawn here (an emoji needs a font that not every system has).
+function paperclip() {
+  const svg = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
+  svg.setAttribute('viewBox', '0 0 16 16');
+  svg.setAttribute('class', 'mail-clip');
+  svg.setAttribute('role', 'img');
+  svg.setAttribute('aria-label', 'has attachments');
+  const path = document.createElementNS('http://www.w3.org/2000/svg', 'path');
+  path.setAttribute('d', 'M10.5 4.5 5.8 9.2a1.4 1.4 0 0 0 2 2l5-5a2.8 2.8 0 0 0-4-4l-5 5a4.2 4.2 0 0 0 6 6l4.2-4.2');
+  svg.append(path);
+  return svg;
+}
+
+// A query term for a folder: quoted when it holds a space, a quote or a bracket.
+function folderTerm(name) {
+  if (/^[^\s"()]+$/.test(name)) return `folder:${name}`;
+  return `folder:"${name.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+}
+
+// -- views: overview and mail
+
+function currentTab() {
+  return location.hash === '#mail' ? 'mail' : 'overview';
+}
+
+function route() {
+  if (!state.user) return;
+  const tab = currentTab();
+  $('#overview-panel').hidden = tab !== 'overview';
+  $('#mail-panel').hidden = tab !== 'mail';
+  for (const name of ['overview', 'mail']) {
+    const link = $(`#tab-${name}`);
+    if (name === tab) link.setAttribute('aria-current', 'page');
+    else link.removeAttribute('aria-current');
+  }
+  if (tab === 'mail' && !mail.loaded) {
+    mail.loaded = true;
+    loadFolders().catch(reportLoadError);
+    runSearch();
+  } else if (tab === 'mail' && mail.stale) {
+    runSearch({ quiet: true });
+  }
+}
+
+// -- folders
+
+const loadFolders = coalesced(async () => {
+  const ids = [...state.accountOrder];
+  const lists = await Promise.all(ids.map(async (id) => {
+    try {
+      return [id, await api('GET', `${accountPath(id)}/folders`)];
+    } catch (error) {
+      if (error.status === 404) return [id, null];
+      throw error;
+    }
+  }));
+  if (loggedOut()) return;
+  mail.folders = new Map(lists.filter(([, list]) => list !== null));
+  renderFolders();
+});
+
+function renderFolders() {
+  const groups = [];
+  for (const id of state.accountOrder) {
+    const folders = mail.folders.get(id);
+    const account = state.accounts.get(id);
+    if (!folders || !account) continue;
+    const group = el('div', 'folder-group');
+    group.dataset.accountId = id;
+    group.append(el('h3', 'folder-account', account.name));
+    const list = el('ul', 'folder-list');
+    for (const { name, messages: count } of folders) {
+      const button = el('button', 'folder-link');
+      button.type = 'button';
+      button.setAttribute('data-testid', 'folder-link');
+      button.dataset.folder = name;
+      button.dataset.accountId = id;
+      button.append(el('span', 'folder-name', name), el('span', 'folder-count', fmtNumber(count)));
+      button.addEventListener('click', () => openFolder(id, name));
+      const item = el('li');
+      item.append(button);
+      list.append(item);
+    }
+    group.append(list);
+    groups.push(group);
+  }
+  $('#mail-folders').replaceChildren(...groups);
+  markCurrentFolder();
+}
+
+function markCurrentFolder() {
+  for (const button of document.querySelectorAll('[data-testid="folder-link"]')) {
+    const term = `${folderTerm(button.dataset.folder)} account:${button.dataset.accountId}`;
+    if (term === mail.query) button.setAttribute('aria-current', 'true');
+    else button.removeAttribute('aria-current');
+  }
+}
+
+function openFolder(accountId, name) {
+  $('#mail-query').value = `${folderTerm(name)} account:${accountId}`;
+  $('#mail-mode').value = 'messages';
+  runSearch();
+}
+
+// -- the list
+
+function setQueryError(message) {
+  const error = $('#mail-query-error');
+  error.textContent = message;
+  error.hidden = !message;
+  $('#mail-query').setAttribute('aria-invalid', message ? 'true' : 'false');
+}
+
+async function runSearch({ more = false, quiet = false } = {}) {
+  mail.stale = false;
+  if (more) {
+    mail.pagedOn = true;
+  } else if (quiet) {
+    // The same search again (what is in the box may be half typed).
+    mail.cursor = null;
+  } else {
+    mail.query = $('#mail-query').value.trim();
+    mail.mode = $('#mail-mode').value === 'threads' ? 'threads' : 'messages';
+    mail.cursor = null;
+    mail.pagedOn = false;
+  }
+  const seq = ++mail.searchSeq;
+  const params = new URLSearchParams({ q: mail.query, limit: String(MAIL_PAGE) });
+  if (more && mail.cursor) params.set('cursor', mail.cursor);
+  const base = mail.mode === 'threads' ? '/api/threads' : '/api/messages';
+  const moreButton = $('#mail-more');
+  moreButton.disabled = true;
+  markCurrentFolder();
+  let page;
+  try {
+    page = await api('GET', `${base}?${params}`);
+  } catch (error) {
+    if (seq !== mail.searchSeq) return;
+    moreButton.disabled = false;
+    if (quiet) return;
+    if (error.status === 400 || error.code === 'invalid_query') {
+      setQueryError(describeError(error));
+      if (!more) renderList([], false);
+    } else if (error.status !== 401) {
+      showBanner(`Could not search: ${describeError(error)}`);
+    }
+    return;
+  }
+  if (seq !== mail.searchSeq || loggedOut()) return;
+  setQueryError('');
+  const items = mail.mode === 'threads' ? page.threads : page.messages;
+  mail.cursor = page.next_cursor;
+  renderList(items, more);
+  moreButton.disabled = false;
+}
+
+// A sync (new mail) or an index run (words, threads) has ended: a list still on its first
+// page is asked again, so new mail shows up without a reload. One paged further is left
+// alone: it would jump under the reader's eyes.
+function mailMayHaveChanged(job) {
+  if (!mail.loaded || mail.pagedOn || (job.kind !== 'sync' && job.kind !== 'index')) return;
+  if (currentTab() !== 'mail') {
+    mail.stale = true;
+    return;
+  }
+  runSearch({ quiet: true });
+}
+
+function renderList(items, append) {
+  const list = $('#mail-list');
+  const rows = items.map((item) => (mail.mode === 'threads' ? threadRow(item) : messageRow(item)));
+  if (append) list.append(...rows);
+  else list.replaceChildren(...rows);
+  mail.count = list.children.length;
+  $('#mail-empty').hidden = mail.count > 0;
+  $('#mail-empty').textContent = mail.mode === 'threads' ? 'No threads.' : 'No messages.';
+  $('#mail-more').hidden = !mail.cursor;
+  markSelected();
+}
+
+function messageRow(message) {
+  const item = el('li');
+  const button = el('button', 'mail-row');
+  button.type = 'button';
+  button.setAttribute('data-testid', 'mail-row');
+  button.dataset.messageId = String(message.id);
+  if (isUnread(message)) {
+    button.classList.add('unread');
+    button.dataset.unread = 'true';
+  }
+  const top = el('span', 'mail-row-top');
+  top.append(
+    el('span', 'mail-from', senderText(message.from) || '(no sender)'),
+    el('span', 'mail-date', fmtListDate(message.sort_date || message.date)),
+  );
+  const subject = el('span', 'mail-subject', message.subject || '(no subject)');
+  if (message.has_attachments) subject.prepend(paperclip());
+  button.append(top, subject, el('span', 'mail-snippet', message.snippet || ''));
+  button.addEventListener('click', () => openMessage(message.id));
+  item.append(button);
+  return item;
+}
+
+function threadRow(thread) {
+  const item = el('li');
+  const button = el('button', 'mail-row');
+  button.type = 'button';
+  button.setAttribute('data-testid', 'thread-row');
+  button.dataset.threadId = String(thread.id);
+  if (thread.unread) {
+    button.classList.add('unread');
+    button.dataset.unread = 'true';
+  }
+  const top = el('span', 'mail-row-top');
+  const who = (thread.participants || []).slice(0, 3).join(', ') || '(no sender)';
+  top.append(
+    el('span', 'mail-from', who),
+    el('span', 'mail-date', fmtListDate(thread.last_date)),
+  );
+  const subject = el('span', 'mail-subject', thread.subject || '(no subject)');
+  if (thread.message_count > 1) {
+    subject.append(el('span', 'mail-count', ` (${fmtNumber(thread.message_count)})`));
+  }
+  const snippet = thread.latest ? thread.latest.snippet : '';
+  button.append(top, subject, el('span', 'mail-snippet', snippet || ''));
+  button.addEventListener('click', () => openThread(thread.id));
+  item.append(button);
+  return item;
+}
+
+function markSelected() {
+  for (const row of document.querySelectorAll('#mail-list .mail-row')) {
+    const selected = row.dataset.messageId
+      ? Number(row.dataset.messageId) === mail.openId && mail.threadId === null
+      : Number(row.dataset.threadId) === mail.threadId;
+    if (selected) row.setAttribute('aria-current', 'true');
+    else row.removeAttribute('aria-current');
+  }
+}
+
+// -- the reader
+
+function showReader(part) {
+  $('#reader-empty').hidden = part !== 'empty';
+  $('#reader-thread').hidden = part !== 'thread';
+  $('#reader-message').hidden = part !== 'message';
+  // In one column the reader sits below the list: bring what was opened into view.
+  if (part !== 'empty' && narrowScreen.matches) {
+    $('#reader').scrollIntoView({ block: 'start' });
+  }
+}
+
+function resetReader() {
+  mail.readerSeq += 1;
+  mail.openId = null;
+  mail.threadId = null;
+  $('#reader-body').replaceChildren();
+  showReader('empty');
+}
+
+async function openMessage(id, { thread = null } = {}) {
+  const seq = ++mail.readerSeq;
+  mail.openId = id;
+  mail.threadId = thread;
+  markSelected();
+  let message;
+  try {
+    message = await api('GET', messagePath(id));
+  } catch (error) {
+    if (seq !== mail.readerSeq || error.status === 401) return;
+    showBanner(`Could not open the message: ${describeError(error)}`);
+    return;
+  }
+  if (seq !== mail.readerSeq || loggedOut()) return;
+  renderMessage(message, thread);
+}
+
+function headerRow(list, name, value) {
+  if (value === null || value === undefined || value === '') return;
+  list.append(el('dt', '', name), el('dd', '', value));
+}
+
+function renderMessage(message, thread) {
+  $('#reader-subject').textContent = message.subject || '(no subject)';
+  const from = message.from || {};
+  const sender = from.name && from.address ? `${from.name} <${from.address}>` : senderText(from);
+  const headers = $('#reader-headers');
+  headers.replaceChildren();
+  headerRow(headers, 'From', sender);
+  headerRow(headers, 'To', (message.to || []).join(', '));
+  headerRow(headers, 'Cc', (message.cc || []).join(', '));
+  headerRow(headers, 'Date', message.date ? dateFormat.format(new Date(message.date)) : '');
+  headerRow(headers, 'Account', accountName(message.account_id));
+  headerRow(headers, 'Folders', (message.folders || []).join(', '));
+  const flags = (message.flags || []).map((f) => f.replace(/^\\/, '').toLowerCase());
+  headerRow(headers, 'Flags', flags.join(', '));
+  headerRow(headers, 'Labels', (message.labels || []).join(', '));
+
+  const notes = $('#reader-notes');
+  notes.replaceChildren(...(message.parse_notes || []).map((note) => el('li', '', note)));
+  notes.hidden = notes.children.length === 0;
+
+  const files = $('#reader-files');
+  files.replaceChildren(...(message.attachments || []).map((file) => {
+    const link = el('a', 'file-link');
+    link.href = `${messagePath(message.id)}/attachments/${encodeURIComponent(file.index)}`;
+    link.setAttribute('download', file.filename || `attachment-${file.index}`);
+    link.setAttribute('data-testid', 'attachment-link');
+    link.textContent = file.filename || `attachment ${file.index + 1}`;
+    const item = el('li');
+    item.append(link, el('span', 'file-meta', ` ${file.content_type}, ${fmtSize(file.size)}`));
+    return item;
+  }));
+  files.hidden = files.children.length === 0;
+
+  $('#reader-raw').href = `${messagePath(message.id)}/raw`;
+  $('#reader-back').hidden = thread === null;
+  $('#reader-thread-open').hidden = thread !== null || !message.thread_id;
+  $('#reader-thread-open').dataset.threadId = String(message.thread_id || '');
+  $('#reader-remote').hidden = !(message.html !== null && message.remote_content_blocked);
+  $('#reader-message').dataset.messageId = String(message.id);
+
+  const body = $('#reader-body');
+  if (message.html !== null && message.html !== undefined) {
+    body.replaceChildren(messageFrame(message.id, false));
+  } else {
+    const text = el('pre', 'reader-text', message.text || '(This message has no text.)');
+    text.setAttribute('data-testid', 'reader-text');
+    body.replaceChildren(text);
+  }
+  showReader('message');
+}
+
+// The HTML is loaded from its own route into a sandboxed frame, never into this page.
+function messageFrame(id, remote) {
+  const frame = document.createElement('iframe');
+  frame.setAttribute('sandbox', FRAME_SANDBOX);
+  frame.setAttribute('data-testid', 'reader-frame');
+  frame.referrerPolicy = 'no-referrer';
+  frame.title = 'Message content';
+  frame.className = 'reader-frame';
+  frame.src = `${messagePath(id)}/html?remote=${remote ? 1 : 0}`;
+  return frame;
+}
+
+function showRemoteContent() {
+  if (mail.openId === null) return;
+  $('#reader-body').replaceChildren(messageFrame(mail.openId, true));
+  $('#reader-remote').hidden = true;
+}
+
+async function openThread(id) {
+  const seq = ++mail.readerSeq;
+  mail.threadId = id;
+  mail.openId = null;
+  markSelected();
+  let thread;
+  try {
+    thread = await api('GET', threadPath(id));
+  } catch (error) {
+    if (seq !== mail.readerSeq || error.status === 401) return;
+    showBanner(`Could not open the thread: ${describeError(error)}`);
+    return;
+  }
+  if (seq !== mail.readerSeq || loggedOut()) return;
+  $('#thread-subject').textContent = thread.subject || '(no subject)';
+  $('#thread-count').textContent = thread.message_count === 1
+    ? '1 message'
+    : `${fmtNumber(thread.message_count)} messages`;
+  $('#reader-thread').dataset.threadId = String(thread.id);
+  $('#thread-messages').replaceChildren(...thread.messages.map((message) => {
+    const button = el('button', 'thread-message');
+    button.type = 'button';
+    button.setAttribute('data-testid', 'thread-message');
+    button.dataset.messageId = String(message.id);
+    if (isUnread(message)) button.classList.add('unread');
+    const top = el('span', 'mail-row-top');
+    top.append(
+      el('span', 'mail-from', senderText(message.from) || '(no sender)'),
+      el('span', 'mail-date', fmtListDate(message.sort_date || message.date)),
+    );
+    button.append(top, el('span', 'mail-snippet', message.snippet || ''));
+    if (message.copies > 1) {
+      button.append(el('span', 'hint', `${fmtNumber(message.copies)} copies`));
+    }
+    button.addEventListener('click', () => openMessage(message.id, { thread: thread.id }));
+    const item = el('li');
+    item.append(button);
+    return item;
+  }));
+  showReader('thread');
+}
+
+function clearMail() {
+  mail.loaded = false;
+  mail.pagedOn = false;
+  mail.stale = false;
+  mail.query = '';
+  mail.cursor = null;
+  mail.searchSeq += 1;
+  mail.folders = new Map();
+  $('#mail-query').value = '';
+  setQueryError('');
+  $('#mail-list').replaceChildren();
+  $('#mail-folders').replaceChildren();
+  $('#mail-more').hidden = true;
+  $('#mail-empty').hidden = true;
+  resetReader();
+}
+
+function initMail() {
+  $('#mail-search').addEventListener('submit', (event) => {
+    event.preventDefault();
+    runSearch();
+  });
+  $('#mail-mode').addEventListener('change', () => runSearch());
+  $('#mail-more').addEventListener('click', () => runSearch({ more: true }));
+  $('#show-remote').addEventListener('click', showRemoteContent);
+  $('#reader-back').addEventListener('click', () => {
+    if (mail.threadId !== null) openThread(mail.threadId);
+  });
+  $('#reader-thread-open').addEventListener('click', (event) => {
+    const id = Number(event.currentTarget.dataset.threadId);
+    if (id) openThread(id);
+  });
+  window.addEventListener('hashchange', route);
+}
+
 // -- session --------------------------------------------------------------------------------
 
 function show(view) {
@@ -933,6 +1428,7 @@ function show(view) {
 }
 
 function clearData() {
+  clearMail();
   state.accounts = new Map();
   state.accountOrder = [];
   state.jobs = new Map();
@@ -976,6 +1472,7 @@ async function enterDashboard(user) {
   } catch (error) {
     reportLoadError(error);
   }
+  route();
   if (state.user === user) live.start();
 }
 
@@ -1043,6 +1540,7 @@ function init() {
   $('#login-form').addEventListener('submit', onLogin);
   $('#logout').addEventListener('click', onLogout);
   $('#notify-enable').addEventListener('click', enableNotifications);
+  initMail();
   window.addEventListener('online', () => live.onOnline());
   setInterval(refreshRelativeTimes, 30000);
   show('loading');
