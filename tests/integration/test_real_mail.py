@@ -9,13 +9,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from inboxd.actions import messages as reader
+from inboxd.actions.export import start_export
 from inboxd.app import App
 from inboxd.db.engine import reading
 from inboxd.db.tables import folders, locations
 from inboxd.jobs.model import JobStatus
 from inboxd.store.accounts import Account, Accounts
 from inboxd.store.bodies import read_body
-from tests.support.apps import make_app, sync_now
+from tests.support.apps import make_app, running_worker, sync_now, wait_finished, wait_for
 
 REAL_MAIL = Path(__file__).parents[1] / "fixtures" / "realmail"
 
@@ -54,6 +56,9 @@ def synced(app: App, tmp_path: Path) -> Account:
     )
     done = sync_now(app, account, timeout=120)
     assert done.status == JobStatus.COMPLETED, done.error
+    # Then what the sync queued after itself: the index job (free words, threads).
+    with running_worker(app, concurrency=1):
+        wait_for(lambda: not app.queue.list_jobs(status=["pending", "running"]), timeout=120)
     return account
 
 
@@ -76,3 +81,54 @@ def test_every_real_message_is_stored_with_its_own_bytes(
             assert read_body(conn, pk) == sources[key], key
     distinct = {raw for raw in sources.values()}
     assert len(set(placed.values())) == len(distinct)
+
+
+def test_every_real_message_is_indexed_shown_and_found(
+    app: App, tmp_path: Path, sources: dict[str, bytes]
+) -> None:
+    account = synced(app, tmp_path)
+    [indexed] = app.queue.list_jobs(kind="index")
+    assert indexed.status == JobStatus.COMPLETED, indexed.error
+    listed: list[dict[str, object]] = []
+    cursor = None
+    while True:
+        page = reader.search(app, "", owner=None, account_id=account.id, limit=37, cursor=cursor)
+        listed += page["messages"]
+        if not (cursor := page["next_cursor"]):
+            break
+    assert len(listed) == len({raw for raw in sources.values()})
+    for item in listed:
+        pk = int(str(item["id"]))
+        shown = reader.detail(app, pk, owner=None)
+        assert shown["id"] == pk
+        view = reader.html_view(app, pk, owner=None, remote=False)
+        assert "<script" not in view.document.lower()
+        for part in shown["attachments"]:
+            _, data = reader.attachment(app, pk, part["index"], owner=None)
+            assert len(data) == part["size"]
+    # Found by sender, by a word of a Japanese (ISO-2022-JP) body, and by list.
+    assert _subjects(app, "from:julliard")
+    assert _subjects(app, "すみません") == ["まみむめも"]
+    assert _subjects(app, "list:spamassassin-talk.lists.sourceforge.net")
+    assert len(_subjects(app, "has:attachment")) >= 10
+    assert not _subjects(app, "from:nobody-sends-this")
+
+
+def test_an_export_of_real_mail_gives_back_every_file(
+    app: App, tmp_path: Path, sources: dict[str, bytes]
+) -> None:
+    account = synced(app, tmp_path)
+    out = tmp_path / "out"
+    job = start_export(
+        app, account.id, fmt="maildir", out=str(out), user_id="", admin=True, layout="flat"
+    )
+    with running_worker(app, concurrency=1):
+        done = wait_finished(app, job.id, timeout=120)
+    assert done.status == JobStatus.COMPLETED, done.error
+    exported = sorted(p.read_bytes() for p in (out / "cur").iterdir())
+    assert exported == sorted(set(sources.values()))
+
+
+def _subjects(app: App, query: str) -> list[object]:
+    page = reader.search(app, query, owner=None, limit=200)
+    return [m["subject"] for m in page["messages"]]
