@@ -29,6 +29,7 @@ from tests.support.apps import (
     run_cli,
     running_worker,
     subprocess_env,
+    sync_and_index,
     sync_now,
     wait_finished,
     wait_for,
@@ -101,16 +102,8 @@ def synced(app: App, tmp_path: Path) -> tuple[Account, dict[str, list[tuple[str,
     account = Accounts(app.engine, app.settings).add(
         "maildir", "source", {"path": str(tmp_path / "source")}
     )
-    done = sync_now(app, account)
-    assert done.status == JobStatus.COMPLETED, done.error
-    _settle(app)
+    sync_and_index(app, account)
     return account, tree
-
-
-def _settle(app: App) -> None:
-    """Run what the sync queued after itself (the index job: free words, threads)."""
-    with running_worker(app, concurrency=1):
-        wait_for(lambda: not app.queue.list_jobs(status=["pending", "running"]), timeout=60)
 
 
 def _run(app: App, account: Account, out: Path, fmt: str, **options: Any) -> Job:

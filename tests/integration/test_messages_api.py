@@ -26,10 +26,9 @@ from inboxd.api.main import create_api
 from inboxd.app import App
 from inboxd.db.engine import reading, writing
 from inboxd.db.tables import messages
-from inboxd.jobs.model import JobStatus
 from inboxd.store.accounts import Account, Accounts
 from inboxd.store.users import Users
-from tests.support.apps import sync_now
+from tests.support.apps import sync_and_index
 from tests.support.mail import MALFORMED, huge_message, make_message
 
 PNG = base64.b64decode(
@@ -221,8 +220,7 @@ def _add_and_sync(app: App, root: Path, name: str, owner: str) -> Account:
     account = Accounts(app.engine, app.settings).add(
         "maildir", name, {"path": str(root)}, owner=owner
     )
-    done = sync_now(app, account, timeout=120)
-    assert done.status == JobStatus.COMPLETED, done.error
+    sync_and_index(app, account)
     return account
 
 

@@ -16,9 +16,8 @@ from sqlalchemy import select
 from inboxd.app import App
 from inboxd.db.engine import reading
 from inboxd.db.tables import messages
-from inboxd.jobs.model import JobStatus
 from inboxd.store.accounts import Account, Accounts
-from tests.support.apps import make_app, run_cli, subprocess_env, sync_now
+from tests.support.apps import make_app, run_cli, subprocess_env, sync_and_index
 from tests.support.mail import MALFORMED, make_message
 
 
@@ -49,8 +48,7 @@ def store(database_url: str, tmp_path: Path) -> Iterator[tuple[App, Account, dic
         (root / "cur" / f"{2000 + n}.host:2,").write_bytes(raw)
     app = make_app(database_url, tmp_path)
     account = Accounts(app.engine, app.settings).add("maildir", "md", {"path": str(root)})
-    done = sync_now(app, account)
-    assert done.status == JobStatus.COMPLETED, done.error
+    sync_and_index(app, account)
     try:
         yield app, account, subprocess_env(database_url, tmp_path / "data")
     finally:

@@ -17,7 +17,7 @@ from inboxd.db.tables import folders, locations
 from inboxd.jobs.model import JobStatus
 from inboxd.store.accounts import Account, Accounts
 from inboxd.store.bodies import read_body
-from tests.support.apps import make_app, running_worker, sync_now, wait_finished, wait_for
+from tests.support.apps import make_app, running_worker, sync_and_index, wait_finished
 
 REAL_MAIL = Path(__file__).parents[1] / "fixtures" / "realmail"
 
@@ -54,11 +54,7 @@ def synced(app: App, tmp_path: Path) -> Account:
     account = Accounts(app.engine, app.settings).add(
         "maildir", "real", {"path": str(tmp_path / "real")}
     )
-    done = sync_now(app, account, timeout=120)
-    assert done.status == JobStatus.COMPLETED, done.error
-    # Then what the sync queued after itself: the index job (free words, threads).
-    with running_worker(app, concurrency=1):
-        wait_for(lambda: not app.queue.list_jobs(status=["pending", "running"]), timeout=120)
+    sync_and_index(app, account)
     return account
 
 

@@ -13,13 +13,13 @@ from sqlalchemy import Engine, func, select
 from inboxd.app import App
 from inboxd.db.engine import reading
 from inboxd.db.tables import messages
-from inboxd.jobs.model import Job, JobStatus
+from inboxd.jobs.model import JobStatus
 from inboxd.mail.demo import generate_demo_maildir
 from inboxd.pipeline.index import index_dedupe_key
 from inboxd.store.accounts import Account, Accounts
 from inboxd.store.search import message_filter, parse_query
 from inboxd.sync.task import sync_dedupe_key
-from tests.support.apps import make_app, running_worker, wait_finished, wait_for
+from tests.support.apps import make_app, running_worker, sync_and_index, wait_finished, wait_for
 from tests.support.mail import MALFORMED, huge_message
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
@@ -78,19 +78,6 @@ class Maildir:
         self.count += 1
         name = f"{1000 + self.count}.test:2,{flags}"
         (self.folder(folder) / "cur" / name).write_bytes(raw)
-
-
-def sync_and_index(app: App, account: Account) -> Job:
-    """Sync ``account``, then wait for the index job that the sync queued."""
-    job = app.queue.enqueue("sync", account_id=account.id, dedupe_key=sync_dedupe_key(account.id))
-    with running_worker(app, concurrency=1):
-        synced = wait_finished(app, job.id, timeout=120)
-        assert synced.status == JobStatus.COMPLETED, synced.error
-        queued = app.queue.list_jobs(kind="index", account_id=account.id, limit=1)
-        assert queued, "the sync queued no index job"
-        indexed = wait_finished(app, queued[0].id, timeout=120)
-    assert indexed.status == JobStatus.COMPLETED, indexed.error
-    return indexed
 
 
 def subjects(engine: Engine, query: str, *, now: datetime = NOW) -> set[str]:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from inboxd.app import App
 from inboxd.config import Settings
-from inboxd.jobs.model import Job
+from inboxd.jobs.model import Job, JobStatus
 from inboxd.jobs.worker import Worker
 from inboxd.store.accounts import Account, Accounts
 from inboxd.sync.task import sync_dedupe_key
@@ -144,3 +144,17 @@ def sync_now(app: App, account: Account, timeout: float = 60) -> Job:
     job = app.queue.enqueue("sync", account_id=account.id, dedupe_key=sync_dedupe_key(account.id))
     with running_worker(app, concurrency=1):
         return wait_finished(app, job.id, timeout=timeout)
+
+
+def sync_and_index(app: App, account: Account, timeout: float = 120) -> Job:
+    """Sync ``account``, then wait for the index job the sync queued (words, threads);
+    returns that index job."""
+    job = app.queue.enqueue("sync", account_id=account.id, dedupe_key=sync_dedupe_key(account.id))
+    with running_worker(app, concurrency=1):
+        synced = wait_finished(app, job.id, timeout=timeout)
+        assert synced.status == JobStatus.COMPLETED, synced.error
+        queued = app.queue.list_jobs(kind="index", account_id=account.id, limit=1)
+        assert queued, "the sync queued no index job"
+        indexed = wait_finished(app, queued[0].id, timeout=timeout)
+    assert indexed.status == JobStatus.COMPLETED, indexed.error
+    return indexed

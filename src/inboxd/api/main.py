@@ -174,6 +174,7 @@ def _name_job_kinds(api: FastAPI) -> None:
                 required = ["params"] if params.get("required") else []
                 if kind in ACCOUNT_KINDS:
                     required.append("account_id")
+                    branch["properties"]["account_id"] = {"type": "string", "minLength": 1}
                 if required:
                     branch["required"] = required
                 job["oneOf"].append(branch)

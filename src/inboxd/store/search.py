@@ -280,6 +280,14 @@ class _Parser:
 
 def parse_query(text: str) -> Query:
     """Parse ``text``; raises InvalidQuery naming the bad part."""
+    try:
+        return _parse(text)
+    except InvalidQuery as exc:
+        # One prefix for every query error: the API's 400s say which input was wrong.
+        raise InvalidQuery(f"bad query: {exc.message}") from None
+
+
+def _parse(text: str) -> Query:
     tokens = _lex(text)
     if not tokens:
         return Query(text)
@@ -333,6 +341,11 @@ def _words(value: str, *, phrase: bool, field: str | None = None, op: str | None
     if not found:
         shown = f'"{value}"' if phrase else value
         named = f"{op}: " if op else ""
+        if any(c.isalnum() for c in value):
+            raise InvalidQuery(
+                f"{named}{shown!r} has no word of at most {fulltext.MAX_WORD} characters "
+                "(longer runs, such as hashes and base64, are not indexed)"
+            )
         raise InvalidQuery(f"{named}{shown!r} has no letters or digits to search for")
     return Words(value, tuple(found), prefix, field)
 
