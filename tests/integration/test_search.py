@@ -6,16 +6,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 
 from inboxd.app import App
-from inboxd.db.engine import reading
+from inboxd.db.engine import reading, writing
 from inboxd.db.tables import messages
 from inboxd.jobs.model import JobStatus
 from inboxd.mail.demo import generate_demo_maildir
-from inboxd.pipeline.index import index_dedupe_key
+from inboxd.pipeline.index import Indexer, index_dedupe_key
 from inboxd.store.accounts import Account, Accounts
 from inboxd.store.search import message_filter, parse_query
 from inboxd.sync.task import sync_dedupe_key
@@ -395,3 +396,50 @@ def identities(engine: Engine, query: str) -> set[str]:
     condition = message_filter(parse_query(query), dialect=engine.dialect.name, now=NOW)
     with reading(engine) as conn:
         return {row[0] for row in conn.execute(select(messages.c.identity).where(condition))}
+
+
+def test_index_job_takes_mail_stored_while_it_runs(
+    app: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    box = Maildir(tmp_path / "late")
+    for n in range(6):
+        box.add(mail(f"Late {n}", f"word{n}", message_id=f"late{n}@x"))
+    account = Accounts(app.engine, app.settings).add("maildir", "late", {"path": str(box.root)})
+    sync_and_index(app, account)
+    with reading(app.engine) as conn:
+        pks = sorted(
+            conn.execute(select(messages.c.id).where(messages.c.account_id == account.id)).scalars()
+        )
+
+    def unindex(*chosen: int) -> None:
+        with writing(app.engine) as conn:
+            conn.execute(update(messages).where(messages.c.id.in_(chosen)).values(indexed_at=None))
+
+    # The job starts on the two newest; while it writes them, the oldest turns unindexed
+    # (below the job's position, as a late PostgreSQL commit or a new sync's message would
+    # be after the job's last look). The same run must take it: no index job is queued for it.
+    unindex(pks[-2], pks[-1])
+    original = Indexer.index
+    calls: list[int] = []
+
+    def index_and_meanwhile(self: Indexer, batch: Any) -> int:
+        if not calls:
+            unindex(pks[0])
+        calls.append(len(batch))
+        return original(self, batch)
+
+    monkeypatch.setattr(Indexer, "index", index_and_meanwhile)
+    job = app.queue.enqueue(
+        "index", {"account_id": account.id}, dedupe_key=index_dedupe_key(account.id)
+    )
+    with running_worker(app, concurrency=1):
+        done = wait_finished(app, job.id, timeout=60)
+    assert done.status == JobStatus.COMPLETED, done.error
+    assert done.result is not None and done.result["indexed"] == 3
+    with reading(app.engine) as conn:
+        left = conn.execute(
+            select(func.count()).where(
+                messages.c.account_id == account.id, messages.c.indexed_at.is_(None)
+            )
+        ).scalar_one()
+    assert left == 0

@@ -69,14 +69,22 @@ def index(ctx: TaskContext, params: IndexParams) -> dict[str, Any]:
     with Indexer(ctx.engine, params.account_id) as indexer:
         ctx.progress.step(Step.INDEXING, total=indexer.pending())
         done = 0
-        while batch := indexer.next_batch():
-            ctx.progress.check_cancelled()
-            stored = indexer.index(batch)
+        while True:
+            while batch := indexer.next_batch():
+                ctx.progress.check_cancelled()
+                stored = indexer.index(batch)
+                done += stored
+                ctx.progress.update(advance=stored)
+            stored = indexer.finish()
             done += stored
             ctx.progress.update(advance=stored)
-        stored = indexer.finish()
-        done += stored
-        ctx.progress.update(advance=stored)
+            # Mail stored meanwhile (a sync whose enqueue found this job still active, so
+            # queued none) or committed late under a lower id (PostgreSQL's sequences): one
+            # more pass from the start, until a pass finds nothing.
+            left = indexer.rewind()
+            if not left:
+                break
+            ctx.progress.update(total=done + left)
     return {"indexed": done, "threads_merged": indexer.merged}
 
 
@@ -123,6 +131,11 @@ class Indexer:
                     )
                 ).scalar_one()
             )
+
+    def rewind(self) -> int:
+        """Start again from the account's first message; how many are unindexed now."""
+        self._after = 0
+        return self.pending()
 
     def next_batch(self) -> list[_Row]:
         """The next unindexed messages (none left: empty)."""
