@@ -69,8 +69,9 @@ def generate_demo_maildir(
         raise InvalidState(f"{root} is not empty and is not a demo mailbox")
     _remove_generated(root)
     _write_marker(root, {"count": count, "seed": seed, "complete": False})
-    # Dates are relative to today (not this second) so reruns on one day are byte-identical.
-    anchor = (now or datetime.now(UTC).replace(hour=12, minute=0, second=0)).astimezone(UTC)
+    # Dates are relative to this hour (not this second), so reruns within it are
+    # byte-identical, and none lies ahead of the clock (a list would show it as the newest).
+    anchor = (now or datetime.now(UTC).replace(minute=0, second=0)).astimezone(UTC)
     generator = Generator(random.Random(seed), anchor.replace(microsecond=0))
     drafts = generator.drafts(count, (owner_name, owner_address))
     _write_tree(root, drafts, seed)
