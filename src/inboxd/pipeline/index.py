@@ -77,6 +77,9 @@ def index(ctx: TaskContext, params: IndexParams) -> dict[str, Any]:
         stored = indexer.finish()
         done += stored
         ctx.progress.update(advance=stored)
+    if done:
+        with writing(ctx.engine) as conn:
+            fulltext.settle(conn)
     return {"indexed": done, "threads_merged": indexer.merged}
 
 
