@@ -79,7 +79,7 @@ def index(ctx: TaskContext, params: IndexParams) -> dict[str, Any]:
         ctx.progress.update(advance=stored)
     if done:
         with writing(ctx.engine) as conn:
-            fulltext.settle(conn)
+            fulltext.settle(conn, done)
     return {"indexed": done, "threads_merged": indexer.merged}
 
 
