@@ -263,6 +263,14 @@ def test_rows_indexed_before_pairs_are_rebuilt_on_upgrade(
         upgrade(opened.engine)
         # Emptied for the index job after the next sync: no query sees a row of the old form.
         assert subjects(opened.engine, "amber") == set()
+        with reading(opened.engine) as conn:
+            target = conn.execute(
+                text(
+                    "SELECT attstattarget FROM pg_attribute "
+                    "WHERE attrelid = 'message_fts'::regclass AND attname = 'doc'"
+                )
+            ).scalar_one()
+        assert target == 1000  # the planner's finer word frequencies
         job = opened.queue.enqueue(
             "sync", account_id=account.id, dedupe_key=sync_dedupe_key(account.id)
         )
