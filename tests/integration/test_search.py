@@ -3,20 +3,23 @@ PostgreSQL), and the same answers from both databases."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, func, select, text, update
 
 from inboxd.app import App
 from inboxd.db.engine import reading, writing
+from inboxd.db.migrate import upgrade
 from inboxd.db.tables import messages
 from inboxd.jobs.model import JobStatus
 from inboxd.mail.demo import generate_demo_maildir
 from inboxd.pipeline.index import Indexer, index_dedupe_key
+from inboxd.store import fulltext
 from inboxd.store.accounts import Account, Accounts
 from inboxd.store.search import message_filter, parse_query
 from inboxd.sync.task import sync_dedupe_key
@@ -192,6 +195,94 @@ def test_free_words_phrases_and_prefixes(app: App, corpus: dict[str, Account]) -
     assert subjects(e, "carol@example.net") == {"Quarterly budget review"}
     # Words do not run across fields: the subject's last word and the sender's first.
     assert subjects(e, '"review alice"') == set()
+
+
+def _pair_lexeme(first: str, second: str) -> str:
+    """What a two-word phrase asks PostgreSQL's index for besides its words (its pair)."""
+    found = re.findall(r"'_\w+'", fulltext.tsquery_text(fulltext.Phrase((first, second))))
+    assert len(found) == 1
+    return str(found[0])
+
+
+def test_a_phrase_is_found_only_where_its_words_are_adjacent_and_in_order(
+    app: App, tmp_path: Path
+) -> None:
+    # Two other words whose pair shares the index's bucket with "amber lantern": such a
+    # message is a candidate on PostgreSQL, and only the positions can turn it away.
+    bucket = _pair_lexeme("amber", "lantern")
+    vocabulary = [f"w{n}" for n in range(400)]
+    twin = next((a, b) for a in vocabulary for b in vocabulary if _pair_lexeme(a, b) == bucket)
+    box = Maildir(tmp_path / "phrases")
+    box.add(mail("Adjacent", "the amber lantern glows"))
+    box.add(mail("Apart", "amber light and a lantern"))
+    box.add(mail("Reversed", "a lantern of amber"))
+    box.add(mail("Across fields amber", "lantern at the start of the body"))
+    box.add(mail("Twin pair", f"amber and lantern, and {twin[0]} {twin[1]}"))
+    box.add(mail("Amber lantern in the subject", "nothing here"))
+    box.add(mail("Three words", "an old amber lantern glows"))
+    sync_and_index(
+        app, Accounts(app.engine, app.settings).add("maildir", "p", {"path": str(box.root)})
+    )
+    e = app.engine
+    assert subjects(e, '"amber lantern"') == {
+        "Adjacent",
+        "Amber lantern in the subject",
+        "Three words",
+    }
+    assert subjects(e, '"lantern amber"') == set()
+    assert subjects(e, '"amber lantern glows"') == {"Adjacent", "Three words"}
+    assert subjects(e, '"old amber lantern"') == {"Three words"}
+    assert subjects(e, 'subject:"amber lantern"') == {"Amber lantern in the subject"}
+    assert subjects(e, '"amber lantern" -subject:"amber lantern"') == {"Adjacent", "Three words"}
+    assert subjects(e, f'"{twin[0]} {twin[1]}"') == {"Twin pair"}
+
+
+def test_rows_indexed_before_pairs_are_rebuilt_on_upgrade(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    opened = make_app(postgres_url, tmp_path / "app")
+    try:
+        box = Maildir(tmp_path / "old")
+        box.add(mail("Old row", "the amber lantern glows"))
+        account = Accounts(opened.engine, opened.settings).add(
+            "maildir", "old", {"path": str(box.root)}
+        )
+        sync_and_index(opened, account)
+        assert subjects(opened.engine, '"amber lantern"') == {"Old row"}
+        # As a store at revision 0006 holds it: the row without its pairs.
+        with writing(opened.engine) as conn:
+            conn.execute(
+                text(
+                    "UPDATE message_fts SET doc = ts_delete(doc, ARRAY(SELECT lexeme "
+                    "FROM unnest(doc) WHERE lexeme LIKE '\\_%'))"
+                )
+            )
+            conn.execute(text("UPDATE alembic_version SET version_num = '0006'"))
+        # Its words are found, its phrases no longer: hence the rebuild.
+        assert subjects(opened.engine, "amber") == {"Old row"}
+        assert subjects(opened.engine, '"amber lantern"') == set()
+        upgrade(opened.engine)
+        # Emptied for the index job after the next sync: no query sees a row of the old form.
+        assert subjects(opened.engine, "amber") == set()
+        with reading(opened.engine) as conn:
+            target = conn.execute(
+                text(
+                    "SELECT attstattarget FROM pg_attribute "
+                    "WHERE attrelid = 'message_fts'::regclass AND attname = 'doc'"
+                )
+            ).scalar_one()
+        assert target == 1000  # the planner's finer word frequencies
+        job = opened.queue.enqueue(
+            "sync", account_id=account.id, dedupe_key=sync_dedupe_key(account.id)
+        )
+        with running_worker(opened, concurrency=1):
+            assert wait_finished(opened, job.id, timeout=60).status == JobStatus.COMPLETED
+            index_job = opened.queue.list_jobs(kind="index", account_id=account.id, limit=1)[0]
+            assert wait_finished(opened, index_job.id, timeout=60).status == JobStatus.COMPLETED
+        assert subjects(opened.engine, '"amber lantern"') == {"Old row"}
+        assert subjects(opened.engine, '"lantern amber"') == set()
+    finally:
+        opened.close()
 
 
 def test_charsets_and_html_are_searchable(app: App, corpus: dict[str, Account]) -> None:

@@ -85,6 +85,9 @@ def index(ctx: TaskContext, params: IndexParams) -> dict[str, Any]:
             if not left:
                 break
             ctx.progress.update(total=done + left)
+    if done:
+        with writing(ctx.engine) as conn:
+            fulltext.settle(conn, done)
     return {"indexed": done, "threads_merged": indexer.merged}
 
 
