@@ -101,7 +101,7 @@ def test_iter_maildir_lists_entries_with_flags(tmp_path: Path) -> None:
     assert first.flags == ["\\Seen", "\\Answered", "\\Flagged"]
     assert first.size == len(b"flagged")
     assert first.mtime == 1_700_000_001.5
-    assert first.path == folder / "cur" / "1700000001.M1P1.host:2,FRS"
+    assert first.path == str(folder / "cur" / "1700000001.M1P1.host:2,FRS")
     assert entries[1].flags == ["\\Deleted", "\\Draft"]
     assert (entries[2].subdir, entries[2].flags) == ("new", [])
     assert entries[3].flags == []
