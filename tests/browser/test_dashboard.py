@@ -30,7 +30,6 @@ from playwright.sync_api import (
     Request,
     Route,
     expect,
-    sync_playwright,
 )
 
 from tests.services.dovecot import ImapUser
@@ -148,17 +147,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     finally:
         started.stop()
     _assert_clean_log(started)
-
-
-@pytest.fixture(scope="module")
-def browser(chromium_path: str) -> Iterator[Browser]:
-    """The system Chromium, headless (never a downloaded one)."""
-    with sync_playwright() as pw:
-        launched = pw.chromium.launch(executable_path=chromium_path, headless=True)
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 @dataclass

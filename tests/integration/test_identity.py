@@ -27,6 +27,7 @@ from inboxd.sync.repair import repair_identities
 from tests.services.dovecot import ImapUser
 from tests.support.apps import add_imap_account, make_app, sync_now
 from tests.support.mail import make_message
+from tests.support.progress import Recorder
 
 SHARED_ID = "<shared.17@example.org>"
 
@@ -222,36 +223,6 @@ def _legacy_left(app: App, account: Account) -> int:
     return sum(1 for identity in _identities(app, account) if identity.startswith("h:"))
 
 
-class Stopping:
-    """A SyncProgress that cancels the job after ``after`` updates."""
-
-    def __init__(self, after: int | None = None) -> None:
-        self.after = after
-        self.updates = 0
-        self.steps: list[str] = []
-
-    def step(self, name: str, *, total: int | None = None, message: str | None = None) -> None:
-        self.steps.append(name)
-
-    def update(
-        self,
-        current: int | None = None,
-        *,
-        advance: int = 0,
-        total: int | None = None,
-        message: str | None = None,
-    ) -> None:
-        self.updates += 1
-        self.check_cancelled()
-
-    def log(self, message: str, **data: Any) -> None:
-        pass
-
-    def check_cancelled(self) -> None:
-        if self.after is not None and self.updates >= self.after:
-            raise JobCancelled()
-
-
 # -- the tests -----------------------------------------------------------------------------
 
 
@@ -298,15 +269,15 @@ def test_an_interrupted_repair_resumes_and_the_sync_then_fetches_what_it_must(
 ) -> None:
     _sync(app, source.account)
     make_legacy(app, source.account)
-    stopping = Stopping(after=1)
+    stopping = Recorder(stop_after=1)
     with pytest.raises(JobCancelled):
         repair_identities(app.engine, source.account.id, stopping, batch=1)
     assert stopping.steps == ["repairing"]
     assert _legacy_left(app, source.account) == LEGACY_MESSAGES - 1  # one batch committed
-    rest = repair_identities(app.engine, source.account.id, Stopping(), batch=1)
+    rest = repair_identities(app.engine, source.account.id, Recorder(), batch=1)
     assert rest.messages == LEGACY_MESSAGES - 1
     # Run again, it finds nothing to do (and shows no step).
-    idle = Stopping()
+    idle = Recorder()
     assert repair_identities(app.engine, source.account.id, idle).messages == 0
     assert idle.steps == []
     # The repair is done, but what it asked for is not fetched yet (as if the sync had been
