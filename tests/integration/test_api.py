@@ -983,6 +983,11 @@ def test_another_users_objects_answer_404_on_every_route(
     assert_error(b.post("/api/jobs", json={"kind": "sync", "account_id": account_id}), 404)
     export = {"account_id": account_id, "format": "mbox", "out": "/tmp/stolen.mbox"}
     assert_error(b.post("/api/jobs", json={"kind": "export", "params": export}), 404)
+    # A task's params may not name an account the job's own account_id does not.
+    index = {"account_id": account_id}
+    assert_error(b.post("/api/jobs", json={"kind": "index", "params": index}), 422)
+    for_alice = {"kind": "index", "account_id": account_id, "params": index}
+    assert_error(b.post("/api/jobs", json=for_alice), 404)
     assert b.get("/api/jobs", params={"account_id": account_id}).json() == []
     # Lists and snapshots do not show them either.
     assert b.get("/api/accounts").json() == []

@@ -12,6 +12,7 @@ from inboxd.config import Settings
 from inboxd.errors import Forbidden, InvalidField
 from inboxd.jobs.model import Job, JobEvent
 from inboxd.jobs.registry import TaskSpec, all_tasks, get_task
+from inboxd.pipeline.index import index_dedupe_key
 from inboxd.store.accounts import Account
 from inboxd.sync.task import enqueue_sync
 from inboxd.tasks import load_tasks
@@ -29,7 +30,7 @@ def check_may_start(kind: str, *, admin: bool) -> TaskSpec:
 
 
 #: Kinds whose job is always for one account: started with an ``account_id``.
-ACCOUNT_KINDS = frozenset({"sync"})
+ACCOUNT_KINDS = frozenset({"sync", "index"})
 
 
 def start_job(
@@ -50,6 +51,20 @@ def start_job(
         )
     if kind in ACCOUNT_KINDS and account is None:
         raise InvalidField(f"a {kind} job needs an account_id")
+    named = params.get("account_id")
+    if named is not None and (account is None or named != account.id):
+        # The job's account_id is the one checked against the caller: params may not name
+        # another (someone else's) account for the task to work on.
+        raise InvalidField("params.account_id must be the job's account_id")
+    if kind == "index":
+        assert account is not None
+        return app.queue.enqueue(
+            kind,
+            params,
+            owner=account.owner,
+            account_id=account.id,
+            dedupe_key=index_dedupe_key(account.id),
+        )
     if kind == "sync":
         assert account is not None
         return enqueue_sync(app.queue, account)
