@@ -51,6 +51,40 @@ class Step(StrEnum):
     REPAIRING = "repairing"
     INDEXING = "indexing"
     EXPORTING = "exporting"
+    TRAINING = "training"
+
+
+class Category(StrEnum):
+    """What triage files a message as (inboxd.triage); one per message."""
+
+    PERSONAL = "personal"  #: a person writing to the user
+    ACTION_REQUIRED = "action_required"  #: someone asks the user to do something
+    FORUM = "forum"  #: human discussion on a mailing list
+    NEWSLETTER = "newsletter"
+    PROMOTION = "promotion"
+    NOTIFICATION = "notification"  #: machine-sent: CI, alerts, service notices
+    RECEIPT = "receipt"  #: orders, invoices, bookings
+    CALENDAR = "calendar"  #: invitations and updates
+    SOCIAL = "social"  #: social networks
+    SPAM = "spam"
+
+
+#: Categories a message a person sent directly to the user must never get: they are what
+#: clean-ups act on.
+BULK_CATEGORIES: frozenset[Category] = frozenset(
+    {Category.NEWSLETTER, Category.PROMOTION, Category.NOTIFICATION}
+)
+
+
+class TriageSource(StrEnum):
+    """Which tier of triage decided a message's category."""
+
+    CORRECTION = "correction"  #: the user set this message's category
+    RULE = "rule"  #: one of the user's rules (a sender rule is a rule)
+    SENDER = "sender"  #: the sender's history (people the user writes to)
+    HEADERS = "headers"  #: header and content signals
+    MODEL = "model"  #: the model trained on the user's own mail
+    REFINER = "refiner"  #: the optional OpenAI-compatible refiner
 
 
 class AccountState(StrEnum):
@@ -86,6 +120,7 @@ STEP_ACTIVITY: Mapping[str, ActivityState] = MappingProxyType(
         Step.REPAIRING: ActivityState.PROCESSING,
         Step.INDEXING: ActivityState.PROCESSING,
         Step.EXPORTING: ActivityState.PROCESSING,
+        Step.TRAINING: ActivityState.CATEGORIZING,
     }
 )
 
@@ -120,4 +155,6 @@ def vocabulary() -> dict[str, Any]:
         "running_activity_states": _names(s for s in ActivityState if s in RUNNING_ACTIVITY),
         "active_activity_states": _names(s for s in ActivityState if s in ACTIVE_ACTIVITY),
         "step_activity": {str(step): str(state) for step, state in STEP_ACTIVITY.items()},
+        "categories": _names(Category),
+        "bulk_categories": _names(c for c in Category if c in BULK_CATEGORIES),
     }

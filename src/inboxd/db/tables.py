@@ -7,10 +7,12 @@ from sqlalchemy import (
     Boolean,
     Column,
     Float,
+    ForeignKey,
     Index,
     Integer,
     LargeBinary,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -209,6 +211,14 @@ messages = Table(
     # Set by the index job (inboxd.pipeline.index), like indexed_at.
     Column("thread_id", BigId, nullable=True),
     Column("indexed_at", UTCDateTime, nullable=True),
+    # Set by the triage job (inboxd.pipeline.triage): a vocabulary.Category, 0-100, 0-1,
+    # the reasons in words (JSON list), the tier that decided (vocabulary.TriageSource).
+    Column("category", String(20), nullable=True),
+    Column("priority", SmallInteger, nullable=True),
+    Column("confidence", Float, nullable=True),
+    Column("reasons", JSONDoc, nullable=True),
+    Column("triage_source", String(12), nullable=True),
+    Column("triaged_at", UTCDateTime, nullable=True),
     UniqueConstraint("account_id", "identity", name="uq_messages_identity"),
     Index("ix_messages_account_date", "account_id", "date"),
     Index("ix_messages_message_id", "message_id"),
@@ -223,6 +233,23 @@ messages = Table(
         "id",
         sqlite_where=text("indexed_at IS NULL"),
         postgresql_where=text("indexed_at IS NULL"),
+    ),
+    Index(
+        "ix_messages_untriaged",
+        "account_id",
+        "id",
+        sqlite_where=text("triaged_at IS NULL"),
+        postgresql_where=text("triaged_at IS NULL"),
+    ),
+    Index(
+        "ix_messages_category", "account_id", "category", text("sort_date DESC"), text("id DESC")
+    ),
+    Index(
+        "ix_messages_priority",
+        "account_id",
+        text("priority DESC"),
+        text("sort_date DESC"),
+        text("id DESC"),
     ),
     sqlite_autoincrement=True,
 )
@@ -303,4 +330,54 @@ sessions = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
     Index("ix_sessions_key", "api_key_id"),
+)
+
+# The user's triage rules: messages matching ``match`` (the search query language) get
+# ``category`` (and ``priority`` when set). A sender rule (``source`` "sender") is one made
+# from a correction ("always for this sender"); its match is ``from:<address>``. A rule
+# without account applies to all of its owner's accounts.
+triage_rules = Table(
+    "triage_rules",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("owner", String(64), nullable=True),
+    Column("account_id", String(36), nullable=True),
+    Column("match", Text, nullable=False),
+    Column("category", String(20), nullable=False),
+    Column("priority", SmallInteger, nullable=True),
+    Column("source", String(12), nullable=False, server_default="user"),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_triage_rules_owner", "owner"),
+    sqlite_autoincrement=True,
+)
+
+# A person's correction of one message's category: kept (triage never overrides it) and
+# the model's best labels.
+triage_corrections = Table(
+    "triage_corrections",
+    metadata,
+    Column(
+        "message_pk",
+        BigId,
+        ForeignKey("messages.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("account_id", String(36), nullable=False),
+    Column("category", String(20), nullable=False),
+    Column("from_addr", String(320), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_triage_corrections_account", "account_id"),
+)
+
+# Each account's triage model (inboxd.triage.model), trained on its own mail by the triage
+# job; ``blob`` is the model's own safe serialisation (never pickle).
+triage_models = Table(
+    "triage_models",
+    metadata,
+    Column("account_id", String(36), primary_key=True),
+    Column("trained_at", UTCDateTime, nullable=False),
+    Column("samples", Integer, nullable=False),
+    Column("labels", JSONDoc, nullable=False),
+    Column("blob", LargeBinary, nullable=False),
 )
