@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from sqlalchemy import Engine, func, select, text, update
 
 from inboxd.app import App
 from inboxd.db.engine import reading, writing
-from inboxd.db.migrate import upgrade
+from inboxd.db.migrate import alembic_config, upgrade
 from inboxd.db.tables import messages
 from inboxd.jobs.model import JobStatus
 from inboxd.mail.demo import generate_demo_maildir
@@ -257,7 +258,12 @@ def test_rows_indexed_before_pairs_are_rebuilt_on_upgrade(
                     "FROM unnest(doc) WHERE lexeme LIKE '\\_%'))"
                 )
             )
-            conn.execute(text("UPDATE alembic_version SET version_num = '0006'"))
+        # Down to 0006 the way Alembic goes (later revisions undone), so that 0007 runs again.
+        with opened.engine.connect() as conn:
+            cfg = alembic_config()
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0006")
+            conn.commit()
         # Its words are found, its phrases no longer: hence the rebuild.
         assert subjects(opened.engine, "amber") == {"Old row"}
         assert subjects(opened.engine, '"amber lantern"') == set()
