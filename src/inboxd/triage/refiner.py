@@ -9,7 +9,6 @@ budget (``triage_refiner_max_per_job``) is spent across every :meth:`Refiner.ref
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import re
@@ -21,6 +20,7 @@ from email.utils import parsedate_to_datetime
 import httpx
 
 from inboxd.config import Settings
+from inboxd.triage.classify import UNSURE
 from inboxd.triage.types import Decision, Mail
 from inboxd.vocabulary import BULK_CATEGORIES, Category, TriageSource
 
@@ -39,7 +39,6 @@ _MAX_FAILURES = 3
 _MAX_WAIT_SECONDS = 10.0
 _EXCERPT_CHARS = 1500
 _HEADER_CHARS = 200
-_DEFAULT_UNSURE = 0.6
 
 _DESCRIPTIONS = {
     Category.PERSONAL: "a person writing to the user",
@@ -74,12 +73,12 @@ class Refiner:
         api_key: str | None = None,
         timeout: float = 20.0,
         max_calls: int = 200,
-        unsure: float | None = None,
+        unsure: float = UNSURE,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.url = url.rstrip("/") + "/chat/completions"
         self.model = model
-        self.unsure = _default_unsure() if unsure is None else unsure
+        self.unsure = unsure
         self.max_calls = max_calls
         self.calls = 0
         self._failures = 0
@@ -206,14 +205,6 @@ def refiner_from_settings(settings: Settings) -> Refiner | None:
         timeout=settings.triage_refiner_timeout_seconds,
         max_calls=settings.triage_refiner_max_per_job,
     )
-
-
-def _default_unsure() -> float:
-    try:
-        classify = importlib.import_module("inboxd.triage.classify")
-    except ImportError:
-        return _DEFAULT_UNSURE
-    return float(getattr(classify, "UNSURE", _DEFAULT_UNSURE))
 
 
 def _allowed(decision: Decision) -> tuple[Category, ...]:
