@@ -10,6 +10,7 @@ import struct
 import subprocess
 import sys
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -304,3 +305,28 @@ def test_learns_from_real_mail() -> None:
     right = sum(p == y for (p, _), (_, y) in zip(predictions, held_out, strict=True))
     largest = max(Counter(y for _, y in held_out).values())
     assert right / len(held_out) >= 0.6 and right > largest
+
+
+def test_weights_make_corrections_count() -> None:
+    # One sender's mail, looking like a newsletter, filed as newsletter by the rules ten
+    # times and as personal by the user ten times: weighted, the user's word wins.
+    samples = _samples(200)
+    rnd = random.Random(5)
+
+    def club(pk: int) -> Mail:
+        return replace(_mail(pk, Category.NEWSLETTER, rnd), from_addr="club@friends.example")
+
+    by_rules = [(club(1000 + i), Category.NEWSLETTER) for i in range(10)]
+    by_user = [(club(1100 + i), Category.PERSONAL) for i in range(10)]
+    mixed = samples + by_rules + by_user
+    probe = [club(2000 + i) for i in range(20)]
+    weighted = train(mixed, weights=[1.0] * (len(samples) + 10) + [10.0] * 10)
+    assert weighted is not None
+    assert Counter(c for c, _ in weighted.predict(probe))[Category.PERSONAL] >= 18
+    unweighted = train(mixed)
+    assert unweighted is not None
+    assert Counter(c for c, _ in unweighted.predict(probe))[Category.PERSONAL] <= 10
+    with pytest.raises(ValueError, match="one weight per sample"):
+        train(samples, weights=[1.0])
+    with pytest.raises(ValueError, match="positive"):
+        train(samples, weights=[0.0] * len(samples))

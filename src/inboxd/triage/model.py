@@ -324,12 +324,18 @@ def _check_header(header: object) -> tuple[tuple[Category, ...], int, int]:
     return labels, n_features, samples
 
 
-def train(samples: Sequence[tuple[Mail, Category]]) -> Model | None:
+def train(
+    samples: Sequence[tuple[Mail, Category]], weights: Sequence[float] | None = None
+) -> Model | None:
     """A model learned from labelled mail, or None when there is too little to learn from
-    (fewer than MIN_SAMPLES usable samples or fewer than two categories)."""
+    (fewer than MIN_SAMPLES usable samples or fewer than two categories). ``weights``
+    (one per sample) may count a user's correction more than a rule's decision."""
+    if weights is not None and len(weights) != len(samples):
+        raise ValueError("train: one weight per sample")
     counts = Counter(category for _, category in samples)
     kept = {category for category, n in counts.items() if n >= MIN_PER_CLASS}
-    usable = [(mail, category) for mail, category in samples if category in kept]
+    chosen = [i for i, (_, category) in enumerate(samples) if category in kept]
+    usable = [samples[i] for i in chosen]
     if len(usable) < MIN_SAMPLES or len(kept) < 2:
         return None
     import numpy as np
@@ -362,7 +368,12 @@ def train(samples: Sequence[tuple[Mail, Category]]) -> Model | None:
         tol=None,
         random_state=0,
     )
-    classifier.fit(x, y)
+    sample_weight = None
+    if weights is not None:
+        sample_weight = np.fromiter((weights[i] for i in chosen), dtype=np.float64)
+        if not (np.all(np.isfinite(sample_weight)) and np.all(sample_weight > 0)):
+            raise ValueError("train: weights must be positive numbers")
+    classifier.fit(x, y, sample_weight=sample_weight)
     coef = np.asarray(classifier.coef_, dtype=np.float32)
     intercept = np.asarray(classifier.intercept_, dtype=np.float32)
     if len(labels) == 2:
