@@ -330,3 +330,13 @@ def test_weights_make_corrections_count() -> None:
         train(samples, weights=[1.0])
     with pytest.raises(ValueError, match="positive"):
         train(samples, weights=[0.0] * len(samples))
+
+
+def test_the_blob_keeps_the_strongest_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(triage_model, "_MAX_COLUMNS", 60)
+    model = train(_samples(400))
+    assert model is not None and len(model.columns) == 60
+    held_out = _samples(100, seed=4)
+    predictions = Model.from_bytes(model.to_bytes()).predict([mail for mail, _ in held_out])
+    right = sum(p == y for (p, _), (_, y) in zip(predictions, held_out, strict=True))
+    assert right >= 90

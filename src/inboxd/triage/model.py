@@ -59,6 +59,8 @@ _ALPHA = 1e-5
 _EPOCHS = 10
 #: Coefficients smaller than this are dropped from the blob (they move no decision).
 _PRUNE = 1e-3
+#: The most hashed columns a blob keeps: 50,000 x (10 labels x float16 + int32) ~ 1.2 MB.
+_MAX_COLUMNS = 50_000
 
 #: Header fields every message has: their presence says nothing.
 _COMMON_HEADERS = frozenset(
@@ -381,7 +383,12 @@ def train(
         # probabilities under one-vs-rest normalisation, so predict treats all alike.
         coef = np.vstack([-coef[0], coef[0]])
         intercept = np.array([-intercept[0], intercept[0]], dtype=np.float32)
-    keep = np.flatnonzero(np.abs(coef).max(axis=0) >= _PRUNE)
+    # The columns that weigh most, at most _MAX_COLUMNS of them: 20,000 messages may use
+    # most of the 2^18 hashed columns, and a blob of all of them would be ~6 MB.
+    strength = np.abs(coef).max(axis=0)
+    keep = np.flatnonzero(strength >= _PRUNE)
+    if len(keep) > _MAX_COLUMNS:
+        keep = np.sort(keep[np.argsort(strength[keep])[-_MAX_COLUMNS:]])
     return Model(labels, used[keep], coef[:, keep].copy(), intercept, len(usable), _N_FEATURES)
 
 
