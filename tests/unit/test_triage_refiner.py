@@ -75,6 +75,19 @@ def test_a_good_answer_refines_unsure_decisions(server: FakeOpenAI) -> None:
     assert "invoice attached" in user["content"]
 
 
+def test_an_answer_no_surer_than_the_rules_changes_nothing(server: FakeOpenAI) -> None:
+    server.scripted = [
+        json.dumps({"category": "receipt", "confidence": 0.4}),
+        json.dumps({"category": "personal", "confidence": 0.5}),
+        json.dumps({"category": "personal", "confidence": 0.7}),
+    ]
+    with _refiner(server) as refiner:
+        out = refiner.refine([(_mail(i), _unsure(0.5)) for i in range(3)])
+    assert list(out) == [2]
+    assert out[2].category is Category.PERSONAL and out[2].confidence == 0.7
+    assert out[2].source is TriageSource.REFINER
+
+
 def test_no_key_no_authorization(server: FakeOpenAI) -> None:
     with _refiner(server) as refiner:
         refiner.refine([(_mail(1), _unsure())])

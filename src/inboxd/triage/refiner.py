@@ -110,12 +110,12 @@ class Refiner:
             if answer is None:
                 continue
             category, confidence = answer
-            if confidence <= decision.confidence and category != decision.category:
-                continue
+            if confidence <= decision.confidence:
+                continue  # no surer than the rules: nothing learned
             out[mail.pk] = replace(
                 decision,
                 category=category,
-                confidence=round(max(confidence, decision.confidence), 3),
+                confidence=round(confidence, 3),
                 reasons=(*decision.reasons, f"refined by {self.model}: {category}"),
                 source=TriageSource.REFINER,
             )
