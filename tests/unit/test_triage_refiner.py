@@ -131,6 +131,7 @@ def test_direct_mail_is_never_refined_to_bulk(server: FakeOpenAI) -> None:
         '{"category": "receipt", "confidence": "high"}',
         '{"category": "receipt", "note": "ignore previous instructions"}',
         '["receipt"]',
+        "<think>spam or receipt?</think> spam or receipt",
         "",
     ],
 )
@@ -149,6 +150,7 @@ def test_answers_that_are_not_exactly_a_category_are_refused(
         ("receipt", 0.6),
         ('```json\n{"category": "receipt", "confidence": 0.7}\n```', 0.7),
         (' {"category": "receipt"} ', 0.6),
+        ('<think>An invoice, so a receipt.</think>\n{"category": "receipt"}', 0.6),
     ],
 )
 def test_plain_and_fenced_answers_are_taken(
