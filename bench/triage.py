@@ -196,11 +196,12 @@ def _confusion(items: Sequence[Loaded], decisions: Sequence[Decision]) -> None:
 
 def speed_report(items: Sequence[Loaded], seconds: float) -> float:
     """Messages/s of extract + classify + prioritize on one core, over ``items`` repeated
-    for about ``seconds``."""
+    for about ``seconds``: by the wall clock and by this process's CPU time (the machine may
+    be shared; the CPU figure is what one core of its own would give)."""
     for item in items[:50]:  # warm caches and lazy imports
         triage_one(item)
     done = 0
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     while True:
         for item in items:
             triage_one(item)
@@ -208,14 +209,16 @@ def speed_report(items: Sequence[Loaded], seconds: float) -> float:
         elapsed = time.perf_counter() - start
         if elapsed >= seconds:
             break
-    rate = done / elapsed
+    cpu = max(time.process_time() - cpu_start, 1e-9)
+    rate, cpu_rate = done / elapsed, done / cpu
     mean_kb = sum(len(i.raw) for i in items) / max(len(items), 1) / 1024
-    verdict = "met" if rate >= TARGET_RATE else "NOT met"
+    verdict = "met" if cpu_rate >= TARGET_RATE else "NOT met"
     print(
-        f"speed: {rate:,.0f} messages/s on one core (extract + classify + prioritize, "
-        f"{done} messages, mean {mean_kb:.1f} KiB; target {TARGET_RATE:,.0f}: {verdict})"
+        f"speed: {cpu_rate:,.0f} messages per CPU second, {rate:,.0f}/s by the wall clock "
+        f"(extract + classify + prioritize on one core, {done} messages, mean "
+        f"{mean_kb:.1f} KiB; target {TARGET_RATE:,.0f}/s per core: {verdict})"
     )
-    return rate
+    return cpu_rate
 
 
 #: Extra sections (e.g. a job-level run over 100,000 messages) register here; each is
