@@ -56,13 +56,22 @@ def _automated(s: Signals) -> bool:
     return bool(s.auto or s.null_return or s.machine or s.notifier or s.bounce)
 
 
+def _sent_by_program(s: Signals) -> bool:
+    """Headers only programs set (weaker cues such as the address's wording left out)."""
+    return bool(
+        s.auto or s.null_return or s.bounce or s.bulk or s.notifier_strong or s.announce_list
+    )
+
+
 def _bulky(s: Signals) -> bool:
     if s.bulk:
         return True
     if s.list_reason:
         # Discussion lists add List-Unsubscribe and Precedence too: those say "list" there.
-        return s.announce_list or bool(s.bulk_sender)
-    return bool(s.unsubscribe or s.precedence in ("bulk", "junk") or s.bulk_sender or s.subscribed)
+        return s.announce_list or bool(s.bulk_sender and (s.html_only or s.footer or s.promo))
+    # A sender's address alone ("hello@", "team@") is no proof: people use them too.
+    backed = s.bulk_sender_strong or (s.bulk_sender and (s.html_only or s.promo or s.footer))
+    return bool(s.unsubscribe or s.precedence in ("bulk", "junk") or backed or s.subscribed)
 
 
 def _decide(mail: Mail, s: Signals) -> Decision:
@@ -72,6 +81,8 @@ def _decide(mail: Mail, s: Signals) -> Decision:
         return _d(Category.SPAM, 0.95, [f"marked as spam ({reason})"])
     direct = is_direct(s)
     person = not _automated(s) and not _bulky(s)
+    if not person and s.list_reason and s.human_name and not _sent_by_program(s):
+        person = True  # a person's post through a list, whatever words or address it has
     memory = _from_memory(s, direct, person)
     if memory is not None:
         return memory
@@ -154,6 +165,7 @@ def _spam_cues(s: Signals) -> tuple[float, list[str]]:
         (1.5, s.fake_reply, "'Re:' without a thread"),
         (1.0 * s.spam_in_subject, s.spam_in_subject > 0, "spam words in the subject"),
         (1.5, s.precedence == "junk" and not s.list_reason, "Precedence: junk"),
+        (2.0, s.spam_mailer is not None, "sent with a mass-mailing program"),
         (1.0, len(s.promo) >= 2 and not (s.unsubscribe or s.esp), "offers without unsubscribe"),
     ):
         if present:
@@ -162,8 +174,10 @@ def _spam_cues(s: Signals) -> tuple[float, list[str]]:
     # What legitimate mail has and spam lacks.
     if s.list_reason and not s.bulk:
         score -= 3  # discussion lists talk about spam too
-    if s.esp or s.one_click:
+    if s.esp or s.one_click or s.unsubscribe:
         score -= 1.5
+    elif s.mailer or (s.bulk_sender and s.subscribed):
+        score -= 1  # a mailing tool or sender of subscribed mail
     if s.reply or s.quoted:
         score -= 1
     if s.human_name and s.to_owner and not s.spam:
@@ -184,7 +198,7 @@ def _spam(mail: Mail, s: Signals, direct: bool) -> Decision | None:
 
 def _person(s: Signals, direct: bool) -> Decision:
     """Mail a person wrote: to the user, or to a list the user reads."""
-    if s.list_reason and not s.to_owner:
+    if s.list_reason:
         reasons = [s.list_reason, "a person's post"]
         if s.reply:
             reasons.append("a reply in a discussion")
@@ -236,8 +250,8 @@ def _machine(s: Signals) -> Decision:
         return _d(Category.RECEIPT, 0.85, [*reasons, *s.receipt[:1]])
     if s.social:
         return _d(Category.SOCIAL, 0.85, reasons)
-    if s.action and (s.notifier or s.machine) and "review" in s.action:
-        return _d(Category.ACTION_REQUIRED, 0.65, [*reasons, s.action])
+    if s.action_strong and not (s.promo or s.footer):
+        return _d(Category.ACTION_REQUIRED, 0.65, [*reasons, s.action_strong])
     if s.notifier or s.null_return:
         if len(s.promo) >= 2 and (s.esp or s.unsubscribe):
             return _d(Category.PROMOTION, 0.6, [*reasons, _words("offer words", s.promo)])

@@ -11,8 +11,10 @@ import re
 
 __all__ = [
     "ACTION",
+    "ACTION_STRONG",
     "ANNOUNCE_SUBJECT",
     "AUTOMATED_TEXT",
+    "BULK_ADDRESS",
     "BULK_LOCAL",
     "BULK_MAILERS",
     "ESP_HEADERS",
@@ -32,12 +34,14 @@ __all__ = [
     "OBFUSCATED",
     "ORG_NAME",
     "PROMOTION",
+    "PUBLICATION_NAME",
     "RANDOM_LOCAL",
     "RECEIPT_ATTACHMENT",
     "RECEIPT_SUBJECT",
     "RECEIPT_TEXT",
     "SOCIAL_DOMAINS",
     "SPAM",
+    "SPAM_MAILERS",
     "SPAM_SUBJECT",
     "SPAM_TAG",
 ]
@@ -80,7 +84,21 @@ BULK_LOCAL = re.compile(
     r"|customer(?:service|care|support)?|support|service|care|help|contact|feedback"
     r"|orders?|billing|invoices?|receipts?|payments?|shipping|tracking|booking|reservations?"
     r"|subscriptions?|subscribers?|rewards|loyalty|specials?|weekly|daily|list|lists"
-    r"|press|media|campaigns?|crm|members|studio|store-news|reply)$",
+    r"|press|media|campaigns?|crm|members|studio|store-news|reply|rss\w*|feeds?"
+    r"|mailing-?list|newsletter\w*|news\w*|announce\w*|alerts?-?\w*|notices?)$",
+    re.IGNORECASE,
+)
+# Per-recipient sender addresses (VERP, tracking tokens) and bulk-mail subdomains.
+BULK_ADDRESS = re.compile(
+    r"^[^@]*(?:[0-9a-f]{10,}|[=#+]\S*\d{3,}|\d{5,})[^@]*@"
+    r"|@(?:news(?:letters?)?|lists?|mailings?|e?mail\d*|em|e|mkt|marketing|promo|updates?"
+    r"|campaigns?|bounces?|offers?|info|enews|alerts?|reply|send|mta\d*)\.[^.]+\.[a-z.]+$",
+    re.IGNORECASE,
+)
+# Display names of publications and lists rather than of people.
+PUBLICATION_NAME = re.compile(
+    r"mailing\s*list|announce|newsletter|\bnews\b|digest|\balerts?\b|\brss\b|bulletin"
+    r"|magazine|weekly|daily|update[sd]?\b|\bteam\b|offers|deals",
     re.IGNORECASE,
 )
 # Header fields set by bulk-mail services (ESPs) and campaign tools.
@@ -165,8 +183,16 @@ BULK_MAILERS = re.compile(
     r"|list\s?mail|lyris|listserv|aweber|constant\s?contact|icontact|getresponse|sendy"
     r"|mailwizz|interspire|acumbamail|emarsys|exacttarget|salesforce|marketo|eloqua|hubspot"
     r"|mailerlite|madmimi|benchmark|vertical\s?response|dada\s?mail|oempro|ymlp|acymailing"
-    r"|stream\s?send|streamsend|group\s?mail|worldmerge|mailking|atomic\s?mail|e-?mail\s?marketing"
-    r"|direct\s?mail|send-?safe|advanced\s?mass",
+    r"|stream\s?send|streamsend|e-?mail\s?marketing|accucast|targetmail|cheetah|topica|lmail"
+    r"|list\s?manager|mailloop|messagemedia|digital\s?impact|mailman\s?pro|postmaster\s?general"
+    r"|roving|bigfoot|e-?mail\s+by",
+    re.IGNORECASE,
+)
+# X-Mailer values of the mass-mailing programs spammers used.
+SPAM_MAILERS = re.compile(
+    r"group\s?mail|worldmerge|mailking|atomic\s?mail|direct\s?mail|send-?safe|advanced\s?mass"
+    r"|dm\s?free|easy\s?dm|mailer\s?pro|mail\s?blaster|mass\s?mail|bulk\s?mail|stealth"
+    r"|floodgate|extractor|express\s?mail\s?blast|aristotle|jiffy",
     re.IGNORECASE,
 )
 # Domains of machine notifications (code hosting, CI, trackers, monitoring, services).
@@ -240,6 +266,13 @@ NOTIFICATION_SUBJECT = _words(
     r"contact\s+form",
     r"you\s+have\s+(?:a\s+)?(?:new\s+)?(?:survey|voice\s?mail|fax)",
     r"revision\s+\d+",
+    r"here\s+is\s+your\s+(?:\w+\s+)?(?:password|code|link|pin)",
+    r"as\s+you\s+requested",
+    r"(?:security\s+)?advisory",
+    r"errata",
+    r"security\s+update",
+    r"alert",
+    r"reminder",
     r"svn\s+commit",
     r"cvs\s+commit",
 )
@@ -261,6 +294,18 @@ SOCIAL_DOMAINS = re.compile(
 # Receipt, order and booking words; a subject says it more reliably than a body.
 RECEIPT_SUBJECT = _words(
     r"receipt",
+    r"out\s+for\s+delivery",
+    r"on\s+its\s+way",
+    r"scheduled\s+for\s+delivery",
+    r"(?:was|been|has\s+been|is)\s+delivered",
+    r"delivered:",
+    r"delivery\s+(?:update|exception|attempt|scheduled|confirmation|notification|notice)",
+    r"(?:your|a)\s+(?:package|parcel|shipment|delivery)",
+    r"arriving\s+(?:today|tomorrow|soon)",
+    r"(?:package|parcel|shipment)\s+(?:is|has|was)",
+    r"shipped",
+    r"dispatched",
+    r"tracking\s+(?:number|info\w*|update)",
     r"invoice",
     r"order\s+(?:confirmation|confirmed|receipt|number|#?\s?\d[\w-]*)",
     r"your\s+(?:\w+\s+)?order",
@@ -283,6 +328,10 @@ RECEIPT_SUBJECT = _words(
     r"donation\s+receipt",
 )
 RECEIPT_TEXT = _words(
+    r"track\s+(?:your\s+)?(?:package|parcel|shipment|order)",
+    r"scheduled\s+delivery",
+    r"delivery\s+(?:is\s+)?(?:due|date|address)",
+    r"estimated\s+(?:delivery|arrival)",
     r"order\s+(?:number|no\.?|#|id)",
     r"invoice\s+(?:number|no\.?|#|date)",
     r"order\s+total",
@@ -329,6 +378,23 @@ ACTION = _words(
     r"we\s+need\s+you\s+to",
     r"let\s+me\s+know\s+(?:if|when|what|by|whether|asap)",
 )
+# A request strong enough that a program's mail asking it needs the user (approvals,
+# signatures, reviews, payment).
+ACTION_STRONG = _words(
+    r"action\s+(?:required|needed|requested)",
+    r"approval\s+(?:required|needed|requested|is\s+overdue|pending)",
+    r"(?:pending|awaiting|needs?|requires?)\s+your\s+(?:approval|review|signature|action)",
+    r"your\s+approval\s+is",
+    r"requested\s+your\s+review",
+    r"review\s+requested",
+    r"please\s+(?:sign|approve|review|pay|confirm\s+your)",
+    r"payment\s+(?:is\s+)?(?:due|overdue)",
+    r"past\s+due",
+    r"sign\s+(?:the|this)\s+(?:document|contract|agreement|form)",
+    r"waiting\s+for\s+your\s+(?:consideration|approval|review|response|decision)",
+    r"requests?\s+waiting",
+    r"please\s+attend\s+to",
+)
 PROMOTION = _words(
     r"\d{1,2}\s?%\s?off",
     r"(?:up\s+to\s+)?\d{1,2}\s?%\s+(?:off|discount|savings?)",
@@ -361,6 +427,31 @@ PROMOTION = _words(
     r"bogo",
     r"gift\s+with\s+purchase",
     r"lowest\s+prices?",
+    r"exclusive",
+    r"specials",
+    r"starting\s+bid",
+    r"auctions?",
+    r"bargains?",
+    r"best\s+price",
+    r"on\s+sale\s+now",
+    r"catalog",
+    r"in\s+stock",
+    r"buy",
+    r"shop\w*",
+    r"purchase",
+    r"prices?",
+    r"products?",
+    r"store",
+    r"now\s+available",
+    r"sneak\s+peek",
+    r"register\s+(?:now|today|here|online)",
+    r"enter\s+to\s+win",
+    r"sweepstakes",
+    r"win\s+a",
+    r"freebies",
+    r"upgrade\s+(?:now|today)",
+    r"subscribe\s+(?:now|today)",
+    r"order\s+(?:online|today)",
     r"gift\s+ideas",
     r"holiday\s+gifts?",
     r"meet\s+the\s+new",
@@ -412,6 +503,11 @@ FOOTER = _words(
     r"privacy\s+policy",
     r"can't\s+read\s+this\s+email",
     r"no\s+longer\s+wish\s+to\s+receive",
+    r"(?:not\s+)?display(?:ing)?\s+properly",
+    r"(?:view|launch|open)\s+it\s+in\s+your\s+(?:web\s+)?browser",
+    r"to\s+(?:be\s+)?(?:removed?|unsubscribed?)\s+from",
+    r"sign\s+up\s+for\s+(?:our|this)\s+(?:newsletter|list)",
+    r"you\s+(?:have\s+)?(?:signed\s+up|opted\s+in|registered)",
     r"opt[-\s]?out",
 )
 SPAM = _words(
@@ -547,7 +643,7 @@ SPAM = _words(
 )
 SPAM_SUBJECT = re.compile(
     r"[!?]{2,}|\$\d|\bfree\b|\b(?:re|fw):\s*$|^\s*(?:adv|ad)\s*[:\]]|\[adv\]|\badv:"
-    r"|\s{3,}\w+$|\b[a-z]{2,}\d{3,}\b|\bv[i1!]agra\b|\bunsolicited\b",
+    r"|\s{3,}\S+$|\b[a-z]{2,}\d{3,}\b|\bv[i1!]agra\b|\bunsolicited\b",
     re.IGNORECASE,
 )
 FREEMAIL = re.compile(
@@ -572,7 +668,12 @@ AUTOMATED_TEXT = re.compile(
 GTUBE = "xjs*c4jdbqadn1.nsbn3*2idnen*gtube-standard-anti-ube-test-email*c.34x"
 # Words with a digit or symbol standing in for a letter ("st0ck", "v1agra").
 OBFUSCATED = re.compile(r"\b[a-z]{2,}[0-9|!][a-z]{2,}\b")
-SPAM_TAG = re.compile(r"^\s*(?:\[spam\]|\*+\s*spam\s*\*+|\{spam\??\}|spam:)", re.IGNORECASE)
+# Subject tags of spam: a filter's rewrite, or the label Japanese and Korean law require on
+# unsolicited advertising ("未承諾広告", "광고").
+SPAM_TAG = re.compile(
+    r"^\s*(?:\[spam\]|\*+\s*spam\s*\*+|\{spam\??\}|spam:)|未承諾広告|\(광고\)|\[광고\]",
+    re.IGNORECASE,
+)
 # Machine-made local parts: a long run of consonants, as random strings have.
 RANDOM_LOCAL = re.compile(r"^(?=[a-z]*[bcdfghjklmnpqrstvwxz]{4})[a-z]{6,}\d*$")
 # Addresses of mailing lists (what a post to a list is sent "To").

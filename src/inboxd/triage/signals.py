@@ -37,6 +37,7 @@ _LIST_FIELDS = (
     "x-yahoo-newman-property",
     "x-egroups-return",
     "x-loop",
+    "newsgroups",
 )
 _LIST_SENDER = re.compile(
     r"(?:^|[<\s])(?:owner-[^@]+|[^@\s<]+-(?:owner|admin|bounces?|request))@", re.IGNORECASE
@@ -60,7 +61,9 @@ _SPELLED = {
 _HUMAN_LOCAL = re.compile(r"^[a-z]+(?:[._-][a-z]+){0,2}\d{0,4}$", re.IGNORECASE)
 _SPAM_STATUS = re.compile(r"^\s*yes\b", re.IGNORECASE)
 _UNDISCLOSED = re.compile(r"undisclosed|recipient list suppressed|unlisted", re.IGNORECASE)
-_BOUNCE_TYPES = frozenset({"message/delivery-status", "message/disposition-notification"})
+_BOUNCE_TYPES = frozenset(
+    {"message/delivery-status", "message/disposition-notification", "message/feedback-report"}
+)
 _CALENDAR_TYPES = frozenset({"text/calendar", "application/ics", "text/x-vcalendar"})
 _ICS_NAME = re.compile(r"\.(?:ics|vcs)$", re.IGNORECASE)
 _GREETING = re.compile(
@@ -118,6 +121,12 @@ class Signals:
     quoted: bool = False
     obfuscated: int = 0
     fake_reply: bool = False
+    notifier_strong: bool = False
+    spam_mailer: str | None = None
+    promo_in_subject: int = 0
+    bulk_sender_strong: bool = False
+    news_in_subject: int = 0
+    action_strong: str | None = None
     spam_in_subject: int = 0
     invitation: str | None = None
     random_sender: bool = False
@@ -250,6 +259,9 @@ def _notifier(mail: Mail, s: Signals) -> None:
             break
     if s.notifier is None and lexicon.NOTIFICATION_DOMAINS.search(s.from_domain):
         s.notifier = f"sent by {s.from_domain} (a notification service)"
+    if s.notifier is None and ("alert" in s.from_local or s.from_domain.startswith("alert")):
+        s.notifier = f"sender {mail.from_addr} sends alerts"
+    s.notifier_strong = s.notifier is not None
     if s.notifier is None and (
         lexicon.NOTIFICATION_TAG.match(mail.subject)
         or lexicon.NOTIFICATION_SUBJECT.search(mail.subject.lower())
@@ -275,10 +287,18 @@ def _bulk(mail: Mail, s: Signals) -> None:
             s.esp = f"sent through a bulk-mail service ({_title(name)})"
             break
     mailer = mail.header("x-mailer") or mail.header("x-mailer-version") or ""
-    if mailer and lexicon.BULK_MAILERS.search(mailer):
+    if mailer and lexicon.SPAM_MAILERS.search(mailer):
+        s.spam_mailer = f"sent with a mass-mailing program (X-Mailer: {mailer[:40]})"
+    elif mailer and lexicon.BULK_MAILERS.search(mailer):
         s.mailer = f"sent with a bulk-mail tool (X-Mailer: {mailer[:40]})"
     if s.from_local and lexicon.BULK_LOCAL.match(s.from_local):
         s.bulk_sender = f"sender {mail.from_addr} sends to many"
+    elif mail.from_addr and lexicon.BULK_ADDRESS.search(mail.from_addr):
+        s.bulk_sender = f"sender {mail.from_addr[:60]} is a bulk-mail address"
+        s.bulk_sender_strong = True
+    elif mail.from_name and lexicon.PUBLICATION_NAME.search(mail.from_name):
+        s.bulk_sender = f"sender '{mail.from_name[:40]}' is a publication or list"
+        s.bulk_sender_strong = True
     elif not s.list_reason:
         for name in ("return-path", "errors-to"):
             value = (mail.header(name) or "").lower()
@@ -346,9 +366,18 @@ def _content(mail: Mail, ctx: Context, s: Signals) -> None:
     found = lexicon.ACTION.search(subject) or lexicon.ACTION.search(mine)
     if found:
         s.action = f"asks you to act ('{' '.join(found.group(0).split())}')"
+        strong = lexicon.ACTION_STRONG.search(subject) or lexicon.ACTION_STRONG.search(text)
+        if strong:
+            s.action_strong = f"asks you to act ('{' '.join(strong.group(0).split())}')"
+    elif strong := lexicon.ACTION_STRONG.search(subject) or lexicon.ACTION_STRONG.search(text):
+        s.action = s.action_strong = f"asks you to act ('{' '.join(strong.group(0).split())}')"
     both = subject + "\n" + text
     s.promo = _found(lexicon.PROMOTION, both)
     s.news = _found(lexicon.NEWSLETTER, both)
+    if s.promo:
+        s.promo_in_subject = len(lexicon.PROMOTION.findall(subject))
+    if s.news:
+        s.news_in_subject = len(lexicon.NEWSLETTER.findall(subject))
     s.footer = _found(lexicon.FOOTER, text)
     s.spam = _found(lexicon.SPAM, both)
     if s.spam:
@@ -356,7 +385,7 @@ def _content(mail: Mail, ctx: Context, s: Signals) -> None:
     if s.notifier is None and lexicon.NOTIFICATION_SUBJECT.search(text[:300]):
         s.notifier = "opens like an automated notice"
     if lexicon.INVITATION.search(subject) or lexicon.INVITATION.search(mine):
-        when = lexicon.EVENT_WHEN.search(mine)
+        when = lexicon.EVENT_WHEN.search(subject) or lexicon.EVENT_WHEN.search(mine)
         if when:
             s.invitation = f"an invitation with a date ('{' '.join(when.group(0).split())}')"
     if not s.machine and lexicon.AUTOMATED_TEXT.search(text):
