@@ -291,6 +291,14 @@ def _bulk(mail: Mail, s: Signals) -> None:
         s.spam_mailer = f"sent with a mass-mailing program (X-Mailer: {mailer[:40]})"
     elif mailer and lexicon.BULK_MAILERS.search(mailer):
         s.mailer = f"sent with a bulk-mail tool (X-Mailer: {mailer[:40]})"
+    _bulk_sender(mail, s)
+    name = mail.from_name or ""
+    s.human_name = bool(name) and not lexicon.ORG_NAME.search(name.lower()) and _personish(name)
+    if not name and s.from_local and not s.machine and not s.bulk_sender:
+        s.human_name = bool(_HUMAN_LOCAL.match(s.from_local)) and "." in s.from_local
+
+
+def _bulk_sender(mail: Mail, s: Signals) -> None:
     if s.from_local and lexicon.BULK_LOCAL.match(s.from_local):
         s.bulk_sender = f"sender {mail.from_addr} sends to many"
     elif mail.from_addr and lexicon.BULK_ADDRESS.search(mail.from_addr):
@@ -305,10 +313,6 @@ def _bulk(mail: Mail, s: Signals) -> None:
             if _ESP_BOUNCE.search(value):
                 s.bulk_sender = f"bounces go to a bulk-mail address ({_title(name)})"
                 break
-    name = mail.from_name or ""
-    s.human_name = bool(name) and not lexicon.ORG_NAME.search(name.lower()) and _personish(name)
-    if not name and s.from_local and not s.machine and not s.bulk_sender:
-        s.human_name = bool(_HUMAN_LOCAL.match(s.from_local)) and "." in s.from_local
 
 
 def _personish(name: str) -> bool:
@@ -356,21 +360,8 @@ def _content(mail: Mail, ctx: Context, s: Signals) -> None:
     text = mail.text[:_TEXT_SCAN].lower()
     mine = own_text(text)
     s.quoted = len(mine) < len(text) - 40
-    found = lexicon.RECEIPT_SUBJECT.search(subject)
-    if found:
-        s.receipt.insert(0, f"receipt words in the subject ('{found.group(0)}')")
-    elif not s.receipt:
-        hits = {m.group(0) for m in lexicon.RECEIPT_TEXT.finditer(text)}
-        if len(hits) >= 2:
-            s.receipt.append(f"receipt words ('{sorted(hits)[0]}')")
-    found = lexicon.ACTION.search(subject) or lexicon.ACTION.search(mine)
-    if found:
-        s.action = f"asks you to act ('{' '.join(found.group(0).split())}')"
-        strong = lexicon.ACTION_STRONG.search(subject) or lexicon.ACTION_STRONG.search(text)
-        if strong:
-            s.action_strong = f"asks you to act ('{' '.join(strong.group(0).split())}')"
-    elif strong := lexicon.ACTION_STRONG.search(subject) or lexicon.ACTION_STRONG.search(text):
-        s.action = s.action_strong = f"asks you to act ('{' '.join(strong.group(0).split())}')"
+    _receipt(subject, text, s)
+    _action(subject, text, mine, s)
     both = subject + "\n" + text
     s.promo = _found(lexicon.PROMOTION, both)
     s.news = _found(lexicon.NEWSLETTER, both)
@@ -394,6 +385,27 @@ def _content(mail: Mail, ctx: Context, s: Signals) -> None:
         s.spam_flag = "the GTUBE spam test string"
     s.obfuscated = len(lexicon.OBFUSCATED.findall(text))
     _sender_cues(mail, ctx, s, mine)
+
+
+def _receipt(subject: str, text: str, s: Signals) -> None:
+    found = lexicon.RECEIPT_SUBJECT.search(subject)
+    if found:
+        s.receipt.insert(0, f"receipt words in the subject ('{found.group(0)}')")
+    elif not s.receipt:
+        hits = {m.group(0) for m in lexicon.RECEIPT_TEXT.finditer(text)}
+        if len(hits) >= 2:
+            s.receipt.append(f"receipt words ('{sorted(hits)[0]}')")
+
+
+def _action(subject: str, text: str, mine: str, s: Signals) -> None:
+    found = lexicon.ACTION.search(subject) or lexicon.ACTION.search(mine)
+    strong = lexicon.ACTION_STRONG.search(subject) or lexicon.ACTION_STRONG.search(text)
+    if strong:
+        s.action_strong = f"asks you to act ('{' '.join(strong.group(0).split())}')"
+    if found:
+        s.action = f"asks you to act ('{' '.join(found.group(0).split())}')"
+    else:
+        s.action = s.action_strong
 
 
 def _sender_cues(mail: Mail, ctx: Context, s: Signals, mine: str) -> None:
