@@ -40,13 +40,17 @@ MAX_DEPTH = 8  # multipart nesting followed
 MAX_FIELDS = 200  # top-level header fields kept
 MAX_VALUE_CHARS = 2048  # characters kept of one header value
 HEADER_CAP = 128 * 1024  # bytes of the top header block read
-TEXT_DECODE_CAP = 12 * 1024  # encoded bytes of the text part decoded
-HTML_DECODE_CAP = 32 * 1024  # encoded bytes of the HTML part decoded when there is no text
+TEXT_DECODE_CAP = 6 * 1024  # encoded bytes of the text part decoded
+HTML_DECODE_CAP = 24 * 1024  # encoded bytes of the HTML part decoded when there is no text
 CALENDAR_DECODE_CAP = 16 * 1024
 EXCERPT_CHARS = 4000  # characters of text a Mail carries
 
 # One header field with its continuation lines (as inboxd.mail.mime splits blocks).
 _FIELD = re.compile(r"([!-9;-~]+)[ \t]*:[ \t]*([^\n]*(?:\n[ \t][^\n]*)*)\n?")
+# The same anchored at line starts, so findall tries each line once: linear on any block.
+_FIELDS = re.compile(
+    r"^(([!-9;-~]++)[ \t]*+:[ \t]*+([^\n]*+(?:\n[ \t][^\n]*+)*+)\n?)", re.MULTILINE
+)
 _CONTENT_FIELDS = frozenset(
     {"content-type", "content-transfer-encoding", "content-disposition", "content-id"}
 )
@@ -199,20 +203,19 @@ def _entity_at(
     block = raw[pos:block_end].decode("ascii", "surrogateescape")
     fields: dict[str, list[str]] = {}
     content = ContentFields()
-    at = count = 0
-    while at < len(block) and count < MAX_FIELDS:
-        match = _FIELD.match(block, at)
-        if match is None:  # a line that is no header field: the body starts there
-            body_start = pos + at
-            break
-        name = match.group(1).lower()
-        value = match.group(2).rstrip("\r")
+    pairs = _FIELDS.findall(block)
+    if sum(len(whole) for whole, _name, _value in pairs) != len(block):
+        # Some line is no header field: the fields before it, and the body starts there.
+        pairs, covered = _leading_fields(block)
+        if covered < len(block):
+            body_start = pos + covered
+    for _whole, raw_name, raw_value in pairs[:MAX_FIELDS]:
+        name = raw_name.lower()
+        value = raw_value.rstrip("\r")
         if name in _CONTENT_FIELDS:
             content.values.setdefault(name, value)
         if top:
             fields.setdefault(name, []).append(value)
-        at = match.end()
-        count += 1
     ctype = "text/plain"
     declared = content.values.get("content-type")
     if declared is not None:
@@ -220,6 +223,19 @@ def _entity_at(
         if main.count("/") == 1:
             ctype = main
     return fields, Entity(content, min(body_start, end), end, content_type=ctype)
+
+
+def _leading_fields(block: str) -> tuple[list[tuple[str, str, str]], int]:
+    """The fields before the first line that is no field, and where that line starts."""
+    pairs: list[tuple[str, str, str]] = []
+    at = 0
+    while at < len(block) and len(pairs) < MAX_FIELDS:
+        match = _FIELD.match(block, at)
+        if match is None:
+            break
+        pairs.append((match.group(0), match.group(1), match.group(2)))
+        at = match.end()
+    return pairs, at
 
 
 def _decoded(value: str) -> str:
@@ -300,10 +316,18 @@ class _Walk:
     def excerpt(self) -> str:
         """The bounded text: the text part, else the HTML's visible text; then the key
         lines of a calendar part."""
-        text = self.text if self.text and self.text.strip() else None
-        if text is None and self.html_leaf is not None:
-            text = strip_tags(_decode(self.raw, self.html_leaf, HTML_DECODE_CAP))
-        out = _tidy(text[: EXCERPT_CHARS + 500])[:EXCERPT_CHARS] if text else ""
+        text = self.text if self.text and not self.text.isspace() else None
+        if text is not None:
+            # Plain text is kept as written (only its line ends made plain): the signals
+            # read it through \s-tolerant patterns, and tidying cost a tenth of a triage.
+            out = text[:EXCERPT_CHARS]
+            if "\r" in out:
+                out = out.replace("\r\n", "\n").replace("\r", "\n")
+        elif self.html_leaf is not None:
+            html = strip_tags(_decode(self.raw, self.html_leaf, HTML_DECODE_CAP))
+            out = _tidy(html[: EXCERPT_CHARS * 3])[:EXCERPT_CHARS]
+        else:
+            out = ""
         if self.calendar:
             lines = _CALENDAR_LINE.findall(self.calendar)[:12]
             if lines:

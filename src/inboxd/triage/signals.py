@@ -395,7 +395,7 @@ def _content(mail: Mail, ctx: Context, s: Signals) -> None:
 _OWN_WORDS = frozenset({"action", "invitation"})
 _BODY_WORDS = frozenset({"footer", "receipt_text", "automated", "notice"})
 _NOTICE_SCAN = 300
-_OBFUSCATION_SCAN = 1500
+_OBFUSCATION_SCAN = 1000
 
 
 def _scan(
