@@ -173,7 +173,7 @@ def _spam_cues(s: Signals) -> tuple[float, list[str]]:
             cues.append(cue)
     # What legitimate mail has and spam lacks.
     if s.list_reason and not s.bulk:
-        score -= 3  # discussion lists talk about spam too
+        score -= 3 if s.human_name else 1.5  # discussion lists talk about spam too
     if s.esp or s.one_click or s.unsubscribe:
         score -= 1.5
     elif s.mailer or (s.bulk_sender and s.subscribed):

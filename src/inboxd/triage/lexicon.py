@@ -36,6 +36,7 @@ __all__ = [
     "ORG_NAME",
     "PROMOTION",
     "PUBLICATION_NAME",
+    "PUBLISHER_LOCAL",
     "RANDOM_LOCAL",
     "RECEIPT_ATTACHMENT",
     "RECEIPT_SUBJECT",
@@ -104,24 +105,31 @@ MACHINE_LOCAL = re.compile(
     r"|buildbot|git|svn|cvs|bugzilla(?:-daemon)?|jira|gerrit|trac|redmine|sentry|robot|bot"
     r"|mailbot|messages?-noreply|reply[-+].*|calendar-notification|account-security-noreply"
     r"|security-noreply|verify|verification|accounts?|password|passwordreset|auth"
-    r"|server|admin|webmaster|www|wwwrun|apache|nobody|owner-.+|.+-owner|.+-request)$",
+    r"|server|admin|webmaster|www|wwwrun|apache|nobody|owner-.+|.+-owner|.+-request|.+-admin)$",
     re.IGNORECASE,
 )
 # Local parts of addresses that send to many (newsletters, shops, services).
+# Local parts of addresses that send to many (newsletters, shops, services). The first
+# kind names what it sends (enough on its own); the second is also what small firms and
+# people use ("info@", "hello@"), so it needs other signs.
+PUBLISHER_LOCAL = re.compile(
+    r"^(?:news|newsletters?|marketing|offers?|deals?|promo(?:tions?)?|digest|updates?"
+    r"|e-?news|announce\w*|mailings?|mailing-?list|newsletter\w*|news\w*|rss\w*|feeds?"
+    r"|campaigns?|specials?|weekly|daily|subscriptions?|subscribers?|rewards|loyalty"
+    r"|store-news|editorial)$",
+    re.IGNORECASE,
+)
 BULK_LOCAL = re.compile(
-    r"^(?:news|newsletters?|marketing|offers?|deals?|promo(?:tions?)?|sales|shop|store"
-    r"|info|hello|hi|team|digest|updates?|editors?|editorial|email|e-?mail|mail|mailings?"
-    r"|e-?news|announce(?:ments?)?|communications?|comms|events?|community|members?|membership"
+    r"^(?:sales|shop|store|info|hello|hi|team|editors?|email|e-?mail|mail"
+    r"|communications?|comms|events?|community|members?|membership"
     r"|customer(?:service|care|support)?|support|service|care|help|contact|feedback"
     r"|orders?|billing|invoices?|receipts?|payments?|shipping|tracking|booking|reservations?"
-    r"|subscriptions?|subscribers?|rewards|loyalty|specials?|weekly|daily|list|lists"
-    r"|press|media|campaigns?|crm|members|studio|store-news|reply|rss\w*|feeds?"
-    r"|mailing-?list|newsletter\w*|news\w*|announce\w*|alerts?-?\w*|notices?)$",
+    r"|list|lists|press|media|crm|studio|reply|alerts?-?\w*|notices?)$",
     re.IGNORECASE,
 )
 # Per-recipient sender addresses (VERP, tracking tokens) and bulk-mail subdomains.
 BULK_ADDRESS = re.compile(
-    r"^[^@]*(?:[0-9a-f]{10,}|[=#+]\S*\d{3,}|\d{5,})[^@]*@"
+    r"^[^@]*(?:[0-9a-f]{12,}|[=#+]\S*\d{3,})[^@]*@"
     r"|@(?:news(?:letters?)?|lists?|mailings?|e?mail\d*|em|e|mkt|marketing|promo|updates?"
     r"|campaigns?|bounces?|offers?|info|enews|alerts?|reply|send|mta\d*)\.[^.]+\.[a-z.]+$",
     re.IGNORECASE,
@@ -210,11 +218,11 @@ ESP_HEADER_PREFIXES = (
 )
 # X-Mailer values of bulk-mail tools.
 BULK_MAILERS = re.compile(
-    r"mailchimp|phplist|php\s?list|sendinblue|brevo|mailjet|campaign|newsletter|bulk|mass"
+    r"mailchimp|phplist|php\s?list|sendinblue|brevo|mailjet|campaign|newsletter|bulk|\bmass\b"
     r"|list\s?mail|lyris|listserv|aweber|constant\s?contact|icontact|getresponse|sendy"
     r"|mailwizz|interspire|acumbamail|emarsys|exacttarget|salesforce|marketo|eloqua|hubspot"
     r"|mailerlite|madmimi|benchmark|vertical\s?response|dada\s?mail|oempro|ymlp|acymailing"
-    r"|stream\s?send|streamsend|e-?mail\s?marketing|accucast|targetmail|cheetah|topica|lmail"
+    r"|stream\s?send|streamsend|e-?mail\s?marketing|accucast|targetmail|cheetah|topica"
     r"|list\s?manager|mailloop|messagemedia|digital\s?impact|mailman\s?pro|postmaster\s?general"
     r"|roving|bigfoot|e-?mail\s+by",
     re.IGNORECASE,
@@ -710,7 +718,9 @@ SPAM_TAG = re.compile(
     re.IGNORECASE,
 )
 # Machine-made local parts: a long run of consonants, as random strings have.
-RANDOM_LOCAL = re.compile(r"^(?=[a-z]*[bcdfghjklmnpqrstvwxz]{4})[a-z]{6,}\d*$")
+RANDOM_LOCAL = re.compile(
+    r"^(?:(?=[a-z]*[bcdfghjklmnpqrstvwxz]{4})[a-z]{6,}\d*|[a-z_.]+\d{5,}[a-z_.\d]*)$"
+)
 # Addresses of mailing lists (what a post to a list is sent "To").
 LIST_ADDRESS = re.compile(
     r"^(?:[^@]*[-_.](?:l|list|lists|users?|devel|dev|discuss(?:ion)?|talk|general|announce"

@@ -300,7 +300,10 @@ def _bulk(mail: Mail, s: Signals) -> None:
 
 
 def _bulk_sender(mail: Mail, s: Signals) -> None:
-    if s.from_local and lexicon.BULK_LOCAL.match(s.from_local):
+    if s.from_local and lexicon.PUBLISHER_LOCAL.match(s.from_local):
+        s.bulk_sender = f"sender {mail.from_addr} sends to many"
+        s.bulk_sender_strong = True
+    elif s.from_local and lexicon.BULK_LOCAL.match(s.from_local):
         s.bulk_sender = f"sender {mail.from_addr} sends to many"
     elif mail.from_addr and lexicon.BULK_ADDRESS.search(mail.from_addr):
         s.bulk_sender = f"sender {mail.from_addr[:60]} is a bulk-mail address"
@@ -441,7 +444,7 @@ def _sender_cues(mail: Mail, ctx: Context, s: Signals, mine: str) -> None:
     if lexicon.SPAM_TAG.search(subject):
         s.spam_flag = s.spam_flag or "subject tagged as spam"
     s.freemail = bool(s.from_domain and lexicon.FREEMAIL.search(s.from_domain))
-    s.random_sender = bool(lexicon.RANDOM_LOCAL.match(s.from_local)) and not mail.from_name
+    s.random_sender = bool(lexicon.RANDOM_LOCAL.match(s.from_local)) and not s.list_reason
     reply_to = mail.header("reply-to") or ""
     if reply_to and s.from_domain and "@" in reply_to:
         s.reply_to_elsewhere = s.from_domain not in reply_to.lower()
