@@ -350,4 +350,4 @@ def test_broken_input_never_raises() -> None:
             priority, reasons = prioritize(mail, decision, context)
             assert 0 <= priority <= 100
             assert 0.0 <= decision.confidence <= 1.0
-            assert decision.reasons and reasons
+            assert decision.reasons and isinstance(reasons, tuple)

@@ -22,7 +22,7 @@ UNSURE = 0.6
 # More recipients than this and mail without a known owner is not "to you" but to a group.
 _FEW_RECIPIENTS = 4
 # Distinct spam cues (words, forged-looking headers) that make unsolicited mail spam.
-_SPAM_CUES = 3
+_SPAM_CUES = 2.5
 
 
 def classify(mail: Mail, ctx: Context) -> Decision:
@@ -151,21 +151,32 @@ def _spam_cues(s: Signals) -> tuple[float, list[str]]:
     """How much ``s`` looks like spam (a weighted count of its cues) and the cues."""
     score = 0.0
     cues: list[str] = []
-    if s.spam:
-        score += min(len(s.spam), 5)
-        cues.append(_words("spam words", s.spam))
+    if s.spam or s.spam_weak:
+        score += min(len(s.spam), 5) + min(len(s.spam_weak), 4) / 2
+        cues.append(_words("spam words", s.spam + s.spam_weak))
     for weight, present, cue in (
         (1.5, s.spam_subject, "shouting subject"),
         (1.0, s.undisclosed, "no recipients shown"),
         (1.0, s.reply_to_elsewhere, "Reply-To at another domain"),
-        (1.0, s.freemail and bool(s.promo or s.spam), "a pitch from a free-mail address"),
+        (
+            1.0,
+            s.freemail and bool(s.promo or s.spam or s.spam_weak),
+            "a pitch from a free-mail address",
+        ),
         (1.0, s.html_only and not s.unsubscribe, "HTML only"),
         (1.5, s.obfuscated >= 2, "disguised words"),
         (1.0, s.random_sender, "a random-looking sender"),
-        (1.5, s.fake_reply, "'Re:' without a thread"),
+        (1.5, s.fake_reply and not s.quoted, "'Re:' without a thread"),
         (1.0 * s.spam_in_subject, s.spam_in_subject > 0, "spam words in the subject"),
         (1.5, s.precedence == "junk" and not s.list_reason, "Precedence: junk"),
         (2.0, s.spam_mailer is not None, "sent with a mass-mailing program"),
+        (1.0, s.names_recipient, "the subject names your address"),
+        (1.0, s.links >= 3 and not s.list_reason, "mostly links"),
+        (
+            1.0,
+            s.owner_known and not s.to_owner and not s.list_reason and not s.undisclosed,
+            "not addressed to you",
+        ),
         (1.0, len(s.promo) >= 2 and not (s.unsubscribe or s.esp), "offers without unsubscribe"),
     ):
         if present:
@@ -182,6 +193,8 @@ def _spam_cues(s: Signals) -> tuple[float, list[str]]:
         score -= 1
     if s.human_name and s.to_owner and not s.spam:
         score -= 1
+    if len(s.news) >= 2 and not s.spam:
+        score -= 1  # editorial words: a publication
     return score, cues
 
 

@@ -72,7 +72,7 @@ _DTSTART = re.compile(r"^DTSTART[^:\n]*:(\d{8})(?:T(\d{4,6})(Z?))?", re.MULTILIN
 def prioritize(mail: Mail, decision: Decision, ctx: Context) -> tuple[int, tuple[str, ...]]:
     """The priority of ``mail`` (0-100) given its category, and why."""
     score = float(BASE.get(decision.category, 20))
-    reasons: list[str] = [f"{decision.category.value} mail starts at {int(score)}"]
+    reasons: list[str] = []
     if decision.direct:
         score += 10
         reasons.append("a person wrote to you")

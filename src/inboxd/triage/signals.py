@@ -115,6 +115,9 @@ class Signals:
     news: list[str] = field(default_factory=list)
     footer: list[str] = field(default_factory=list)
     spam: list[str] = field(default_factory=list)
+    spam_weak: list[str] = field(default_factory=list)
+    links: int = 0
+    names_recipient: bool = False
     spam_subject: bool = False
     freemail: bool = False
     reply_to_elsewhere: bool = False
@@ -377,9 +380,10 @@ def _content(mail: Mail, ctx: Context, s: Signals) -> None:
     s.news = sorted(set(found.get("news", ())))
     s.footer = sorted(set(found.get("footer", ())))
     s.spam = sorted(set(found.get("spam", ())))
+    s.spam_weak = sorted(set(found.get("spam_weak", ())))
     s.promo_in_subject = in_subject["promo"]
     s.news_in_subject = in_subject["news"]
-    s.spam_in_subject = in_subject["spam"]
+    s.spam_in_subject = in_subject["spam"] + in_subject["spam_weak"]
     if s.notifier is None and "notice" in found:
         s.notifier = "opens like an automated notice"
     if "invitation" in found:
@@ -391,6 +395,9 @@ def _content(mail: Mail, ctx: Context, s: Signals) -> None:
     if lexicon.GTUBE in text:
         s.spam_flag = "the GTUBE spam test string"
     s.obfuscated = len(lexicon.OBFUSCATED.findall(text, 0, _OBFUSCATION_SCAN))
+    s.links = text.count("http://", 0, own_end) + text.count("https://", 0, own_end)
+    recipient = mail.to[0].partition("@")[0] if mail.to else ""
+    s.names_recipient = len(recipient) >= 3 and recipient in subject
     _sender_cues(mail, ctx, s, text[:own_end])
 
 
