@@ -815,6 +815,8 @@ SCAN = re.compile(
 
 
 @functools.lru_cache(maxsize=8192)
-def kinds(phrase: str) -> tuple[str, ...]:
-    """The SCANNED lists ``phrase`` (a match of SCAN) belongs to."""
-    return tuple(name for name, pattern in SCANNED.items() if pattern.fullmatch(phrase))
+def kinds(phrase: str) -> tuple[str, tuple[str, ...]]:
+    """``phrase`` (a match of SCAN) with its whitespace made single spaces, and the SCANNED
+    lists it belongs to."""
+    found = tuple(name for name, pattern in SCANNED.items() if pattern.fullmatch(phrase))
+    return " ".join(phrase.split()), found

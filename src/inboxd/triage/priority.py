@@ -123,7 +123,7 @@ def _recency(mail: Mail, ctx: Context, reasons: list[str]) -> float:
 
 
 def _deadline(mail: Mail, ctx: Context, reasons: list[str]) -> float:
-    text = (mail.subject + "\n" + own_text(mail.text)).lower()
+    text = mail.subject.lower() + "\n" + own_text(mail.text)
     match = _DEADLINE.search(text)
     if match is None:
         return 0.0

@@ -14,10 +14,16 @@ from inboxd.triage.types import Context, Mail
 __all__ = ["Signals", "own_text", "read_signals"]
 
 # Where the writer's own words end: quoted text, a forwarded or original message.
-_QUOTE_START = re.compile(
-    r"^(?:-{2,}\s*(?:original message|forwarded message|forwarded by)"
-    r"|_{5,}|on .{0,80} wrote:\s*$|.{0,60} wrote:\s*$|from:\s.*\nsent:\s)",
-    re.IGNORECASE | re.MULTILINE,
+# Lines that start a quoted or forwarded message, lower-cased.
+_QUOTE_MARKERS = (
+    "-----original message",
+    "----- original message",
+    "---------- forwarded message",
+    "----- forwarded message",
+    "forwarded by",
+    " wrote:",
+    "\n_____",
+    "\nfrom: ",
 )
 _REPLY_SUBJECT = re.compile(r"^\s*(?:re|aw|sv|antw|vs|r)\s*(?:\[\d+\])?\s*:", re.IGNORECASE)
 _FORWARD_SUBJECT = re.compile(r"^\s*(?:fw|fwd|wg|tr|rv)\s*:", re.IGNORECASE)
@@ -72,7 +78,7 @@ _GREETING = re.compile(
 )
 _JUNK_MARKS = frozenset({"\\junk", "junk", "spam", "\\spam", "$junk", "junk e-mail", "bulk mail"})
 _SCRIPT_LOCALS = frozenset({"www-data", "apache", "nobody", "httpd", "www", "wwwrun", "nginx"})
-_TEXT_SCAN = 2500  # characters of a body the word lists are run over
+_TEXT_SCAN = 2000  # characters of a body the word lists are run over
 
 
 @dataclass(slots=True)
@@ -147,11 +153,10 @@ class Signals:
 
 
 def own_text(text: str) -> str:
-    """The writer's own words: the text before any quoted or forwarded message."""
-    head = text[:_TEXT_SCAN]
-    match = _QUOTE_START.search(head)
-    if match:
-        head = head[: match.start()]
+    """The writer's own words, lower-cased: the text before any quoted or forwarded
+    message, without quoted lines."""
+    head = text[:_TEXT_SCAN].lower()
+    head = head[: _own_end(head)]
     if ">" in head:
         head = "\n".join(line for line in head.split("\n") if not line.startswith(">"))
     return head
@@ -419,15 +424,15 @@ def _scan(
     in_subject: collections.Counter[str] = collections.Counter()
     for match in lexicon.SCAN.finditer(both):
         at = match.start()
-        phrase = match.group(0)
-        for kind in lexicon.kinds(phrase):
+        phrase, lists = lexicon.kinds(match.group(0))
+        for kind in lists:
             if kind in _OWN_WORDS and (at >= base + own_end or _quoted_line(both, at)):
                 continue
             if kind in _BODY_WORDS and (
                 at < base or (kind == "notice" and at >= base + _NOTICE_SCAN)
             ):
                 continue
-            found.setdefault(kind, []).append(" ".join(phrase.split()))
+            found.setdefault(kind, []).append(phrase)
             if at < base:
                 in_subject[kind] += 1
     return found, in_subject
@@ -438,9 +443,14 @@ def _quoted_line(text: str, at: int) -> bool:
 
 
 def _own_end(text: str) -> int:
-    """Where the writer's own words end in ``text``: a quoted or forwarded message."""
-    match = _QUOTE_START.search(text)
-    return match.start() if match else len(text)
+    """Where the writer's own words end in lower-cased ``text``: the first line of a quoted
+    or forwarded message (found with str.find, several times cheaper than a regex here)."""
+    end = len(text)
+    for marker in _QUOTE_MARKERS:
+        at = text.find(marker, 0, end)
+        if at >= 0:
+            end = text.rfind("\n", 0, at) + 1 if marker == " wrote:" else at
+    return end
 
 
 def _sender_cues(mail: Mail, ctx: Context, s: Signals, mine: str) -> None:
