@@ -164,7 +164,6 @@ def _spam_cues(s: Signals) -> tuple[float, list[str]]:
             "a pitch from a free-mail address",
         ),
         (1.0, s.html_only and not s.unsubscribe, "HTML only"),
-        (1.5, s.obfuscated >= 2, "disguised words"),
         (1.0, s.random_sender, "a random-looking sender"),
         (1.5, s.fake_reply and not s.quoted, "'Re:' without a thread"),
         (1.0 * s.spam_in_subject, s.spam_in_subject > 0, "spam words in the subject"),
@@ -195,6 +194,10 @@ def _spam_cues(s: Signals) -> tuple[float, list[str]]:
         score -= 1
     if len(s.news) >= 2 and not s.spam:
         score -= 1  # editorial words: a publication
+    # Counting disguised words costs more than all the rest: only when it could decide.
+    if _SPAM_CUES - 1.5 <= score < _SPAM_CUES and s.disguised():
+        score += 1.5
+        cues.append("disguised words")
     return score, cues
 
 

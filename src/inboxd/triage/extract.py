@@ -172,7 +172,13 @@ def _top(raw: bytes) -> tuple[dict[str, tuple[str, ...]], Entity | None]:
     found, top = _entity_at(raw, 0, len(raw), top=True)
     headers: dict[str, tuple[str, ...]] = {}
     for name, values in found.items():
-        headers[name] = tuple(_decoded(v[:MAX_VALUE_CHARS]) for v in values)
+        if len(values) == 1:
+            value = values[0]
+            # Most values are one plain line: skip the decoder's call for them.
+            plain = value.isascii() and "=?" not in value and "\n" not in value
+            headers[name] = (value.strip() if plain else _decoded(value[:MAX_VALUE_CHARS]),)
+        else:
+            headers[name] = tuple(_decoded(v[:MAX_VALUE_CHARS]) for v in values)
     return headers, top
 
 

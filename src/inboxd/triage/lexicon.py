@@ -820,3 +820,16 @@ def kinds(phrase: str) -> tuple[str, tuple[str, ...]]:
     lists it belongs to."""
     found = tuple(name for name, pattern in SCANNED.items() if pattern.fullmatch(phrase))
     return " ".join(phrase.split()), found
+
+
+def _names(exact: frozenset[str] | tuple[str, ...], prefixes: tuple[str, ...]) -> re.Pattern[str]:
+    """A pattern finding, in header names joined by newlines, the first that is one of
+    ``exact`` or starts with one of ``prefixes`` (one search instead of a loop)."""
+    parts = [re.escape(n) + "$" for n in sorted(exact)] + [re.escape(p) for p in prefixes]
+    return re.compile(r"^(?=" + "|".join(parts) + r")[^\n]+", re.MULTILINE)
+
+
+#: Header names of bulk-mail services, of notification systems, of social networks.
+ESP_NAMES = _names(ESP_HEADERS - {"list-unsubscribe-post"}, ESP_HEADER_PREFIXES)
+NOTIFICATION_NAMES = _names((), NOTIFICATION_HEADER_PREFIXES)
+SOCIAL_NAMES = _names((), ("x-facebook", "x-linkedin", "x-twitter", "x-meetup"))

@@ -78,7 +78,11 @@ _GREETING = re.compile(
 )
 _JUNK_MARKS = frozenset({"\\junk", "junk", "spam", "\\spam", "$junk", "junk e-mail", "bulk mail"})
 _SCRIPT_LOCALS = frozenset({"www-data", "apache", "nobody", "httpd", "www", "wwwrun", "nginx"})
-_TEXT_SCAN = 2000  # characters of a body the word lists are run over
+# Characters of a body the word lists are run over: its start, and its end where the
+# footers of subscribed mail are (more text found no more on the labelled mail, and the
+# scan is a third of a triage's time).
+_TEXT_SCAN = 1200
+_TAIL_SCAN = 600
 
 
 @dataclass(slots=True)
@@ -87,6 +91,8 @@ class Signals:
 
     from_local: str = ""
     from_domain: str = ""
+    #: The header names, one a line (searched at once by lexicon's *_NAMES patterns).
+    names: str = ""
     owner_known: bool = False
     to_owner: bool = False
     owner_named: bool = False
@@ -129,7 +135,8 @@ class Signals:
     reply_to_elsewhere: bool = False
     html_only: bool = False
     quoted: bool = False
-    obfuscated: int = 0
+    #: The lower-cased text the word lists were run over.
+    scanned: str = ""
     fake_reply: bool = False
     notifier_strong: bool = False
     spam_mailer: str | None = None
@@ -140,6 +147,10 @@ class Signals:
     spam_in_subject: int = 0
     invitation: str | None = None
     random_sender: bool = False
+
+    def disguised(self) -> bool:
+        """Does the text disguise words with digits or symbols ("st0ck", "v1agra")?"""
+        return len(lexicon.OBFUSCATED.findall(self.scanned, 0, _OBFUSCATION_SCAN)) >= 2
 
     @property
     def subscribed(self) -> bool:
@@ -155,7 +166,7 @@ class Signals:
 def own_text(text: str) -> str:
     """The writer's own words, lower-cased: the text before any quoted or forwarded
     message, without quoted lines."""
-    head = text[:_TEXT_SCAN].lower()
+    head = text[: _TEXT_SCAN * 2].lower()
     head = head[: _own_end(head)]
     if ">" in head:
         head = "\n".join(line for line in head.split("\n") if not line.startswith(">"))
@@ -169,6 +180,7 @@ def read_signals(mail: Mail, ctx: Context) -> Signals:
     addr = mail.from_addr or ""
     local, _, domain = addr.rpartition("@")
     s.from_local, s.from_domain = local, domain
+    s.names = "\n".join(headers)
     _recipients(mail, ctx, s)
     if addr:
         s.wrote_to = ctx.correspondents.get(addr, 0)
@@ -261,11 +273,9 @@ def _machine(mail: Mail, s: Signals) -> None:
 
 
 def _notifier(mail: Mail, s: Signals) -> None:
-    headers = mail.headers
-    for name in headers:
-        if name.startswith(lexicon.NOTIFICATION_HEADER_PREFIXES):
-            s.notifier = f"{_title(name)} header (a notification system)"
-            break
+    found = lexicon.NOTIFICATION_NAMES.search(s.names)
+    if found:
+        s.notifier = f"{_title(found.group(0))} header (a notification system)"
     if s.notifier is None and lexicon.NOTIFICATION_DOMAINS.search(s.from_domain):
         s.notifier = f"sent by {s.from_domain} (a notification service)"
     if s.notifier is None and ("alert" in s.from_local or s.from_domain.startswith("alert")):
@@ -278,23 +288,17 @@ def _notifier(mail: Mail, s: Signals) -> None:
         s.notifier = "subject of an automated notice"
     if s.from_domain and lexicon.SOCIAL_DOMAINS.search(s.from_domain):
         s.social = f"from a social network ({s.from_domain})"
-    else:
-        for name in headers:
-            if name.startswith(("x-facebook", "x-linkedin", "x-twitter", "x-meetup")):
-                s.social = f"{_title(name)} header (a social network)"
-                break
+    elif found := lexicon.SOCIAL_NAMES.search(s.names):
+        s.social = f"{_title(found.group(0))} header (a social network)"
 
 
 def _bulk(mail: Mail, s: Signals) -> None:
     headers = mail.headers
     s.unsubscribe = "list-unsubscribe" in headers
     s.one_click = "list-unsubscribe-post" in headers
-    for name in headers:
-        if name == "list-unsubscribe-post":
-            continue
-        if name in lexicon.ESP_HEADERS or name.startswith(lexicon.ESP_HEADER_PREFIXES):
-            s.esp = f"sent through a bulk-mail service ({_title(name)})"
-            break
+    found = lexicon.ESP_NAMES.search(s.names)
+    if found:
+        s.esp = f"sent through a bulk-mail service ({_title(found.group(0))})"
     mailer = mail.header("x-mailer") or mail.header("x-mailer-version") or ""
     if mailer and lexicon.SPAM_MAILERS.search(mailer):
         s.spam_mailer = f"sent with a mass-mailing program (X-Mailer: {mailer[:40]})"
@@ -369,7 +373,10 @@ def _spam_flags(mail: Mail, s: Signals) -> None:
 
 def _content(mail: Mail, ctx: Context, s: Signals) -> None:
     subject = mail.subject.lower()
-    text = mail.text[:_TEXT_SCAN].lower()
+    body = mail.text
+    if len(body) > _TEXT_SCAN + _TAIL_SCAN:
+        body = body[:_TEXT_SCAN] + "\n" + body[-_TAIL_SCAN:]
+    text = body.lower()
     own_end = _own_end(text)
     s.quoted = own_end < len(text) - 40 or "\n>" in text
     found, in_subject = _scan(subject, text, own_end)
@@ -399,7 +406,7 @@ def _content(mail: Mail, ctx: Context, s: Signals) -> None:
         s.machine = "says it was sent automatically"
     if lexicon.GTUBE in text:
         s.spam_flag = "the GTUBE spam test string"
-    s.obfuscated = len(lexicon.OBFUSCATED.findall(text, 0, _OBFUSCATION_SCAN))
+    s.scanned = text
     s.links = text.count("http://", 0, own_end) + text.count("https://", 0, own_end)
     recipient = mail.to[0].partition("@")[0] if mail.to else ""
     s.names_recipient = len(recipient) >= 3 and recipient in subject
