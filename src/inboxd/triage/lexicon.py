@@ -64,21 +64,80 @@ def _words(*alternatives: str) -> re.Pattern[str]:
     return pattern
 
 
+_FIRST_LETTERS = "tasowicbphfmdrelnguyvjkqxz"
+
+
 def _grouped(alternatives: tuple[str, ...]) -> str:
-    groups: dict[str, list[str]] = {}
-    symbols: list[str] = []
-    for alternative in (e for a in alternatives for e in _expanded(a)):
-        first, rest = alternative[:1], alternative[1:]
-        if first.isalpha() and first.islower() and not rest.startswith(("?", "*", "+", "{")):
-            groups.setdefault(first, []).append(rest)
-        else:
-            symbols.append(alternative)  # starts with a digit, "$" or "%"
-    branches = [f"{first}(?:{'|'.join(rests)})" for first, rests in sorted(groups.items())]
-    pattern = r"\b(?:" + "|".join(branches) + r")(?!\w)"
+    """One pattern for all ``alternatives`` (lower-case word lists), as a trie on their
+    leading letters: at each word the engine follows one branch per letter instead of
+    trying every alternative (seven times faster than a flat alternation here)."""
+    words, symbols = _split(alternatives)
+    pattern = _WORD_START + "(?:" + _trie(words) + r")(?!\w)"
     if symbols:
-        # No \b before "$" or "%": look for the character first, then what precedes it.
-        pattern += r"|(?=[\d$%])(?<![\w$%])(?:" + "|".join(symbols) + r")(?!\w)"
+        pattern += "|" + _symbols(symbols)
     return pattern
+
+
+# Cheaper than \b for the engine, and the same before a word's first letter.
+_WORD_START = r"(?<![a-z0-9_])"
+
+
+def _split(alternatives: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """The alternatives that start with a letter, and those that start with a digit, "$"
+    or "%" (amounts and percentages)."""
+    expanded = [e for a in alternatives for e in _expanded(a)]
+    words = [a for a in expanded if _starts_with_letter(a)]
+    return words, [a for a in expanded if not _starts_with_letter(a)]
+
+
+def _symbols(symbols: list[str]) -> str:
+    # No \b before "$" or "%": look for the character first, then what precedes it.
+    return r"(?=[\d$%])(?<![\w$%])(?:" + "|".join(symbols) + r")(?!\w)"
+
+
+def _starts_with_letter(fragment: str) -> bool:
+    first = fragment[:1]
+    return first.isalpha() and first.islower() and fragment[1:2] not in ("?", "*", "+", "{")
+
+
+def _trie(fragments: list[str]) -> str:
+    groups: dict[str, list[str]] = {}
+    others: list[str] = []
+    for fragment in fragments:
+        if _starts_with_letter(fragment):
+            groups.setdefault(fragment[0], []).append(fragment[1:])
+        elif fragment:
+            others.append(_atom(fragment))
+    order = sorted(groups, key=lambda c: _FIRST_LETTERS.find(c) % 100)
+    parts = []
+    for first in order:
+        rests = groups[first]
+        if len(rests) == 1:
+            parts.append(first + _atom(rests[0]))
+        else:
+            parts.append(first + "(?:" + _trie(rests) + ")")
+    parts += others
+    if "" in fragments:
+        parts.append("")  # a whole alternative ends here: tried after the longer ones
+    return "|".join(parts)
+
+
+def _atom(fragment: str) -> str:
+    """``fragment`` wrapped in a group when it has a top-level "|"."""
+    depth = 0
+    escaped = False
+    for char in fragment:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char in "([":
+            depth += 1
+        elif char in ")]":
+            depth -= 1
+        elif char == "|" and depth == 0:
+            return "(?:" + fragment + ")"
+    return fragment
 
 
 _LEADING_GROUP = re.compile(r"\(\?:([a-z|\\s+?]+)\)(\??)")
@@ -807,11 +866,14 @@ SCANNED: dict[str, re.Pattern[str]] = {
     "spam": SPAM,
     "spam_weak": SPAM_WEAK,
 }
-#: Every word list of SCANNED in one pattern: one pass over a message's text finds them all
-#: (a pass per list cost five times as much).
-SCAN = re.compile(
-    _grouped(tuple(dict.fromkeys(a for p in SCANNED.values() for a in _ALTERNATIVES[p])))
+_SCANNED_WORDS, _SCANNED_SYMBOLS = _split(
+    tuple(dict.fromkeys(a for p in SCANNED.values() for a in _ALTERNATIVES[p]))
 )
+#: Every word list of SCANNED in one pattern: one pass over a message's text finds them all
+#: (a pass per list cost five times as much). The phrases with amounts and percentages are
+#: apart, in SCAN_AMOUNTS, looked for only in text with a "$" or a "%".
+SCAN = re.compile(_WORD_START + "(?:" + _trie(_SCANNED_WORDS) + r")(?!\w)")
+SCAN_AMOUNTS = re.compile(_symbols(_SCANNED_SYMBOLS))
 
 
 @functools.lru_cache(maxsize=8192)

@@ -5,6 +5,7 @@ words)."""
 from __future__ import annotations
 
 import collections
+import itertools
 import re
 from dataclasses import dataclass, field
 
@@ -429,7 +430,10 @@ def _scan(
     base = len(subject) + 1
     found: dict[str, list[str]] = {}
     in_subject: collections.Counter[str] = collections.Counter()
-    for match in lexicon.SCAN.finditer(both):
+    matches = lexicon.SCAN.finditer(both)
+    if "$" in both or "%" in both:
+        matches = itertools.chain(matches, lexicon.SCAN_AMOUNTS.finditer(both))
+    for match in matches:
         at = match.start()
         phrase, lists = lexicon.kinds(match.group(0))
         for kind in lists:
