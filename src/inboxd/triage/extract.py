@@ -37,6 +37,7 @@ __all__ = [
 
 MAX_PARTS = 64  # MIME parts looked at per message
 MAX_DEPTH = 8  # multipart nesting followed
+MULTIPART_SCAN_CAP = 256 * 1024  # bytes of a multipart body searched for its boundaries
 MAX_FIELDS = 200  # top-level header fields kept
 MAX_VALUE_CHARS = 2048  # characters kept of one header value
 HEADER_CAP = 128 * 1024  # bytes of the top header block read
@@ -51,6 +52,7 @@ _FIELD = re.compile(r"([!-9;-~]+)[ \t]*:[ \t]*([^\n]*(?:\n[ \t][^\n]*)*)\n?")
 _FIELDS = re.compile(
     r"^(([!-9;-~]++)[ \t]*+:[ \t]*+([^\n]*+(?:\n[ \t][^\n]*+)*+)\n?)", re.MULTILINE
 )
+_BLANK_LINE = re.compile(rb"\n\r?\n")
 _CONTENT_FIELDS = frozenset(
     {"content-type", "content-transfer-encoding", "content-disposition", "content-id"}
 )
@@ -198,12 +200,11 @@ def _entity_at(
         block_end = pos
         body_start = raw.index(b"\n", pos) + 1
     else:
-        crlf = raw.find(b"\n\r\n", pos, limit)
-        lf = raw.find(b"\n\n", pos, crlf if crlf >= 0 else limit)
-        if lf >= 0:
-            block_end, body_start = lf + 1, lf + 2
-        elif crlf >= 0:
-            block_end, body_start = crlf + 1, crlf + 3
+        # One search for the first blank line of either kind: looking for one kind first
+        # scanned the whole message (attachments included) whenever it had the other.
+        blank = _BLANK_LINE.search(raw, pos, limit)
+        if blank is not None:
+            block_end, body_start = blank.start() + 1, blank.end()
         else:
             block_end = body_start = limit
     block = raw[pos:block_end].decode("ascii", "surrogateescape")
@@ -291,9 +292,9 @@ class _Walk:
         boundary = multipart_boundary(entity.headers)
         if boundary is None:
             return []
-        spans, found, _closed = split_multipart(
-            self.raw, entity.body_start, entity.body_end, boundary
-        )
+        # Parts past a huge attachment are not worth scanning its bytes for their boundary.
+        end = min(entity.body_end, entity.body_start + MULTIPART_SCAN_CAP)
+        spans, found, _closed = split_multipart(self.raw, entity.body_start, end, boundary)
         if not found:
             return []
         room = MAX_PARTS - self.parts
