@@ -169,7 +169,7 @@ def _spam_cues(s: Signals) -> tuple[float, list[str]]:
         (1.0 * s.spam_in_subject, s.spam_in_subject > 0, "spam words in the subject"),
         (1.5, s.precedence == "junk" and not s.list_reason, "Precedence: junk"),
         (2.0, s.spam_mailer is not None, "sent with a mass-mailing program"),
-        (1.0, s.names_recipient, "the subject names your address"),
+        (1.0, s.names_recipient and not s.list_reason, "the subject names your address"),
         (1.0, s.links >= 3 and not s.list_reason, "mostly links"),
         (
             1.0,
@@ -182,7 +182,7 @@ def _spam_cues(s: Signals) -> tuple[float, list[str]]:
             score += weight
             cues.append(cue)
     # What legitimate mail has and spam lacks.
-    if s.list_reason and not s.bulk:
+    if s.list_reason and not s.bulk and len(s.spam) < 2:
         score -= 3 if s.human_name else 1.5  # discussion lists talk about spam too
     if s.esp or s.one_click or s.unsubscribe:
         score -= 1.5
@@ -266,7 +266,7 @@ def _machine(s: Signals) -> Decision:
         return _d(Category.RECEIPT, 0.85, [*reasons, *s.receipt[:1]])
     if s.social:
         return _d(Category.SOCIAL, 0.85, reasons)
-    if s.action_strong and not (s.promo or s.footer):
+    if s.action_strong and not (s.promo or len(s.footer) >= 2):
         return _d(Category.ACTION_REQUIRED, 0.65, [*reasons, s.action_strong])
     if s.notifier or s.null_return:
         if len(s.promo) >= 2 and (s.esp or s.unsubscribe):

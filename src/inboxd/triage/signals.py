@@ -388,7 +388,13 @@ def _content(mail: Mail, ctx: Context, s: Signals) -> None:
         s.receipt.append(f"receipt words ('{sorted(found['receipt_text'])[0]}')")
     if "action_strong" in found:
         s.action_strong = f"asks you to act ('{found['action_strong'][0]}')"
-    s.action = f"asks you to act ('{found['action'][0]}')" if "action" in found else s.action_strong
+    # One soft request in passing ("let me know if...") is how people write; a request in
+    # the subject, two of them, or a strong one (approve, sign, pay) asks for action.
+    soft = found.get("action", [])
+    if soft and (in_subject["action"] or len(set(soft)) >= 2):
+        s.action = f"asks you to act ('{soft[0]}')"
+    else:
+        s.action = s.action_strong
     s.promo = sorted(set(found.get("promo", ())))
     s.news = sorted(set(found.get("news", ())))
     s.footer = sorted(set(found.get("footer", ())))
