@@ -262,7 +262,7 @@ def _machine(mail: Mail, s: Signals) -> None:
     return_path = mail.header("return-path")
     if return_path is not None and return_path.strip() in ("<>", ""):
         s.null_return = True
-    elif return_path:
+    elif return_path and not s.list_reason:  # list servers run as "nobody" too
         local = return_path.strip().strip("<>").rpartition("@")[0].lower()
         if local in _SCRIPT_LOCALS:
             s.machine = f"sent by a web server's script (Return-Path {return_path.strip()})"
