@@ -72,6 +72,12 @@ def test_a_person_writing_to_the_user_is_direct_personal() -> None:
     assert "addressed to you" in decision.reasons
 
 
+def test_greeting_by_name() -> None:
+    decision = decide(message("", "Hi Sam,\nthe keys are under the mat.\nAnn"))
+    assert decision.category is Category.PERSONAL
+    assert "greets you by name" in decision.reasons
+
+
 def test_without_an_owner_a_person_to_few_recipients_is_direct() -> None:
     decision = decide(message(""), EMPTY)
     assert decision.category is Category.PERSONAL

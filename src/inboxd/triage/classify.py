@@ -190,7 +190,7 @@ def _spam_cues(s: Signals) -> tuple[float, list[str]]:
         score -= 1  # a mailing tool or sender of subscribed mail
     if s.reply or s.quoted:
         score -= 1
-    if s.human_name and s.to_owner and not s.spam:
+    if ((s.human_name and s.to_owner) or s.owner_named) and not s.spam:
         score -= 1
     if len(s.news) >= 2 and not s.spam:
         score -= 1  # editorial words: a publication
@@ -222,6 +222,8 @@ def _person(s: Signals, direct: bool) -> Decision:
     reasons = []
     if direct:
         reasons.append("addressed to you" if s.to_owner else "a person wrote to few recipients")
+    if s.owner_named:
+        reasons.append("greets you by name")
     if s.receipt and s.receipt[0].startswith("receipt words in the subject"):
         return _d(Category.RECEIPT, 0.6, [*reasons, s.receipt[0]], direct)
     if s.receipt and "attached" in s.receipt[0]:
@@ -232,7 +234,7 @@ def _person(s: Signals, direct: bool) -> Decision:
         return _d(Category.FORUM, 0.5, ["Precedence: list", "a person's post"])
     if not direct:
         return _d(Category.PERSONAL, 0.5, ["a person's message", f"{s.recipients} recipients"])
-    confidence = 0.85 if s.human_name or s.reply else 0.7
+    confidence = 0.85 if s.human_name or s.reply or s.owner_named else 0.7
     if s.news or s.promo:
         confidence -= 0.15
     return _d(Category.PERSONAL, confidence, reasons or ["a person's message"], direct)
