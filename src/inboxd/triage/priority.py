@@ -83,7 +83,8 @@ def prioritize(mail: Mail, decision: Decision, ctx: Context) -> tuple[int, tuple
     if "\\Seen" not in mail.flags and decision.category is not Category.SPAM:
         score += 6
         reasons.append("unread")
-    score += _recency(mail, ctx, reasons)
+    if decision.category is not Category.SPAM:
+        score += _recency(mail, ctx, reasons)
     if decision.category in _DATED:
         score += _deadline(mail, ctx, reasons)
     if decision.category is Category.CALENDAR:
