@@ -275,7 +275,7 @@ def _machine(s: Signals) -> Decision:
             return _d(Category.PROMOTION, 0.6, [*reasons, _words("offer words", s.promo)])
         return _d(Category.NOTIFICATION, 0.85 if s.notifier else 0.7, reasons)
     sent_to_many = _bulky(s)
-    if s.machine and not (sent_to_many and (s.promo or s.news)):
+    if s.machine and not (sent_to_many and (len(s.promo) >= 2 or s.announce_list)):
         return _d(Category.NOTIFICATION, 0.7, reasons)
     if s.footer and not (s.unsubscribe or s.esp):
         reasons.append(_words("subscriber footer", s.footer))
