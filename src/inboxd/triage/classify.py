@@ -170,6 +170,7 @@ def _spam_cues(s: Signals) -> tuple[float, list[str]]:
         (1.5, s.precedence == "junk" and not s.list_reason, "Precedence: junk"),
         (2.0, s.spam_mailer is not None, "sent with a mass-mailing program"),
         (1.0, s.names_recipient and not s.list_reason, "the subject names your address"),
+        (1.0, s.dynamic_relay and not s.list_reason, "sent from a home connection"),
         (1.0, s.links >= 3 and not s.list_reason, "mostly links"),
         (
             1.0,

@@ -51,6 +51,13 @@ _LIST_SENDER = re.compile(
     r"(?:^|[<\s])(?:owner-[^@]+|[^@\s<]+-(?:owner|admin|bounces?|request))@", re.IGNORECASE
 )
 _ESP_BOUNCE = re.compile(r"(?:^|[<\s])bounces?[-+.=@_]|@bounces?\.|@[^>\s]*\.bounces?\.")
+_RECEIVED_FROM = re.compile(r"\bfrom\s+(\S+)\s+\(([^)]*)\)", re.IGNORECASE)
+_PRIVATE_IP = re.compile(r"\[(?:127\.|10\.|192\.168\.|172\.(?:1[6-9]|2\d|3[01])\.)")
+_DYNAMIC_HOST = re.compile(
+    r"dsl|dial-?up|cable|pool|dyn(?:amic)?|ppp|\bcm-|(?:\d{1,3}[-.]){3}\d{1,3}|\bhost\d"
+    r"|client|customer|user\d|broadband|modem",
+    re.IGNORECASE,
+)
 _SPELLED = {
     "id": "ID",
     "github": "GitHub",
@@ -131,6 +138,7 @@ class Signals:
     spam_weak: list[str] = field(default_factory=list)
     links: int = 0
     names_recipient: bool = False
+    dynamic_relay: bool = False
     spam_subject: bool = False
     freemail: bool = False
     reply_to_elsewhere: bool = False
@@ -360,6 +368,21 @@ def _parts(mail: Mail, s: Signals) -> None:
             break
 
 
+def _dynamic_relay(mail: Mail) -> bool:
+    """Did the message reach the user's servers straight from a home connection (a host
+    without a name, or named like a dial-up, DSL or cable line), as spam from infected
+    machines does?"""
+    for value in mail.headers.get("received", ())[:4]:
+        hop = _RECEIVED_FROM.search(value)
+        if hop is None:
+            continue
+        detail = hop.group(2)
+        if _PRIVATE_IP.search(detail) or "localhost" in detail:
+            continue  # a hop inside the receiving site
+        return "unknown" in detail or bool(_DYNAMIC_HOST.search(hop.group(1)))
+    return False
+
+
 def _spam_flags(mail: Mail, s: Signals) -> None:
     flag = mail.header("x-spam-flag")
     if flag and flag.strip().upper().startswith("YES"):
@@ -368,6 +391,7 @@ def _spam_flags(mail: Mail, s: Signals) -> None:
         status = mail.header("x-spam-status")
         if status and _SPAM_STATUS.match(status):
             s.spam_flag = "X-Spam-Status: Yes"
+    s.dynamic_relay = _dynamic_relay(mail)
     marks = {f.lower() for f in (*mail.folders, *mail.labels, *mail.flags)}
     s.junk = not marks.isdisjoint(_JUNK_MARKS)
 
