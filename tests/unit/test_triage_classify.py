@@ -244,6 +244,55 @@ def test_unsolicited_pitch_is_spam() -> None:
     assert not decision.direct
 
 
+def test_words_broken_up_with_spaces_are_spam() -> None:
+    text = (
+        "The health discovery that reverses aging while burning calories, without dieting!"
+        " Change your life forever! No hunger pains! Would you like it? Click here"
+    )
+    spaced = (
+        "The hea lth dis covery that rever ses agi ng whi le bur ning calo ries, wit hout"
+        " diet ing! Cha nge your li fe for ever! N o hun ger pa ins! Wo uld you li ke it?"
+        " Click here"
+    )
+    headers = "From: Kathy Lu <kl@freemail.example>\nReply-To: kl@elsewhere.example\nSubject: hi"
+    broken = decide(message(headers, spaced))
+    assert broken.category is Category.SPAM, broken
+    assert any("disguised words" in r for r in broken.reasons)
+    assert decide(message(headers, text)).category is not Category.SPAM
+
+
+def test_a_merge_greeting_the_address_is_a_spam_cue() -> None:
+    body = "Hello {},\nwe supply cheap medications and rx by mail order at low prices.\n"
+    greeted = decide(message("From: Neal <n@pharm.example>\nSubject: hi", body.format(OWNER)))
+    plain = decide(message("From: Neal <n@pharm.example>\nSubject: hi", body.format("Sam")))
+    assert greeted.category is Category.SPAM, greeted
+    assert any("your address in the text" in r for r in greeted.reasons)
+    assert plain.category is not Category.SPAM
+
+
+def test_a_mass_mailing_through_a_discussion_list_is_spam() -> None:
+    mail = message(
+        "From: Sherman M <shermanm@example.net>\nTo: users@lists.example.org\n"
+        "List-Id: Users <users.lists.example.org>\nList-Unsubscribe: <mailto:u@example.org>\n"
+        "Subject: [users] STOP THE MLM INSANITY",
+        "This is a one-time mailing, so no removal is necessary. If you have been burned by"
+        " multi-level marketing, read on: a home-based business with real income.",
+    )
+    decision = decide(mail, EMPTY)
+    assert decision.category is Category.SPAM, decision
+
+
+def test_a_post_about_spam_on_a_list_stays_forum() -> None:
+    mail = message(
+        "From: Ann Lee <ann@example.org>\nTo: users@lists.example.org\n"
+        "List-Id: Users <users.lists.example.org>\nList-Unsubscribe: <mailto:u@example.org>\n"
+        "Subject: [users] filtering MLM mail",
+        "We got another one-time mailing about multi-level marketing today; my filter"
+        " missed it. Which rules do you use?",
+    )
+    assert decide(mail, EMPTY).category is Category.FORUM
+
+
 def test_unsure_is_said() -> None:
     # Only a bulk-ish footer and nothing else: a guess, and it says so.
     mail = message("From: someone@example.net\nTo: x@example.net\nSubject: hello", "hello")

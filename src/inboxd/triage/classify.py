@@ -178,26 +178,31 @@ def _spam_cues(s: Signals) -> tuple[float, list[str]]:
             "not addressed to you",
         ),
         (1.0, len(s.promo) >= 2 and not (s.unsubscribe or s.esp), "offers without unsubscribe"),
+        (1.0, s.address_in_text and not s.reply, "your address in the text"),
+        (0.5, s.empty_subject, "no subject"),
+        (1.0, s.no_text and not (s.reply or s.fake_reply or s.machine), "nothing to read"),
+        (1.5, s.self_addressed and s.reply_to_elsewhere, "sent to itself, answers go elsewhere"),
     ):
         if present:
             score += weight
             cues.append(cue)
     # What legitimate mail has and spam lacks.
-    if s.list_reason and not s.bulk and len(s.spam) < 2:
-        score -= 3 if s.human_name else 1.5  # discussion lists talk about spam too
-    if s.esp or s.one_click or s.unsubscribe:
-        score -= 1.5
+    if s.list_reason and not s.bulk and len(s.spam) < 4:
+        # Discussion lists talk about spam too; people seldom post HTML alone to them.
+        score -= 3 if s.human_name and not s.html_only else 1.5
+    if s.esp or s.one_click or (s.unsubscribe and not s.list_reason):
+        score -= 1.5  # a list's own List-Unsubscribe says nothing of the poster
     elif s.mailer or (s.bulk_sender and s.subscribed):
         score -= 1  # a mailing tool or sender of subscribed mail
     if s.reply or s.quoted:
         score -= 1
-    if ((s.human_name and s.to_owner) or s.owner_named) and not s.spam:
-        score -= 1
+    if ((s.human_name and s.to_owner) or s.owner_named) and not (s.spam or s.address_in_text):
+        score -= 1  # a named person writing to you (who would not greet your address)
     if len(s.news) >= 2 and not s.spam:
         score -= 1  # editorial words: a publication
     # Counting disguised words costs more than all the rest: only when it could decide.
-    if _SPAM_CUES - 1.5 <= score < _SPAM_CUES and s.disguised():
-        score += 1.5
+    if _SPAM_CUES - 2 <= score < _SPAM_CUES and s.disguised():
+        score += 2
         cues.append("disguised words")
     return score, cues
 

@@ -611,6 +611,22 @@ FOOTER = _words(
     r"sign\s+up\s+for\s+(?:our|this)\s+(?:newsletter|list)",
     r"you\s+(?:have\s+)?(?:signed\s+up|opted\s+in|registered)",
     r"opt[-\s]?out",
+    # The same in other languages (French, Spanish, Portuguese, German, Italian, Dutch).
+    r"ne\s+plus\s+recevoir",
+    r"d[ée]sinscri\w*",
+    r"d[ée]sabonne\w*",
+    r"para\s+no\s+recibir",
+    r"darse\s+de\s+baja",
+    r"cancelar\s+(?:la\s+)?(?:suscripci[óo]n|inscri[çc][ãa]o|assinatura)",
+    r"descadastr\w*",
+    r"abbestellen",
+    r"abmelden",
+    r"nicht\s+mehr\s+erhalten",
+    r"newsletter\s+abbestellen",
+    r"disiscri\w*",
+    r"annulla\s+(?:l'\s*)?iscrizione",
+    r"afmelden",
+    r"uitschrijven",
 )
 # Words of spam that legitimate mail seldom uses (drugs, scams, adult, removal notices).
 SPAM = _words(
@@ -683,6 +699,35 @@ SPAM = _words(
     r"diploma",
     r"software\s+(?:at|for)\s+(?:low|cheap)",
     r"oem\s+software",
+    # Mass mailings of the 1990s and 2000s: how they excuse themselves, what they sell.
+    r"one[-\s]time\s+(?:mailing|e-?mail|message)",
+    r"no\s+(?:further\s+)?removal\s+(?:is\s+)?necessary",
+    r"(?:bill|s\.?)\s*1618",
+    r"multi[-\s]?level\s+marketing",
+    r"mlm",
+    r"home[-\s]based\s+business",
+    r"be\s+your\s+own\s+boss",
+    r"financially\s+independent",
+    r"strictest\s+confidence",
+    r"utmost\s+(?:confidence|confidentiality)",
+    r"top\s+secret",
+    r"federal\s+ministry",
+    r"central\s+bank\s+of",
+    r"(?:deceased|late)\s+(?:client|customer|husband|father)",
+    r"(?:unclaimed|dormant)\s+(?:funds?|account)",
+    r"foreign\s+(?:partner|account)",
+    r"(?:human\s+growth\s+hormone|hgh)",
+    r"anti[-\s]?aging",
+    r"(?:burn|burning|lose)\s+(?:fat|pounds)",
+    r"driver'?s\s+licen[cs]e",
+    r"hide\s+your\s+identity",
+    r"credit\s+repair",
+    r"debt\s+consolidation",
+    r"government\s+grants?",
+    r"serious\s+relationship",
+    r"(?:got|have|found|had)\s+your\s+(?:e-?mail|contact|address)\s+(?:from|through|via)",
+    r"pictures\s+of\s+me",
+    r"as\s+seen\s+on\s+(?:tv|oprah|cnn|nbc|cbs)",
 )
 # Words spam uses a lot that newsletters and offers use too: they count for half.
 SPAM_WEAK = _words(
@@ -775,6 +820,16 @@ AUTOMATED_TEXT = _words(
 GTUBE = "xjs*c4jdbqadn1.nsbn3*2idnen*gtube-standard-anti-ube-test-email*c.34x"
 # Words with a digit or symbol standing in for a letter ("st0ck", "v1agra").
 OBFUSCATED = re.compile(r"\b[a-z]{2,}[0-9|!][a-z]{2,}\b")
+# Words of one or two letters, and those that are words in English and other languages
+# (what is left of a text broken up with spaces, "se en on NB C", is mostly neither).
+SHORT_WORD = re.compile(r"(?<![a-z0-9'@./_-])[a-z]{1,2}(?![a-z0-9'@_-])")
+_COMMON_SHORT = (
+    "a i am an as at be by do go he if in is it me my no of oh ok on or so to up us we ye"
+    " mr ms dr pm tv id re vs eg ie uk cc pc os hi yo la le de du en et un il da di el lo"
+    " se te tu je ne ma mi su al ya es y o e u w z na od po za ze ja ty si sa ob zu im am"
+    " ao os as na no em um da do nu op ik ge"
+)
+COMMON_SHORT_WORDS = frozenset(_COMMON_SHORT.split())
 # Subject tags of spam: a filter's rewrite, or the label Japanese and Korean law require on
 # unsolicited advertising ("未承諾広告", "광고").
 SPAM_TAG = re.compile(

@@ -77,7 +77,12 @@ _HUMAN_LOCAL = re.compile(r"^[a-z]+(?:[._-][a-z]+){0,2}\d{0,4}$", re.IGNORECASE)
 _SPAM_STATUS = re.compile(r"^\s*yes\b", re.IGNORECASE)
 _UNDISCLOSED = re.compile(r"undisclosed|recipient list suppressed|unlisted", re.IGNORECASE)
 _BOUNCE_TYPES = frozenset(
-    {"message/delivery-status", "message/disposition-notification", "message/feedback-report"}
+    {
+        "message/delivery-status",
+        "message/disposition-notification",
+        "message/feedback-report",
+        "multipart/report",
+    }
 )
 _CALENDAR_TYPES = frozenset({"text/calendar", "application/ics", "text/x-vcalendar"})
 _ICS_NAME = re.compile(r"\.(?:ics|vcs)$", re.IGNORECASE)
@@ -156,10 +161,25 @@ class Signals:
     spam_in_subject: int = 0
     invitation: str | None = None
     random_sender: bool = False
+    #: The recipient's address (or its unusual local part) appears in the writer's text.
+    address_in_text: bool = False
+    empty_subject: bool = False
+    #: Nothing to read: no text in any part and no attachment.
+    no_text: bool = False
+    #: From is also the only To: the real recipients were Bcc'd.
+    self_addressed: bool = False
 
     def disguised(self) -> bool:
-        """Does the text disguise words with digits or symbols ("st0ck", "v1agra")?"""
-        return len(lexicon.OBFUSCATED.findall(self.scanned, 0, _OBFUSCATION_SCAN)) >= 2
+        """Does the text disguise words with digits or symbols ("st0ck", "v1agra") or break
+        them up with spaces ("V IA GR A", "se en on")?"""
+        if len(lexicon.OBFUSCATED.findall(self.scanned, 0, _OBFUSCATION_SCAN)) >= 2:
+            return True
+        head = self.scanned[:_OBFUSCATION_SCAN]
+        if not head.isascii():
+            return False  # languages with diacritics have short words the list lacks
+        fragments = lexicon.SHORT_WORD.findall(head)
+        odd = sum(1 for f in fragments if f not in lexicon.COMMON_SHORT_WORDS)
+        return odd >= 8 and odd * 6 >= head.count(" ")
 
     @property
     def subscribed(self) -> bool:
@@ -441,6 +461,11 @@ def _content(mail: Mail, ctx: Context, s: Signals) -> None:
     s.links = text.count("http://", 0, own_end) + text.count("https://", 0, own_end)
     recipient = mail.to[0].partition("@")[0] if mail.to else ""
     s.names_recipient = len(recipient) >= 3 and recipient in subject
+    # At the top, where a merge greets its target; footers name the address legitimately.
+    s.address_in_text = _address_in(mail.to[:3], text[: min(own_end, _GREETING_SCAN)])
+    s.empty_subject = not subject.strip()
+    s.no_text = not body.strip() and not mail.attachments
+    s.self_addressed = bool(mail.from_addr) and mail.to == (mail.from_addr,)
     _sender_cues(mail, ctx, s, text[:own_end])
 
 
@@ -448,6 +473,7 @@ def _content(mail: Mail, ctx: Context, s: Signals) -> None:
 _OWN_WORDS = frozenset({"action", "invitation"})
 _BODY_WORDS = frozenset({"footer", "receipt_text", "automated", "notice"})
 _NOTICE_SCAN = 300
+_GREETING_SCAN = 400
 _OBFUSCATION_SCAN = 1000
 
 
@@ -492,6 +518,18 @@ def _own_end(text: str) -> int:
         if at >= 0:
             end = text.rfind("\n", 0, at) + 1 if marker == " wrote:" else at
     return end
+
+
+def _address_in(recipients: tuple[str, ...], mine: str) -> bool:
+    """Does the writer's text name a recipient's address, or a local part no one would
+    write as a word ("vladi.pimenov"), as mail merged for a harvested list does?"""
+    for address in recipients:
+        if address in mine:
+            return True
+        local = address.partition("@")[0]
+        if len(local) >= 5 and not local.isalpha() and local in mine:
+            return True
+    return False
 
 
 def _sender_cues(mail: Mail, ctx: Context, s: Signals, mine: str) -> None:
