@@ -293,6 +293,32 @@ def test_a_post_about_spam_on_a_list_stays_forum() -> None:
     assert decide(mail, EMPTY).category is Category.FORUM
 
 
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "Il tuo ordine n. 405-5236882 è stato spedito",
+        "Ihre Bestellung wurde versandt",
+        "Votre colis a été livré",
+        "Tu pedido ha sido enviado",
+        "Twoja paczka jest w drodze",
+        "Hermes has successfully delivered your parcel",
+    ],
+)
+def test_shipping_notices_in_other_languages_are_receipts(subject: str) -> None:
+    mail = message(f"From: Shop <ship@shop.example>\nSubject: {subject}", "Grazie / Danke")
+    assert decide(mail).category is Category.RECEIPT
+
+
+def test_a_list_named_for_news_carries_a_newsletter() -> None:
+    mail = message(
+        "From: Word Smith <ws@example.org>\nTo: worldwidewords@listserv.example.org\n"
+        "Return-Path: <owner-worldnews@listserv.example.org>\nSubject: Words of the week",
+        "This week: the origins of 'quiz'. Read more on the site.",
+    )
+    decision = decide(mail, EMPTY)
+    assert decision.category is Category.NEWSLETTER, decision
+
+
 def test_unsure_is_said() -> None:
     # Only a bulk-ish footer and nothing else: a guess, and it says so.
     mail = message("From: someone@example.net\nTo: x@example.net\nSubject: hello", "hello")

@@ -259,8 +259,11 @@ def _list(mail: Mail, s: Signals) -> None:
     precedence = (mail.header("precedence") or "").strip().lower()
     if precedence in ("bulk", "list", "junk"):
         s.precedence = precedence
-    list_id = (mail.header("list-id") or "").lower()
-    if "announce" in list_id or "news" in list_id:
+    # The list's name says what it carries: in its List-Id, or its bounce address.
+    named = (mail.header("list-id") or "").lower()
+    if not named and s.list_reason and s.list_reason.startswith("sent through"):
+        named = s.list_reason.lower()
+    if "announce" in named or "news" in named or "bulletin" in named:
         s.announce_list = True
 
 
