@@ -319,6 +319,29 @@ def test_a_list_named_for_news_carries_a_newsletter() -> None:
     assert decision.category is Category.NEWSLETTER, decision
 
 
+@pytest.mark.parametrize(
+    ("sender", "subject", "extra"),
+    [
+        ("LinkedIn <invitations@linkedin.com>", "Ann Lee wants to connect", ""),
+        ("Ann Lee via LinkedIn <invitations@linkedin.com>", "Ann Lee wants to connect", ""),
+        ("Facebook <notification@facebookmail.com>", "Ann commented on your post", ""),
+        ("X <info@x.com>", "Ann Lee followed you", ""),
+        ("Instagram <no-reply@mail.instagram.com>", "ann_lee liked your photo", ""),
+        ("Mastodon <notifications@mastodon.social>", "Ann boosted your post", ""),
+        ("Meetup <info@meetup.com>", "New members joined Python Users", ""),
+        ("Reddit <noreply@redditmail.com>", "u/ann replied to your comment", ""),
+        ("Discord <notifications@discord.com>", "You have a new mention", ""),
+        ("Friends <friends@friends.example>", "Ann tagged you", "X-LinkedIn-Class: INVITE"),
+    ],
+)
+def test_social_networks_mail_is_social(sender: str, subject: str, extra: str) -> None:
+    headers = f"From: {sender}\nSubject: {subject}" + ("\n" + extra if extra else "")
+    for more in ("", "\nList-Unsubscribe: <https://u.example/x>"):
+        decision = decide(message(headers + more, "See it now."))
+        assert decision.category is Category.SOCIAL, decision
+        assert not decision.direct
+
+
 def test_unsure_is_said() -> None:
     # Only a bulk-ish footer and nothing else: a guess, and it says so.
     mail = message("From: someone@example.net\nTo: x@example.net\nSubject: hello", "hello")

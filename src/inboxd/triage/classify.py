@@ -80,7 +80,8 @@ def _decide(mail: Mail, s: Signals) -> Decision:
         reason = s.spam_flag or "in the Junk folder"
         return _d(Category.SPAM, 0.95, [f"marked as spam ({reason})"])
     direct = is_direct(s)
-    person = not _automated(s) and not _bulky(s)
+    # A social network writes on people's behalf ("Ann via LinkedIn"): never a person.
+    person = not _automated(s) and not _bulky(s) and not s.social
     if not person and s.list_reason and s.human_name and not _sent_by_program(s):
         person = True  # a person's post through a list, whatever words or address it has
     memory = _from_memory(s, direct, person)

@@ -390,7 +390,13 @@ SOCIAL_DOMAINS = re.compile(
     r"|tumblr\.com|meetup\.com|nextdoor\.com|tiktok\.com|youtube\.com|snapchat\.com"
     r"|myspace\.com|friendster\.com|hi5\.com|orkut\.com|classmates\.com|plus\.google\.com"
     r"|flickr\.com|vk\.com|xing\.com|strava\.com|goodreads\.com|mastodon\.social"
-    r"|threads\.net|bsky\.app|discord\.com|twoo\.com|badoo\.com|tagged\.com)$",
+    r"|threads\.net|bsky\.app|discord\.com|discordapp\.com|twoo\.com|badoo\.com|tagged\.com"
+    r"|linkedinmail\.com|twittermail\.com|meetupmail\.com|mastodon\.(?:social|online)"
+    r"|mstdn\.[a-z]+|joinmastodon\.org|twitch\.tv|whatsapp\.com|telegram\.org|ok\.ru"
+    r"|weibo\.com|line\.me|kakao\.com|viadeo\.com|researchgate\.net|academia\.edu"
+    r"|deviantart\.com|livejournal\.com|bebo\.com|plaxo\.com|ning\.com|couchsurfing\.com"
+    r"|match\.com|okcupid\.com|tinder\.com|bumble\.com|hinge\.co|lemmy\.[a-z]+"
+    r"|pixelfed\.[a-z]+|diaspora\.[a-z.]+|bereal\.com|snap\.com|peach\.cool)$",
     re.IGNORECASE,
 )
 # Receipt, order and booking words; a subject says it more reliably than a body.
@@ -988,4 +994,6 @@ def _names(exact: frozenset[str] | tuple[str, ...], prefixes: tuple[str, ...]) -
 #: Header names of bulk-mail services, of notification systems, of social networks.
 ESP_NAMES = _names(ESP_HEADERS - {"list-unsubscribe-post"}, ESP_HEADER_PREFIXES)
 NOTIFICATION_NAMES = _names((), NOTIFICATION_HEADER_PREFIXES)
-SOCIAL_NAMES = _names((), ("x-facebook", "x-linkedin", "x-twitter", "x-meetup"))
+SOCIAL_NAMES = _names(
+    (), ("x-facebook", "x-linkedin", "x-twitter", "x-meetup", "x-instagram", "x-reddit")
+)
