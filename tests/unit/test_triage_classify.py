@@ -342,6 +342,44 @@ def test_social_networks_mail_is_social(sender: str, subject: str, extra: str) -
         assert not decision.direct
 
 
+@pytest.mark.parametrize(
+    ("headers", "body"),
+    [
+        (
+            "From: users-admin@lists.example.org\nSubject: post from x@y.example requires approval",
+            "As list administrator, your authorization is requested for the following"
+            " posting. Visit the admin page to approve or deny the request.",
+        ),
+        (
+            "From: Registrar <nic@registrar.example>\nSubject: Automated renewal reminder",
+            "The following domains registered to you are due to expire within 60 days.",
+        ),
+        (
+            "From: Tracker <bugzilla-daemon@bugs.example.org>\nSubject: confirm account creation",
+            "To confirm that you want to create an account using that address, visit the"
+            " link below.",
+        ),
+        (
+            "From: Jeff Young <jeff@example.org>\nSubject: Calendar availability for 11/30?",
+            "All,\nin our meeting we agreed to meet the vendor again. Please send me your"
+            " availability for Thursday or Friday.\nJeff",
+        ),
+    ],
+)
+def test_requests_waiting_on_the_user_are_action_required(headers: str, body: str) -> None:
+    decision = decide(message(headers, body))
+    assert decision.category is Category.ACTION_REQUIRED, decision
+
+
+def test_an_fyi_from_a_tracker_stays_a_notification() -> None:
+    mail = message(
+        "From: Tracker <bugzilla-daemon@bugs.example.org>\nSubject: [Bug 12] parser crash\n"
+        "X-Bugzilla-Reason: CC",
+        "Ann Lee changed the status of bug 12 to RESOLVED FIXED.",
+    )
+    assert decide(mail).category is Category.NOTIFICATION
+
+
 def test_unsure_is_said() -> None:
     # Only a bulk-ish footer and nothing else: a guess, and it says so.
     mail = message("From: someone@example.net\nTo: x@example.net\nSubject: hello", "hello")

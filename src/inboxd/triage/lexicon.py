@@ -524,6 +524,9 @@ ACTION = _words(
     r"i\s+need\s+you\s+to",
     r"we\s+need\s+you\s+to",
     r"let\s+me\s+know\s+(?:if|when|what|by|whether|asap)",
+    r"(?:your|calendar)\s+availability",
+    r"are\s+you\s+(?:available|free)\s+(?:on|at|for|to|this|next|tomorrow)",
+    r"when\s+(?:are|would)\s+you\s+(?:be\s+)?(?:available|free)",
 )
 # A request strong enough that a program's mail asking it needs the user (approvals,
 # signatures, reviews, payment).
@@ -541,6 +544,14 @@ ACTION_STRONG = _words(
     r"waiting\s+for\s+your\s+(?:consideration|approval|review|response|decision)",
     r"requests?\s+waiting",
     r"please\s+attend\s+to",
+    # Moderation, renewals and account confirmations wait on the user.
+    r"requires?\s+(?:your\s+)?(?:approval|authori[sz]ation|action|attention)",
+    r"your\s+authori[sz]ation\s+is\s+(?:requested|required|needed)",
+    r"(?:to\s+)?approve\s+or\s+(?:deny|reject|discard)",
+    r"(?:held|awaiting|pending)\s+(?:for\s+)?moderat\w+",
+    r"due\s+to\s+expire",
+    r"(?:will|is\s+about\s+to)\s+expire\s+(?:on|in|soon|within)",
+    r"to\s+confirm\s+(?:that\s+you\s+want|your\s+(?:account|registration|e-?mail\s+address))",
 )
 PROMOTION = _words(
     r"\d{1,2}\s?%\s?off",
