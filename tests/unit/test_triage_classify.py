@@ -380,6 +380,32 @@ def test_an_fyi_from_a_tracker_stays_a_notification() -> None:
     assert decide(mail).category is Category.NOTIFICATION
 
 
+def test_a_business_advertising_on_a_discussion_list_is_spam() -> None:
+    headers = (
+        "From: Sales Department <info@smokes.example>\nTo: users@lists.example.org\n"
+        "List-Id: Users <users.lists.example.org>\nSubject: [users] Discount cigarettes"
+    )
+    body = (
+        "Dear Sir / Madam\nWhy pay more? Buy 4 cartons at a discount from our store, prices"
+        " include delivery. Visit http://smokes.example/\nSales Department"
+    )
+    assert decide(message(headers, body), EMPTY).category is Category.SPAM
+    person = headers.replace("Sales Department <info@", "Ann Lee <ann@")
+    assert decide(message(person, body), EMPTY).category is Category.FORUM
+
+
+def test_mail_to_several_sites_webmasters_is_spam() -> None:
+    mail = message(
+        "From: Yoda <james5293102@camp.example>\n"
+        "To: webmaster@one.example, webmaster@two.example, me@example.com\nSubject: Teenie\n"
+        "Content-Type: text/html",
+        "<html><body>totally natural</body></html>",
+    )
+    decision = decide(mail)
+    assert decision.category is Category.SPAM, decision
+    assert any("role addresses of several sites" in r for r in decision.reasons)
+
+
 def test_unsure_is_said() -> None:
     # Only a bulk-ish footer and nothing else: a guess, and it says so.
     mail = message("From: someone@example.net\nTo: x@example.net\nSubject: hello", "hello")

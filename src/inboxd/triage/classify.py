@@ -152,6 +152,12 @@ def _spam_cues(s: Signals) -> tuple[float, list[str]]:
     """How much ``s`` looks like spam (a weighted count of its cues) and the cues."""
     score = 0.0
     cues: list[str] = []
+    advert = bool(
+        s.list_reason
+        and s.bulk_sender
+        and len(s.promo) >= 2
+        and not (s.announce_list or s.reply or s.bulk)
+    )
     if s.spam or s.spam_weak:
         score += min(len(s.spam), 5) + min(len(s.spam_weak), 4) / 2
         cues.append(_words("spam words", s.spam + s.spam_weak))
@@ -183,12 +189,14 @@ def _spam_cues(s: Signals) -> tuple[float, list[str]]:
         (0.5, s.empty_subject, "no subject"),
         (1.0, s.no_text and not (s.reply or s.fake_reply or s.machine), "nothing to read"),
         (1.5, s.self_addressed and s.reply_to_elsewhere, "sent to itself, answers go elsewhere"),
+        (1.5, s.harvested, "sent to role addresses of several sites"),
+        (1.5, advert, "a business's offer posted to a discussion list"),
     ):
         if present:
             score += weight
             cues.append(cue)
     # What legitimate mail has and spam lacks.
-    if s.list_reason and not s.bulk and len(s.spam) < 4:
+    if s.list_reason and not (s.bulk or advert) and len(s.spam) < 4:
         # Discussion lists talk about spam too; people seldom post HTML alone to them.
         score -= 3 if s.human_name and not s.html_only else 1.5
     if s.esp or s.one_click or (s.unsubscribe and not s.list_reason):
@@ -197,8 +205,10 @@ def _spam_cues(s: Signals) -> tuple[float, list[str]]:
         score -= 1  # a mailing tool or sender of subscribed mail
     if s.reply or s.quoted:
         score -= 1
-    if ((s.human_name and s.to_owner) or s.owner_named) and not (s.spam or s.address_in_text):
-        score -= 1  # a named person writing to you (who would not greet your address)
+    if ((s.human_name and s.to_owner) or s.owner_named) and not (
+        s.spam or s.address_in_text or s.no_text
+    ):
+        score -= 1  # a named person writing to you (with something to say, not to your address)
     if len(s.news) >= 2 and not s.spam:
         score -= 1  # editorial words: a publication
     # Counting disguised words costs more than all the rest: only when it could decide.

@@ -757,6 +757,7 @@ SPAM = _words(
     r"oem\s+software",
     # Mass mailings of the 1990s and 2000s: how they excuse themselves, what they sell.
     r"one[-\s]time\s+(?:mailing|e-?mail|message)",
+    r"pre-?approved",
     r"no\s+(?:further\s+)?removal\s+(?:is\s+)?necessary",
     r"(?:bill|s\.?)\s*1618",
     r"multi[-\s]?level\s+marketing",
@@ -822,7 +823,9 @@ SPAM_WEAK = _words(
     r"call\s+now",
     r"click\s+(?:here|below)",
     r"opt[-\s]?out",
-    r"dear\s+(?:friend|sir|madam|sir/madam|beneficiary|winner|customer)",
+    r"dear\s+(?:friend|sir|madam|sir/madam|beneficiary|winner|customer|homeowner|home\s+owner"
+    r"|valued\s+(?:customer|member)|account\s+holder|user|member|webmaster|site\s+owner)",
+    r"fixed\s+rate",
     r"bank\s+account",
     r"winner",
     r"congratulations",
@@ -876,6 +879,10 @@ AUTOMATED_TEXT = _words(
 GTUBE = "xjs*c4jdbqadn1.nsbn3*2idnen*gtube-standard-anti-ube-test-email*c.34x"
 # Words with a digit or symbol standing in for a letter ("st0ck", "v1agra").
 OBFUSCATED = re.compile(r"\b[a-z]{2,}[0-9|!][a-z]{2,}\b")
+# Local parts of role addresses that harvesters collect from web sites.
+ROLE_LOCAL = frozenset(
+    {"webmaster", "info", "sales", "admin", "contact", "support", "postmaster", "abuse", "office"}
+)
 # Words of one or two letters, and those that are words in English and other languages
 # (what is left of a text broken up with spaces, "se en on NB C", is mostly neither).
 SHORT_WORD = re.compile(r"(?<![a-z0-9'@./_-])[a-z]{1,2}(?![a-z0-9'@_-])")

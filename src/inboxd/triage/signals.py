@@ -168,6 +168,8 @@ class Signals:
     no_text: bool = False
     #: From is also the only To: the real recipients were Bcc'd.
     self_addressed: bool = False
+    #: Sent to role addresses (webmaster@, info@) of several sites: a harvested list.
+    harvested: bool = False
 
     def disguised(self) -> bool:
         """Does the text disguise words with digits or symbols ("st0ck", "v1agra") or break
@@ -233,6 +235,8 @@ def _recipients(mail: Mail, ctx: Context, s: Signals) -> None:
     s.owner_known = bool(ctx.addresses)
     if ctx.addresses:
         s.to_owner = any(a in ctx.addresses for a in recipients)
+    roles = {a.partition("@")[2] for a in recipients if a.partition("@")[0] in lexicon.ROLE_LOCAL}
+    s.harvested = len(roles) >= 2
     to_header = mail.header("to") or ""
     s.undisclosed = not mail.to or bool(_UNDISCLOSED.search(to_header))
 
