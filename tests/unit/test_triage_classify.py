@@ -406,6 +406,36 @@ def test_mail_to_several_sites_webmasters_is_spam() -> None:
     assert any("role addresses of several sites" in r for r in decision.reasons)
 
 
+def test_security_updates_on_an_announcement_list_are_notifications() -> None:
+    mail = message(
+        "From: Distro Security Team <distribution@distro.example>\n"
+        "To: updates@distro.example\nList-Id: Announcements of updates <updates.distro.example>\n"
+        "Precedence: bulk\nSubject: [Distro Updates] Security Updates",
+        "A buffer overflow in the mail reader was fixed; upgrade the package.",
+    )
+    assert decide(mail, EMPTY).category is Category.NOTIFICATION
+
+
+def test_an_issue_with_an_alert_item_stays_a_newsletter() -> None:
+    mail = message(
+        "From: nnt@lists.example.net\nList-Unsubscribe: <mailto:leave@lists.example.net>\n"
+        "Subject: Net Tricks Issue 131",
+        "IN THIS ISSUE:\n01. Secure browsing\n02. Weather alert gadgets\n03. Disk cleanup",
+    )
+    assert decide(mail, EMPTY).category is Category.NEWSLETTER
+
+
+def test_a_site_named_sender_to_hidden_recipients_is_bulk_not_a_person() -> None:
+    mail = message(
+        "From: DesktopEngineer.com <info@desktopengineer.example>\n"
+        "To: undisclosed-recipients:;\nSubject: Headlines of the week",
+        "The latest stories are on the site.",
+    )
+    decision = decide(mail)
+    assert not decision.direct
+    assert decision.category is Category.NEWSLETTER, decision
+
+
 def test_unsure_is_said() -> None:
     # Only a bulk-ish footer and nothing else: a guess, and it says so.
     mail = message("From: someone@example.net\nTo: x@example.net\nSubject: hello", "hello")

@@ -70,7 +70,9 @@ def _bulky(s: Signals) -> bool:
         # Discussion lists add List-Unsubscribe and Precedence too: those say "list" there.
         return s.announce_list or bool(s.bulk_sender and (s.html_only or s.footer or s.promo))
     # A sender's address alone ("hello@", "team@") is no proof: people use them too.
-    backed = s.bulk_sender_strong or (s.bulk_sender and (s.html_only or s.promo or s.footer))
+    backed = s.bulk_sender_strong or bool(
+        s.bulk_sender and (s.html_only or s.promo or s.footer or s.undisclosed)
+    )
     return bool(s.unsubscribe or s.precedence in ("bulk", "junk") or backed or s.subscribed)
 
 
@@ -287,8 +289,13 @@ def _machine(s: Signals) -> Decision:
         return _d(Category.SOCIAL, 0.85, reasons)
     if s.action_strong and not (s.promo or len(s.footer) >= 2):
         return _d(Category.ACTION_REQUIRED, 0.65, [*reasons, s.action_strong])
-    if s.notifier or s.null_return:
-        if len(s.promo) >= 2 and (s.esp or s.unsubscribe):
+    # What the subject says weighs double: it is what the sender chose to lead with.
+    promo = len(s.promo) + s.promo_in_subject
+    news = len(s.news) + s.news_in_subject + (2 if s.announce_list else 0)
+    # A notice word in the text ("alert") does not outweigh an issue's table of contents.
+    editorial = news >= 2 and s.notice_in_text and not s.null_return
+    if (s.notifier or s.null_return) and not editorial:
+        if len(s.promo) >= 2 and promo > news and (s.esp or s.unsubscribe):
             return _d(Category.PROMOTION, 0.6, [*reasons, _words("offer words", s.promo)])
         return _d(Category.NOTIFICATION, 0.85 if s.notifier else 0.7, reasons)
     sent_to_many = _bulky(s)
@@ -296,7 +303,6 @@ def _machine(s: Signals) -> Decision:
         return _d(Category.NOTIFICATION, 0.7, reasons)
     if s.footer and not (s.unsubscribe or s.esp):
         reasons.append(_words("subscriber footer", s.footer))
-    promo, news = len(s.promo), len(s.news) + (2 if s.announce_list else 0)
     if promo > news:
         confidence = 0.8 if promo - news >= 2 else 0.6
         return _d(Category.PROMOTION, confidence, [*reasons, _words("offer words", s.promo)])

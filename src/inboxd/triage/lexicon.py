@@ -176,7 +176,8 @@ PUBLISHER_LOCAL = re.compile(
     r"^(?:news|newsletters?|marketing|offers?|deals?|promo(?:tions?)?|digest|updates?"
     r"|e-?news|announce\w*|mailings?|mailing-?list|newsletter\w*|news\w*|rss\w*|feeds?"
     r"|campaigns?|specials?|weekly|daily|subscriptions?|subscribers?|rewards|loyalty"
-    r"|store-news|editorial)$",
+    r"|store-news|editorial|mailer|list-?manager|distribution|bulletins?|magazine"
+    r"|publications?)$",
     re.IGNORECASE,
 )
 BULK_LOCAL = re.compile(
@@ -372,7 +373,7 @@ NOTIFICATION_SUBJECT = _words(
     r"as\s+you\s+requested",
     r"(?:security\s+)?advisory",
     r"errata",
-    r"security\s+update",
+    r"security\s+(?:updates?|bulletin|notice|announcement)",
     r"alert",
     r"reminder",
     r"svn\s+commit",

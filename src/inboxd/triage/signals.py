@@ -90,6 +90,8 @@ _GREETING = re.compile(
     r"^\s*(?:hi|hello|hey|dear|hallo|bonjour|hola)\b[ ,]*([A-Za-z][\w'-]*)", re.IGNORECASE
 )
 _JUNK_MARKS = frozenset({"\\junk", "junk", "spam", "\\spam", "$junk", "junk e-mail", "bulk mail"})
+# A display name that is a web address ("DesktopEngineer.com"): a site, not a person.
+_DOMAIN_NAME = re.compile(r"\w\.(?:com|net|org|info|biz|co|io|edu|gov|[a-z]{2})\b", re.IGNORECASE)
 _SCRIPT_LOCALS = frozenset({"www-data", "apache", "nobody", "httpd", "www", "wwwrun", "nginx"})
 # Characters of a body the word lists are run over: its start, and its end where the
 # footers of subscribed mail are (more text found no more on the labelled mail, and the
@@ -168,6 +170,8 @@ class Signals:
     no_text: bool = False
     #: From is also the only To: the real recipients were Bcc'd.
     self_addressed: bool = False
+    #: The only sign of a notice is a word at the top of the text (weaker than a header).
+    notice_in_text: bool = False
     #: Sent to role addresses (webmaster@, info@) of several sites: a harvested list.
     harvested: bool = False
 
@@ -371,7 +375,7 @@ def _personish(name: str) -> bool:
     words = name.replace(",", " ").split()
     if not 1 <= len(words) <= 4:
         return False
-    if "@" in name:
+    if "@" in name or _DOMAIN_NAME.search(name):
         return False
     return sum(ch.isalpha() for ch in name) >= max(2, len(name) * 2 // 3)
 
@@ -456,6 +460,7 @@ def _content(mail: Mail, ctx: Context, s: Signals) -> None:
     s.spam_in_subject = in_subject["spam"] + in_subject["spam_weak"]
     if s.notifier is None and "notice" in found:
         s.notifier = "opens like an automated notice"
+        s.notice_in_text = True
     if "invitation" in found:
         when = lexicon.EVENT_WHEN.search(subject) or lexicon.EVENT_WHEN.search(text, 0, own_end)
         if when:
