@@ -436,6 +436,24 @@ def test_a_site_named_sender_to_hidden_recipients_is_bulk_not_a_person() -> None
     assert decision.category is Category.NEWSLETTER, decision
 
 
+@pytest.mark.parametrize(
+    ("subject", "body"),
+    [
+        ("Mega Campanha Final de Verão", "Promoção: desconto de 30% em todos os cursos."),
+        ("Rebajas de invierno", "Ofertas y descuentos en toda la tienda."),
+        ("Soldes d'été", "Réductions sur toute la collection, offre limitée."),
+        ("Sommer-Angebote", "Rabatt auf alles mit diesem Gutschein."),
+    ],
+)
+def test_offers_in_other_languages_are_promotions(subject: str, body: str) -> None:
+    mail = message(
+        f"From: Loja <info@loja.example>\nTo: a@x.example, b@y.example\nSubject: {subject}", body
+    )
+    decision = decide(mail)
+    assert decision.category is Category.PROMOTION, decision
+    assert not decision.direct
+
+
 def test_unsure_is_said() -> None:
     # Only a bulk-ish footer and nothing else: a guess, and it says so.
     mail = message("From: someone@example.net\nTo: x@example.net\nSubject: hello", "hello")

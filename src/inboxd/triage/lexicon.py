@@ -191,13 +191,14 @@ BULK_LOCAL = re.compile(
 # Per-recipient sender addresses (VERP, tracking tokens) and bulk-mail subdomains.
 BULK_ADDRESS = re.compile(
     r"^[^@]*(?:[0-9a-f]{12,}|[=#+]\S*\d{3,})[^@]*@"
-    r"|@(?:news(?:letters?)?|lists?|mailings?|e?mail\d*|em|e|mkt|marketing|promo|updates?"
-    r"|campaigns?|bounces?|offers?|info|enews|alerts?|reply|send|mta\d*)\.[^.]+\.[a-z.]+$",
+    r"|@(?:[\w-]+\.)*(?:news(?:letters?)?|lists?|mailings?|e?mail\d*|em|e|mkt|marketing|promo"
+    r"|updates?|campaigns?|bounces?|offers?|info|enews|alerts?|reply|send|mta\d*|\w*mailer)"
+    r"\.[^.]+\.[a-z.]+$",
     re.IGNORECASE,
 )
 # Display names of publications and lists rather than of people.
 PUBLICATION_NAME = re.compile(
-    r"mailing\s*list|announce|newsletter|\bnews\b|digest|\balerts?\b|\brss\b|bulletin"
+    r"mailing\s*list|announce|newsletter|\be?-?news\b|digest|\balerts?\b|\brss\b|bulletin"
     r"|magazine|weekly|daily|update[sd]?\b|\bteam\b|offers|deals",
     re.IGNORECASE,
 )
@@ -622,6 +623,26 @@ PROMOTION = _words(
     r"free\s+gift",
     r"members?\s+(?:only|save|price)",
     r"% off",
+    # Offers in other languages (Portuguese, Spanish, French, German, Italian, Dutch, Polish).
+    r"promo[çc][ãa]o",
+    r"promoci[óo]n",
+    r"campanha",
+    r"desconto",
+    r"descuentos?",
+    r"ofertas?",
+    r"rebajas",
+    r"soldes",
+    r"r[ée]ductions?",
+    r"angebote?",
+    r"rabatt",
+    r"gutschein",
+    r"sconto",
+    r"offerta",
+    r"saldi",
+    r"korting",
+    r"aanbieding",
+    r"promocja",
+    r"wyprzeda[żz]",
 )
 NEWSLETTER = _words(
     r"newsletter",
@@ -643,6 +664,11 @@ NEWSLETTER = _words(
     r"release[sd]?",
     r"articles?",
     r"editor",
+    r"enews",
+    r"bolet[íi]n",
+    r"infolettre",
+    r"lettre\s+d'information",
+    r"nieuwsbrief",
 )
 # The footer of mail sent to subscribers (newsletters and offers alike).
 FOOTER = _words(
