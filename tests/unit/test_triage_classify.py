@@ -3,6 +3,7 @@ rule (a person writing to the user is never bulk), real labelled mail, broken in
 
 from __future__ import annotations
 
+import base64
 import csv
 from datetime import UTC, datetime
 from pathlib import Path
@@ -452,6 +453,18 @@ def test_offers_in_other_languages_are_promotions(subject: str, body: str) -> No
     decision = decide(mail)
     assert decision.category is Category.PROMOTION, decision
     assert not decision.direct
+
+
+def test_html_hidden_in_base64_is_a_spam_cue() -> None:
+    html = "<html><body><p>Great rates on your loan, click here</p></body></html>"
+    headers = "From: y971880896@host.example\nSubject: rates\nContent-Type: text/html"
+    encoded = message(
+        headers + "\nContent-Transfer-Encoding: base64", base64.b64encode(html.encode()).decode()
+    )
+    decision = decide(encoded)
+    assert decision.category is Category.SPAM, decision
+    assert any("base64" in r for r in decision.reasons)
+    assert "base64" not in " ".join(decide(message(headers, html)).reasons)
 
 
 def test_unsure_is_said() -> None:

@@ -170,6 +170,7 @@ class Signals:
     no_text: bool = False
     #: From is also the only To: the real recipients were Bcc'd.
     self_addressed: bool = False
+    encoded_html: bool = False
     #: The only sign of a notice is a word at the top of the text (weaker than a header).
     notice_in_text: bool = False
     #: Sent to role addresses (webmaster@, info@) of several sites: a harvested list.
@@ -390,6 +391,14 @@ def _parts(mail: Mail, s: Signals) -> None:
         method = _METHOD.search(mail.text)
         s.calendar = method.group(1).upper() if method else "EVENT"
     s.html_only = mail.has_html and "text/plain" not in types
+    # A whole message of HTML sent base64-encoded: what spam tools did to hide their words
+    # from filters (mail programs encode text so only when its charset needs it, and then
+    # send a plain-text part too).
+    s.encoded_html = (
+        s.html_only
+        and (mail.header("content-transfer-encoding") or "").strip().lower() == "base64"
+        and (mail.header("content-type") or "").lower().startswith("text/html")
+    )
     for name in mail.attachments:
         if lexicon.RECEIPT_ATTACHMENT.search(name) and name.lower().endswith(
             (".pdf", ".html", ".htm", ".xml", ".png", ".jpg")
@@ -552,7 +561,10 @@ def _sender_cues(mail: Mail, ctx: Context, s: Signals, mine: str) -> None:
     if lexicon.SPAM_TAG.search(subject):
         s.spam_flag = s.spam_flag or "subject tagged as spam"
     s.freemail = bool(s.from_domain and lexicon.FREEMAIL.search(s.from_domain))
-    s.random_sender = bool(lexicon.RANDOM_LOCAL.match(s.from_local)) and not s.list_reason
+    # On a list only a poster without a name counts: people post from odd addresses too.
+    s.random_sender = bool(lexicon.RANDOM_LOCAL.match(s.from_local)) and not (
+        s.list_reason and mail.from_name
+    )
     reply_to = mail.header("reply-to") or ""
     if reply_to and s.from_domain and "@" in reply_to:
         s.reply_to_elsewhere = s.from_domain not in reply_to.lower()
