@@ -467,6 +467,23 @@ def test_html_hidden_in_base64_is_a_spam_cue() -> None:
     assert "base64" not in " ".join(decide(message(headers, html)).reasons)
 
 
+@pytest.mark.parametrize(
+    ("subject", "category"),
+    [
+        ("firewalls Digest V1 #33", Category.FORUM),
+        ("users Digest, Vol 12, Issue 3", Category.FORUM),
+        ("Linux-Announce Digest #180", Category.NEWSLETTER),
+    ],
+)
+def test_a_list_managers_digest_is_the_discussion(subject: str, category: Category) -> None:
+    mail = message(
+        f"From: Mailing List Manager <list-request@lists.example.org>\n"
+        f"To: list@lists.example.org\nPrecedence: bulk\nSubject: {subject}",
+        "In This Issue:\n  Re: QOS\n  DNAT question\n\nFrom: Ann\nSubject: Re: QOS\n...",
+    )
+    assert decide(mail, EMPTY).category is category
+
+
 def test_unsure_is_said() -> None:
     # Only a bulk-ish footer and nothing else: a guess, and it says so.
     mail = message("From: someone@example.net\nTo: x@example.net\nSubject: hello", "hello")

@@ -93,6 +93,9 @@ def _decide(mail: Mail, s: Signals) -> Decision:
         return _calendar(s, direct)
     if s.invitation and person:
         return _d(Category.CALENDAR, 0.65, [s.invitation], direct)
+    if s.digest and not s.announce_list:
+        # A list manager's compilation of people's posts is the discussion, not a publication.
+        return _d(Category.FORUM, 0.75, [s.digest, *([s.list_reason] if s.list_reason else [])])
     spam = _spam(mail, s, direct)
     if spam is not None:
         return spam

@@ -937,6 +937,13 @@ LIST_ADDRESS = re.compile(
     r"|@(?:lists?|listserv|groups|googlegroups|yahoogroups|egroups|mailman|ml)\.",
     re.IGNORECASE,
 )
+# The subject and opening of the digest a list manager (Mailman, Majordomo, Ecartis,
+# LISTSERV) compiles of a list's posts: "users Digest, Vol 12, Issue 3", "Digest V13 #50".
+LIST_DIGEST = re.compile(
+    r"\bdigest,?\s+(?:v(?:ol(?:ume)?)?\.?\s*\d+|#\s*\d+|number\s+\d+|no\.?\s*\d+)"
+    r"|^\s*today's\s+topics:",
+    re.IGNORECASE | re.MULTILINE,
+)
 ANNOUNCE_SUBJECT = re.compile(r"^\s*\[[^\]]*announce[^\]]*\]", re.IGNORECASE)
 # An invitation to an event (with EVENT_WHEN: a date or a time in the same text).
 INVITATION = _words(
@@ -982,7 +989,13 @@ ORG_NAME = _words(
     r"mailer",
     r"bot",
     r"robot",
-    r"digest",
+    r"digest\w*",
+    r"mailing",
+    r"lists?",
+    r"listserv",
+    r"majordomo",
+    r"mailman",
+    r"moderators?",
     r"updates?",
     r"info",
     r"online",

@@ -171,6 +171,7 @@ class Signals:
     #: From is also the only To: the real recipients were Bcc'd.
     self_addressed: bool = False
     encoded_html: bool = False
+    digest: str | None = None
     #: The only sign of a notice is a word at the top of the text (weaker than a header).
     notice_in_text: bool = False
     #: Sent to role addresses (webmaster@, info@) of several sites: a harvested list.
@@ -480,14 +481,25 @@ def _content(mail: Mail, ctx: Context, s: Signals) -> None:
         s.spam_flag = "the GTUBE spam test string"
     s.scanned = text
     s.links = text.count("http://", 0, own_end) + text.count("https://", 0, own_end)
+    _shape(mail, s, subject, text, own_end)
+    _sender_cues(mail, ctx, s, text[:own_end])
+
+
+def _shape(mail: Mail, s: Signals, subject: str, text: str, own_end: int) -> None:
+    """How the message is put together: a list digest, whom its text and subject name,
+    whether it has anything to read."""
+    if lexicon.LIST_DIGEST.search(subject) or lexicon.LIST_DIGEST.search(text, 0, 400):
+        if "announce" in subject:
+            s.announce_list = True  # a digest of announcements is a publication
+        else:
+            s.digest = "a digest of a list's posts"
     recipient = mail.to[0].partition("@")[0] if mail.to else ""
     s.names_recipient = len(recipient) >= 3 and recipient in subject
     # At the top, where a merge greets its target; footers name the address legitimately.
     s.address_in_text = _address_in(mail.to[:3], text[: min(own_end, _GREETING_SCAN)])
     s.empty_subject = not subject.strip()
-    s.no_text = not body.strip() and not mail.attachments
+    s.no_text = not text.strip() and not mail.attachments
     s.self_addressed = bool(mail.from_addr) and mail.to == (mail.from_addr,)
-    _sender_cues(mail, ctx, s, text[:own_end])
 
 
 # Word lists that count only in the writer's own words, only in the body, only at its top.
@@ -562,8 +574,9 @@ def _sender_cues(mail: Mail, ctx: Context, s: Signals, mine: str) -> None:
         s.spam_flag = s.spam_flag or "subject tagged as spam"
     s.freemail = bool(s.from_domain and lexicon.FREEMAIL.search(s.from_domain))
     # On a list only a poster without a name counts: people post from odd addresses too.
+    # Words with four consonants in a row ("subscriptions") are no random string.
     s.random_sender = bool(lexicon.RANDOM_LOCAL.match(s.from_local)) and not (
-        s.list_reason and mail.from_name
+        (s.list_reason and mail.from_name) or s.bulk_sender or s.machine
     )
     reply_to = mail.header("reply-to") or ""
     if reply_to and s.from_domain and "@" in reply_to:
