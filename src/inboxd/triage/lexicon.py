@@ -937,13 +937,12 @@ LIST_ADDRESS = re.compile(
     r"|@(?:lists?|listserv|groups|googlegroups|yahoogroups|egroups|mailman|ml)\.",
     re.IGNORECASE,
 )
-# The subject and opening of the digest a list manager (Mailman, Majordomo, Ecartis,
+# The subject (lower-cased) and opening of the digest a list manager (Mailman, Majordomo, Ecartis,
 # LISTSERV) compiles of a list's posts: "users Digest, Vol 12, Issue 3", "Digest V13 #50".
 LIST_DIGEST = re.compile(
     r"\bdigest,?\s+(?:v(?:ol(?:ume)?)?\.?\s*\d+|#\s*\d+|number\s+\d+|no\.?\s*\d+)"
-    r"|^\s*today's\s+topics:",
-    re.IGNORECASE | re.MULTILINE,
 )
+LIST_DIGEST_TOPICS = "today's topics:"
 ANNOUNCE_SUBJECT = re.compile(r"^\s*\[[^\]]*announce[^\]]*\]", re.IGNORECASE)
 # An invitation to an event (with EVENT_WHEN: a date or a time in the same text).
 INVITATION = _words(
