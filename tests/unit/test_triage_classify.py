@@ -484,6 +484,16 @@ def test_a_list_managers_digest_is_the_discussion(subject: str, category: Catego
     assert decide(mail, EMPTY).category is category
 
 
+def test_a_stock_pump_opening_with_alert_is_spam() -> None:
+    mail = message(
+        "From: shavonda Cabral <baocqccyw@hq.example.com>\nTo: someone@example.net\n"
+        "Subject: Get in on IGTS asap.",
+        "Exciting Investor Alert\nTicker: IGTS\nRating: Big Mover Next Week\n"
+        "This stock receives our top rating; jump on board, the shares will run.",
+    )
+    assert decide(mail).category is Category.SPAM
+
+
 def test_unsure_is_said() -> None:
     # Only a bulk-ish footer and nothing else: a guess, and it says so.
     mail = message("From: someone@example.net\nTo: x@example.net\nSubject: hello", "hello")

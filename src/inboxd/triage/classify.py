@@ -226,7 +226,9 @@ def _spam_cues(s: Signals) -> tuple[float, list[str]]:
 
 def _spam(mail: Mail, s: Signals, direct: bool) -> Decision | None:
     """Unsolicited bulk mail: enough spam cues and little of what legitimate mail has."""
-    if s.wrote_to or s.replied or s.notifier or s.bounce:
+    # A notice word in the subject or text is no alibi (stock spam opens "Investor Alert");
+    # a notification system's headers or domain are.
+    if s.wrote_to or s.replied or s.notifier_strong or s.bounce:
         return None
     score, cues = _spam_cues(s)
     if score < _SPAM_CUES:
