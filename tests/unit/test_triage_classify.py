@@ -494,6 +494,16 @@ def test_a_stock_pump_opening_with_alert_is_spam() -> None:
     assert decide(mail).category is Category.SPAM
 
 
+def test_a_sweepstakes_reminder_sent_in_bulk_is_a_promotion() -> None:
+    mail = message(
+        "From: ltonline@tv.example\nTo: sweeps_reminders@tv.example\nPrecedence: list\n"
+        "Subject: There's still time to enter the New Season Sweeps!",
+        "SWEEPSTAKES REMINDER\nEnter our sweepstakes for a chance to win a trip and a $10,000"
+        " shopping spree!\n\nTo be removed from this mailing list, unsubscribe here.",
+    )
+    assert decide(mail).category is Category.PROMOTION
+
+
 def test_unsure_is_said() -> None:
     # Only a bulk-ish footer and nothing else: a guess, and it says so.
     mail = message("From: someone@example.net\nTo: x@example.net\nSubject: hello", "hello")

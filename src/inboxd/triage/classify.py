@@ -301,7 +301,8 @@ def _machine(s: Signals) -> Decision:
     # A notice word in the text ("alert") does not outweigh an issue's table of contents.
     editorial = news >= 2 and s.notice_in_text and not s.null_return
     if (s.notifier or s.null_return) and not editorial:
-        if len(s.promo) >= 2 and promo > news and (s.esp or s.unsubscribe):
+        sent_in_bulk = s.esp or s.unsubscribe or s.mailer or s.subscribed or s.precedence
+        if len(s.promo) >= 2 and promo > news and sent_in_bulk and not s.notifier_strong:
             return _d(Category.PROMOTION, 0.6, [*reasons, _words("offer words", s.promo)])
         return _d(Category.NOTIFICATION, 0.85 if s.notifier else 0.7, reasons)
     sent_to_many = _bulky(s)
