@@ -504,6 +504,16 @@ def test_a_sweepstakes_reminder_sent_in_bulk_is_a_promotion() -> None:
     assert decide(mail).category is Category.PROMOTION
 
 
+def test_a_forged_sender_domain_is_a_spam_cue() -> None:
+    headers = "From: Bank Support <support@bank.example>\nSubject: Account notice"
+    body = "Dear customer, click here to keep your account open."
+    forged = "\nAuthentication-Results: mx.example.com; spf=fail; dmarc=fail header.from=bank"
+    decision = decide(message(headers + forged, body))
+    assert decision.category is Category.SPAM, decision
+    assert "DMARC" in " ".join(decision.reasons)
+    assert decide(message(headers, body)).category is not Category.SPAM
+
+
 def test_unsure_is_said() -> None:
     # Only a bulk-ish footer and nothing else: a guess, and it says so.
     mail = message("From: someone@example.net\nTo: x@example.net\nSubject: hello", "hello")

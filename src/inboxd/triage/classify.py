@@ -196,6 +196,7 @@ def _spam_cues(s: Signals) -> tuple[float, list[str]]:
         (1.5, s.self_addressed and s.reply_to_elsewhere, "sent to itself, answers go elsewhere"),
         (1.5, s.harvested, "sent to role addresses of several sites"),
         (1.0, s.encoded_html, "HTML sent base64-encoded"),
+        (2.0, s.forged and not s.list_reason, "the sender's domain failed DMARC"),
         (1.5, advert, "a business's offer posted to a discussion list"),
     ):
         if present:

@@ -170,6 +170,7 @@ class Signals:
     #: From is also the only To: the real recipients were Bcc'd.
     self_addressed: bool = False
     encoded_html: bool = False
+    forged: bool = False
     digest: str | None = None
     #: The only sign of a notice is a word at the top of the text (weaker than a header).
     notice_in_text: bool = False
@@ -435,6 +436,10 @@ def _spam_flags(mail: Mail, s: Signals) -> None:
         if status and _SPAM_STATUS.match(status):
             s.spam_flag = "X-Spam-Status: Yes"
     s.dynamic_relay = _dynamic_relay(mail)
+    # The receiving server's verdict (the topmost header): a From domain whose DMARC check
+    # failed was forged. SPF alone fails on every forward, so it is not counted.
+    verdict = (mail.header("authentication-results") or "").lower()
+    s.forged = "dmarc=fail" in verdict
     marks = {f.lower() for f in (*mail.folders, *mail.labels, *mail.flags)}
     s.junk = not marks.isdisjoint(_JUNK_MARKS)
 
