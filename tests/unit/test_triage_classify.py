@@ -514,6 +514,20 @@ def test_a_forged_sender_domain_is_a_spam_cue() -> None:
     assert decide(message(headers, body)).category is not Category.SPAM
 
 
+def test_a_numbered_issue_through_a_list_server_is_a_newsletter() -> None:
+    headers = (
+        "From: Michael Quinion <editor@words.example>\nTo: words@listserv.example.org\n"
+        "Return-Path: <owner-words@listserv.example.org>\nSubject: World Wide Words -- 17 Aug"
+    )
+    body = (
+        "WORLD WIDE WORDS   ISSUE 303   Saturday 17 August 2002\n"
+        "Editor: Michael Quinion. This week in the news: the origins of 'quiz'."
+    )
+    assert decide(message(headers, body), EMPTY).category is Category.NEWSLETTER
+    post = "I think the origins of 'quiz' are older than the news says. Anyone?"
+    assert decide(message(headers, post), EMPTY).category is Category.FORUM
+
+
 def test_unsure_is_said() -> None:
     # Only a bulk-ish footer and nothing else: a guess, and it says so.
     mail = message("From: someone@example.net\nTo: x@example.net\nSubject: hello", "hello")

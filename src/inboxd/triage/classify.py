@@ -240,6 +240,10 @@ def _spam(mail: Mail, s: Signals, direct: bool) -> Decision | None:
 
 def _person(s: Signals, direct: bool) -> Decision:
     """Mail a person wrote: to the user, or to a list the user reads."""
+    if s.list_reason and _numbered_issue(s) and not (direct or s.reply or s.quoted):
+        # An editor's numbered issue sent through a list server is a publication.
+        reasons = [s.list_reason, _words("a numbered issue", s.news)]
+        return _d(Category.NEWSLETTER, 0.6, reasons)
     if s.list_reason:
         reasons = [s.list_reason, "a person's post"]
         if s.reply:
@@ -264,6 +268,13 @@ def _person(s: Signals, direct: bool) -> Decision:
     if s.news or s.promo:
         confidence -= 0.15
     return _d(Category.PERSONAL, confidence, reasons or ["a person's message"], direct)
+
+
+def _numbered_issue(s: Signals) -> bool:
+    """Newsletter words, one of them an issue or volume number ("issue 303", "vol. 2")."""
+    return len(s.news) >= 3 and any(
+        w.startswith(("issue", "vol")) and any(c.isdigit() for c in w) for w in s.news
+    )
 
 
 def _machine_reasons(s: Signals) -> list[str]:
