@@ -528,6 +528,16 @@ def test_a_numbered_issue_through_a_list_server_is_a_newsletter() -> None:
     assert decide(message(headers, post), EMPTY).category is Category.FORUM
 
 
+@pytest.mark.parametrize(
+    "subject", ["Reminder: lunch tomorrow", "Security alert on the build box", "Automatic reply"]
+)
+def test_a_notice_word_in_a_persons_subject_keeps_it_direct(subject: str) -> None:
+    decision = decide(message(f"Subject: {subject}", "Hi Sam,\nsee you at noon.\nAnn"))
+    assert decision.direct, decision
+    assert decision.category not in BULK_CATEGORIES
+    assert decision.confidence < 0.85  # a notice's words: less sure it is a person's
+
+
 def test_unsure_is_said() -> None:
     # Only a bulk-ish footer and nothing else: a guess, and it says so.
     mail = message("From: someone@example.net\nTo: x@example.net\nSubject: hello", "hello")

@@ -53,7 +53,10 @@ def is_direct(s: Signals) -> bool:
 
 
 def _automated(s: Signals) -> bool:
-    return bool(s.auto or s.null_return or s.machine or s.notifier or s.bounce)
+    # A notice word in the subject or text ("Reminder: lunch") does not make a named
+    # person's mail a program's; a notification system's headers or domain do.
+    notice = s.notifier_strong or (s.notifier is not None and not s.human_name)
+    return bool(s.auto or s.null_return or s.machine or notice or s.bounce)
 
 
 def _sent_by_program(s: Signals) -> bool:
@@ -240,15 +243,8 @@ def _spam(mail: Mail, s: Signals, direct: bool) -> Decision | None:
 
 def _person(s: Signals, direct: bool) -> Decision:
     """Mail a person wrote: to the user, or to a list the user reads."""
-    if s.list_reason and _numbered_issue(s) and not (direct or s.reply or s.quoted):
-        # An editor's numbered issue sent through a list server is a publication.
-        reasons = [s.list_reason, _words("a numbered issue", s.news)]
-        return _d(Category.NEWSLETTER, 0.6, reasons)
     if s.list_reason:
-        reasons = [s.list_reason, "a person's post"]
-        if s.reply:
-            reasons.append("a reply in a discussion")
-        return _d(Category.FORUM, 0.85 if s.reply else 0.75, reasons)
+        return _list_post(s, s.list_reason, direct)
     reasons = []
     if direct:
         reasons.append("addressed to you" if s.to_owner else "a person wrote to few recipients")
@@ -267,7 +263,21 @@ def _person(s: Signals, direct: bool) -> Decision:
     confidence = 0.85 if s.human_name or s.reply or s.owner_named else 0.7
     if s.news or s.promo:
         confidence -= 0.15
+    if s.notifier:
+        confidence -= 0.2  # reads like a notice ("Automatic reply"), from a named person
+        reasons.append(f"though: {s.notifier}")
     return _d(Category.PERSONAL, confidence, reasons or ["a person's message"], direct)
+
+
+def _list_post(s: Signals, list_reason: str, direct: bool) -> Decision:
+    """A person's post to a list: the discussion, or an editor's issue of a publication."""
+    if _numbered_issue(s) and not (direct or s.reply or s.quoted):
+        reasons = [list_reason, _words("a numbered issue", s.news)]
+        return _d(Category.NEWSLETTER, 0.6, reasons)
+    reasons = [list_reason, "a person's post"]
+    if s.reply:
+        reasons.append("a reply in a discussion")
+    return _d(Category.FORUM, 0.85 if s.reply else 0.75, reasons)
 
 
 def _numbered_issue(s: Signals) -> bool:

@@ -165,7 +165,7 @@ MACHINE_LOCAL = re.compile(
     r"|buildbot|git|svn|cvs|bugzilla(?:-daemon)?|jira|gerrit|trac|redmine|sentry|robot|bot"
     r"|mailbot|messages?-noreply|reply[-+].*|calendar-notification|account-security-noreply"
     r"|security-noreply|verify|verification|accounts?|password|passwordreset|auth"
-    r"|server|admin|webmaster|www|wwwrun|apache|nobody|owner-.+|.+-owner|.+-request|.+-admin)$",
+    r"|server|admin|webmaster|www|wwwrun|apache|nobody|owner-.+|.+[-+]owner|.+[-+]request|.+[-+]admin)$",
     re.IGNORECASE,
 )
 # Local parts of addresses that send to many (newsletters, shops, services).
