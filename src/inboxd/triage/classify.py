@@ -74,7 +74,7 @@ def _bulky(s: Signals) -> bool:
         return s.announce_list or bool(s.bulk_sender and (s.html_only or s.footer or s.promo))
     # A sender's address alone ("hello@", "team@") is no proof: people use them too.
     backed = s.bulk_sender_strong or bool(
-        s.bulk_sender and (s.html_only or s.promo or s.footer or s.undisclosed)
+        s.bulk_sender and (s.html_only or s.promo or s.footer or s.named_undisclosed)
     )
     return bool(s.unsubscribe or s.precedence in ("bulk", "junk") or backed or s.subscribed)
 

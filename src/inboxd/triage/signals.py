@@ -112,6 +112,9 @@ class Signals:
     owner_named: bool = False
     recipients: int = 0
     undisclosed: bool = False
+    #: The To header says "undisclosed recipients" (a mass mailing), not merely absent
+    #: (local system mail often has none).
+    named_undisclosed: bool = False
     wrote_to: int = 0
     replied: bool = False
     reply: bool = False
@@ -247,7 +250,8 @@ def _recipients(mail: Mail, ctx: Context, s: Signals) -> None:
     roles = {a.partition("@")[2] for a in recipients if a.partition("@")[0] in lexicon.ROLE_LOCAL}
     s.harvested = len(roles) >= 2
     to_header = mail.header("to") or ""
-    s.undisclosed = not mail.to or bool(_UNDISCLOSED.search(to_header))
+    s.named_undisclosed = bool(_UNDISCLOSED.search(to_header))
+    s.undisclosed = not mail.to or s.named_undisclosed
 
 
 def _list(mail: Mail, s: Signals) -> None:
