@@ -9,7 +9,6 @@ for the web process.
 
 from __future__ import annotations
 
-import importlib
 import io
 import json
 import re
@@ -21,6 +20,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from inboxd.errors import InboxdError
+from inboxd.triage.classify import UNSURE
 from inboxd.triage.types import Decision, Mail
 from inboxd.vocabulary import BULK_CATEGORIES, Category, TriageSource
 
@@ -46,8 +46,6 @@ MIN_PER_CLASS = 3
 CONFIDENCE_CAP = 0.85
 #: Below this probability the guess is not worth acting on.
 MIN_PROBABILITY = 0.5
-#: Default threshold of "unsure" when classify does not say (it does once merged).
-_DEFAULT_UNSURE = 0.6
 
 #: What features() produces; a blob made for another version is refused (retrain).
 FEATURES_VERSION = 1
@@ -372,22 +370,13 @@ def train(samples: Sequence[tuple[Mail, Category]]) -> Model | None:
     return Model(labels, used[keep], coef[:, keep].copy(), intercept, len(usable), _N_FEATURES)
 
 
-def _default_unsure() -> float:
-    try:
-        classify = importlib.import_module("inboxd.triage.classify")
-    except ImportError:
-        return _DEFAULT_UNSURE
-    return float(getattr(classify, "UNSURE", _DEFAULT_UNSURE))
-
-
 def combine(
-    decision: Decision, predicted: tuple[Category, float], unsure: float | None = None
+    decision: Decision, predicted: tuple[Category, float], unsure: float = UNSURE
 ) -> Decision:
     """The decision after the model's guess: only an unsure decision (confidence below
     ``unsure``, default classify.UNSURE) changes; never to a bulk category when direct."""
-    threshold = _default_unsure() if unsure is None else unsure
     category, probability = predicted
-    if decision.confidence >= threshold or probability < MIN_PROBABILITY:
+    if decision.confidence >= unsure or probability < MIN_PROBABILITY:
         return decision
     if decision.direct and category in BULK_CATEGORIES:
         return decision
