@@ -244,7 +244,9 @@ def report(sides: dict[str, list[Run]]) -> list[str]:
                 f"{name:11} {run.name:6} {run.messages:>9,} {run.seconds:>7.1f} {rate:>8,.0f} "
                 f"{run.cpu:>7.1f} {per_core:>10,.0f} {run.rss_kb / 1024:>7.0f}  " + "; ".join(notes)
             )
-        cats = next((r.result.get("by_category") for r in runs if r.name == "first"), {})
+        cats: dict[str, int] = next(
+            (r.result.get("by_category") or {} for r in runs if r.name == "first"), {}
+        )
         lines.append(f"{'':11} categories (first run): {json.dumps(cats, sort_keys=True)}")
     lines.append(
         f"targets: >= {TARGET_PER_CORE:,.0f} msg per CPU-second (rules + model), "

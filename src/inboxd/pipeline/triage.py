@@ -58,6 +58,9 @@ log = logging.getLogger(__name__)
 
 #: Messages per batch (and transaction), and the bytes of mail read for one at most.
 BATCH_MESSAGES = 1000
+#: Messages per batch when a refiner is configured: each unsure one may wait for a model
+#: server, and progress, cancel and checkpoints must keep up.
+REFINER_BATCH_MESSAGES = 50
 BATCH_BYTES = 32 * 1024 * 1024
 #: Decisions at least this sure, by these tiers, are labels the model learns from.
 LABEL_CONFIDENCE = 0.9
@@ -236,6 +239,7 @@ class Triager:
         if stored is not None:
             self.model = _load_model(stored.blob)
         self.refiner: Refiner | None = _refiner(settings) if use_model else None
+        self.batch_messages = REFINER_BATCH_MESSAGES if self.refiner else BATCH_MESSAGES
         #: messages written by :meth:`submit` so far
         self.written = 0
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="triage-writer")
@@ -252,6 +256,8 @@ class Triager:
                 self._pending.exception()
         finally:
             self._writer.shutdown(wait=True)
+            if self.refiner is not None:
+                self.refiner.close()
 
     def _warn(self, message: str) -> None:
         log.warning("account %s: %s", self.account.id, message)
@@ -303,7 +309,7 @@ class Triager:
                         select(*_COLUMNS)
                         .where(where, m.c.id > after)
                         .order_by(m.c.id)
-                        .limit(BATCH_MESSAGES)
+                        .limit(self.batch_messages)
                     ).all()
                 if not rows:
                     break
@@ -475,7 +481,7 @@ class Triager:
                     select(*_COLUMNS)
                     .where(where, m.c.id > after)
                     .order_by(m.c.id)
-                    .limit(BATCH_MESSAGES)
+                    .limit(self.batch_messages)
                 ).all()
             if not rows:
                 return
@@ -541,7 +547,7 @@ def _load_model(blob: bytes) -> Model | None:
 
 
 def _refiner(settings: Settings) -> Refiner | None:
-    if getattr(settings, "triage_refiner_url", None) is None:
+    if not settings.triage_refiner_url:
         return None
     from inboxd.triage.refiner import refiner_from_settings
 
