@@ -133,6 +133,13 @@ HAND_MADE: dict[str, dict[str, bytes]] = {
             "Huge sale! Shop now at https://shop.example\n",
             headers={"List-Unsubscribe": "<mailto:unsub@shop.example>", "Precedence": "bulk"},
         ),
+        "partner": mail(
+            "Partner Deals <big.deals@shop.example>",
+            ME,
+            "A partner offer",
+            "An offer from our partners. https://shop.example/partners\n",
+            headers={"List-Unsubscribe": "<mailto:unsub@shop.example>", "Precedence": "bulk"},
+        ),
         "shop-2": mail(
             "Deals <deals@shop.example>",
             ME,
@@ -379,8 +386,11 @@ def test_a_correction_for_the_sender_becomes_a_rule_and_retriages_their_mail(
     assert by_subject(app, home, "50% off everything this weekend")["triage_source"] == (
         TriageSource.CORRECTION
     )
-    # Other senders' mail is left alone; a second "always" replaces the first.
+    # Other senders' mail is left alone, even where the index's words would match; a
+    # second "always" replaces the first.
     assert by_subject(app, home, "A question about your talk")["category"] != Category.SPAM
+    partner = by_subject(app, home, "A partner offer")
+    assert partner["triage_source"] != TriageSource.RULE and partner["category"] != "spam"
     actions.categorize(app, int(second["id"]), "promotion", owner=None, sender=True)
     assert [(r.match, r.category) for r in actions.list_rules(app, owner=None)] == [
         ('from:"deals@shop.example"', Category.PROMOTION)

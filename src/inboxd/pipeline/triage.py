@@ -21,11 +21,12 @@ account's messages that were left unsure.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -67,6 +68,9 @@ LABEL_CONFIDENCE = 0.9
 LABEL_SOURCES = (TriageSource.RULE, TriageSource.SENDER, TriageSource.HEADERS)
 #: Most training samples per category (newest first), so training reads a bounded amount.
 MAX_SAMPLES_PER_CATEGORY = 2000
+#: What a training sample keeps of each header field's first value and of its text.
+SAMPLE_VALUE_CHARS = 256
+SAMPLE_TEXT_CHARS = 2000
 #: A model is trained again, without new corrections, once its labels are this much more.
 RETRAIN_GROWTH = 2.0
 #: Most reasons stored per message.
@@ -75,6 +79,8 @@ MAX_REASONS = 8
 SENT_NAMES = frozenset(
     {"sent", "sent items", "sent mail", "sent messages", "sent-mail", "envoyés", "gesendet"}
 )
+#: The match of a sender rule (actions.triage.sender_match).
+_SENDER_MATCH = re.compile(r'from:"([^"()\s]+)"\Z')
 #: Rows read per round while learning whom the user wrote to.
 _HISTORY_PAGE = 5000
 
@@ -268,6 +274,12 @@ class Triager:
         compiled: list[_Rule] = []
         now = utcnow()
         for rule in rules:
+            exact = _SENDER_MATCH.match(rule.match) if rule.source == store.SENDER else None
+            if exact is not None:
+                # "Always for this sender": that address exactly (the index's words would
+                # also find x.sender@ and sender@host.example.net).
+                compiled.append(_Rule(rule, m.c.from_addr == exact.group(1)))
+                continue
             try:
                 condition = message_filter(
                     parse_query(rule.match), dialect=self.engine.dialect.name, now=now
@@ -778,9 +790,16 @@ def _samples(ctx: TaskContext, triager: Triager) -> list[tuple[Mail, Category]]:
         with reading(ctx.engine) as conn:
             rows = conn.execute(select(*_COLUMNS).where(m.c.id.in_(chunk)).order_by(m.c.id)).all()
             mails = triager.mails(conn, rows)
-        samples += [(mail, wanted[mail.pk]) for mail in mails]
+        samples += [(_slim(mail), wanted[mail.pk]) for mail in mails]
         ctx.progress.update(advance=len(chunk))
     return samples
+
+
+def _slim(mail: Mail) -> Mail:
+    """A training sample's mail with its header values and text cut short: thousands are
+    held at once while the model is fitted, and it reads little more than their starts."""
+    headers = {name: (values[0][:SAMPLE_VALUE_CHARS],) for name, values in mail.headers.items()}
+    return replace(mail, headers=headers, text=mail.text[:SAMPLE_TEXT_CHARS])
 
 
 def retriage_messages(
