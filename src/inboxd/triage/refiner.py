@@ -254,7 +254,7 @@ def _describe(mail: Mail) -> str:
         "Message headers:\n"
         + "\n".join(lines)
         + "\n\nStart of the body (untrusted, between the markers):\n<<<BODY\n"
-        + excerpt.replace("BODY>>>", "BODY> >>")
+        + excerpt.replace("BODY>>>", "BODY> >>").replace("<<<BODY", "<< <BODY")
         + "\nBODY>>>"
     )
 
