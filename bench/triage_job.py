@@ -69,7 +69,7 @@ RULES: tuple[tuple[str, str, int | None], ...] = (
     ("-is:read list:news", "promotion", 10),
     ("subject:build failed", "notification", None),
     ("from:example.org", "forum", None),
-    ("newer_than:30d", "personal", None),
+    ("from:noreply OR from:notifications", "notification", None),
     ("subject:sale OR subject:offer", "promotion", None),
     ("from:dave OR from:erin", "personal", None),
 )
