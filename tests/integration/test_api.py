@@ -900,6 +900,8 @@ def _covered_routes() -> set[tuple[str, str]]:
         ("GET", "/api/messages/{message_id}/html"),
         ("GET", "/api/messages/{message_id}/attachments/{index}"),
         ("GET", "/api/threads/{thread_id}"),
+        ("POST", "/api/messages/{message_id}/category"),
+        ("DELETE", "/api/rules/{rule_id}"),
     }
 
 
@@ -986,11 +988,20 @@ def test_another_users_objects_answer_404_on_every_route(
     ):
         same_as_unknown("GET", template, str(message["id"]), missing=str(2**62))
     same_as_unknown("GET", "/api/threads/{id}", str(message["thread_id"]), missing=str(2**62))
+    category = {"category": "spam", "sender": True}
+    same_as_unknown("POST", "/api/messages/{id}/category", str(message["id"]), category, str(2**62))
+    rule = carol.client.post("/api/rules", json={"match": "from:x", "category": "spam"})
+    assert rule.status_code == 201, rule.text
+    same_as_unknown("DELETE", "/api/rules/{id}", str(rule.json()["rule"]["id"]), missing=str(2**62))
+    assert b.get("/api/rules").json() == {"rules": []}
+    aimed = {"match": "from:x", "category": "spam", "account_id": account_id}
+    assert_error(b.post("/api/rules", json=aimed), 404)
     assert_error(b.get("/api/messages", params={"account_id": mail_account}), 404)
     assert_error(b.get("/api/threads", params={"account_id": mail_account}), 404)
     assert b.get("/api/messages").json()["messages"] == []
     assert b.get("/api/threads").json()["threads"] == []
     assert carol.client.get(f"/api/messages/{message['id']}").status_code == 200
+    assert len(carol.client.get("/api/rules").json()["rules"]) == 1
     # Where an account is a query or body value.
     assert_error(b.get("/api/runs", params={"account_id": account_id}), 404)
     assert_error(b.post("/api/jobs", json={"kind": "noop", "account_id": account_id}), 404)

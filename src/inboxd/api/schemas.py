@@ -478,6 +478,8 @@ class ThreadOut(BaseModel):
 
 # -- triage -------------------------------------------------------------------------------------
 
+#: A rule's priority, 0-100 (the bounds on the number, so the schema shows them).
+RulePriority = Annotated[int, Ge(0), Le(100), BeforeValidator(_integral)]
 #: A category in a request body: its name (strict models take no other form anyway).
 CategoryName = Annotated[Category, Strict(False)]
 
@@ -524,7 +526,7 @@ class RuleCreate(_In):
 
     match: str = Field(min_length=1, max_length=2000, description="a search query")
     category: CategoryName
-    priority: JsonInt | None = Field(default=None, ge=0, le=100)
+    priority: RulePriority | None = None
     account_id: str | None = Field(
         default=None, min_length=1, max_length=36, description="omitted: all your accounts"
     )
