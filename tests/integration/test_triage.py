@@ -336,6 +336,42 @@ def test_a_rule_in_the_query_language_files_what_it_matches(app: App, home: Acco
     assert [r.id for r in actions.list_rules(app, owner=None)] == [rule.id]
 
 
+def test_rules_read_once_for_a_long_run_decide_as_asked_per_batch(
+    app: App, home: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for match, category in (
+        ("has:attachment", "receipt"),  # many matches: more than the ids kept below
+        ("from:deals@shop.example", "promotion"),
+        ("list:spamassassin", "forum"),
+        ("subject:pipeline OR from:alice", "action_required"),
+    ):
+        actions.add_rule(app, match=match, category=category, user_id=None, admin=True)
+
+    def verdicts() -> dict[str, tuple[str, str]]:
+        done = run_job(app, actions.start_triage(app, home, all_messages=True))
+        assert done.result["rules"] == 4
+        rows = triaged(app, home)
+        return {pk: (r["category"], r["triage_source"]) for pk, r in rows.items()}
+
+    monkeypatch.setattr(pipeline, "RULE_CACHE_FROM", 10**9)
+    per_batch = verdicts()
+    assert sum(1 for _, source in per_batch.values() if source == TriageSource.RULE) >= 15
+    monkeypatch.setattr(pipeline, "RULE_CACHE_FROM", 1)
+    monkeypatch.setattr(pipeline, "RULE_CACHE_IDS", 12)
+    read = pipeline.Triager._all_matches
+    kept: list[int] = []
+
+    def spy(self: pipeline.Triager, conn: Any) -> Any:
+        found = read(self, conn)
+        kept.append(len(found))
+        return found
+
+    monkeypatch.setattr(pipeline.Triager, "_all_matches", spy)
+    assert verdicts() == per_batch
+    # Read once for the run: some rules' matches kept, the one matching many asked per batch.
+    assert len(kept) == 1 and 0 < kept[0] < 4
+
+
 def test_a_bad_rule_is_refused_and_a_broken_stored_one_skipped(app: App, home: Account) -> None:
     with pytest.raises(InvalidQuery):
         actions.add_rule(app, match="from:(", category="spam", user_id=None, admin=True)

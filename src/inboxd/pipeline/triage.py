@@ -94,6 +94,10 @@ SENT_NAMES = frozenset(
 )
 #: The match of a sender rule (actions.triage.sender_match).
 _SENDER_MATCH = re.compile(r'from:"([^"()\s]+)"\Z')
+#: A run of at least this many messages reads each rule's matches once, not per batch;
+#: at most this many message ids of them are kept (about 10 MB).
+RULE_CACHE_FROM = 5000
+RULE_CACHE_IDS = 200_000
 #: Rows read per round while learning whom the user wrote to.
 _HISTORY_PAGE = 5000
 
@@ -259,6 +263,10 @@ class Triager:
             self.model = _load_model(stored.blob)
         self.refiner: Refiner | None = _refiner(settings) if use_model else None
         self.batch_messages = REFINER_BATCH_MESSAGES if self.refiner else BATCH_MESSAGES
+        #: how many messages the run expects (see :meth:`total`)
+        self.expected = 0
+        #: each rule's matches, by its place in ``rules``, read once for a long run
+        self._matches: dict[int, tuple[frozenset[int], int]] | None = None
         #: messages written by :meth:`submit` so far
         self.written = 0
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="triage-writer")
@@ -315,11 +323,12 @@ class Triager:
     def total(self, query: ColumnElement[bool] | None, after: int = 0) -> int:
         """How many messages a run over ``query`` (None: the untriaged) has to do."""
         with reading(self.engine) as conn:
-            return int(
+            self.expected = int(
                 conn.execute(
                     select(func.count()).where(self._where(query), m.c.id > after)
                 ).scalar_one()
             )
+        return self.expected
 
     def batches(self, query: ColumnElement[bool] | None, *, after: int = 0) -> Iterator[list[Any]]:
         """Batches of rows to triage, in id order after ``after``. For the untriaged (no
@@ -350,8 +359,10 @@ class Triager:
                 yield batch
             if query is not None or not found:
                 return
-            # What is being written must be before the next pass looks for the untriaged.
+            # What is being written must be before the next pass looks for the untriaged;
+            # what it finds is new since the rules' matches were read: ask per batch.
             self.wait()
+            self._matches, self.expected = None, 0
             after = 0
 
     # -- deciding ----------------------------------------------------------------------------
@@ -389,20 +400,57 @@ class Triager:
 
     def _matching_rules(self, conn: Connection, pks: Sequence[int]) -> dict[int, store.Rule]:
         """The rule that decides each message of the batch a rule matches (newest first)."""
+        if self._matches is None and self.expected >= RULE_CACHE_FROM:
+            self._matches = self._all_matches(conn)
+        cached = self._matches or {}
         decided: dict[int, store.Rule] = {}
         left = list(pks)
-        for compiled in self.rules:
+        for n, compiled in enumerate(self.rules):
             if not left:
                 break
-            found = conn.execute(
-                select(m.c.id).where(m.c.id.in_(left), compiled.condition)
-            ).scalars()
-            hit = {int(pk) for pk in found}
+            known = cached.get(n)
+            if known is not None:
+                ids, upto = known
+                hit = {pk for pk in left if pk in ids}
+                late = [pk for pk in left if pk > upto]
+            else:
+                hit, late = set(), left
+            if late:
+                found = conn.execute(
+                    select(m.c.id).where(m.c.id.in_(late), compiled.condition)
+                ).scalars()
+                hit.update(int(pk) for pk in found)
             if hit:
                 for pk in hit:
                     decided[pk] = compiled.rule
                 left = [pk for pk in left if pk not in hit]
         return decided
+
+    def _all_matches(self, conn: Connection) -> dict[int, tuple[frozenset[int], int]]:
+        """For a long run: each rule's matches among the account's messages, read once
+        (a full-text match costs a look-up of every match however few a batch holds),
+        as of the highest id now; later mail is asked per batch. A rule matching more than
+        the rest of RULE_CACHE_IDS allows is asked per batch too."""
+        upto = conn.execute(
+            select(func.max(m.c.id)).where(m.c.account_id == self.account.id)
+        ).scalar_one()
+        if upto is None:
+            return {}
+        room = RULE_CACHE_IDS
+        found: dict[int, tuple[frozenset[int], int]] = {}
+        for n, compiled in enumerate(self.rules):
+            ids = list(
+                conn.execute(
+                    select(m.c.id)
+                    .where(m.c.account_id == self.account.id, m.c.id <= upto, compiled.condition)
+                    .limit(room + 1)
+                ).scalars()
+            )
+            if len(ids) > room:
+                continue
+            room -= len(ids)
+            found[n] = (frozenset(int(pk) for pk in ids), int(upto))
+        return found
 
     def decide(self, rows: Sequence[Any]) -> list[Verdict]:
         """The verdicts of a batch (nothing written)."""
