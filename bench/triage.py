@@ -232,6 +232,24 @@ def speed_report(items: Sequence[Loaded], seconds: float) -> float:
     return cpu_rate
 
 
+def generated_items(count: int, now: datetime) -> list[Loaded]:
+    """``count`` messages of bench/sync.py's generated mailbox (the one the sync and search
+    benchmarks use: lognormal text sizes, a third with HTML, 6 % with attachments)."""
+    from bench.sync import generate_message
+
+    ctx = Context(frozenset({"user@example.com"}), None, {}, frozenset(), now)
+    items = []
+    for index in range(count):
+        message = generate_message(index)
+        flags = ("\\Seen",) if "S" in message.flags else ()
+        stored = stored_from(message.raw, index, flags=flags)
+        sample = Sample(
+            Path(f"generated/{index}"), f"generated/{index}", Category.PERSONAL, "", False
+        )
+        items.append(Loaded(sample, message.raw, stored, ctx))
+    return items
+
+
 #: Extra sections (e.g. a job-level run over 100,000 messages) register here; each is
 #: called with the parsed arguments after the accuracy and speed sections.
 SECTIONS: list[Callable[[argparse.Namespace], None]] = []
@@ -246,6 +264,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--misses", action="store_true", help="list every misfiled message")
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument(
+        "--generated",
+        type=int,
+        default=2000,
+        help="also time this many messages of bench/sync.py's generated mailbox (0: not)",
+    )
+    parser.add_argument(
         "--part",
         choices=("all", "tune", "held"),
         default="all",
@@ -258,7 +282,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     accuracy_report(items, args.misses)
     if not args.skip_speed:
         print()
+        print("labelled mail:")
         speed_report(items, args.seconds)
+        if args.generated:
+            print(f"generated mail (bench/sync.py, {args.generated} messages):")
+            speed_report(generated_items(args.generated, datetime.now(UTC)), args.seconds)
     for section in SECTIONS:
         section(args)
     return 0

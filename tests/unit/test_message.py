@@ -18,6 +18,7 @@ from inboxd.mail.message import (
     parse_headers_only,
     summarize_message,
 )
+from inboxd.mail.mime import parse_entity
 from inboxd.mail.reading import parse_message
 
 SIMPLE = (
@@ -482,3 +483,34 @@ def test_summary_reads_the_html_only_when_there_is_no_plain_text() -> None:
     assert "undecodable charset 'x-no-such-charset' in part 3, decoded as cp1252" in (
         parse_message(_alternative("Plain words here", "x-no-such-charset")).parse_errors
     )
+
+
+@pytest.mark.parametrize(
+    "junk",
+    [b"x" * (1024 * 1024), (b"y" * 200 + b"\n") * 5000, b"Subject: a\n" + b"z" * 500_000],
+    ids=["one-line", "many-lines", "after-a-field"],
+)
+def test_header_junk_without_colons_is_linear(junk: bytes) -> None:
+    # Unanchored, the field pattern was retried at every character of a colon-less line:
+    # 16 KB took seconds, so 1 MB would take hours.
+    raw = junk + b"\n\nbody\n"
+    started = time.process_time()
+    entity = parse_entity(raw, 0, len(raw), top=True)
+    summary = summarize_message(raw)
+    assert time.process_time() - started < 0.5
+    assert entity.malformed
+    assert entity.body_start == (11 if junk.startswith(b"Subject: a\n") else 0)
+    assert any("malformed header block" in e for e in summary.parse_errors)
+
+
+def test_header_fields_parse_the_same_after_stray_lines() -> None:
+    raw = (
+        b"From: a@example.com\nSubject: one\n  folded\nX-Note:tight\r\n"
+        b"Content-Type: text/plain; charset=utf-8\nnot a header: at all\nSubject: two\n\nbody\n"
+    )
+    entity = parse_entity(raw, 0, len(raw), top=True)
+    assert entity.malformed
+    assert entity.field_count == 4
+    assert entity.fields["subject"] == ["one\n  folded"]
+    assert entity.content_type == "text/plain"
+    assert raw[entity.body_start :].startswith(b"not a header")

@@ -72,6 +72,12 @@ def test_a_person_writing_to_the_user_is_direct_personal() -> None:
     assert "addressed to you" in decision.reasons
 
 
+def test_greeting_by_name() -> None:
+    decision = decide(message("", "Hi Sam,\nthe keys are under the mat.\nAnn"))
+    assert decision.category is Category.PERSONAL
+    assert "greets you by name" in decision.reasons
+
+
 def test_without_an_owner_a_person_to_few_recipients_is_direct() -> None:
     decision = decide(message(""), EMPTY)
     assert decision.category is Category.PERSONAL
@@ -315,7 +321,7 @@ def test_labelled_real_mail() -> None:
         if row["direct"] == "1":
             assert decision.category not in BULK_CATEGORIES, (row["file"], decision)
         right += decision.category == row["category"]
-    assert right / len(rows) >= 0.72, f"{right}/{len(rows)}"
+    assert right / len(rows) >= 0.75, f"{right}/{len(rows)}"
 
 
 GOLDEN = {
@@ -350,4 +356,4 @@ def test_broken_input_never_raises() -> None:
             priority, reasons = prioritize(mail, decision, context)
             assert 0 <= priority <= 100
             assert 0.0 <= decision.confidence <= 1.0
-            assert decision.reasons and reasons
+            assert decision.reasons and isinstance(reasons, tuple)

@@ -78,8 +78,8 @@ def test_fields_of_a_multipart_invitation() -> None:
         "application/pdf",
     )
     assert mail.attachments == ("Rechnung März.pdf",)
-    # Whitespace runs and blank lines collapse; the calendar's key lines follow the text.
-    assert mail.text.startswith("Café at noon,\nplease reply by Friday.")
+    # Plain text is kept as written (line ends made plain); the calendar's key lines follow.
+    assert mail.text.startswith("Café at   noon,\n\n\nplease reply by Friday.")
     assert "METHOD:REQUEST" in mail.text and "DTSTART:20261211T120000Z" in mail.text
     assert mail.flags == frozenset({"\\Seen"})
     assert mail.folders == ("\\Inbox", "INBOX")

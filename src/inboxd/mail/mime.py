@@ -25,8 +25,10 @@ __all__ = [
 HEADER_SCAN_CAP = 1024 * 1024  # a header block longer than this is treated as cut off
 MAX_PARTS = 1000  # MIME parts visited per message
 # One header field with its continuation lines; the name is printable ASCII without ":".
-_HEADER_FIELD = re.compile(r"([!-9;-~]+)[ \t]*:[ \t]*([^\n]*(?:\n[ \t][^\n]*)*)\n?")
-_HEADER_FIELD_WHOLE = re.compile(f"({_HEADER_FIELD.pattern})")
+# Anchored at line starts: unanchored, a long line without a colon was rescanned from
+# each of its characters (16 KB of junk took seconds); a field always starts a line.
+_HEADER_FIELD = re.compile(r"^([!-9;-~]+)[ \t]*:[ \t]*([^\n]*(?:\n[ \t][^\n]*)*)\n?", re.MULTILINE)
+_HEADER_FIELD_WHOLE = re.compile(f"({_HEADER_FIELD.pattern})", re.MULTILINE)
 # The fields the MIME walk reads (through email.message.Message's parameter helpers).
 _CONTENT_HEADERS = frozenset(
     {"content-type", "content-transfer-encoding", "content-disposition", "content-id"}

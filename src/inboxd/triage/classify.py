@@ -22,7 +22,7 @@ UNSURE = 0.6
 # More recipients than this and mail without a known owner is not "to you" but to a group.
 _FEW_RECIPIENTS = 4
 # Distinct spam cues (words, forged-looking headers) that make unsolicited mail spam.
-_SPAM_CUES = 3
+_SPAM_CUES = 2.5
 
 
 def classify(mail: Mail, ctx: Context) -> Decision:
@@ -151,37 +151,54 @@ def _spam_cues(s: Signals) -> tuple[float, list[str]]:
     """How much ``s`` looks like spam (a weighted count of its cues) and the cues."""
     score = 0.0
     cues: list[str] = []
-    if s.spam:
-        score += min(len(s.spam), 5)
-        cues.append(_words("spam words", s.spam))
+    if s.spam or s.spam_weak:
+        score += min(len(s.spam), 5) + min(len(s.spam_weak), 4) / 2
+        cues.append(_words("spam words", s.spam + s.spam_weak))
     for weight, present, cue in (
         (1.5, s.spam_subject, "shouting subject"),
         (1.0, s.undisclosed, "no recipients shown"),
         (1.0, s.reply_to_elsewhere, "Reply-To at another domain"),
-        (1.0, s.freemail and bool(s.promo or s.spam), "a pitch from a free-mail address"),
+        (
+            1.0,
+            s.freemail and bool(s.promo or s.spam or s.spam_weak),
+            "a pitch from a free-mail address",
+        ),
         (1.0, s.html_only and not s.unsubscribe, "HTML only"),
-        (1.5, s.obfuscated >= 2, "disguised words"),
         (1.0, s.random_sender, "a random-looking sender"),
-        (1.5, s.fake_reply, "'Re:' without a thread"),
+        (1.5, s.fake_reply and not s.quoted, "'Re:' without a thread"),
         (1.0 * s.spam_in_subject, s.spam_in_subject > 0, "spam words in the subject"),
         (1.5, s.precedence == "junk" and not s.list_reason, "Precedence: junk"),
         (2.0, s.spam_mailer is not None, "sent with a mass-mailing program"),
+        (1.0, s.names_recipient and not s.list_reason, "the subject names your address"),
+        (1.0, s.dynamic_relay and not s.list_reason, "sent from a home connection"),
+        (1.0, s.links >= 3 and not s.list_reason, "mostly links"),
+        (
+            1.0,
+            s.owner_known and not s.to_owner and not s.list_reason and not s.undisclosed,
+            "not addressed to you",
+        ),
         (1.0, len(s.promo) >= 2 and not (s.unsubscribe or s.esp), "offers without unsubscribe"),
     ):
         if present:
             score += weight
             cues.append(cue)
     # What legitimate mail has and spam lacks.
-    if s.list_reason and not s.bulk:
-        score -= 3  # discussion lists talk about spam too
+    if s.list_reason and not s.bulk and len(s.spam) < 2:
+        score -= 3 if s.human_name else 1.5  # discussion lists talk about spam too
     if s.esp or s.one_click or s.unsubscribe:
         score -= 1.5
     elif s.mailer or (s.bulk_sender and s.subscribed):
         score -= 1  # a mailing tool or sender of subscribed mail
     if s.reply or s.quoted:
         score -= 1
-    if s.human_name and s.to_owner and not s.spam:
+    if ((s.human_name and s.to_owner) or s.owner_named) and not s.spam:
         score -= 1
+    if len(s.news) >= 2 and not s.spam:
+        score -= 1  # editorial words: a publication
+    # Counting disguised words costs more than all the rest: only when it could decide.
+    if _SPAM_CUES - 1.5 <= score < _SPAM_CUES and s.disguised():
+        score += 1.5
+        cues.append("disguised words")
     return score, cues
 
 
@@ -206,6 +223,8 @@ def _person(s: Signals, direct: bool) -> Decision:
     reasons = []
     if direct:
         reasons.append("addressed to you" if s.to_owner else "a person wrote to few recipients")
+    if s.owner_named:
+        reasons.append("greets you by name")
     if s.receipt and s.receipt[0].startswith("receipt words in the subject"):
         return _d(Category.RECEIPT, 0.6, [*reasons, s.receipt[0]], direct)
     if s.receipt and "attached" in s.receipt[0]:
@@ -216,7 +235,7 @@ def _person(s: Signals, direct: bool) -> Decision:
         return _d(Category.FORUM, 0.5, ["Precedence: list", "a person's post"])
     if not direct:
         return _d(Category.PERSONAL, 0.5, ["a person's message", f"{s.recipients} recipients"])
-    confidence = 0.85 if s.human_name or s.reply else 0.7
+    confidence = 0.85 if s.human_name or s.reply or s.owner_named else 0.7
     if s.news or s.promo:
         confidence -= 0.15
     return _d(Category.PERSONAL, confidence, reasons or ["a person's message"], direct)
@@ -250,14 +269,14 @@ def _machine(s: Signals) -> Decision:
         return _d(Category.RECEIPT, 0.85, [*reasons, *s.receipt[:1]])
     if s.social:
         return _d(Category.SOCIAL, 0.85, reasons)
-    if s.action_strong and not (s.promo or s.footer):
+    if s.action_strong and not (s.promo or len(s.footer) >= 2):
         return _d(Category.ACTION_REQUIRED, 0.65, [*reasons, s.action_strong])
     if s.notifier or s.null_return:
         if len(s.promo) >= 2 and (s.esp or s.unsubscribe):
             return _d(Category.PROMOTION, 0.6, [*reasons, _words("offer words", s.promo)])
         return _d(Category.NOTIFICATION, 0.85 if s.notifier else 0.7, reasons)
     sent_to_many = _bulky(s)
-    if s.machine and not (sent_to_many and (s.promo or s.news)):
+    if s.machine and not (sent_to_many and (len(s.promo) >= 2 or s.announce_list)):
         return _d(Category.NOTIFICATION, 0.7, reasons)
     if s.footer and not (s.unsubscribe or s.esp):
         reasons.append(_words("subscriber footer", s.footer))

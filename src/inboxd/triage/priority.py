@@ -54,8 +54,9 @@ _MONTHS = {
     for m in names
 }
 _MONTH = "|".join(sorted(_MONTHS, key=len, reverse=True))
+# Over lower-cased text: the engine's case-insensitive mode costs twice as much.
 _DEADLINE = re.compile(
-    r"\b(?:(?:due|deadline|by|before|until|no later than|expires?|closes?)\s+"
+    r"\b(?:(?:d(?:ue|eadline)|b(?:y|efore)|until|no later than|expires?|closes?)\s+"
     r"(?:(?:on|is|at)\s+)?(?:(?:this|next)\s+)?"
     r"(?P<when>today|tonight|tomorrow|eod|end of (?:the )?(?:day|week|month)|"
     r"(?:" + "|".join(_WEEKDAYS) + r")|"
@@ -63,8 +64,7 @@ _DEADLINE = re.compile(
     r"(?P<m2>" + _MONTH + r")\.?\s+(?P<d2>\d{1,2})(?:st|nd|rd|th)?\b|"
     r"(?P<iso>\d{4}-\d{2}-\d{2}))"
     r"|(?P<urgent>asap|urgent(?:ly)?|as soon as possible|time[- ]sensitive)"
-    r"|(?P<soon>today|tomorrow|tonight)\b)",
-    re.IGNORECASE,
+    r"|(?P<soon>to(?:day|morrow|night))\b)"
 )
 _DTSTART = re.compile(r"^DTSTART[^:\n]*:(\d{8})(?:T(\d{4,6})(Z?))?", re.MULTILINE)
 
@@ -72,7 +72,7 @@ _DTSTART = re.compile(r"^DTSTART[^:\n]*:(\d{8})(?:T(\d{4,6})(Z?))?", re.MULTILIN
 def prioritize(mail: Mail, decision: Decision, ctx: Context) -> tuple[int, tuple[str, ...]]:
     """The priority of ``mail`` (0-100) given its category, and why."""
     score = float(BASE.get(decision.category, 20))
-    reasons: list[str] = [f"{decision.category.value} mail starts at {int(score)}"]
+    reasons: list[str] = []
     if decision.direct:
         score += 10
         reasons.append("a person wrote to you")
@@ -83,7 +83,8 @@ def prioritize(mail: Mail, decision: Decision, ctx: Context) -> tuple[int, tuple
     if "\\Seen" not in mail.flags and decision.category is not Category.SPAM:
         score += 6
         reasons.append("unread")
-    score += _recency(mail, ctx, reasons)
+    if decision.category is not Category.SPAM:
+        score += _recency(mail, ctx, reasons)
     if decision.category in _DATED:
         score += _deadline(mail, ctx, reasons)
     if decision.category is Category.CALENDAR:
@@ -123,7 +124,7 @@ def _recency(mail: Mail, ctx: Context, reasons: list[str]) -> float:
 
 
 def _deadline(mail: Mail, ctx: Context, reasons: list[str]) -> float:
-    text = mail.subject + "\n" + own_text(mail.text)
+    text = mail.subject.lower() + "\n" + own_text(mail.text)
     match = _DEADLINE.search(text)
     if match is None:
         return 0.0
