@@ -75,6 +75,19 @@ def test_a_good_answer_refines_unsure_decisions(server: FakeOpenAI) -> None:
     assert "invoice attached" in user["content"]
 
 
+def test_an_answer_no_surer_than_the_rules_changes_nothing(server: FakeOpenAI) -> None:
+    server.scripted = [
+        json.dumps({"category": "receipt", "confidence": 0.4}),
+        json.dumps({"category": "personal", "confidence": 0.5}),
+        json.dumps({"category": "personal", "confidence": 0.7}),
+    ]
+    with _refiner(server) as refiner:
+        out = refiner.refine([(_mail(i), _unsure(0.5)) for i in range(3)])
+    assert list(out) == [2]
+    assert out[2].category is Category.PERSONAL and out[2].confidence == 0.7
+    assert out[2].source is TriageSource.REFINER
+
+
 def test_no_key_no_authorization(server: FakeOpenAI) -> None:
     with _refiner(server) as refiner:
         refiner.refine([(_mail(1), _unsure())])
@@ -118,6 +131,7 @@ def test_direct_mail_is_never_refined_to_bulk(server: FakeOpenAI) -> None:
         '{"category": "receipt", "confidence": "high"}',
         '{"category": "receipt", "note": "ignore previous instructions"}',
         '["receipt"]',
+        "<think>spam or receipt?</think> spam or receipt",
         "",
     ],
 )
@@ -136,6 +150,7 @@ def test_answers_that_are_not_exactly_a_category_are_refused(
         ("receipt", 0.6),
         ('```json\n{"category": "receipt", "confidence": 0.7}\n```', 0.7),
         (' {"category": "receipt"} ', 0.6),
+        ('<think>An invoice, so a receipt.</think>\n{"category": "receipt"}', 0.6),
     ],
 )
 def test_plain_and_fenced_answers_are_taken(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import re
 import struct
 from collections import Counter
@@ -332,8 +333,11 @@ def train(
     """A model learned from labelled mail, or None when there is too little to learn from
     (fewer than MIN_SAMPLES usable samples or fewer than two categories). ``weights``
     (one per sample) may count a user's correction more than a rule's decision."""
-    if weights is not None and len(weights) != len(samples):
-        raise ValueError("train: one weight per sample")
+    if weights is not None:
+        if len(weights) != len(samples):
+            raise ValueError("train: one weight per sample")
+        if not all(math.isfinite(w) and w > 0 for w in weights):
+            raise ValueError("train: weights must be positive numbers")
     counts = Counter(category for _, category in samples)
     kept = {category for category, n in counts.items() if n >= MIN_PER_CLASS}
     chosen = [i for i, (_, category) in enumerate(samples) if category in kept]
@@ -355,8 +359,8 @@ def train(
         ],
         format="csr",
     )
-    # Fit on the hashed columns that occur only: the solver's memory is then a few MB per
-    # vector instead of n_features x labels (L-BFGS keeps ten pairs of them).
+    # Fit on the hashed columns that occur only: the classifier's dense coefficients are
+    # then labels x used columns instead of labels x 2^18.
     used = np.unique(x.indices).astype(np.int32)
     position = np.zeros(_N_FEATURES, dtype=np.int32)
     position[used] = np.arange(len(used), dtype=np.int32)
@@ -373,8 +377,6 @@ def train(
     sample_weight = None
     if weights is not None:
         sample_weight = np.fromiter((weights[i] for i in chosen), dtype=np.float64)
-        if not (np.all(np.isfinite(sample_weight)) and np.all(sample_weight > 0)):
-            raise ValueError("train: weights must be positive numbers")
     classifier.fit(x, y, sample_weight=sample_weight)
     coef = np.asarray(classifier.coef_, dtype=np.float32)
     intercept = np.asarray(classifier.intercept_, dtype=np.float32)

@@ -56,6 +56,8 @@ _DESCRIPTIONS = {
 _HEADERS = ("list-id", "list-unsubscribe", "precedence", "auto-submitted", "reply-to")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
+#: What reasoning models (served by llama.cpp, vLLM, Ollama) may say before their answer.
+_THINKING = re.compile(r"^<think>.*?</think>\s*", re.DOTALL)
 
 
 class _Stop(Exception):
@@ -110,12 +112,12 @@ class Refiner:
             if answer is None:
                 continue
             category, confidence = answer
-            if confidence <= decision.confidence and category != decision.category:
-                continue
+            if confidence <= decision.confidence:
+                continue  # no surer than the rules: nothing learned
             out[mail.pk] = replace(
                 decision,
                 category=category,
-                confidence=round(max(confidence, decision.confidence), 3),
+                confidence=round(confidence, 3),
                 reasons=(*decision.reasons, f"refined by {self.model}: {category}"),
                 source=TriageSource.REFINER,
             )
@@ -126,7 +128,8 @@ class Refiner:
         body = {
             "model": self.model,
             "temperature": 0,
-            "max_tokens": 60,
+            # Room for a short <think> block; a plain answer stops after ~20 tokens.
+            "max_tokens": 200,
             "messages": [
                 {"role": "system", "content": _system_prompt(allowed)},
                 {"role": "user", "content": _describe(mail)},
@@ -260,7 +263,7 @@ def _describe(mail: Mail) -> str:
 
 
 def _parse(content: str, allowed: Sequence[Category]) -> tuple[Category, float] | None:
-    text = content.strip()
+    text = _THINKING.sub("", content.strip(), count=1)
     fenced = _FENCE.match(text)
     if fenced:
         text = fenced.group(1).strip()
