@@ -59,16 +59,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: Messages per batch (and transaction), and the bytes of mail read for one at most.
-BATCH_MESSAGES = 1000
+BATCH_MESSAGES = 500
 #: Messages per batch when a refiner is configured: each unsure one may wait for a model
 #: server, and progress, cancel and checkpoints must keep up.
 REFINER_BATCH_MESSAGES = 50
-BATCH_BYTES = 32 * 1024 * 1024
+BATCH_BYTES = 8 * 1024 * 1024
 #: Decisions at least this sure, by these tiers, are labels the model learns from.
 LABEL_CONFIDENCE = 0.9
 LABEL_SOURCES = (TriageSource.RULE, TriageSource.SENDER, TriageSource.HEADERS)
 #: Most training samples per category (newest first), so training reads a bounded amount.
-MAX_SAMPLES_PER_CATEGORY = 2000
+MAX_SAMPLES_PER_CATEGORY = 1500
 #: What a training sample keeps: the values of these fields (of the others, the names),
 #: so many characters of a value, and of the text (the model reads its first 1,000).
 SAMPLE_VALUES = frozenset(
