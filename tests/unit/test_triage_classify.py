@@ -3,6 +3,7 @@ rule (a person writing to the user is never bulk), real labelled mail, broken in
 
 from __future__ import annotations
 
+import base64
 import csv
 from datetime import UTC, datetime
 from pathlib import Path
@@ -242,6 +243,299 @@ def test_unsolicited_pitch_is_spam() -> None:
     decision = decide(mail, EMPTY)
     assert decision.category is Category.SPAM
     assert not decision.direct
+
+
+def test_words_broken_up_with_spaces_are_spam() -> None:
+    text = (
+        "The health discovery that reverses aging while burning calories, without dieting!"
+        " Change your life forever! No hunger pains! Would you like it? Click here"
+    )
+    spaced = (
+        "The hea lth dis covery that rever ses agi ng whi le bur ning calo ries, wit hout"
+        " diet ing! Cha nge your li fe for ever! N o hun ger pa ins! Wo uld you li ke it?"
+        " Click here"
+    )
+    headers = "From: Kathy Lu <kl@freemail.example>\nReply-To: kl@elsewhere.example\nSubject: hi"
+    broken = decide(message(headers, spaced))
+    assert broken.category is Category.SPAM, broken
+    assert any("disguised words" in r for r in broken.reasons)
+    assert decide(message(headers, text)).category is not Category.SPAM
+
+
+def test_a_merge_greeting_the_address_is_a_spam_cue() -> None:
+    body = "Hello {},\nwe supply cheap medications and rx by mail order at low prices.\n"
+    greeted = decide(message("From: Neal <n@pharm.example>\nSubject: hi", body.format(OWNER)))
+    plain = decide(message("From: Neal <n@pharm.example>\nSubject: hi", body.format("Sam")))
+    assert greeted.category is Category.SPAM, greeted
+    assert any("your address in the text" in r for r in greeted.reasons)
+    assert plain.category is not Category.SPAM
+
+
+def test_a_mass_mailing_through_a_discussion_list_is_spam() -> None:
+    mail = message(
+        "From: Sherman M <shermanm@example.net>\nTo: users@lists.example.org\n"
+        "List-Id: Users <users.lists.example.org>\nList-Unsubscribe: <mailto:u@example.org>\n"
+        "Subject: [users] STOP THE MLM INSANITY",
+        "This is a one-time mailing, so no removal is necessary. If you have been burned by"
+        " multi-level marketing, read on: a home-based business with real income.",
+    )
+    decision = decide(mail, EMPTY)
+    assert decision.category is Category.SPAM, decision
+
+
+def test_a_post_about_spam_on_a_list_stays_forum() -> None:
+    mail = message(
+        "From: Ann Lee <ann@example.org>\nTo: users@lists.example.org\n"
+        "List-Id: Users <users.lists.example.org>\nList-Unsubscribe: <mailto:u@example.org>\n"
+        "Subject: [users] filtering MLM mail",
+        "We got another one-time mailing about multi-level marketing today; my filter"
+        " missed it. Which rules do you use?",
+    )
+    assert decide(mail, EMPTY).category is Category.FORUM
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "Il tuo ordine n. 405-5236882 è stato spedito",
+        "Ihre Bestellung wurde versandt",
+        "Votre colis a été livré",
+        "Tu pedido ha sido enviado",
+        "Twoja paczka jest w drodze",
+        "Hermes has successfully delivered your parcel",
+    ],
+)
+def test_shipping_notices_in_other_languages_are_receipts(subject: str) -> None:
+    mail = message(f"From: Shop <ship@shop.example>\nSubject: {subject}", "Grazie / Danke")
+    assert decide(mail).category is Category.RECEIPT
+
+
+def test_a_list_named_for_news_carries_a_newsletter() -> None:
+    mail = message(
+        "From: Word Smith <ws@example.org>\nTo: worldwidewords@listserv.example.org\n"
+        "Return-Path: <owner-worldnews@listserv.example.org>\nSubject: Words of the week",
+        "This week: the origins of 'quiz'. Read more on the site.",
+    )
+    decision = decide(mail, EMPTY)
+    assert decision.category is Category.NEWSLETTER, decision
+
+
+@pytest.mark.parametrize(
+    ("sender", "subject", "extra"),
+    [
+        ("LinkedIn <invitations@linkedin.com>", "Ann Lee wants to connect", ""),
+        ("Ann Lee via LinkedIn <invitations@linkedin.com>", "Ann Lee wants to connect", ""),
+        ("Facebook <notification@facebookmail.com>", "Ann commented on your post", ""),
+        ("X <info@x.com>", "Ann Lee followed you", ""),
+        ("Instagram <no-reply@mail.instagram.com>", "ann_lee liked your photo", ""),
+        ("Mastodon <notifications@mastodon.social>", "Ann boosted your post", ""),
+        ("Meetup <info@meetup.com>", "New members joined Python Users", ""),
+        ("Reddit <noreply@redditmail.com>", "u/ann replied to your comment", ""),
+        ("Discord <notifications@discord.com>", "You have a new mention", ""),
+        ("Friends <friends@friends.example>", "Ann tagged you", "X-LinkedIn-Class: INVITE"),
+    ],
+)
+def test_social_networks_mail_is_social(sender: str, subject: str, extra: str) -> None:
+    headers = f"From: {sender}\nSubject: {subject}" + ("\n" + extra if extra else "")
+    for more in ("", "\nList-Unsubscribe: <https://u.example/x>"):
+        decision = decide(message(headers + more, "See it now."))
+        assert decision.category is Category.SOCIAL, decision
+        assert not decision.direct
+
+
+@pytest.mark.parametrize(
+    ("headers", "body"),
+    [
+        (
+            "From: users-admin@lists.example.org\nSubject: post from x@y.example requires approval",
+            "As list administrator, your authorization is requested for the following"
+            " posting. Visit the admin page to approve or deny the request.",
+        ),
+        (
+            "From: Registrar <nic@registrar.example>\nSubject: Automated renewal reminder",
+            "The following domains registered to you are due to expire within 60 days.",
+        ),
+        (
+            "From: Tracker <bugzilla-daemon@bugs.example.org>\nSubject: confirm account creation",
+            "To confirm that you want to create an account using that address, visit the"
+            " link below.",
+        ),
+        (
+            "From: Jeff Young <jeff@example.org>\nSubject: Calendar availability for 11/30?",
+            "All,\nin our meeting we agreed to meet the vendor again. Please send me your"
+            " availability for Thursday or Friday.\nJeff",
+        ),
+    ],
+)
+def test_requests_waiting_on_the_user_are_action_required(headers: str, body: str) -> None:
+    decision = decide(message(headers, body))
+    assert decision.category is Category.ACTION_REQUIRED, decision
+
+
+def test_an_fyi_from_a_tracker_stays_a_notification() -> None:
+    mail = message(
+        "From: Tracker <bugzilla-daemon@bugs.example.org>\nSubject: [Bug 12] parser crash\n"
+        "X-Bugzilla-Reason: CC",
+        "Ann Lee changed the status of bug 12 to RESOLVED FIXED.",
+    )
+    assert decide(mail).category is Category.NOTIFICATION
+
+
+def test_a_business_advertising_on_a_discussion_list_is_spam() -> None:
+    headers = (
+        "From: Sales Department <info@smokes.example>\nTo: users@lists.example.org\n"
+        "List-Id: Users <users.lists.example.org>\nSubject: [users] Discount cigarettes"
+    )
+    body = (
+        "Dear Sir / Madam\nWhy pay more? Buy 4 cartons at a discount from our store, prices"
+        " include delivery. Visit http://smokes.example/\nSales Department"
+    )
+    assert decide(message(headers, body), EMPTY).category is Category.SPAM
+    person = headers.replace("Sales Department <info@", "Ann Lee <ann@")
+    assert decide(message(person, body), EMPTY).category is Category.FORUM
+
+
+def test_mail_to_several_sites_webmasters_is_spam() -> None:
+    mail = message(
+        "From: Yoda <james5293102@camp.example>\n"
+        "To: webmaster@one.example, webmaster@two.example, me@example.com\nSubject: Teenie\n"
+        "Content-Type: text/html",
+        "<html><body>totally natural</body></html>",
+    )
+    decision = decide(mail)
+    assert decision.category is Category.SPAM, decision
+    assert any("role addresses of several sites" in r for r in decision.reasons)
+
+
+def test_security_updates_on_an_announcement_list_are_notifications() -> None:
+    mail = message(
+        "From: Distro Security Team <distribution@distro.example>\n"
+        "To: updates@distro.example\nList-Id: Announcements of updates <updates.distro.example>\n"
+        "Precedence: bulk\nSubject: [Distro Updates] Security Updates",
+        "A buffer overflow in the mail reader was fixed; upgrade the package.",
+    )
+    assert decide(mail, EMPTY).category is Category.NOTIFICATION
+
+
+def test_an_issue_with_an_alert_item_stays_a_newsletter() -> None:
+    mail = message(
+        "From: nnt@lists.example.net\nList-Unsubscribe: <mailto:leave@lists.example.net>\n"
+        "Subject: Net Tricks Issue 131",
+        "IN THIS ISSUE:\n01. Secure browsing\n02. Weather alert gadgets\n03. Disk cleanup",
+    )
+    assert decide(mail, EMPTY).category is Category.NEWSLETTER
+
+
+def test_a_site_named_sender_to_hidden_recipients_is_bulk_not_a_person() -> None:
+    mail = message(
+        "From: DesktopEngineer.com <info@desktopengineer.example>\n"
+        "To: undisclosed-recipients:;\nSubject: Headlines of the week",
+        "The latest stories are on the site.",
+    )
+    decision = decide(mail)
+    assert not decision.direct
+    assert decision.category is Category.NEWSLETTER, decision
+
+
+@pytest.mark.parametrize(
+    ("subject", "body"),
+    [
+        ("Mega Campanha Final de Verão", "Promoção: desconto de 30% em todos os cursos."),
+        ("Rebajas de invierno", "Ofertas y descuentos en toda la tienda."),
+        ("Soldes d'été", "Réductions sur toute la collection, offre limitée."),
+        ("Sommer-Angebote", "Rabatt auf alles mit diesem Gutschein."),
+    ],
+)
+def test_offers_in_other_languages_are_promotions(subject: str, body: str) -> None:
+    mail = message(
+        f"From: Loja <info@loja.example>\nTo: a@x.example, b@y.example\nSubject: {subject}", body
+    )
+    decision = decide(mail)
+    assert decision.category is Category.PROMOTION, decision
+    assert not decision.direct
+
+
+def test_html_hidden_in_base64_is_a_spam_cue() -> None:
+    html = "<html><body><p>Great rates on your loan, click here</p></body></html>"
+    headers = "From: y971880896@host.example\nSubject: rates\nContent-Type: text/html"
+    encoded = message(
+        headers + "\nContent-Transfer-Encoding: base64", base64.b64encode(html.encode()).decode()
+    )
+    decision = decide(encoded)
+    assert decision.category is Category.SPAM, decision
+    assert any("base64" in r for r in decision.reasons)
+    assert "base64" not in " ".join(decide(message(headers, html)).reasons)
+
+
+@pytest.mark.parametrize(
+    ("subject", "category"),
+    [
+        ("firewalls Digest V1 #33", Category.FORUM),
+        ("users Digest, Vol 12, Issue 3", Category.FORUM),
+        ("Linux-Announce Digest #180", Category.NEWSLETTER),
+    ],
+)
+def test_a_list_managers_digest_is_the_discussion(subject: str, category: Category) -> None:
+    mail = message(
+        f"From: Mailing List Manager <list-request@lists.example.org>\n"
+        f"To: list@lists.example.org\nPrecedence: bulk\nSubject: {subject}",
+        "In This Issue:\n  Re: QOS\n  DNAT question\n\nFrom: Ann\nSubject: Re: QOS\n...",
+    )
+    assert decide(mail, EMPTY).category is category
+
+
+def test_a_stock_pump_opening_with_alert_is_spam() -> None:
+    mail = message(
+        "From: shavonda Cabral <baocqccyw@hq.example.com>\nTo: someone@example.net\n"
+        "Subject: Get in on IGTS asap.",
+        "Exciting Investor Alert\nTicker: IGTS\nRating: Big Mover Next Week\n"
+        "This stock receives our top rating; jump on board, the shares will run.",
+    )
+    assert decide(mail).category is Category.SPAM
+
+
+def test_a_sweepstakes_reminder_sent_in_bulk_is_a_promotion() -> None:
+    mail = message(
+        "From: ltonline@tv.example\nTo: sweeps_reminders@tv.example\nPrecedence: list\n"
+        "Subject: There's still time to enter the New Season Sweeps!",
+        "SWEEPSTAKES REMINDER\nEnter our sweepstakes for a chance to win a trip and a $10,000"
+        " shopping spree!\n\nTo be removed from this mailing list, unsubscribe here.",
+    )
+    assert decide(mail).category is Category.PROMOTION
+
+
+def test_a_forged_sender_domain_is_a_spam_cue() -> None:
+    headers = "From: Bank Support <support@bank.example>\nSubject: Account notice"
+    body = "Dear customer, click here to keep your account open."
+    forged = "\nAuthentication-Results: mx.example.com; spf=fail; dmarc=fail header.from=bank"
+    decision = decide(message(headers + forged, body))
+    assert decision.category is Category.SPAM, decision
+    assert "DMARC" in " ".join(decision.reasons)
+    assert decide(message(headers, body)).category is not Category.SPAM
+
+
+def test_a_numbered_issue_through_a_list_server_is_a_newsletter() -> None:
+    headers = (
+        "From: Michael Quinion <editor@words.example>\nTo: words@listserv.example.org\n"
+        "Return-Path: <owner-words@listserv.example.org>\nSubject: World Wide Words -- 17 Aug"
+    )
+    body = (
+        "WORLD WIDE WORDS   ISSUE 303   Saturday 17 August 2002\n"
+        "Editor: Michael Quinion. This week in the news: the origins of 'quiz'."
+    )
+    assert decide(message(headers, body), EMPTY).category is Category.NEWSLETTER
+    post = "I think the origins of 'quiz' are older than the news says. Anyone?"
+    assert decide(message(headers, post), EMPTY).category is Category.FORUM
+
+
+@pytest.mark.parametrize(
+    "subject", ["Reminder: lunch tomorrow", "Security alert on the build box", "Automatic reply"]
+)
+def test_a_notice_word_in_a_persons_subject_keeps_it_direct(subject: str) -> None:
+    decision = decide(message(f"Subject: {subject}", "Hi Sam,\nsee you at noon.\nAnn"))
+    assert decision.direct, decision
+    assert decision.category not in BULK_CATEGORIES
+    assert decision.confidence < 0.85  # a notice's words: less sure it is a person's
 
 
 def test_unsure_is_said() -> None:

@@ -53,7 +53,10 @@ def is_direct(s: Signals) -> bool:
 
 
 def _automated(s: Signals) -> bool:
-    return bool(s.auto or s.null_return or s.machine or s.notifier or s.bounce)
+    # A notice word in the subject or text ("Reminder: lunch") does not make a named
+    # person's mail a program's; a notification system's headers or domain do.
+    notice = s.notifier_strong or (s.notifier is not None and not s.human_name)
+    return bool(s.auto or s.null_return or s.machine or notice or s.bounce)
 
 
 def _sent_by_program(s: Signals) -> bool:
@@ -70,7 +73,9 @@ def _bulky(s: Signals) -> bool:
         # Discussion lists add List-Unsubscribe and Precedence too: those say "list" there.
         return s.announce_list or bool(s.bulk_sender and (s.html_only or s.footer or s.promo))
     # A sender's address alone ("hello@", "team@") is no proof: people use them too.
-    backed = s.bulk_sender_strong or (s.bulk_sender and (s.html_only or s.promo or s.footer))
+    backed = s.bulk_sender_strong or bool(
+        s.bulk_sender and (s.html_only or s.promo or s.footer or s.named_undisclosed)
+    )
     return bool(s.unsubscribe or s.precedence in ("bulk", "junk") or backed or s.subscribed)
 
 
@@ -80,7 +85,8 @@ def _decide(mail: Mail, s: Signals) -> Decision:
         reason = s.spam_flag or "in the Junk folder"
         return _d(Category.SPAM, 0.95, [f"marked as spam ({reason})"])
     direct = is_direct(s)
-    person = not _automated(s) and not _bulky(s)
+    # A social network writes on people's behalf ("Ann via LinkedIn"): never a person.
+    person = not _automated(s) and not _bulky(s) and not s.social
     if not person and s.list_reason and s.human_name and not _sent_by_program(s):
         person = True  # a person's post through a list, whatever words or address it has
     memory = _from_memory(s, direct, person)
@@ -90,6 +96,9 @@ def _decide(mail: Mail, s: Signals) -> Decision:
         return _calendar(s, direct)
     if s.invitation and person:
         return _d(Category.CALENDAR, 0.65, [s.invitation], direct)
+    if s.digest and not s.announce_list:
+        # A list manager's compilation of people's posts is the discussion, not a publication.
+        return _d(Category.FORUM, 0.75, [s.digest, *([s.list_reason] if s.list_reason else [])])
     spam = _spam(mail, s, direct)
     if spam is not None:
         return spam
@@ -151,6 +160,12 @@ def _spam_cues(s: Signals) -> tuple[float, list[str]]:
     """How much ``s`` looks like spam (a weighted count of its cues) and the cues."""
     score = 0.0
     cues: list[str] = []
+    advert = bool(
+        s.list_reason
+        and s.bulk_sender
+        and len(s.promo) >= 2
+        and not (s.announce_list or s.reply or s.bulk)
+    )
     if s.spam or s.spam_weak:
         score += min(len(s.spam), 5) + min(len(s.spam_weak), 4) / 2
         cues.append(_words("spam words", s.spam + s.spam_weak))
@@ -178,33 +193,46 @@ def _spam_cues(s: Signals) -> tuple[float, list[str]]:
             "not addressed to you",
         ),
         (1.0, len(s.promo) >= 2 and not (s.unsubscribe or s.esp), "offers without unsubscribe"),
+        (1.0, s.address_in_text and not s.reply, "your address in the text"),
+        (0.5, s.empty_subject, "no subject"),
+        (1.0, s.no_text and not (s.reply or s.fake_reply or s.machine), "nothing to read"),
+        (1.5, s.self_addressed and s.reply_to_elsewhere, "sent to itself, answers go elsewhere"),
+        (1.5, s.harvested, "sent to role addresses of several sites"),
+        (1.0, s.encoded_html, "HTML sent base64-encoded"),
+        (2.0, s.forged and not s.list_reason, "the sender's domain failed DMARC"),
+        (1.5, advert, "a business's offer posted to a discussion list"),
     ):
         if present:
             score += weight
             cues.append(cue)
     # What legitimate mail has and spam lacks.
-    if s.list_reason and not s.bulk and len(s.spam) < 2:
-        score -= 3 if s.human_name else 1.5  # discussion lists talk about spam too
-    if s.esp or s.one_click or s.unsubscribe:
-        score -= 1.5
+    if s.list_reason and not (s.bulk or advert) and len(s.spam) < 4:
+        # Discussion lists talk about spam too; people seldom post HTML alone to them.
+        score -= 3 if s.human_name and not s.html_only else 1.5
+    if s.esp or s.one_click or (s.unsubscribe and not s.list_reason):
+        score -= 1.5  # a list's own List-Unsubscribe says nothing of the poster
     elif s.mailer or (s.bulk_sender and s.subscribed):
         score -= 1  # a mailing tool or sender of subscribed mail
     if s.reply or s.quoted:
         score -= 1
-    if ((s.human_name and s.to_owner) or s.owner_named) and not s.spam:
-        score -= 1
+    if ((s.human_name and s.to_owner) or s.owner_named) and not (
+        s.spam or s.address_in_text or s.no_text
+    ):
+        score -= 1  # a named person writing to you (with something to say, not to your address)
     if len(s.news) >= 2 and not s.spam:
         score -= 1  # editorial words: a publication
     # Counting disguised words costs more than all the rest: only when it could decide.
-    if _SPAM_CUES - 1.5 <= score < _SPAM_CUES and s.disguised():
-        score += 1.5
+    if _SPAM_CUES - 2 <= score < _SPAM_CUES and s.disguised():
+        score += 2
         cues.append("disguised words")
     return score, cues
 
 
 def _spam(mail: Mail, s: Signals, direct: bool) -> Decision | None:
     """Unsolicited bulk mail: enough spam cues and little of what legitimate mail has."""
-    if s.wrote_to or s.replied or s.notifier or s.bounce:
+    # A notice word in the subject or text is no alibi (stock spam opens "Investor Alert");
+    # a notification system's headers or domain are.
+    if s.wrote_to or s.replied or s.notifier_strong or s.bounce:
         return None
     score, cues = _spam_cues(s)
     if score < _SPAM_CUES:
@@ -216,10 +244,7 @@ def _spam(mail: Mail, s: Signals, direct: bool) -> Decision | None:
 def _person(s: Signals, direct: bool) -> Decision:
     """Mail a person wrote: to the user, or to a list the user reads."""
     if s.list_reason:
-        reasons = [s.list_reason, "a person's post"]
-        if s.reply:
-            reasons.append("a reply in a discussion")
-        return _d(Category.FORUM, 0.85 if s.reply else 0.75, reasons)
+        return _list_post(s, s.list_reason, direct)
     reasons = []
     if direct:
         reasons.append("addressed to you" if s.to_owner else "a person wrote to few recipients")
@@ -238,7 +263,28 @@ def _person(s: Signals, direct: bool) -> Decision:
     confidence = 0.85 if s.human_name or s.reply or s.owner_named else 0.7
     if s.news or s.promo:
         confidence -= 0.15
+    if s.notifier:
+        confidence -= 0.2  # reads like a notice ("Automatic reply"), from a named person
+        reasons.append(f"though: {s.notifier}")
     return _d(Category.PERSONAL, confidence, reasons or ["a person's message"], direct)
+
+
+def _list_post(s: Signals, list_reason: str, direct: bool) -> Decision:
+    """A person's post to a list: the discussion, or an editor's issue of a publication."""
+    if _numbered_issue(s) and not (direct or s.reply or s.quoted):
+        reasons = [list_reason, _words("a numbered issue", s.news)]
+        return _d(Category.NEWSLETTER, 0.6, reasons)
+    reasons = [list_reason, "a person's post"]
+    if s.reply:
+        reasons.append("a reply in a discussion")
+    return _d(Category.FORUM, 0.85 if s.reply else 0.75, reasons)
+
+
+def _numbered_issue(s: Signals) -> bool:
+    """Newsletter words, one of them an issue or volume number ("issue 303", "vol. 2")."""
+    return len(s.news) >= 3 and any(
+        w.startswith(("issue", "vol")) and any(c.isdigit() for c in w) for w in s.news
+    )
 
 
 def _machine_reasons(s: Signals) -> list[str]:
@@ -271,8 +317,14 @@ def _machine(s: Signals) -> Decision:
         return _d(Category.SOCIAL, 0.85, reasons)
     if s.action_strong and not (s.promo or len(s.footer) >= 2):
         return _d(Category.ACTION_REQUIRED, 0.65, [*reasons, s.action_strong])
-    if s.notifier or s.null_return:
-        if len(s.promo) >= 2 and (s.esp or s.unsubscribe):
+    # What the subject says weighs double: it is what the sender chose to lead with.
+    promo = len(s.promo) + s.promo_in_subject
+    news = len(s.news) + s.news_in_subject + (2 if s.announce_list else 0)
+    # A notice word in the text ("alert") does not outweigh an issue's table of contents.
+    editorial = news >= 2 and s.notice_in_text and not s.null_return
+    if (s.notifier or s.null_return) and not editorial:
+        sent_in_bulk = s.esp or s.unsubscribe or s.mailer or s.subscribed or s.precedence
+        if len(s.promo) >= 2 and promo > news and sent_in_bulk and not s.notifier_strong:
             return _d(Category.PROMOTION, 0.6, [*reasons, _words("offer words", s.promo)])
         return _d(Category.NOTIFICATION, 0.85 if s.notifier else 0.7, reasons)
     sent_to_many = _bulky(s)
@@ -280,7 +332,6 @@ def _machine(s: Signals) -> Decision:
         return _d(Category.NOTIFICATION, 0.7, reasons)
     if s.footer and not (s.unsubscribe or s.esp):
         reasons.append(_words("subscriber footer", s.footer))
-    promo, news = len(s.promo), len(s.news) + (2 if s.announce_list else 0)
     if promo > news:
         confidence = 0.8 if promo - news >= 2 else 0.6
         return _d(Category.PROMOTION, confidence, [*reasons, _words("offer words", s.promo)])

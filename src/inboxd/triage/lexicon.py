@@ -165,7 +165,7 @@ MACHINE_LOCAL = re.compile(
     r"|buildbot|git|svn|cvs|bugzilla(?:-daemon)?|jira|gerrit|trac|redmine|sentry|robot|bot"
     r"|mailbot|messages?-noreply|reply[-+].*|calendar-notification|account-security-noreply"
     r"|security-noreply|verify|verification|accounts?|password|passwordreset|auth"
-    r"|server|admin|webmaster|www|wwwrun|apache|nobody|owner-.+|.+-owner|.+-request|.+-admin)$",
+    r"|server|admin|webmaster|www|wwwrun|apache|nobody|owner-.+|.+[-+]owner|.+[-+]request|.+[-+]admin)$",
     re.IGNORECASE,
 )
 # Local parts of addresses that send to many (newsletters, shops, services).
@@ -176,7 +176,8 @@ PUBLISHER_LOCAL = re.compile(
     r"^(?:news|newsletters?|marketing|offers?|deals?|promo(?:tions?)?|digest|updates?"
     r"|e-?news|announce\w*|mailings?|mailing-?list|newsletter\w*|news\w*|rss\w*|feeds?"
     r"|campaigns?|specials?|weekly|daily|subscriptions?|subscribers?|rewards|loyalty"
-    r"|store-news|editorial)$",
+    r"|store-news|editorial|mailer|list-?manager|distribution|bulletins?|magazine"
+    r"|publications?)$",
     re.IGNORECASE,
 )
 BULK_LOCAL = re.compile(
@@ -190,13 +191,14 @@ BULK_LOCAL = re.compile(
 # Per-recipient sender addresses (VERP, tracking tokens) and bulk-mail subdomains.
 BULK_ADDRESS = re.compile(
     r"^[^@]*(?:[0-9a-f]{12,}|[=#+]\S*\d{3,})[^@]*@"
-    r"|@(?:news(?:letters?)?|lists?|mailings?|e?mail\d*|em|e|mkt|marketing|promo|updates?"
-    r"|campaigns?|bounces?|offers?|info|enews|alerts?|reply|send|mta\d*)\.[^.]+\.[a-z.]+$",
+    r"|@(?:[\w-]+\.)*(?:news(?:letters?)?|lists?|mailings?|e?mail\d*|em|e|mkt|marketing|promo"
+    r"|updates?|campaigns?|bounces?|offers?|info|enews|alerts?|reply|send|mta\d*|\w*mailer)"
+    r"\.[^.]+\.[a-z.]+$",
     re.IGNORECASE,
 )
 # Display names of publications and lists rather than of people.
 PUBLICATION_NAME = re.compile(
-    r"mailing\s*list|announce|newsletter|\bnews\b|digest|\balerts?\b|\brss\b|bulletin"
+    r"mailing\s*list|announce|newsletter|\be?-?news\b|digest|\balerts?\b|\brss\b|bulletin"
     r"|magazine|weekly|daily|update[sd]?\b|\bteam\b|offers|deals",
     re.IGNORECASE,
 )
@@ -372,7 +374,7 @@ NOTIFICATION_SUBJECT = _words(
     r"as\s+you\s+requested",
     r"(?:security\s+)?advisory",
     r"errata",
-    r"security\s+update",
+    r"security\s+(?:updates?|bulletin|notice|announcement)",
     r"alert",
     r"reminder",
     r"svn\s+commit",
@@ -390,7 +392,13 @@ SOCIAL_DOMAINS = re.compile(
     r"|tumblr\.com|meetup\.com|nextdoor\.com|tiktok\.com|youtube\.com|snapchat\.com"
     r"|myspace\.com|friendster\.com|hi5\.com|orkut\.com|classmates\.com|plus\.google\.com"
     r"|flickr\.com|vk\.com|xing\.com|strava\.com|goodreads\.com|mastodon\.social"
-    r"|threads\.net|bsky\.app|discord\.com|twoo\.com|badoo\.com|tagged\.com)$",
+    r"|threads\.net|bsky\.app|discord\.com|discordapp\.com|twoo\.com|badoo\.com|tagged\.com"
+    r"|linkedinmail\.com|twittermail\.com|meetupmail\.com|mastodon\.(?:social|online)"
+    r"|mstdn\.[a-z]+|joinmastodon\.org|twitch\.tv|whatsapp\.com|telegram\.org|ok\.ru"
+    r"|weibo\.com|line\.me|kakao\.com|viadeo\.com|researchgate\.net|academia\.edu"
+    r"|deviantart\.com|livejournal\.com|bebo\.com|plaxo\.com|ning\.com|couchsurfing\.com"
+    r"|match\.com|okcupid\.com|tinder\.com|bumble\.com|hinge\.co|lemmy\.[a-z]+"
+    r"|pixelfed\.[a-z]+|diaspora\.[a-z.]+|bereal\.com|snap\.com|peach\.cool)$",
     re.IGNORECASE,
 )
 # Receipt, order and booking words; a subject says it more reliably than a body.
@@ -428,6 +436,45 @@ RECEIPT_SUBJECT = _words(
     r"bill\s+(?:is\s+)?(?:available|ready)",
     r"refund",
     r"donation\s+receipt",
+    r"delivered\s+your",
+    r"parcel",
+    # The same in other languages: Italian, German, French, Spanish, Portuguese, Dutch,
+    # Polish (stems, as the words inflect).
+    r"ordine",
+    r"spedit[oa]",
+    r"spedizione",
+    r"consegn\w+",
+    r"fattura",
+    r"ricevuta",
+    r"bestellung",
+    r"bestellbest[äa]tigung",
+    r"versandt",
+    r"versandbest[äa]tigung",
+    r"zugestellt",
+    r"sendung",
+    r"lieferung",
+    r"rechnung",
+    r"commande",
+    r"exp[ée]di[ée]e?",
+    r"livr[ée]e?",
+    r"livraison",
+    r"colis",
+    r"facture",
+    r"pedido",
+    r"enviado",
+    r"entregad[oa]",
+    r"factura",
+    r"encomenda",
+    r"bestelling",
+    r"verzonden",
+    r"bezorgd",
+    r"pakket",
+    r"factuur",
+    r"paczk\w+",
+    r"przesy[łl]k\w+",
+    r"zam[óo]wieni\w+",
+    r"faktur\w+",
+    r"dor[ęe]cz\w+",
 )
 RECEIPT_TEXT = _words(
     r"track\s+(?:your\s+)?(?:package|parcel|shipment|order)",
@@ -479,6 +526,9 @@ ACTION = _words(
     r"i\s+need\s+you\s+to",
     r"we\s+need\s+you\s+to",
     r"let\s+me\s+know\s+(?:if|when|what|by|whether|asap)",
+    r"(?:your|calendar)\s+availability",
+    r"are\s+you\s+(?:available|free)\s+(?:on|at|for|to|this|next|tomorrow)",
+    r"when\s+(?:are|would)\s+you\s+(?:be\s+)?(?:available|free)",
 )
 # A request strong enough that a program's mail asking it needs the user (approvals,
 # signatures, reviews, payment).
@@ -496,6 +546,14 @@ ACTION_STRONG = _words(
     r"waiting\s+for\s+your\s+(?:consideration|approval|review|response|decision)",
     r"requests?\s+waiting",
     r"please\s+attend\s+to",
+    # Moderation, renewals and account confirmations wait on the user.
+    r"requires?\s+(?:your\s+)?(?:approval|authori[sz]ation|action|attention)",
+    r"your\s+authori[sz]ation\s+is\s+(?:requested|required|needed)",
+    r"(?:to\s+)?approve\s+or\s+(?:deny|reject|discard)",
+    r"(?:held|awaiting|pending)\s+(?:for\s+)?moderat\w+",
+    r"due\s+to\s+expire",
+    r"(?:will|is\s+about\s+to)\s+expire\s+(?:on|in|soon|within)",
+    r"to\s+confirm\s+(?:that\s+you\s+want|your\s+(?:account|registration|e-?mail\s+address))",
 )
 PROMOTION = _words(
     r"\d{1,2}\s?%\s?off",
@@ -565,6 +623,26 @@ PROMOTION = _words(
     r"free\s+gift",
     r"members?\s+(?:only|save|price)",
     r"% off",
+    # Offers in other languages (Portuguese, Spanish, French, German, Italian, Dutch, Polish).
+    r"promo[çc][ãa]o",
+    r"promoci[óo]n",
+    r"campanha",
+    r"desconto",
+    r"descuentos?",
+    r"ofertas?",
+    r"rebajas",
+    r"soldes",
+    r"r[ée]ductions?",
+    r"angebote?",
+    r"rabatt",
+    r"gutschein",
+    r"sconto",
+    r"offerta",
+    r"saldi",
+    r"korting",
+    r"aanbieding",
+    r"promocja",
+    r"wyprzeda[żz]",
 )
 NEWSLETTER = _words(
     r"newsletter",
@@ -586,6 +664,11 @@ NEWSLETTER = _words(
     r"release[sd]?",
     r"articles?",
     r"editor",
+    r"enews",
+    r"bolet[íi]n",
+    r"infolettre",
+    r"lettre\s+d'information",
+    r"nieuwsbrief",
 )
 # The footer of mail sent to subscribers (newsletters and offers alike).
 FOOTER = _words(
@@ -611,6 +694,22 @@ FOOTER = _words(
     r"sign\s+up\s+for\s+(?:our|this)\s+(?:newsletter|list)",
     r"you\s+(?:have\s+)?(?:signed\s+up|opted\s+in|registered)",
     r"opt[-\s]?out",
+    # The same in other languages (French, Spanish, Portuguese, German, Italian, Dutch).
+    r"ne\s+plus\s+recevoir",
+    r"d[ée]sinscri\w*",
+    r"d[ée]sabonne\w*",
+    r"para\s+no\s+recibir",
+    r"darse\s+de\s+baja",
+    r"cancelar\s+(?:la\s+)?(?:suscripci[óo]n|inscri[çc][ãa]o|assinatura)",
+    r"descadastr\w*",
+    r"abbestellen",
+    r"abmelden",
+    r"nicht\s+mehr\s+erhalten",
+    r"newsletter\s+abbestellen",
+    r"disiscri\w*",
+    r"annulla\s+(?:l'\s*)?iscrizione",
+    r"afmelden",
+    r"uitschrijven",
 )
 # Words of spam that legitimate mail seldom uses (drugs, scams, adult, removal notices).
 SPAM = _words(
@@ -632,6 +731,9 @@ SPAM = _words(
     r"f\*ck\w*",
     r"horny",
     r"website\s+traffic",
+    r"traffic\s+to\s+your\s+(?:web\s*)?site",
+    r"link\s+exchange",
+    r"insider\s+secrets?",
     r"cheap\s+software",
     r"potential\s+partner",
     r"business\s+proposal",
@@ -683,6 +785,36 @@ SPAM = _words(
     r"diploma",
     r"software\s+(?:at|for)\s+(?:low|cheap)",
     r"oem\s+software",
+    # Mass mailings of the 1990s and 2000s: how they excuse themselves, what they sell.
+    r"one[-\s]time\s+(?:mailing|e-?mail|message)",
+    r"pre-?approved",
+    r"no\s+(?:further\s+)?removal\s+(?:is\s+)?necessary",
+    r"(?:bill|s\.?)\s*1618",
+    r"multi[-\s]?level\s+marketing",
+    r"mlm",
+    r"home[-\s]based\s+business",
+    r"be\s+your\s+own\s+boss",
+    r"financially\s+independent",
+    r"strictest\s+confidence",
+    r"utmost\s+(?:confidence|confidentiality)",
+    r"top\s+secret",
+    r"federal\s+ministry",
+    r"central\s+bank\s+of",
+    r"(?:deceased|late)\s+(?:client|customer|husband|father)",
+    r"(?:unclaimed|dormant)\s+(?:funds?|account)",
+    r"foreign\s+(?:partner|account)",
+    r"(?:human\s+growth\s+hormone|hgh)",
+    r"anti[-\s]?aging",
+    r"(?:burn|burning|lose)\s+(?:fat|pounds)",
+    r"driver'?s\s+licen[cs]e",
+    r"hide\s+your\s+identity",
+    r"credit\s+repair",
+    r"debt\s+consolidation",
+    r"government\s+grants?",
+    r"serious\s+relationship",
+    r"(?:got|have|found|had)\s+your\s+(?:e-?mail|contact|address)\s+(?:from|through|via)",
+    r"pictures\s+of\s+me",
+    r"as\s+seen\s+on\s+(?:tv|oprah|cnn|nbc|cbs)",
 )
 # Words spam uses a lot that newsletters and offers use too: they count for half.
 SPAM_WEAK = _words(
@@ -721,7 +853,9 @@ SPAM_WEAK = _words(
     r"call\s+now",
     r"click\s+(?:here|below)",
     r"opt[-\s]?out",
-    r"dear\s+(?:friend|sir|madam|sir/madam|beneficiary|winner|customer)",
+    r"dear\s+(?:friend|sir|madam|sir/madam|beneficiary|winner|customer|homeowner|home\s+owner"
+    r"|valued\s+(?:customer|member)|account\s+holder|user|member|webmaster|site\s+owner)",
+    r"fixed\s+rate",
     r"bank\s+account",
     r"winner",
     r"congratulations",
@@ -775,6 +909,20 @@ AUTOMATED_TEXT = _words(
 GTUBE = "xjs*c4jdbqadn1.nsbn3*2idnen*gtube-standard-anti-ube-test-email*c.34x"
 # Words with a digit or symbol standing in for a letter ("st0ck", "v1agra").
 OBFUSCATED = re.compile(r"\b[a-z]{2,}[0-9|!][a-z]{2,}\b")
+# Local parts of role addresses that harvesters collect from web sites.
+ROLE_LOCAL = frozenset(
+    {"webmaster", "info", "sales", "admin", "contact", "support", "postmaster", "abuse", "office"}
+)
+# Words of one or two letters, and those that are words in English and other languages
+# (what is left of a text broken up with spaces, "se en on NB C", is mostly neither).
+SHORT_WORD = re.compile(r"(?<![a-z0-9'@./_-])[a-z]{1,2}(?![a-z0-9'@_-])")
+_COMMON_SHORT = (
+    "a i am an as at be by do go he if in is it me my no of oh ok on or so to up us we ye"
+    " mr ms dr pm tv id re vs eg ie uk cc pc os hi yo la le de du en et un il da di el lo"
+    " se te tu je ne ma mi su al ya es y o e u w z na od po za ze ja ty si sa ob zu im am"
+    " ao os as na no em um da do nu op ik ge"
+)
+COMMON_SHORT_WORDS = frozenset(_COMMON_SHORT.split())
 # Subject tags of spam: a filter's rewrite, or the label Japanese and Korean law require on
 # unsolicited advertising ("未承諾広告", "광고").
 SPAM_TAG = re.compile(
@@ -792,6 +940,12 @@ LIST_ADDRESS = re.compile(
     r"|@(?:lists?|listserv|groups|googlegroups|yahoogroups|egroups|mailman|ml)\.",
     re.IGNORECASE,
 )
+# The subject (lower-cased) and opening of the digest a list manager (Mailman, Majordomo, Ecartis,
+# LISTSERV) compiles of a list's posts: "users Digest, Vol 12, Issue 3", "Digest V13 #50".
+LIST_DIGEST = re.compile(
+    r"\bdigest,?\s+(?:v(?:ol(?:ume)?)?\.?\s*\d+|#\s*\d+|number\s+\d+|no\.?\s*\d+)"
+)
+LIST_DIGEST_TOPICS = "today's topics:"
 ANNOUNCE_SUBJECT = re.compile(r"^\s*\[[^\]]*announce[^\]]*\]", re.IGNORECASE)
 # An invitation to an event (with EVENT_WHEN: a date or a time in the same text).
 INVITATION = _words(
@@ -837,7 +991,13 @@ ORG_NAME = _words(
     r"mailer",
     r"bot",
     r"robot",
-    r"digest",
+    r"digest\w*",
+    r"mailing",
+    r"lists?",
+    r"listserv",
+    r"majordomo",
+    r"mailman",
+    r"moderators?",
     r"updates?",
     r"info",
     r"online",
@@ -894,4 +1054,6 @@ def _names(exact: frozenset[str] | tuple[str, ...], prefixes: tuple[str, ...]) -
 #: Header names of bulk-mail services, of notification systems, of social networks.
 ESP_NAMES = _names(ESP_HEADERS - {"list-unsubscribe-post"}, ESP_HEADER_PREFIXES)
 NOTIFICATION_NAMES = _names((), NOTIFICATION_HEADER_PREFIXES)
-SOCIAL_NAMES = _names((), ("x-facebook", "x-linkedin", "x-twitter", "x-meetup"))
+SOCIAL_NAMES = _names(
+    (), ("x-facebook", "x-linkedin", "x-twitter", "x-meetup", "x-instagram", "x-reddit")
+)

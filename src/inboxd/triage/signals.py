@@ -4,7 +4,6 @@ words)."""
 
 from __future__ import annotations
 
-import collections
 import itertools
 import re
 from dataclasses import dataclass, field
@@ -77,7 +76,12 @@ _HUMAN_LOCAL = re.compile(r"^[a-z]+(?:[._-][a-z]+){0,2}\d{0,4}$", re.IGNORECASE)
 _SPAM_STATUS = re.compile(r"^\s*yes\b", re.IGNORECASE)
 _UNDISCLOSED = re.compile(r"undisclosed|recipient list suppressed|unlisted", re.IGNORECASE)
 _BOUNCE_TYPES = frozenset(
-    {"message/delivery-status", "message/disposition-notification", "message/feedback-report"}
+    {
+        "message/delivery-status",
+        "message/disposition-notification",
+        "message/feedback-report",
+        "multipart/report",
+    }
 )
 _CALENDAR_TYPES = frozenset({"text/calendar", "application/ics", "text/x-vcalendar"})
 _ICS_NAME = re.compile(r"\.(?:ics|vcs)$", re.IGNORECASE)
@@ -85,6 +89,8 @@ _GREETING = re.compile(
     r"^\s*(?:hi|hello|hey|dear|hallo|bonjour|hola)\b[ ,]*([A-Za-z][\w'-]*)", re.IGNORECASE
 )
 _JUNK_MARKS = frozenset({"\\junk", "junk", "spam", "\\spam", "$junk", "junk e-mail", "bulk mail"})
+# A display name that is a web address ("DesktopEngineer.com"): a site, not a person.
+_DOMAIN_NAME = re.compile(r"\w\.(?:com|net|org|info|biz|co|io|edu|gov|[a-z]{2})\b", re.IGNORECASE)
 _SCRIPT_LOCALS = frozenset({"www-data", "apache", "nobody", "httpd", "www", "wwwrun", "nginx"})
 # Characters of a body the word lists are run over: its start, and its end where the
 # footers of subscribed mail are (more text found no more on the labelled mail, and the
@@ -106,6 +112,9 @@ class Signals:
     owner_named: bool = False
     recipients: int = 0
     undisclosed: bool = False
+    #: The To header says "undisclosed recipients" (a mass mailing), not merely absent
+    #: (local system mail often has none).
+    named_undisclosed: bool = False
     wrote_to: int = 0
     replied: bool = False
     reply: bool = False
@@ -156,10 +165,35 @@ class Signals:
     spam_in_subject: int = 0
     invitation: str | None = None
     random_sender: bool = False
+    #: The recipient's address (or its unusual local part) appears in the writer's text.
+    address_in_text: bool = False
+    empty_subject: bool = False
+    #: Nothing to read: no text in any part and no attachment.
+    no_text: bool = False
+    #: From is also the only To: the real recipients were Bcc'd.
+    self_addressed: bool = False
+    encoded_html: bool = False
+    forged: bool = False
+    digest: str | None = None
+    #: The only sign of a notice is a word at the top of the text (weaker than a header).
+    notice_in_text: bool = False
+    #: Sent to role addresses (webmaster@, info@) of several sites: a harvested list.
+    harvested: bool = False
 
     def disguised(self) -> bool:
-        """Does the text disguise words with digits or symbols ("st0ck", "v1agra")?"""
-        return len(lexicon.OBFUSCATED.findall(self.scanned, 0, _OBFUSCATION_SCAN)) >= 2
+        """Does the text disguise words with digits or symbols ("st0ck", "v1agra") or break
+        them up with spaces ("V IA GR A", "se en on")?"""
+        if len(lexicon.OBFUSCATED.findall(self.scanned, 0, _OBFUSCATION_SCAN)) >= 2:
+            return True
+        head = self.scanned[:_OBFUSCATION_SCAN]
+        # Text broken up with spaces has a space every five characters or less, prose one
+        # every six (a cheap test first: the count below costs as much as a triage's word
+        # scan). Languages with diacritics have short words the list lacks.
+        if head.count(" ") * 5 < len(head) or not head.isascii():
+            return False
+        fragments = lexicon.SHORT_WORD.findall(head)
+        odd = sum(1 for f in fragments if f not in lexicon.COMMON_SHORT_WORDS)
+        return odd >= 8 and odd * 6 >= head.count(" ")
 
     @property
     def subscribed(self) -> bool:
@@ -213,8 +247,11 @@ def _recipients(mail: Mail, ctx: Context, s: Signals) -> None:
     s.owner_known = bool(ctx.addresses)
     if ctx.addresses:
         s.to_owner = any(a in ctx.addresses for a in recipients)
+    roles = {a.partition("@")[2] for a in recipients if a.partition("@")[0] in lexicon.ROLE_LOCAL}
+    s.harvested = len(roles) >= 2
     to_header = mail.header("to") or ""
-    s.undisclosed = not mail.to or bool(_UNDISCLOSED.search(to_header))
+    s.named_undisclosed = bool(_UNDISCLOSED.search(to_header))
+    s.undisclosed = not mail.to or s.named_undisclosed
 
 
 def _list(mail: Mail, s: Signals) -> None:
@@ -239,8 +276,11 @@ def _list(mail: Mail, s: Signals) -> None:
     precedence = (mail.header("precedence") or "").strip().lower()
     if precedence in ("bulk", "list", "junk"):
         s.precedence = precedence
-    list_id = (mail.header("list-id") or "").lower()
-    if "announce" in list_id or "news" in list_id:
+    # The list's name says what it carries: in its List-Id, or its bounce address.
+    named = (mail.header("list-id") or "").lower()
+    if not named and s.list_reason and s.list_reason.startswith("sent through"):
+        named = s.list_reason.lower()
+    if "announce" in named or "news" in named or "bulletin" in named:
         s.announce_list = True
 
 
@@ -344,7 +384,7 @@ def _personish(name: str) -> bool:
     words = name.replace(",", " ").split()
     if not 1 <= len(words) <= 4:
         return False
-    if "@" in name:
+    if "@" in name or _DOMAIN_NAME.search(name):
         return False
     return sum(ch.isalpha() for ch in name) >= max(2, len(name) * 2 // 3)
 
@@ -359,6 +399,14 @@ def _parts(mail: Mail, s: Signals) -> None:
         method = _METHOD.search(mail.text)
         s.calendar = method.group(1).upper() if method else "EVENT"
     s.html_only = mail.has_html and "text/plain" not in types
+    # A whole message of HTML sent base64-encoded: what spam tools did to hide their words
+    # from filters (mail programs encode text so only when its charset needs it, and then
+    # send a plain-text part too).
+    s.encoded_html = (
+        s.html_only
+        and (mail.header("content-transfer-encoding") or "").strip().lower() == "base64"
+        and (mail.header("content-type") or "").lower().startswith("text/html")
+    )
     for name in mail.attachments:
         if lexicon.RECEIPT_ATTACHMENT.search(name) and name.lower().endswith(
             (".pdf", ".html", ".htm", ".xml", ".png", ".jpg")
@@ -392,6 +440,10 @@ def _spam_flags(mail: Mail, s: Signals) -> None:
         if status and _SPAM_STATUS.match(status):
             s.spam_flag = "X-Spam-Status: Yes"
     s.dynamic_relay = _dynamic_relay(mail)
+    # The receiving server's verdict (the topmost header): a From domain whose DMARC check
+    # failed was forged. SPF alone fails on every forward, so it is not counted.
+    verdict = (mail.header("authentication-results") or "").lower()
+    s.forged = "dmarc=fail" in verdict
     marks = {f.lower() for f in (*mail.folders, *mail.labels, *mail.flags)}
     s.junk = not marks.isdisjoint(_JUNK_MARKS)
 
@@ -415,7 +467,7 @@ def _content(mail: Mail, ctx: Context, s: Signals) -> None:
     # One soft request in passing ("let me know if...") is how people write; a request in
     # the subject, two of them, or a strong one (approve, sign, pay) asks for action.
     soft = found.get("action", [])
-    if soft and (in_subject["action"] or len(set(soft)) >= 2):
+    if soft and (in_subject.get("action") or len(set(soft)) >= 2):
         s.action = f"asks you to act ('{soft[0]}')"
     else:
         s.action = s.action_strong
@@ -424,11 +476,12 @@ def _content(mail: Mail, ctx: Context, s: Signals) -> None:
     s.footer = sorted(set(found.get("footer", ())))
     s.spam = sorted(set(found.get("spam", ())))
     s.spam_weak = sorted(set(found.get("spam_weak", ())))
-    s.promo_in_subject = in_subject["promo"]
-    s.news_in_subject = in_subject["news"]
-    s.spam_in_subject = in_subject["spam"] + in_subject["spam_weak"]
+    s.promo_in_subject = in_subject.get("promo", 0)
+    s.news_in_subject = in_subject.get("news", 0)
+    s.spam_in_subject = in_subject.get("spam", 0) + in_subject.get("spam_weak", 0)
     if s.notifier is None and "notice" in found:
         s.notifier = "opens like an automated notice"
+        s.notice_in_text = True
     if "invitation" in found:
         when = lexicon.EVENT_WHEN.search(subject) or lexicon.EVENT_WHEN.search(text, 0, own_end)
         if when:
@@ -439,43 +492,67 @@ def _content(mail: Mail, ctx: Context, s: Signals) -> None:
         s.spam_flag = "the GTUBE spam test string"
     s.scanned = text
     s.links = text.count("http://", 0, own_end) + text.count("https://", 0, own_end)
+    _shape(mail, s, subject, text, own_end)
+    _sender_cues(mail, ctx, s, text[:own_end])
+
+
+def _shape(mail: Mail, s: Signals, subject: str, text: str, own_end: int) -> None:
+    """How the message is put together: a list digest, whom its text and subject name,
+    whether it has anything to read."""
+    # str.find first: a regex over the text's start cost more than the rest of this.
+    if ("digest" in subject and lexicon.LIST_DIGEST.search(subject)) or text.find(
+        lexicon.LIST_DIGEST_TOPICS, 0, 400
+    ) >= 0:
+        if "announce" in subject:
+            s.announce_list = True  # a digest of announcements is a publication
+        else:
+            s.digest = "a digest of a list's posts"
     recipient = mail.to[0].partition("@")[0] if mail.to else ""
     s.names_recipient = len(recipient) >= 3 and recipient in subject
-    _sender_cues(mail, ctx, s, text[:own_end])
+    # At the top, where a merge greets its target; footers name the address legitimately.
+    s.address_in_text = _address_in(mail.to[:3], text[: min(own_end, _GREETING_SCAN)])
+    s.empty_subject = not subject.strip()
+    s.no_text = not text.strip() and not mail.attachments
+    s.self_addressed = bool(mail.from_addr) and mail.to == (mail.from_addr,)
 
 
 # Word lists that count only in the writer's own words, only in the body, only at its top.
 _OWN_WORDS = frozenset({"action", "invitation"})
 _BODY_WORDS = frozenset({"footer", "receipt_text", "automated", "notice"})
 _NOTICE_SCAN = 300
+_GREETING_SCAN = 400
 _OBFUSCATION_SCAN = 1000
 
 
-def _scan(
-    subject: str, text: str, own_end: int
-) -> tuple[dict[str, list[str]], collections.Counter[str]]:
+def _scan(subject: str, text: str, own_end: int) -> tuple[dict[str, list[str]], dict[str, int]]:
     """Every phrase of the word lists in the subject and the text (one pass), by list, and
-    how many of each list the subject holds."""
+    how many of each list the subject holds (plain dicts and local names: this loop is a
+    tenth of a triage)."""
     both = subject + "\n" + text
     base = len(subject) + 1
+    own_limit = base + own_end
+    notice_limit = base + _NOTICE_SCAN
     found: dict[str, list[str]] = {}
-    in_subject: collections.Counter[str] = collections.Counter()
+    in_subject: dict[str, int] = {}
+    kinds = lexicon.kinds
+    own_words, body_words = _OWN_WORDS, _BODY_WORDS
     matches = lexicon.SCAN.finditer(both)
     if "$" in both or "%" in both:
         matches = itertools.chain(matches, lexicon.SCAN_AMOUNTS.finditer(both))
     for match in matches:
         at = match.start()
-        phrase, lists = lexicon.kinds(match.group(0))
+        phrase, lists = kinds(match.group(0))
         for kind in lists:
-            if kind in _OWN_WORDS and (at >= base + own_end or _quoted_line(both, at)):
+            if kind in own_words and (at >= own_limit or _quoted_line(both, at)):
                 continue
-            if kind in _BODY_WORDS and (
-                at < base or (kind == "notice" and at >= base + _NOTICE_SCAN)
-            ):
+            if kind in body_words and (at < base or (kind == "notice" and at >= notice_limit)):
                 continue
-            found.setdefault(kind, []).append(phrase)
+            if kind in found:
+                found[kind].append(phrase)
+            else:
+                found[kind] = [phrase]
             if at < base:
-                in_subject[kind] += 1
+                in_subject[kind] = in_subject.get(kind, 0) + 1
     return found, in_subject
 
 
@@ -494,6 +571,18 @@ def _own_end(text: str) -> int:
     return end
 
 
+def _address_in(recipients: tuple[str, ...], mine: str) -> bool:
+    """Does the writer's text name a recipient's address, or a local part no one would
+    write as a word ("vladi.pimenov"), as mail merged for a harvested list does?"""
+    for address in recipients:
+        if address in mine:
+            return True
+        local = address.partition("@")[0]
+        if len(local) >= 5 and not local.isalpha() and local in mine:
+            return True
+    return False
+
+
 def _sender_cues(mail: Mail, ctx: Context, s: Signals, mine: str) -> None:
     subject = mail.subject
     s.spam_subject = bool(lexicon.SPAM_SUBJECT.search(subject)) or (
@@ -502,7 +591,11 @@ def _sender_cues(mail: Mail, ctx: Context, s: Signals, mine: str) -> None:
     if lexicon.SPAM_TAG.search(subject):
         s.spam_flag = s.spam_flag or "subject tagged as spam"
     s.freemail = bool(s.from_domain and lexicon.FREEMAIL.search(s.from_domain))
-    s.random_sender = bool(lexicon.RANDOM_LOCAL.match(s.from_local)) and not s.list_reason
+    # On a list only a poster without a name counts: people post from odd addresses too.
+    # Words with four consonants in a row ("subscriptions") are no random string.
+    s.random_sender = bool(lexicon.RANDOM_LOCAL.match(s.from_local)) and not (
+        (s.list_reason and mail.from_name) or s.bulk_sender or s.machine
+    )
     reply_to = mail.header("reply-to") or ""
     if reply_to and s.from_domain and "@" in reply_to:
         s.reply_to_elsewhere = s.from_domain not in reply_to.lower()
