@@ -620,27 +620,41 @@ def test_sync_of_a_real_mailbox_keeps_private_data_out_of_statuses(
     [indexing] = [j for j in listed if j["account_id"] == account_id]
     indexed = wait_job(client, indexing["id"], FINISHED, timeout=60)
     assert indexed["status"] == "completed" and indexed["result"]["indexed"] == 7
+    # ... which queued the triage of that mail.
+    listed = client.get("/api/jobs", params={"kind": "triage"}).json()
+    [triaging] = [j for j in listed if j["account_id"] == account_id]
+    triaged = wait_job(client, triaging["id"], FINISHED, timeout=60)
+    assert triaged["status"] == "completed" and triaged["result"]["triaged"] == 7
 
     account = client.get(f"/api/accounts/{account_id}").json()
     assert account["message_count"] == 7 and account["state"] == "ok"
     assert account["last_sync_job_id"] == job_id and account["last_sync_at"] is not None
     assert account["activity"]["state"] == "completed"
-    assert account["activity"]["job_id"] == indexing["id"]
+    assert account["activity"]["job_id"] == triaging["id"]
     assert imap_user.password not in json.dumps(account)
 
     runs = client.get("/api/runs", params={"account_id": account_id}).json()
-    assert [r["job_id"] for r in runs] == [indexing["id"], job_id]
+    assert [r["job_id"] for r in runs] == [triaging["id"], indexing["id"], job_id]
     assert all(set(r) == RUN_FIELDS for r in runs)
-    assert runs[1]["status"] == "completed"
-    assert runs[1]["result"]["new"] == 7 and runs[1]["duration_seconds"] >= 0
+    assert runs[2]["status"] == "completed"
+    assert runs[2]["result"]["new"] == 7 and runs[2]["duration_seconds"] >= 0
 
     # Statuses say how far a sync (or the index) is, never what the mail says or who wrote it.
     with server.app() as opened:
         events = [e.to_dict() for e in opened.queue.events(job_id)]
         events += [e.to_dict() for e in opened.queue.events(indexing["id"])]
+        events += [e.to_dict() for e in opened.queue.events(triaging["id"])]
     assert any(e["type"] == "progress" for e in events)
     seen = json.dumps(
-        [job, indexed, events, client.get("/api/processing/current-status").json(), runs, account]
+        [
+            job,
+            indexed,
+            triaged,
+            events,
+            client.get("/api/processing/current-status").json(),
+            runs,
+            account,
+        ]
     )
     for n in range(7):
         assert f"sender{n % 17}@example.org" not in seen
@@ -886,6 +900,8 @@ def _covered_routes() -> set[tuple[str, str]]:
         ("GET", "/api/messages/{message_id}/html"),
         ("GET", "/api/messages/{message_id}/attachments/{index}"),
         ("GET", "/api/threads/{thread_id}"),
+        ("POST", "/api/messages/{message_id}/category"),
+        ("DELETE", "/api/rules/{rule_id}"),
     }
 
 
@@ -972,11 +988,20 @@ def test_another_users_objects_answer_404_on_every_route(
     ):
         same_as_unknown("GET", template, str(message["id"]), missing=str(2**62))
     same_as_unknown("GET", "/api/threads/{id}", str(message["thread_id"]), missing=str(2**62))
+    category = {"category": "spam", "sender": True}
+    same_as_unknown("POST", "/api/messages/{id}/category", str(message["id"]), category, str(2**62))
+    rule = carol.client.post("/api/rules", json={"match": "from:x", "category": "spam"})
+    assert rule.status_code == 201, rule.text
+    same_as_unknown("DELETE", "/api/rules/{id}", str(rule.json()["rule"]["id"]), missing=str(2**62))
+    assert b.get("/api/rules").json() == {"rules": []}
+    aimed = {"match": "from:x", "category": "spam", "account_id": account_id}
+    assert_error(b.post("/api/rules", json=aimed), 404)
     assert_error(b.get("/api/messages", params={"account_id": mail_account}), 404)
     assert_error(b.get("/api/threads", params={"account_id": mail_account}), 404)
     assert b.get("/api/messages").json()["messages"] == []
     assert b.get("/api/threads").json()["threads"] == []
     assert carol.client.get(f"/api/messages/{message['id']}").status_code == 200
+    assert len(carol.client.get("/api/rules").json()["rules"]) == 1
     # Where an account is a query or body value.
     assert_error(b.get("/api/runs", params={"account_id": account_id}), 404)
     assert_error(b.post("/api/jobs", json={"kind": "noop", "account_id": account_id}), 404)

@@ -5,9 +5,17 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from annotated_types import Ge, Le
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    field_validator,
+    model_validator,
+)
 
-from inboxd.vocabulary import AccountState, ActivityState, EventType, JobStatus, Step
+from inboxd.vocabulary import AccountState, ActivityState, Category, EventType, JobStatus, Step
 
 
 class _In(BaseModel):
@@ -466,3 +474,66 @@ class ThreadOut(BaseModel):
     subject: str | None
     message_count: int
     messages: list[ThreadMessageOut]
+
+
+# -- triage -------------------------------------------------------------------------------------
+
+#: A rule's priority, 0-100 (the bounds on the number, so the schema shows them).
+RulePriority = Annotated[int, Ge(0), Le(100), BeforeValidator(_integral)]
+#: A category in a request body: its name (strict models take no other form anyway).
+CategoryName = Annotated[Category, Strict(False)]
+
+
+class CategoryIn(_In):
+    """A person's category for a message."""
+
+    category: CategoryName
+    sender: bool = Field(
+        default=False, description="also always file this sender's mail so (a sender rule)"
+    )
+
+
+class RuleOut(BaseModel):
+    """A triage rule: messages its match finds get its category (and priority)."""
+
+    id: int
+    account_id: str | None = Field(description="null: every account of its owner")
+    match: str = Field(description="a search query")
+    category: Category
+    priority: int | None = Field(description="0-100; null: triage's own priority")
+    source: Literal["user", "sender"] = Field(
+        description="written by a person, or made from a correction for a sender"
+    )
+    created_at: str
+
+
+class Categorized(BaseModel):
+    """A message after a person set its category."""
+
+    message: MessageOut
+    rule: RuleOut | None = Field(description="the sender rule made, when asked")
+    job_id: str | None = Field(description="the job re-triaging the sender's mail")
+
+
+class RuleList(BaseModel):
+    """The caller's rules, newest first (each decides before older ones)."""
+
+    rules: list[RuleOut]
+
+
+class RuleCreate(_In):
+    """A new triage rule."""
+
+    match: str = Field(min_length=1, max_length=2000, description="a search query")
+    category: CategoryName
+    priority: RulePriority | None = None
+    account_id: str | None = Field(
+        default=None, min_length=1, max_length=36, description="omitted: all your accounts"
+    )
+
+
+class RuleCreated(BaseModel):
+    """A rule was added; jobs re-triage the mail it matches."""
+
+    rule: RuleOut
+    job_ids: list[str]
