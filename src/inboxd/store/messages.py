@@ -197,7 +197,7 @@ class PriorityCursor:
         level, _, rest = text[1:].partition(":")
         if level == "n":
             priority = None
-        elif level.isdigit() and len(level) <= 3:
+        elif level.isdigit() and len(level) <= 3 and int(level) <= 100:
             priority = int(level)
         else:
             raise InvalidRequest(_BAD_CURSOR)
