@@ -610,7 +610,7 @@ def test_category_counts_per_account(mailbox: Mailbox, app: App) -> None:
     assert set(body["counts"].values()) == {0}
     given = _triage_all(app, account)
     with reading(app.engine) as conn:
-        truth = dict(
+        truth: dict[str, int] = dict(
             conn.execute(
                 select(messages.c.category, func.count())
                 .where(messages.c.account_id == account, messages.c.category.is_not(None))
