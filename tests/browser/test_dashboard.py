@@ -422,8 +422,8 @@ def test_sync_now_progress_advances_and_finishes_with_the_right_count(
     expect(run).to_have_count(1)
     expect(run).to_contain_text("completed")
     expect(run).to_contain_text(f"new: {total}")
-    # The sync and the index job it queued for the new mail.
-    expect(page.get_by_test_id("job-row")).to_have_count(2)
+    # The sync, the index job it queued for the new mail and the triage the index queued.
+    expect(page.get_by_test_id("job-row")).to_have_count(3)
 
 
 # -- cancel -------------------------------------------------------------------------------------

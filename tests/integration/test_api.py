@@ -620,27 +620,41 @@ def test_sync_of_a_real_mailbox_keeps_private_data_out_of_statuses(
     [indexing] = [j for j in listed if j["account_id"] == account_id]
     indexed = wait_job(client, indexing["id"], FINISHED, timeout=60)
     assert indexed["status"] == "completed" and indexed["result"]["indexed"] == 7
+    # ... which queued the triage of that mail.
+    listed = client.get("/api/jobs", params={"kind": "triage"}).json()
+    [triaging] = [j for j in listed if j["account_id"] == account_id]
+    triaged = wait_job(client, triaging["id"], FINISHED, timeout=60)
+    assert triaged["status"] == "completed" and triaged["result"]["triaged"] == 7
 
     account = client.get(f"/api/accounts/{account_id}").json()
     assert account["message_count"] == 7 and account["state"] == "ok"
     assert account["last_sync_job_id"] == job_id and account["last_sync_at"] is not None
     assert account["activity"]["state"] == "completed"
-    assert account["activity"]["job_id"] == indexing["id"]
+    assert account["activity"]["job_id"] == triaging["id"]
     assert imap_user.password not in json.dumps(account)
 
     runs = client.get("/api/runs", params={"account_id": account_id}).json()
-    assert [r["job_id"] for r in runs] == [indexing["id"], job_id]
+    assert [r["job_id"] for r in runs] == [triaging["id"], indexing["id"], job_id]
     assert all(set(r) == RUN_FIELDS for r in runs)
-    assert runs[1]["status"] == "completed"
-    assert runs[1]["result"]["new"] == 7 and runs[1]["duration_seconds"] >= 0
+    assert runs[2]["status"] == "completed"
+    assert runs[2]["result"]["new"] == 7 and runs[2]["duration_seconds"] >= 0
 
     # Statuses say how far a sync (or the index) is, never what the mail says or who wrote it.
     with server.app() as opened:
         events = [e.to_dict() for e in opened.queue.events(job_id)]
         events += [e.to_dict() for e in opened.queue.events(indexing["id"])]
+        events += [e.to_dict() for e in opened.queue.events(triaging["id"])]
     assert any(e["type"] == "progress" for e in events)
     seen = json.dumps(
-        [job, indexed, events, client.get("/api/processing/current-status").json(), runs, account]
+        [
+            job,
+            indexed,
+            triaged,
+            events,
+            client.get("/api/processing/current-status").json(),
+            runs,
+            account,
+        ]
     )
     for n in range(7):
         assert f"sender{n % 17}@example.org" not in seen

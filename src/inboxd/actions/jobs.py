@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from inboxd.actions.export import start_export_job
+from inboxd.actions.triage import start_triage_job
 from inboxd.app import App
 from inboxd.config import Settings
 from inboxd.errors import Forbidden, InvalidField
@@ -30,7 +31,7 @@ def check_may_start(kind: str, *, admin: bool) -> TaskSpec:
 
 
 #: Kinds whose job is always for one account: started with an ``account_id``.
-ACCOUNT_KINDS = frozenset({"sync", "index"})
+ACCOUNT_KINDS = frozenset({"sync", "index", "triage"})
 
 
 def start_job(
@@ -68,6 +69,9 @@ def start_job(
     if kind == "sync":
         assert account is not None
         return enqueue_sync(app.queue, account)
+    if kind == "triage":
+        assert account is not None
+        return start_triage_job(app, params, account)
     return app.queue.enqueue(
         kind,
         params,

@@ -18,7 +18,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from inboxd import __version__
 from inboxd.actions.jobs import ACCOUNT_KINDS, job_params_schemas
-from inboxd.api import errors, live, routes_accounts, routes_jobs, routes_messages, routes_status
+from inboxd.api import (
+    errors,
+    live,
+    routes_accounts,
+    routes_jobs,
+    routes_messages,
+    routes_status,
+    routes_triage,
+)
 from inboxd.api.pump import EventPump
 from inboxd.api.sse import RAW_SEND
 from inboxd.api.state import ApiState
@@ -212,7 +220,14 @@ def create_api(app: App) -> FastAPI:
     )
     api.state.inboxd = ApiState(app=app, pump=pump)
     errors.install(api)
-    for module in (routes_status, routes_accounts, routes_jobs, routes_messages, live):
+    for module in (
+        routes_status,
+        routes_accounts,
+        routes_jobs,
+        routes_messages,
+        routes_triage,
+        live,
+    ):
         api.include_router(module.router)
 
     api.add_middleware(BodyLimit)

@@ -5,7 +5,15 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from annotated_types import Ge, Le
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    field_validator,
+    model_validator,
+)
 
 from inboxd.vocabulary import AccountState, ActivityState, Category, EventType, JobStatus, Step
 
@@ -490,3 +498,64 @@ class ThreadOut(BaseModel):
     subject: str | None
     message_count: int
     messages: list[ThreadMessageOut]
+
+
+# -- triage -------------------------------------------------------------------------------------
+
+#: A category in a request body: its name (strict models take no other form anyway).
+CategoryName = Annotated[Category, Strict(False)]
+
+
+class CategoryIn(_In):
+    """A person's category for a message."""
+
+    category: CategoryName
+    sender: bool = Field(
+        default=False, description="also always file this sender's mail so (a sender rule)"
+    )
+
+
+class RuleOut(BaseModel):
+    """A triage rule: messages its match finds get its category (and priority)."""
+
+    id: int
+    account_id: str | None = Field(description="null: every account of its owner")
+    match: str = Field(description="a search query")
+    category: Category
+    priority: int | None = Field(description="0-100; null: triage's own priority")
+    source: Literal["user", "sender"] = Field(
+        description="written by a person, or made from a correction for a sender"
+    )
+    created_at: str
+
+
+class Categorized(BaseModel):
+    """A message after a person set its category."""
+
+    message: MessageOut
+    rule: RuleOut | None = Field(description="the sender rule made, when asked")
+    job_id: str | None = Field(description="the job re-triaging the sender's mail")
+
+
+class RuleList(BaseModel):
+    """The caller's rules, newest first (each decides before older ones)."""
+
+    rules: list[RuleOut]
+
+
+class RuleCreate(_In):
+    """A new triage rule."""
+
+    match: str = Field(min_length=1, max_length=2000, description="a search query")
+    category: CategoryName
+    priority: JsonInt | None = Field(default=None, ge=0, le=100)
+    account_id: str | None = Field(
+        default=None, min_length=1, max_length=36, description="omitted: all your accounts"
+    )
+
+
+class RuleCreated(BaseModel):
+    """A rule was added; jobs re-triage the mail it matches."""
+
+    rule: RuleOut
+    job_ids: list[str]

@@ -14,6 +14,7 @@ from inboxd.cli.export import export_cmd
 from inboxd.cli.jobs import jobs_app
 from inboxd.cli.messages import search_cmd, show_cmd, top_cmd
 from inboxd.cli.sync import demo_cmd, sync_cmd
+from inboxd.cli.triage import categorize_cmd, rules_app, triage_cmd
 from inboxd.cli.users import keys_app, users_app
 from inboxd.errors import InboxdError, InvalidRequest
 
@@ -28,12 +29,15 @@ app.add_typer(db_app, name="db")
 app.add_typer(account_app, name="account")
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
+app.add_typer(rules_app, name="rules")
 app.command("sync")(sync_cmd)
 app.command("demo")(demo_cmd)
 app.command("export")(export_cmd)
 app.command("search")(search_cmd)
 app.command("show")(show_cmd)
 app.command("top")(top_cmd)
+app.command("triage")(triage_cmd)
+app.command("categorize")(categorize_cmd)
 
 
 def _print_version(wanted: bool) -> None:

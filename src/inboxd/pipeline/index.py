@@ -21,12 +21,14 @@ from typing import Any
 import zstandard
 from pydantic import BaseModel
 from sqlalchemy import Connection, Engine, bindparam, func, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from inboxd.db.engine import reading, writing
-from inboxd.db.tables import message_bodies, messages
+from inboxd.db.tables import accounts, message_bodies, messages
 from inboxd.db.types import utcnow
-from inboxd.errors import NotFound
+from inboxd.errors import InboxdError, NotFound
 from inboxd.jobs.progress import TaskContext
+from inboxd.jobs.queue import Queue
 from inboxd.jobs.registry import task
 from inboxd.mail.reading import parse_message
 from inboxd.pipeline import threads
@@ -88,7 +90,35 @@ def index(ctx: TaskContext, params: IndexParams) -> dict[str, Any]:
     if done:
         with writing(ctx.engine) as conn:
             fulltext.settle(conn, done)
+    _enqueue_triage(ctx, params.account_id)
     return {"indexed": done, "threads_merged": indexer.merged}
+
+
+def _enqueue_triage(ctx: TaskContext, account_id: str) -> None:
+    """Triage what is now indexed (a rule's words need the index), as a job of its own
+    (inboxd.pipeline.triage), by kind name: that module reads bodies through this one.
+    Not when no message waits for triage."""
+    m = messages.c
+    try:
+        with reading(ctx.engine) as conn:
+            waiting = conn.execute(
+                select(m.id).where(m.account_id == account_id, m.triaged_at.is_(None)).limit(1)
+            ).first()
+            owner = conn.execute(
+                select(accounts.c.owner).where(accounts.c.id == account_id)
+            ).scalar_one_or_none()
+        if waiting is None:
+            return
+        Queue(ctx.engine, ctx.settings).enqueue(
+            "triage",
+            {"account_id": account_id},
+            owner=owner,
+            account_id=account_id,
+            dedupe_key=f"triage:{account_id}",  # pipeline.triage.triage_dedupe_key
+        )
+    except (InboxdError, SQLAlchemyError) as exc:
+        # The index is written; the next index run queues triage again.
+        ctx.log.warning("could not queue the triage job: %s", exc)
 
 
 @dataclass(frozen=True, slots=True)
