@@ -20,9 +20,10 @@ Bodies the schema allows are accepted (``positive_data_acceptance``), with two e
 the schema cannot express: an account's ``settings`` are checked against the server's host
 (a Maildir or mbox path must exist there, a host name must encode as IDNA, a CA bundle must
 parse, OAuth settings need ``auth: xoauth2``), and a search query must parse, a page
-cursor must be one the server gave and a top-N's ``since`` day must exist. Those refusals
-name the setting (``settings.<name>: ...``), the query, the cursor or the day, and only
-those are let through (:func:`valid_data_accepted`).
+cursor must be one the server gave and a top-N's ``since`` must be today, an age or a day
+(refused with a sentence saying so rather than a pattern's regular expression). Those
+refusals name the setting (``settings.<name>: ...``), the query, the cursor or ``since``,
+and only those are let through (:func:`valid_data_accepted`).
 
 Left out: the live streams (``/api/events``, ``/api/jobs/{job_id}/events``; ``/ws/status`` is
 not in the document) never end. Nothing goes anywhere but 127.0.0.1: without worker and
@@ -70,7 +71,6 @@ def valid_data_accepted(ctx: Any, response: Response, case: OpenApiCase) -> bool
     reading = ("/api/messages", "/api/threads", "/api/messages/top")
     if response.status_code == 400 and case.operation.path in reading:
         message = str(response.json().get("error", {}).get("message", ""))
-        # "since": a day the pattern lets through that the calendar does not have (02-30).
         if message.startswith(("bad query: ", "invalid cursor", "since ")):
             return None
     result: bool | None = positive_data_acceptance(ctx, response, case)

@@ -538,8 +538,10 @@ def test_index_job_takes_mail_stored_while_it_runs(
 
 def _triage(engine: Engine, verdicts: dict[str, tuple[str, int]]) -> None:
     """Set the triage columns of the messages with these subjects (category, priority), as
-    the triage job would; the rest stay untriaged."""
+    the triage job would; the rest untriaged."""
+    columns = ("category", "priority", "confidence", "reasons", "triage_source", "triaged_at")
     with writing(engine) as conn:
+        conn.execute(update(messages).values(dict.fromkeys(columns)))
         for subject, (category, priority) in verdicts.items():
             conn.execute(
                 update(messages)

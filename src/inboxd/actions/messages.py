@@ -8,7 +8,7 @@ import html
 import json
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from inboxd.app import App
@@ -21,7 +21,7 @@ from inboxd.mail.reading import parse_message
 from inboxd.mail.sanitize import sanitize_html
 from inboxd.store import messages as store
 from inboxd.store.bodies import read_body
-from inboxd.store.search import And, Categorized, Node, Query, Since, State, parse_query
+from inboxd.store.search import And, Categorized, Node, Query, State, parse_query
 from inboxd.vocabulary import Category
 
 __all__ = [
@@ -104,22 +104,21 @@ def top(
     ``Nw`` or a day ``YYYY-MM-DD`` (UTC); untriaged messages are never in it."""
     if not 1 <= n <= MAX_TOP:
         raise InvalidRequest(f"n must be from 1 to {MAX_TOP}, not {n}")
-    parts: list[Node] = [State("is", "triaged")]
+    bound = _since(since) if since is not None else None
+    parts: list[Node] = []
     if category is not None:
         parts.append(Categorized(_category(category)))
-    if since is not None:
-        parts.append(_since(since))
     if unread:
         parts.append(State("is", "unread"))
     asked = parse_query(text)
     if asked.root is not None:
         parts.append(asked.root)
-    query = Query(text, And(tuple(parts)))
+    query = Query(text, And(tuple(parts)) if parts else None)
     with reading(app.engine) as conn:
-        page = store.list_messages(
-            conn, owner=owner, query=query, account_id=account_id, limit=n, sort="priority"
+        found = store.top_messages(
+            conn, owner=owner, query=query, account_id=account_id, n=n, since=bound
         )
-    return {"messages": [row.to_dict() for row in page.items]}
+    return {"messages": [row.to_dict() for row in found]}
 
 
 def _category(value: str) -> str:
@@ -130,26 +129,24 @@ def _category(value: str) -> str:
     return wanted
 
 
-def _since(value: str) -> Since:
-    """A top-N's ``since`` as a bound of the search language (the same dates, in UTC)."""
+def _since(value: str) -> datetime:
+    """The moment a top-N's ``since`` starts at (UTC)."""
     wanted = value.strip().lower()
+    now = utcnow()
     if wanted == "today":
-        return Since("after", True, day=_today())
+        return now.replace(hour=0, minute=0, second=0, microsecond=0)
     if found := _SINCE_AGE.match(wanted):
-        return Since("newer_than", True, age=(int(found.group(1)), found.group(2)))
+        days = int(found.group(1)) * (7 if found.group(2) == "w" else 1)
+        return now - timedelta(days=days)
     if _SINCE_DAY.match(wanted):
         try:
-            return Since("after", True, day=date.fromisoformat(wanted))
+            day = date.fromisoformat(wanted)
+            return datetime(day.year, day.month, day.day, tzinfo=UTC)
         except ValueError:
             pass
     raise InvalidRequest(
         f"since {value!r} is not today, a number of days or weeks (7d, 2w) or a day (YYYY-MM-DD)"
     )
-
-
-def _today() -> date:
-    """Today in UTC (the day ``since=today`` starts at)."""
-    return utcnow().date()
 
 
 def category_counts(app: App, account_id: str, *, owner: str | None) -> dict[str, Any]:

@@ -52,8 +52,6 @@ _FRAME_POLICY = (
     "font-src data:; frame-ancestors 'self'; base-uri 'none'; form-action 'none'; "
     "sandbox allow-popups allow-popups-to-escape-sandbox"
 )
-#: What ``since`` of top-N takes (a day that does not exist, such as 02-30, is still a 400).
-_SINCE_PATTERN = r"^(today|[0-9]{1,4}[dw]|[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01]))$"
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 
 
@@ -113,7 +111,6 @@ def top_messages(
         str | None,
         Query(
             max_length=20,
-            pattern=_SINCE_PATTERN,
             description="today (from 00:00 UTC), Nd, Nw (7d, 2w) or a day (YYYY-MM-DD, UTC)",
         ),
     ] = None,

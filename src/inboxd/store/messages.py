@@ -57,6 +57,7 @@ __all__ = [
     "list_messages",
     "list_threads",
     "thread_messages",
+    "top_messages",
     "visible_accounts",
 ]
 
@@ -66,6 +67,8 @@ _EARLIEST = datetime.min.replace(tzinfo=UTC)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: The orders a list of messages may have.
 SORTS = ("date", "priority")
+#: The most messages of a top-N's date window read by date and ordered in Python.
+TOP_WINDOW = 500
 #: The first character of a priority cursor's text (a date cursor's starts with a digit).
 _PRIORITY_MARK = "p"
 _BAD_CURSOR = "invalid cursor: pass next_cursor of the previous page"
@@ -520,6 +523,40 @@ def _priority_scan(
         rows.extend(conn.execute(stmt).mappings())
         if len(rows) >= limit:
             break
+    return rows
+
+
+def top_messages(
+    conn: Connection,
+    *,
+    owner: str | None,
+    query: Query,
+    account_id: str | None = None,
+    n: int = 10,
+    since: datetime | None = None,
+) -> list[MessageRow]:
+    """The ``n`` most important triaged messages ``owner`` may see matching ``query`` (and
+    dated from ``since`` on), in priority order; untriaged ones never.
+
+    A window from ``since`` that holds at most TOP_WINDOW messages (today's mail, a week's)
+    is read by date and ordered here: walking the priority index would pass over every
+    older triaged message first, and neither planner can tell how few the window holds
+    (100,000 messages, a day of 11: SQLite 8.5 -> 0.7 ms, PostgreSQL 12 -> 3 ms; a window
+    too large costs the probe, a few ms)."""
+    triaged = m.c.priority.is_not(None)
+    if since is None:
+        return _by_priority(conn, owner, query, account_id, n, None, triaged).items
+    bounded = and_(triaged, m.c.sort_date >= since)
+    account_ids = visible_accounts(conn, owner=owner, account_id=account_id)
+    if account_ids == []:
+        return []
+    columns = (m.c.id, m.c.priority, m.c.sort_date)
+    window = _scan(conn, account_ids, and_(_filter(conn, query), bounded), TOP_WINDOW + 1, columns)
+    if len(window) > TOP_WINDOW:
+        return _by_priority(conn, owner, query, account_id, n, None, bounded).items
+    best = sorted(window, key=_priority_order, reverse=True)[:n]
+    rows = _rows_by_id(conn, [row["id"] for row in best])
+    add_folders(conn, rows)
     return rows
 
 
