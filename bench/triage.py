@@ -33,6 +33,7 @@ import collections
 import csv
 import platform
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -46,6 +47,9 @@ from inboxd.vocabulary import BULK_CATEGORIES, Category
 DEFAULT_LABELS = ROOT / "tests" / "fixtures" / "triage" / "labels.tsv"
 TARGET_ACCURACY = 0.90
 TARGET_RATE = 5000.0
+#: One message in HOLDOUT (by a hash of its file name) is held out of tuning: ``--part held``
+#: measures on those alone, ``--part tune`` on the rest.
+HOLDOUT = 5
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,13 @@ def _read_tree(path: Path, user: str | None) -> list[Sample]:
                 Sample(file, str(file.relative_to(path)), category, (user or "").lower(), False)
             )
     return samples
+
+
+def _in_part(sample: Sample, part: str) -> bool:
+    if part == "all":
+        return True
+    held = zlib.crc32(sample.name.encode()) % HOLDOUT == 0
+    return held if part == "held" else not held
 
 
 def load(samples: Sequence[Sample], now: datetime) -> list[Loaded]:
@@ -196,11 +207,12 @@ def _confusion(items: Sequence[Loaded], decisions: Sequence[Decision]) -> None:
 
 def speed_report(items: Sequence[Loaded], seconds: float) -> float:
     """Messages/s of extract + classify + prioritize on one core, over ``items`` repeated
-    for about ``seconds``."""
+    for about ``seconds``: by the wall clock and by this process's CPU time (the machine may
+    be shared; the CPU figure is what one core of its own would give)."""
     for item in items[:50]:  # warm caches and lazy imports
         triage_one(item)
     done = 0
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     while True:
         for item in items:
             triage_one(item)
@@ -208,14 +220,16 @@ def speed_report(items: Sequence[Loaded], seconds: float) -> float:
         elapsed = time.perf_counter() - start
         if elapsed >= seconds:
             break
-    rate = done / elapsed
+    cpu = max(time.process_time() - cpu_start, 1e-9)
+    rate, cpu_rate = done / elapsed, done / cpu
     mean_kb = sum(len(i.raw) for i in items) / max(len(items), 1) / 1024
-    verdict = "met" if rate >= TARGET_RATE else "NOT met"
+    verdict = "met" if cpu_rate >= TARGET_RATE else "NOT met"
     print(
-        f"speed: {rate:,.0f} messages/s on one core (extract + classify + prioritize, "
-        f"{done} messages, mean {mean_kb:.1f} KiB; target {TARGET_RATE:,.0f}: {verdict})"
+        f"speed: {cpu_rate:,.0f} messages per CPU second, {rate:,.0f}/s by the wall clock "
+        f"(extract + classify + prioritize on one core, {done} messages, mean "
+        f"{mean_kb:.1f} KiB; target {TARGET_RATE:,.0f}/s per core: {verdict})"
     )
-    return rate
+    return cpu_rate
 
 
 #: Extra sections (e.g. a job-level run over 100,000 messages) register here; each is
@@ -231,9 +245,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=3.0, help="time spent on speed")
     parser.add_argument("--misses", action="store_true", help="list every misfiled message")
     parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument(
+        "--part",
+        choices=("all", "tune", "held"),
+        default="all",
+        help=f"all messages, or the 1 in {HOLDOUT} held out of tuning, or the others",
+    )
     args = parser.parse_args(argv)
     print(f"python {platform.python_version()} on {platform.machine()}, labels {args.labels}")
-    samples = read_labels(args.labels, args.user)
+    samples = [s for s in read_labels(args.labels, args.user) if _in_part(s, args.part)]
     items = load(samples, datetime.now(UTC))
     accuracy_report(items, args.misses)
     if not args.skip_speed:

@@ -112,6 +112,24 @@ class Settings(BaseSettings):
     imap_timeout_seconds: float = Field(
         default=60.0, gt=0, description="Socket timeout of IMAP connections."
     )
+    triage_refiner_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="Base URL of an OpenAI-compatible API (e.g. http://127.0.0.1:8080/v1) "
+        "asked about the messages triage stays unsure of; unset: no refiner.",
+    )
+    triage_refiner_model: str = Field(
+        default="default", min_length=1, description="Model name sent to the refiner."
+    )
+    triage_refiner_api_key: SecretStr | None = Field(
+        default=None, description="Bearer token for the refiner, when it wants one."
+    )
+    triage_refiner_timeout_seconds: float = Field(
+        default=20.0, gt=0, description="How long one refiner request may take."
+    )
+    triage_refiner_max_per_job: int = Field(
+        default=200, ge=0, description="Most refiner requests one triage job makes."
+    )
 
     host: str = Field(default="127.0.0.1", description="Address `inboxd serve` binds to.")
     port: int = Field(default=8765, ge=0, le=65535, description="Port of `inboxd serve`.")

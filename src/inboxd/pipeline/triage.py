@@ -21,13 +21,18 @@ account's messages that were left unsure.
 from __future__ import annotations
 
 import logging
+import re
+import sys
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import zstandard
 from pydantic import BaseModel, Field
 from sqlalchemy import ColumnElement, Connection, Engine, func, or_, select
 
@@ -36,11 +41,11 @@ from inboxd.db.engine import reading, writing
 from inboxd.db.tables import folders, locations
 from inboxd.db.tables import messages as m
 from inboxd.db.types import utcnow
-from inboxd.errors import InvalidParams, InvalidQuery
+from inboxd.errors import InvalidParams, InvalidQuery, NotFound
 from inboxd.jobs.progress import TaskContext
 from inboxd.jobs.registry import task
 from inboxd.pipeline.index import read_bodies
-from inboxd.store import packs
+from inboxd.store import bodies, packs
 from inboxd.store import triage as store
 from inboxd.store.accounts import Account, Accounts
 from inboxd.store.search import message_filter, parse_query
@@ -55,12 +60,30 @@ log = logging.getLogger(__name__)
 
 #: Messages per batch (and transaction), and the bytes of mail read for one at most.
 BATCH_MESSAGES = 1000
+#: Messages per batch when a refiner is configured: each unsure one may wait for a model
+#: server, and progress, cancel and checkpoints must keep up.
+REFINER_BATCH_MESSAGES = 50
 BATCH_BYTES = 32 * 1024 * 1024
 #: Decisions at least this sure, by these tiers, are labels the model learns from.
 LABEL_CONFIDENCE = 0.9
 LABEL_SOURCES = (TriageSource.RULE, TriageSource.SENDER, TriageSource.HEADERS)
 #: Most training samples per category (newest first), so training reads a bounded amount.
 MAX_SAMPLES_PER_CATEGORY = 2000
+#: What a training sample keeps: the values of these fields (of the others, the names),
+#: so many characters of a value, and of the text (the model reads its first 1,000).
+SAMPLE_VALUES = frozenset(
+    {
+        "precedence",
+        "auto-submitted",
+        "x-auto-response-suppress",
+        "return-path",
+        "list-id",
+        "message-id",
+    }
+)
+SAMPLE_VALUE_CHARS = 256
+SAMPLE_TEXT_CHARS = 1000
+_NONE: tuple[str, ...] = ("",)
 #: A model is trained again, without new corrections, once its labels are this much more.
 RETRAIN_GROWTH = 2.0
 #: Most reasons stored per message.
@@ -69,6 +92,8 @@ MAX_REASONS = 8
 SENT_NAMES = frozenset(
     {"sent", "sent items", "sent mail", "sent messages", "sent-mail", "envoyés", "gesendet"}
 )
+#: The match of a sender rule (actions.triage.sender_match).
+_SENDER_MATCH = re.compile(r'from:"([^"()\s]+)"\Z')
 #: Rows read per round while learning whom the user wrote to.
 _HISTORY_PAGE = 5000
 
@@ -133,20 +158,25 @@ def triage(ctx: TaskContext, params: TriageParams) -> dict[str, Any]:
         with writing(ctx.engine) as conn:
             store.mark_untriaged(conn, account.id)
             ctx.progress.keep_in(conn, dict(state))
-    triager = Triager(ctx.engine, ctx.settings, account, log_to=ctx)
-    ctx.progress.step(Step.CATEGORIZING, total=triager.total(query, state["after"]))
-    ctx.progress.update(counts.messages)
+    before = counts.messages
 
     def done(verdicts: Sequence[Verdict], conn: Connection, after: int) -> None:
+        # On the writer's thread, inside the batch's transaction.
         counts.add(verdicts)
         state["after"], state["counts"] = after, counts.to_dict()
         ctx.progress.keep_in(conn, dict(state))
 
-    for batch in triager.batches(query, after=state["after"]):
-        ctx.progress.check_cancelled()
-        verdicts = triager.run(batch, on_write=done)
-        ctx.progress.update(advance=len(verdicts))
-    trained = _train(ctx, triager)
+    with Triager(ctx.engine, ctx.settings, account, log_to=ctx) as triager:
+        left = triager.total(query, state["after"])
+        ctx.progress.step(Step.CATEGORIZING, total=before + left)
+        ctx.progress.update(before)
+        for batch in triager.batches(query, after=state["after"]):
+            ctx.progress.check_cancelled()
+            triager.submit(batch, on_write=done)
+            ctx.progress.update(before + triager.written)
+        triager.wait()
+        ctx.progress.update(before + triager.written)
+        trained = _train(ctx, triager)
     return {
         "account_id": account.id,
         "triaged": counts.messages,
@@ -167,6 +197,10 @@ def _query(engine: Engine, text: str) -> ColumnElement[bool]:
 
 
 # -- what a batch is made of --------------------------------------------------------------------
+
+
+#: Called with a batch's verdicts, the connection of its transaction and its last id.
+OnWrite = Callable[[Sequence[Verdict], Connection, int], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +258,25 @@ class Triager:
         if stored is not None:
             self.model = _load_model(stored.blob)
         self.refiner: Refiner | None = _refiner(settings) if use_model else None
+        self.batch_messages = REFINER_BATCH_MESSAGES if self.refiner else BATCH_MESSAGES
+        #: messages written by :meth:`submit` so far
+        self.written = 0
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="triage-writer")
+        self._pending: Future[None] | None = None
+
+    def __enter__(self) -> Triager:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        # Whatever stops the run, the batch being written is committed or rolled back
+        # before the job ends.
+        try:
+            if self._pending is not None:
+                self._pending.exception()
+        finally:
+            self._writer.shutdown(wait=True)
+            if self.refiner is not None:
+                self.refiner.close()
 
     def _warn(self, message: str) -> None:
         log.warning("account %s: %s", self.account.id, message)
@@ -234,6 +287,12 @@ class Triager:
         compiled: list[_Rule] = []
         now = utcnow()
         for rule in rules:
+            exact = _SENDER_MATCH.match(rule.match) if rule.source == store.SENDER else None
+            if exact is not None:
+                # "Always for this sender": that address exactly (the index's words would
+                # also find x.sender@ and sender@host.example.net).
+                compiled.append(_Rule(rule, m.c.from_addr == exact.group(1)))
+                continue
             try:
                 condition = message_filter(
                     parse_query(rule.match), dialect=self.engine.dialect.name, now=now
@@ -275,7 +334,7 @@ class Triager:
                         select(*_COLUMNS)
                         .where(where, m.c.id > after)
                         .order_by(m.c.id)
-                        .limit(BATCH_MESSAGES)
+                        .limit(self.batch_messages)
                     ).all()
                 if not rows:
                     break
@@ -291,6 +350,8 @@ class Triager:
                 yield batch
             if query is not None or not found:
                 return
+            # What is being written must be before the next pass looks for the untriaged.
+            self.wait()
             after = 0
 
     # -- deciding ----------------------------------------------------------------------------
@@ -300,7 +361,7 @@ class Triager:
         from inboxd.triage.extract import Stored, mail_from
 
         pks = [int(r.id) for r in rows]
-        raws = read_bodies(conn, self._root, self.account.id, pks)
+        raws = _bodies(conn, self._root, self.account.id, pks)
         places = _folders_of(conn, pks)
         out: list[Mail] = []
         for r in rows:
@@ -404,22 +465,36 @@ class Triager:
             )
         return verdicts
 
-    def run(
-        self,
-        rows: Sequence[Any],
-        *,
-        on_write: Any = None,
-    ) -> list[Verdict]:
-        """Decide a batch and store it in one transaction; ``on_write(verdicts, conn,
-        last_id)`` runs inside it (the job's checkpoint)."""
+    def run(self, rows: Sequence[Any]) -> list[Verdict]:
+        """Decide a batch and store it in one transaction, now."""
         if not rows:
             return []
         verdicts = self.decide(rows)
+        self._write(verdicts, int(rows[-1].id), None)
+        return verdicts
+
+    def submit(self, rows: Sequence[Any], *, on_write: OnWrite | None = None) -> None:
+        """Decide a batch, then have it written (one transaction) once the batch before
+        is, on the writer's thread: while the database writes one batch, the next is read
+        and decided. ``on_write(verdicts, conn, last_id)`` runs inside the transaction."""
+        if not rows:
+            return
+        verdicts = self.decide(rows)
+        self.wait()
+        self._pending = self._writer.submit(self._write, verdicts, int(rows[-1].id), on_write)
+
+    def wait(self) -> None:
+        """Wait for the batch being written (raises its error)."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def _write(self, verdicts: Sequence[Verdict], last: int, on_write: OnWrite | None) -> None:
         with writing(self.engine) as conn:
             store.write_verdicts(conn, [_row(v) for v in verdicts], utcnow())
             if on_write is not None:
-                on_write(verdicts, conn, int(rows[-1].id))
-        return verdicts
+                on_write(verdicts, conn, last)
+        self.written += len(verdicts)
 
     def unsure_batches(self, below: float) -> Iterator[list[Any]]:
         """The account's messages left unsure, in id order, a batch at a time."""
@@ -431,12 +506,24 @@ class Triager:
                     select(*_COLUMNS)
                     .where(where, m.c.id > after)
                     .order_by(m.c.id)
-                    .limit(BATCH_MESSAGES)
+                    .limit(self.batch_messages)
                 ).all()
             if not rows:
                 return
             after = int(rows[-1].id)
             yield list(rows)
+
+
+def _bodies(
+    conn: Connection, root: Path | None, account_id: str, pks: list[int]
+) -> dict[int, bytes]:
+    """The batch's raw messages: neighbours in a pack read at once, one decompressor for
+    all; when one is lost or damaged, read one by one, leaving that one out (its headers
+    columns still get it triaged)."""
+    try:
+        return bodies.read_bodies(conn, pks)
+    except (NotFound, ValueError, zstandard.ZstdError):
+        return read_bodies(conn, root, account_id, pks)
 
 
 def _by_rule(rule: store.Rule, direct: bool) -> Decision:
@@ -485,7 +572,7 @@ def _load_model(blob: bytes) -> Model | None:
 
 
 def _refiner(settings: Settings) -> Refiner | None:
-    if getattr(settings, "triage_refiner_url", None) is None:
+    if not settings.triage_refiner_url:
         return None
     from inboxd.triage.refiner import refiner_from_settings
 
@@ -665,11 +752,14 @@ def _train(ctx: TaskContext, triager: Triager) -> dict[str, Any] | None:
             ).scalar_one()
         )
     ctx.progress.step(Step.CATEGORIZING, total=left, message="applying the new model")
-    again = 0
+    first = triager.written
     for batch in triager.unsure_batches(UNSURE):
         ctx.progress.check_cancelled()
-        again += len(triager.run(batch))
-        ctx.progress.update(advance=len(batch))
+        triager.submit(batch)
+        ctx.progress.update(triager.written - first)
+    triager.wait()
+    again = triager.written - first
+    ctx.progress.update(again)
     return {
         "samples": count,
         "labels": [str(c) for c in fitted.labels],
@@ -713,9 +803,20 @@ def _samples(ctx: TaskContext, triager: Triager) -> list[tuple[Mail, Category]]:
         with reading(ctx.engine) as conn:
             rows = conn.execute(select(*_COLUMNS).where(m.c.id.in_(chunk)).order_by(m.c.id)).all()
             mails = triager.mails(conn, rows)
-        samples += [(mail, wanted[mail.pk]) for mail in mails]
+        samples += [(_slim(mail), wanted[mail.pk]) for mail in mails]
         ctx.progress.update(advance=len(chunk))
     return samples
+
+
+def _slim(mail: Mail) -> Mail:
+    """A training sample's mail as the model reads it (inboxd.triage.model.features):
+    every header field's name, the values of a few, the start of the text. Thousands are
+    held at once while the model is fitted: 20,000 whole ones would take some 200 MB."""
+    headers = {
+        sys.intern(name): (values[0][:SAMPLE_VALUE_CHARS],) if name in SAMPLE_VALUES else _NONE
+        for name, values in mail.headers.items()
+    }
+    return replace(mail, headers=headers, text=mail.text[:SAMPLE_TEXT_CHARS])
 
 
 def retriage_messages(
@@ -724,9 +825,9 @@ def retriage_messages(
     """Triage these messages of an account now (a correction's message, at once): the
     tiers without the model, which only unsure messages need and the web process must not
     load."""
-    triager = Triager(engine, settings, account, use_model=False)
     with reading(engine) as conn:
         rows = conn.execute(
             select(*_COLUMNS).where(m.c.account_id == account.id, m.c.id.in_(list(pks)))
         ).all()
-    triager.run(rows)
+    with Triager(engine, settings, account, use_model=False) as triager:
+        triager.run(rows)

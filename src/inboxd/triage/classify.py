@@ -22,7 +22,7 @@ UNSURE = 0.6
 # More recipients than this and mail without a known owner is not "to you" but to a group.
 _FEW_RECIPIENTS = 4
 # Distinct spam cues (words, forged-looking headers) that make unsolicited mail spam.
-_SPAM_CUES = 4
+_SPAM_CUES = 3
 
 
 def classify(mail: Mail, ctx: Context) -> Decision:
@@ -56,13 +56,22 @@ def _automated(s: Signals) -> bool:
     return bool(s.auto or s.null_return or s.machine or s.notifier or s.bounce)
 
 
+def _sent_by_program(s: Signals) -> bool:
+    """Headers only programs set (weaker cues such as the address's wording left out)."""
+    return bool(
+        s.auto or s.null_return or s.bounce or s.bulk or s.notifier_strong or s.announce_list
+    )
+
+
 def _bulky(s: Signals) -> bool:
     if s.bulk:
         return True
     if s.list_reason:
         # Discussion lists add List-Unsubscribe and Precedence too: those say "list" there.
-        return s.announce_list or bool(s.bulk_sender)
-    return bool(s.unsubscribe or s.precedence in ("bulk", "junk") or s.bulk_sender)
+        return s.announce_list or bool(s.bulk_sender and (s.html_only or s.footer or s.promo))
+    # A sender's address alone ("hello@", "team@") is no proof: people use them too.
+    backed = s.bulk_sender_strong or (s.bulk_sender and (s.html_only or s.promo or s.footer))
+    return bool(s.unsubscribe or s.precedence in ("bulk", "junk") or backed or s.subscribed)
 
 
 def _decide(mail: Mail, s: Signals) -> Decision:
@@ -72,11 +81,15 @@ def _decide(mail: Mail, s: Signals) -> Decision:
         return _d(Category.SPAM, 0.95, [f"marked as spam ({reason})"])
     direct = is_direct(s)
     person = not _automated(s) and not _bulky(s)
+    if not person and s.list_reason and s.human_name and not _sent_by_program(s):
+        person = True  # a person's post through a list, whatever words or address it has
     memory = _from_memory(s, direct, person)
     if memory is not None:
         return memory
     if s.calendar is not None:
         return _calendar(s, direct)
+    if s.invitation and person:
+        return _d(Category.CALENDAR, 0.65, [s.invitation], direct)
     spam = _spam(mail, s, direct)
     if spam is not None:
         return spam
@@ -134,42 +147,58 @@ def _calendar(
     return _d(Category.CALENDAR, 0.9, [*(reasons or []), reason], direct, source)
 
 
-def _spam_cues(mail: Mail, s: Signals) -> list[str]:
-    cues = [f"'{word}'" for word in s.spam[:6]]
-    if s.spam_subject:
-        cues.append("shouting subject")
-    if s.undisclosed:
-        cues.append("no recipients shown")
-    if s.reply_to_elsewhere:
-        cues.append("Reply-To at another domain")
-    if s.freemail and (s.promo or len(s.spam) >= 2):
-        cues.append("sales pitch from a free-mail address")
-    if s.html_only and not s.unsubscribe:
-        cues.append("HTML only")
-    return cues
+def _spam_cues(s: Signals) -> tuple[float, list[str]]:
+    """How much ``s`` looks like spam (a weighted count of its cues) and the cues."""
+    score = 0.0
+    cues: list[str] = []
+    if s.spam:
+        score += min(len(s.spam), 5)
+        cues.append(_words("spam words", s.spam))
+    for weight, present, cue in (
+        (1.5, s.spam_subject, "shouting subject"),
+        (1.0, s.undisclosed, "no recipients shown"),
+        (1.0, s.reply_to_elsewhere, "Reply-To at another domain"),
+        (1.0, s.freemail and bool(s.promo or s.spam), "a pitch from a free-mail address"),
+        (1.0, s.html_only and not s.unsubscribe, "HTML only"),
+        (1.5, s.obfuscated >= 2, "disguised words"),
+        (1.0, s.random_sender, "a random-looking sender"),
+        (1.5, s.fake_reply, "'Re:' without a thread"),
+        (1.0 * s.spam_in_subject, s.spam_in_subject > 0, "spam words in the subject"),
+        (1.5, s.precedence == "junk" and not s.list_reason, "Precedence: junk"),
+        (2.0, s.spam_mailer is not None, "sent with a mass-mailing program"),
+        (1.0, len(s.promo) >= 2 and not (s.unsubscribe or s.esp), "offers without unsubscribe"),
+    ):
+        if present:
+            score += weight
+            cues.append(cue)
+    # What legitimate mail has and spam lacks.
+    if s.list_reason and not s.bulk:
+        score -= 3  # discussion lists talk about spam too
+    if s.esp or s.one_click or s.unsubscribe:
+        score -= 1.5
+    elif s.mailer or (s.bulk_sender and s.subscribed):
+        score -= 1  # a mailing tool or sender of subscribed mail
+    if s.reply or s.quoted:
+        score -= 1
+    if s.human_name and s.to_owner and not s.spam:
+        score -= 1
+    return score, cues
 
 
 def _spam(mail: Mail, s: Signals, direct: bool) -> Decision | None:
-    """Unsolicited bulk mail: many spam cues and none of what legitimate bulk mail has."""
+    """Unsolicited bulk mail: enough spam cues and little of what legitimate mail has."""
     if s.wrote_to or s.replied or s.notifier or s.bounce:
         return None
-    cues = _spam_cues(mail, s)
-    needed = _SPAM_CUES
-    if s.list_reason and not s.bulk:
-        needed += 3  # discussion lists talk about spam too
-    if s.esp or s.one_click:
-        needed += 2  # a bulk-mail service vouches somewhat for its sender
-    if s.reply or s.quoted:
-        needed += 1
-    if len(cues) < needed:
+    score, cues = _spam_cues(s)
+    if score < _SPAM_CUES:
         return None
-    confidence = 0.6 + 0.05 * (len(cues) - needed)
-    return _d(Category.SPAM, confidence, ["looks like unsolicited bulk mail: " + ", ".join(cues)])
+    confidence = min(0.6 + 0.05 * (score - _SPAM_CUES), 0.9)
+    return _d(Category.SPAM, confidence, ["looks like unsolicited bulk mail: " + "; ".join(cues)])
 
 
 def _person(s: Signals, direct: bool) -> Decision:
     """Mail a person wrote: to the user, or to a list the user reads."""
-    if s.list_reason and not s.to_owner:
+    if s.list_reason:
         reasons = [s.list_reason, "a person's post"]
         if s.reply:
             reasons.append("a reply in a discussion")
@@ -183,9 +212,8 @@ def _person(s: Signals, direct: bool) -> Decision:
         return _d(Category.RECEIPT, 0.55, [*reasons, s.receipt[0]], direct)
     if s.action:
         return _d(Category.ACTION_REQUIRED, 0.7, [*reasons, s.action], direct)
-    if s.precedence == "list" or (s.owner_known and not s.to_owner and s.recipients > 0):
-        # Not to the user, no list headers: a list that strips them, or a Bcc.
-        return _d(Category.FORUM, 0.45, ["not addressed to you", "no bulk or machine signals"])
+    if s.precedence == "list":
+        return _d(Category.FORUM, 0.5, ["Precedence: list", "a person's post"])
     if not direct:
         return _d(Category.PERSONAL, 0.5, ["a person's message", f"{s.recipients} recipients"])
     confidence = 0.85 if s.human_name or s.reply else 0.7
@@ -222,16 +250,22 @@ def _machine(s: Signals) -> Decision:
         return _d(Category.RECEIPT, 0.85, [*reasons, *s.receipt[:1]])
     if s.social:
         return _d(Category.SOCIAL, 0.85, reasons)
-    if s.action and (s.notifier or s.machine) and "review" in s.action:
-        return _d(Category.ACTION_REQUIRED, 0.65, [*reasons, s.action])
-    if s.notifier or s.machine or s.null_return:
+    if s.action_strong and not (s.promo or s.footer):
+        return _d(Category.ACTION_REQUIRED, 0.65, [*reasons, s.action_strong])
+    if s.notifier or s.null_return:
         if len(s.promo) >= 2 and (s.esp or s.unsubscribe):
             return _d(Category.PROMOTION, 0.6, [*reasons, _words("offer words", s.promo)])
         return _d(Category.NOTIFICATION, 0.85 if s.notifier else 0.7, reasons)
-    if len(s.promo) >= 2 or (s.promo and not s.news):
-        confidence = 0.8 if len(s.promo) >= 2 else 0.6
+    sent_to_many = _bulky(s)
+    if s.machine and not (sent_to_many and (s.promo or s.news)):
+        return _d(Category.NOTIFICATION, 0.7, reasons)
+    if s.footer and not (s.unsubscribe or s.esp):
+        reasons.append(_words("subscriber footer", s.footer))
+    promo, news = len(s.promo), len(s.news) + (2 if s.announce_list else 0)
+    if promo > news:
+        confidence = 0.8 if promo - news >= 2 else 0.6
         return _d(Category.PROMOTION, confidence, [*reasons, _words("offer words", s.promo)])
-    confidence = 0.8 if s.news else 0.65
+    confidence = 0.8 if news > promo else 0.55
     if s.news:
         reasons.append(_words("newsletter words", s.news))
     return _d(Category.NEWSLETTER, confidence, reasons)

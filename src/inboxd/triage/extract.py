@@ -23,7 +23,6 @@ from inboxd.mail.mime import (
     Entity,
     content_charset,
     multipart_boundary,
-    parse_entity,
     split_multipart,
 )
 from inboxd.triage.types import Mail
@@ -48,8 +47,11 @@ EXCERPT_CHARS = 4000  # characters of text a Mail carries
 
 # One header field with its continuation lines (as inboxd.mail.mime splits blocks).
 _FIELD = re.compile(r"([!-9;-~]+)[ \t]*:[ \t]*([^\n]*(?:\n[ \t][^\n]*)*)\n?")
-_SPACES = re.compile(r"[ \t\r\f\v\xa0]+")
-_BLANK_LINES = re.compile(r"\n(?:[ \t]*\n)+")
+_CONTENT_FIELDS = frozenset(
+    {"content-type", "content-transfer-encoding", "content-disposition", "content-id"}
+)
+_SPACES = re.compile(r"[ \t\f\v\xa0]+")
+_LINE_BREAKS = re.compile(r" ?\n(?: ?\n)*(?: (?!\n))?")
 _FILENAME = re.compile(r"""(?:^|;)\s*(?:file)?name\s*=\s*(?:"([^"]*)"|([^;\s]+))""", re.IGNORECASE)
 # The calendar lines triage uses (folded lines are rare in these properties).
 _CALENDAR_LINE = re.compile(
@@ -165,21 +167,61 @@ def _addresses(headers: dict[str, tuple[str, ...]], name: str) -> tuple[str, ...
 
 def _top(raw: bytes) -> tuple[dict[str, tuple[str, ...]], Entity | None]:
     """Every field of the top header block (decoded) and the top MIME entity."""
-    top = parse_entity(raw, 0, len(raw), top=True)
-    start = 0
-    if raw.startswith(b"From "):  # an mbox From_ line is no header
-        start = raw.find(b"\n") + 1
-    end = min(top.body_start, start + HEADER_CAP)
-    block = raw[start:end].decode("ascii", "surrogateescape")
-    found: dict[str, list[str]] = {}
-    for count, match in enumerate(_FIELD.finditer(block)):
-        if count >= MAX_FIELDS:
+    found, top = _entity_at(raw, 0, len(raw), top=True)
+    headers: dict[str, tuple[str, ...]] = {}
+    for name, values in found.items():
+        headers[name] = tuple(_decoded(v[:MAX_VALUE_CHARS]) for v in values)
+    return headers, top
+
+
+def _entity_at(
+    raw: bytes, start: int, end: int, *, top: bool = False
+) -> tuple[dict[str, list[str]], Entity]:
+    """The header fields (raw values, lower-cased names) and the entity at ``raw[start:end]``.
+
+    Fields are matched one after the other from the start of the block, so the work stays
+    linear in its length whatever the bytes (a block that is one huge line included)."""
+    pos = start
+    if top and raw.startswith(b"From ", start):  # an mbox From_ line is no header
+        line_end = raw.find(b"\n", start, end)
+        pos = line_end + 1 if line_end >= 0 else end
+    limit = min(end, pos + HEADER_CAP)
+    if raw.startswith(b"\n", pos) or raw.startswith(b"\r\n", pos):
+        block_end = pos
+        body_start = raw.index(b"\n", pos) + 1
+    else:
+        crlf = raw.find(b"\n\r\n", pos, limit)
+        lf = raw.find(b"\n\n", pos, crlf if crlf >= 0 else limit)
+        if lf >= 0:
+            block_end, body_start = lf + 1, lf + 2
+        elif crlf >= 0:
+            block_end, body_start = crlf + 1, crlf + 3
+        else:
+            block_end = body_start = limit
+    block = raw[pos:block_end].decode("ascii", "surrogateescape")
+    fields: dict[str, list[str]] = {}
+    content = ContentFields()
+    at = count = 0
+    while at < len(block) and count < MAX_FIELDS:
+        match = _FIELD.match(block, at)
+        if match is None:  # a line that is no header field: the body starts there
+            body_start = pos + at
             break
-        value = match.group(2)
-        if len(value) > MAX_VALUE_CHARS:
-            value = value[:MAX_VALUE_CHARS]
-        found.setdefault(match.group(1).lower(), []).append(_decoded(value))
-    return {name: tuple(values) for name, values in found.items()}, top
+        name = match.group(1).lower()
+        value = match.group(2).rstrip("\r")
+        if name in _CONTENT_FIELDS:
+            content.values.setdefault(name, value)
+        if top:
+            fields.setdefault(name, []).append(value)
+        at = match.end()
+        count += 1
+    ctype = "text/plain"
+    declared = content.values.get("content-type")
+    if declared is not None:
+        main = declared.partition(";")[0].strip().lower()
+        if main.count("/") == 1:
+            ctype = main
+    return fields, Entity(content, min(body_start, end), end, content_type=ctype)
 
 
 def _decoded(value: str) -> str:
@@ -220,7 +262,8 @@ class _Walk:
                     kids = self._children(entity)
                     stack.extend((kid, depth + 1) for kid in reversed(kids))
             elif ctype in ("message/rfc822", "message/global") and depth == 0:
-                stack.append((parse_entity(self.raw, entity.body_start, entity.body_end), 1))
+                inner = _entity_at(self.raw, entity.body_start, entity.body_end)[1]
+                stack.append((inner, 1))
             else:
                 self._leaf(entity, ctype)
 
@@ -234,7 +277,7 @@ class _Walk:
         if not found:
             return []
         room = MAX_PARTS - self.parts
-        return [parse_entity(self.raw, s, e) for s, e in spans[: max(room, 0)]]
+        return [_entity_at(self.raw, s, e)[1] for s, e in spans[: max(room, 0)]]
 
     def _leaf(self, entity: Entity, ctype: str) -> None:
         headers = entity.headers
@@ -271,9 +314,11 @@ class _Walk:
 
 
 def _tidy(text: str) -> str:
+    if "\r" in text:
+        text = text.replace("\r", "")
     text = _SPACES.sub(" ", text)
-    if "\n\n" in text or "\n " in text:
-        text = _BLANK_LINES.sub("\n", text)
+    if "\n" in text:
+        text = _LINE_BREAKS.sub("\n", text)
     return text.strip()
 
 

@@ -9,7 +9,6 @@ for the web process.
 
 from __future__ import annotations
 
-import importlib
 import io
 import json
 import re
@@ -21,6 +20,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from inboxd.errors import InboxdError
+from inboxd.triage.classify import UNSURE
 from inboxd.triage.types import Decision, Mail
 from inboxd.vocabulary import BULK_CATEGORIES, Category, TriageSource
 
@@ -46,8 +46,6 @@ MIN_PER_CLASS = 3
 CONFIDENCE_CAP = 0.85
 #: Below this probability the guess is not worth acting on.
 MIN_PROBABILITY = 0.5
-#: Default threshold of "unsure" when classify does not say (it does once merged).
-_DEFAULT_UNSURE = 0.6
 
 #: What features() produces; a blob made for another version is refused (retrain).
 FEATURES_VERSION = 1
@@ -58,9 +56,11 @@ _BODY_CHARS = 1000
 _MAX_HEADER_TOKENS = 48
 _MAX_BLOB = 16 * 1024 * 1024
 _ALPHA = 1e-5
-_EPOCHS = 20
+_EPOCHS = 10
 #: Coefficients smaller than this are dropped from the blob (they move no decision).
 _PRUNE = 1e-3
+#: The most hashed columns a blob keeps: 50,000 x (10 labels x float16 + int32) ~ 1.2 MB.
+_MAX_COLUMNS = 50_000
 
 #: Header fields every message has: their presence says nothing.
 _COMMON_HEADERS = frozenset(
@@ -88,7 +88,9 @@ class InvalidModel(InboxdError):
     """The stored model is malformed or was made by another version; retrain it."""
 
 
+@lru_cache(maxsize=16384)
 def _tok(prefix: str, value: str) -> str:
+    # Cached: header names, domains and content types repeat from message to message.
     # Meta tokens are made of word characters only, so the vectorizer's word pattern keeps
     # them whole; the double underscore keeps them apart from words of the text.
     return prefix + "__" + _NON_WORD.sub("_", value.lower()).strip("_")[:60]
@@ -97,7 +99,7 @@ def _tok(prefix: str, value: str) -> str:
 def features(mail: Mail) -> str:
     """The text the model reads of ``mail``: subject, sender tokens, header signals as
     tokens (``h__list_id``, ``ct__text_calendar``, ``at__pdf``...) and the body's start."""
-    out: list[str] = [mail.subject, mail.subject]
+    out: list[str] = [mail.subject]
     _sender_tokens(mail, out)
     _header_tokens(mail, out)
     out.extend(_tok("ct", ct) for ct in set(mail.content_types))
@@ -158,7 +160,9 @@ def _vectorizer(n_features: int) -> Any:
     return HashingVectorizer(
         n_features=n_features,
         lowercase=True,
-        token_pattern=r"(?u)\b\w\w+\b",
+        # The same tokens as scikit-learn's default \b\w\w+\b (maximal runs of two or more
+        # word characters), found twice as fast.
+        token_pattern=r"\w{2,}",
         ngram_range=(1, 1),
         binary=True,
         norm="l2",
@@ -322,12 +326,18 @@ def _check_header(header: object) -> tuple[tuple[Category, ...], int, int]:
     return labels, n_features, samples
 
 
-def train(samples: Sequence[tuple[Mail, Category]]) -> Model | None:
+def train(
+    samples: Sequence[tuple[Mail, Category]], weights: Sequence[float] | None = None
+) -> Model | None:
     """A model learned from labelled mail, or None when there is too little to learn from
-    (fewer than MIN_SAMPLES usable samples or fewer than two categories)."""
+    (fewer than MIN_SAMPLES usable samples or fewer than two categories). ``weights``
+    (one per sample) may count a user's correction more than a rule's decision."""
+    if weights is not None and len(weights) != len(samples):
+        raise ValueError("train: one weight per sample")
     counts = Counter(category for _, category in samples)
     kept = {category for category, n in counts.items() if n >= MIN_PER_CLASS}
-    usable = [(mail, category) for mail, category in samples if category in kept]
+    chosen = [i for i, (_, category) in enumerate(samples) if category in kept]
+    usable = [samples[i] for i in chosen]
     if len(usable) < MIN_SAMPLES or len(kept) < 2:
         return None
     import numpy as np
@@ -348,9 +358,9 @@ def train(samples: Sequence[tuple[Mail, Category]]) -> Model | None:
     # Fit on the hashed columns that occur only: the solver's memory is then a few MB per
     # vector instead of n_features x labels (L-BFGS keeps ten pairs of them).
     used = np.unique(x.indices).astype(np.int32)
-    x = sparse.csr_matrix(
-        (x.data, np.searchsorted(used, x.indices), x.indptr), shape=(x.shape[0], len(used))
-    )
+    position = np.zeros(_N_FEATURES, dtype=np.int32)
+    position[used] = np.arange(len(used), dtype=np.int32)
+    x = sparse.csr_matrix((x.data, position[x.indices], x.indptr), shape=(x.shape[0], len(used)))
     y = np.fromiter((index[category] for _, category in usable), dtype=np.int64)
     classifier = SGDClassifier(
         loss="log_loss",
@@ -360,7 +370,12 @@ def train(samples: Sequence[tuple[Mail, Category]]) -> Model | None:
         tol=None,
         random_state=0,
     )
-    classifier.fit(x, y)
+    sample_weight = None
+    if weights is not None:
+        sample_weight = np.fromiter((weights[i] for i in chosen), dtype=np.float64)
+        if not (np.all(np.isfinite(sample_weight)) and np.all(sample_weight > 0)):
+            raise ValueError("train: weights must be positive numbers")
+    classifier.fit(x, y, sample_weight=sample_weight)
     coef = np.asarray(classifier.coef_, dtype=np.float32)
     intercept = np.asarray(classifier.intercept_, dtype=np.float32)
     if len(labels) == 2:
@@ -368,26 +383,22 @@ def train(samples: Sequence[tuple[Mail, Category]]) -> Model | None:
         # probabilities under one-vs-rest normalisation, so predict treats all alike.
         coef = np.vstack([-coef[0], coef[0]])
         intercept = np.array([-intercept[0], intercept[0]], dtype=np.float32)
-    keep = np.flatnonzero(np.abs(coef).max(axis=0) >= _PRUNE)
+    # The columns that weigh most, at most _MAX_COLUMNS of them: 20,000 messages may use
+    # most of the 2^18 hashed columns, and a blob of all of them would be ~6 MB.
+    strength = np.abs(coef).max(axis=0)
+    keep = np.flatnonzero(strength >= _PRUNE)
+    if len(keep) > _MAX_COLUMNS:
+        keep = np.sort(keep[np.argsort(strength[keep])[-_MAX_COLUMNS:]])
     return Model(labels, used[keep], coef[:, keep].copy(), intercept, len(usable), _N_FEATURES)
 
 
-def _default_unsure() -> float:
-    try:
-        classify = importlib.import_module("inboxd.triage.classify")
-    except ImportError:
-        return _DEFAULT_UNSURE
-    return float(getattr(classify, "UNSURE", _DEFAULT_UNSURE))
-
-
 def combine(
-    decision: Decision, predicted: tuple[Category, float], unsure: float | None = None
+    decision: Decision, predicted: tuple[Category, float], unsure: float = UNSURE
 ) -> Decision:
     """The decision after the model's guess: only an unsure decision (confidence below
     ``unsure``, default classify.UNSURE) changes; never to a bulk category when direct."""
-    threshold = _default_unsure() if unsure is None else unsure
     category, probability = predicted
-    if decision.confidence >= threshold or probability < MIN_PROBABILITY:
+    if decision.confidence >= unsure or probability < MIN_PROBABILITY:
         return decision
     if decision.direct and category in BULK_CATEGORIES:
         return decision

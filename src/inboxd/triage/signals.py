@@ -37,20 +37,40 @@ _LIST_FIELDS = (
     "x-yahoo-newman-property",
     "x-egroups-return",
     "x-loop",
+    "newsgroups",
 )
 _LIST_SENDER = re.compile(
     r"(?:^|[<\s])(?:owner-[^@]+|[^@\s<]+-(?:owner|admin|bounces?|request))@", re.IGNORECASE
 )
+_ESP_BOUNCE = re.compile(r"(?:^|[<\s])bounces?[-+.=@_]|@bounces?\.|@[^>\s]*\.bounces?\.")
+_SPELLED = {
+    "id": "ID",
+    "github": "GitHub",
+    "gitlab": "GitLab",
+    "jira": "JIRA",
+    "ses": "SES",
+    "mc": "MC",
+    "sg": "SG",
+    "sfmc": "SFMC",
+    "csa": "CSA",
+    "pm": "PM",
+    "mime": "MIME",
+    "spf": "SPF",
+    "mailgun": "Mailgun",
+}
 _HUMAN_LOCAL = re.compile(r"^[a-z]+(?:[._-][a-z]+){0,2}\d{0,4}$", re.IGNORECASE)
 _SPAM_STATUS = re.compile(r"^\s*yes\b", re.IGNORECASE)
 _UNDISCLOSED = re.compile(r"undisclosed|recipient list suppressed|unlisted", re.IGNORECASE)
-_BOUNCE_TYPES = frozenset({"message/delivery-status", "message/disposition-notification"})
+_BOUNCE_TYPES = frozenset(
+    {"message/delivery-status", "message/disposition-notification", "message/feedback-report"}
+)
 _CALENDAR_TYPES = frozenset({"text/calendar", "application/ics", "text/x-vcalendar"})
 _ICS_NAME = re.compile(r"\.(?:ics|vcs)$", re.IGNORECASE)
 _GREETING = re.compile(
     r"^\s*(?:hi|hello|hey|dear|hallo|bonjour|hola)\b[ ,]*([A-Za-z][\w'-]*)", re.IGNORECASE
 )
 _JUNK_MARKS = frozenset({"\\junk", "junk", "spam", "\\spam", "$junk", "junk e-mail", "bulk mail"})
+_SCRIPT_LOCALS = frozenset({"www-data", "apache", "nobody", "httpd", "www", "wwwrun", "nginx"})
 _TEXT_SCAN = 2500  # characters of a body the word lists are run over
 
 
@@ -92,12 +112,29 @@ class Signals:
     action: str | None = None
     promo: list[str] = field(default_factory=list)
     news: list[str] = field(default_factory=list)
+    footer: list[str] = field(default_factory=list)
     spam: list[str] = field(default_factory=list)
     spam_subject: bool = False
     freemail: bool = False
     reply_to_elsewhere: bool = False
     html_only: bool = False
     quoted: bool = False
+    obfuscated: int = 0
+    fake_reply: bool = False
+    notifier_strong: bool = False
+    spam_mailer: str | None = None
+    promo_in_subject: int = 0
+    bulk_sender_strong: bool = False
+    news_in_subject: int = 0
+    action_strong: str | None = None
+    spam_in_subject: int = 0
+    invitation: str | None = None
+    random_sender: bool = False
+
+    @property
+    def subscribed(self) -> bool:
+        """The text ends like mail to subscribers (and is not someone's reply or forward)."""
+        return bool(self.footer) and not (self.reply or self.forward or self.quoted)
 
     @property
     def bulk(self) -> bool:
@@ -127,7 +164,9 @@ def read_signals(mail: Mail, ctx: Context) -> Signals:
     if addr:
         s.wrote_to = ctx.correspondents.get(addr, 0)
     s.replied = mail.thread_id is not None and mail.thread_id in ctx.replied_threads
-    s.reply = bool(_REPLY_SUBJECT.match(mail.subject)) or "in-reply-to" in headers
+    threaded = "in-reply-to" in headers or "references" in headers
+    s.reply = threaded or (bool(_REPLY_SUBJECT.match(mail.subject)) and "thread-index" in headers)
+    s.fake_reply = not s.reply and bool(_REPLY_SUBJECT.match(mail.subject))
     s.forward = bool(_FORWARD_SUBJECT.match(mail.subject))
     _list(mail, s)
     _machine(mail, s)
@@ -163,9 +202,10 @@ def _list(mail: Mail, s: Signals) -> None:
                 shown = value if len(value) <= 60 else value[:57] + "..."
                 label = "List-Id" if name == "list-id" else _title(name)
                 s.list_reason = f"{label}: {shown}"
-    sender = mail.header("sender") or mail.header("errors-to") or ""
-    if s.list_reason is None and sender and _LIST_SENDER.search(sender):
-        s.list_reason = f"sent through a mailing list (Sender: {sender[:60]})"
+    if s.list_reason is None:
+        s.list_reason = _list_route(mail, s)
+    if lexicon.ANNOUNCE_SUBJECT.search(mail.subject):
+        s.announce_list = True
     precedence = (mail.header("precedence") or "").strip().lower()
     if precedence in ("bulk", "list", "junk"):
         s.precedence = precedence
@@ -174,8 +214,20 @@ def _list(mail: Mail, s: Signals) -> None:
         s.announce_list = True
 
 
+def _list_route(mail: Mail, s: Signals) -> str | None:
+    """A list that shows only in the route: its bounce address, or the list as recipient."""
+    for name in ("sender", "errors-to", "return-path"):
+        value = mail.header(name)
+        if value and _LIST_SENDER.search(value):
+            return f"sent through a mailing list ({_title(name)}: {value[:60]})"
+    if not s.to_owner and len(mail.to) == 1 and lexicon.LIST_ADDRESS.search(mail.to[0]):
+        return f"sent to a mailing list address ({mail.to[0]})"
+    return None
+
+
 def _title(name: str) -> str:
-    return "-".join(part.capitalize() if part != "id" else "ID" for part in name.split("-"))
+    """A header name as people write it ("x-github-reason" -> "X-GitHub-Reason")."""
+    return "-".join(_SPELLED.get(part, part.capitalize()) for part in name.split("-"))
 
 
 def _machine(mail: Mail, s: Signals) -> None:
@@ -188,6 +240,10 @@ def _machine(mail: Mail, s: Signals) -> None:
     return_path = mail.header("return-path")
     if return_path is not None and return_path.strip() in ("<>", ""):
         s.null_return = True
+    elif return_path:
+        local = return_path.strip().strip("<>").rpartition("@")[0].lower()
+        if local in _SCRIPT_LOCALS:
+            s.machine = f"sent by a web server's script (Return-Path {return_path.strip()})"
     if s.from_local and lexicon.MACHINE_LOCAL.match(s.from_local):
         s.machine = f"sender {mail.from_addr} is an automated address"
     elif not mail.from_addr and not mail.from_name:
@@ -203,7 +259,13 @@ def _notifier(mail: Mail, s: Signals) -> None:
             break
     if s.notifier is None and lexicon.NOTIFICATION_DOMAINS.search(s.from_domain):
         s.notifier = f"sent by {s.from_domain} (a notification service)"
-    if s.notifier is None and lexicon.NOTIFICATION_SUBJECT.search(mail.subject):
+    if s.notifier is None and ("alert" in s.from_local or s.from_domain.startswith("alert")):
+        s.notifier = f"sender {mail.from_addr} sends alerts"
+    s.notifier_strong = s.notifier is not None
+    if s.notifier is None and (
+        lexicon.NOTIFICATION_TAG.match(mail.subject)
+        or lexicon.NOTIFICATION_SUBJECT.search(mail.subject.lower())
+    ):
         s.notifier = "subject of an automated notice"
     if s.from_domain and lexicon.SOCIAL_DOMAINS.search(s.from_domain):
         s.social = f"from a social network ({s.from_domain})"
@@ -225,14 +287,32 @@ def _bulk(mail: Mail, s: Signals) -> None:
             s.esp = f"sent through a bulk-mail service ({_title(name)})"
             break
     mailer = mail.header("x-mailer") or mail.header("x-mailer-version") or ""
-    if mailer and lexicon.BULK_MAILERS.search(mailer):
+    if mailer and lexicon.SPAM_MAILERS.search(mailer):
+        s.spam_mailer = f"sent with a mass-mailing program (X-Mailer: {mailer[:40]})"
+    elif mailer and lexicon.BULK_MAILERS.search(mailer):
         s.mailer = f"sent with a bulk-mail tool (X-Mailer: {mailer[:40]})"
-    if s.from_local and lexicon.BULK_LOCAL.match(s.from_local):
-        s.bulk_sender = f"sender {mail.from_addr} sends to many"
+    _bulk_sender(mail, s)
     name = mail.from_name or ""
-    s.human_name = bool(name) and not lexicon.ORG_NAME.search(name) and _personish(name)
+    s.human_name = bool(name) and not lexicon.ORG_NAME.search(name.lower()) and _personish(name)
     if not name and s.from_local and not s.machine and not s.bulk_sender:
         s.human_name = bool(_HUMAN_LOCAL.match(s.from_local)) and "." in s.from_local
+
+
+def _bulk_sender(mail: Mail, s: Signals) -> None:
+    if s.from_local and lexicon.BULK_LOCAL.match(s.from_local):
+        s.bulk_sender = f"sender {mail.from_addr} sends to many"
+    elif mail.from_addr and lexicon.BULK_ADDRESS.search(mail.from_addr):
+        s.bulk_sender = f"sender {mail.from_addr[:60]} is a bulk-mail address"
+        s.bulk_sender_strong = True
+    elif mail.from_name and lexicon.PUBLICATION_NAME.search(mail.from_name):
+        s.bulk_sender = f"sender '{mail.from_name[:40]}' is a publication or list"
+        s.bulk_sender_strong = True
+    elif not s.list_reason:
+        for name in ("return-path", "errors-to"):
+            value = (mail.header(name) or "").lower()
+            if _ESP_BOUNCE.search(value):
+                s.bulk_sender = f"bounces go to a bulk-mail address ({_title(name)})"
+                break
 
 
 def _personish(name: str) -> bool:
@@ -276,25 +356,56 @@ def _spam_flags(mail: Mail, s: Signals) -> None:
 
 
 def _content(mail: Mail, ctx: Context, s: Signals) -> None:
-    subject = mail.subject
-    text = mail.text[:_TEXT_SCAN]
-    mine = own_text(mail.text)
+    subject = mail.subject.lower()
+    text = mail.text[:_TEXT_SCAN].lower()
+    mine = own_text(text)
     s.quoted = len(mine) < len(text) - 40
+    _receipt(subject, text, s)
+    _action(subject, text, mine, s)
+    both = subject + "\n" + text
+    s.promo = _found(lexicon.PROMOTION, both)
+    s.news = _found(lexicon.NEWSLETTER, both)
+    if s.promo:
+        s.promo_in_subject = len(lexicon.PROMOTION.findall(subject))
+    if s.news:
+        s.news_in_subject = len(lexicon.NEWSLETTER.findall(subject))
+    s.footer = _found(lexicon.FOOTER, text)
+    s.spam = _found(lexicon.SPAM, both)
+    if s.spam:
+        s.spam_in_subject = len(lexicon.SPAM.findall(subject))
+    if s.notifier is None and lexicon.NOTIFICATION_SUBJECT.search(text[:300]):
+        s.notifier = "opens like an automated notice"
+    if lexicon.INVITATION.search(subject) or lexicon.INVITATION.search(mine):
+        when = lexicon.EVENT_WHEN.search(subject) or lexicon.EVENT_WHEN.search(mine)
+        if when:
+            s.invitation = f"an invitation with a date ('{' '.join(when.group(0).split())}')"
+    if not s.machine and lexicon.AUTOMATED_TEXT.search(text):
+        s.machine = "says it was sent automatically"
+    if lexicon.GTUBE in text:
+        s.spam_flag = "the GTUBE spam test string"
+    s.obfuscated = len(lexicon.OBFUSCATED.findall(text))
+    _sender_cues(mail, ctx, s, mine)
+
+
+def _receipt(subject: str, text: str, s: Signals) -> None:
     found = lexicon.RECEIPT_SUBJECT.search(subject)
     if found:
         s.receipt.insert(0, f"receipt words in the subject ('{found.group(0)}')")
     elif not s.receipt:
-        hits = {m.group(0).lower() for m in lexicon.RECEIPT_TEXT.finditer(text)}
+        hits = {m.group(0) for m in lexicon.RECEIPT_TEXT.finditer(text)}
         if len(hits) >= 2:
             s.receipt.append(f"receipt words ('{sorted(hits)[0]}')")
+
+
+def _action(subject: str, text: str, mine: str, s: Signals) -> None:
     found = lexicon.ACTION.search(subject) or lexicon.ACTION.search(mine)
+    strong = lexicon.ACTION_STRONG.search(subject) or lexicon.ACTION_STRONG.search(text)
+    if strong:
+        s.action_strong = f"asks you to act ('{' '.join(strong.group(0).split())}')"
     if found:
         s.action = f"asks you to act ('{' '.join(found.group(0).split())}')"
-    both = subject + "\n" + text
-    s.promo = _found(lexicon.PROMOTION, both)
-    s.news = _found(lexicon.NEWSLETTER, both)
-    s.spam = _found(lexicon.SPAM, both)
-    _sender_cues(mail, ctx, s, mine)
+    else:
+        s.action = s.action_strong
 
 
 def _sender_cues(mail: Mail, ctx: Context, s: Signals, mine: str) -> None:
@@ -302,7 +413,10 @@ def _sender_cues(mail: Mail, ctx: Context, s: Signals, mine: str) -> None:
     s.spam_subject = bool(lexicon.SPAM_SUBJECT.search(subject)) or (
         len(subject) > 8 and subject.upper() == subject and any(c.isalpha() for c in subject)
     )
+    if lexicon.SPAM_TAG.search(subject):
+        s.spam_flag = s.spam_flag or "subject tagged as spam"
     s.freemail = bool(s.from_domain and lexicon.FREEMAIL.search(s.from_domain))
+    s.random_sender = bool(lexicon.RANDOM_LOCAL.match(s.from_local)) and not mail.from_name
     reply_to = mail.header("reply-to") or ""
     if reply_to and s.from_domain and "@" in reply_to:
         s.reply_to_elsewhere = s.from_domain not in reply_to.lower()
@@ -313,5 +427,5 @@ def _sender_cues(mail: Mail, ctx: Context, s: Signals, mine: str) -> None:
 
 
 def _found(pattern: re.Pattern[str], text: str) -> list[str]:
-    """The distinct phrases of ``pattern`` in ``text``, lower-cased."""
-    return sorted({" ".join(m.group(0).lower().split()) for m in pattern.finditer(text)})
+    """The distinct phrases of ``pattern`` in lower-cased ``text``."""
+    return sorted({" ".join(m.group(0).split()) for m in pattern.finditer(text)})
