@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from sqlalchemy import Engine, func, select, text, update
 
 from inboxd.app import App
 from inboxd.db.engine import reading, writing
-from inboxd.db.migrate import upgrade
+from inboxd.db.migrate import alembic_config, upgrade
 from inboxd.db.tables import messages
 from inboxd.jobs.model import JobStatus
 from inboxd.mail.demo import generate_demo_maildir
@@ -249,7 +250,13 @@ def test_rows_indexed_before_pairs_are_rebuilt_on_upgrade(
         )
         sync_and_index(opened, account)
         assert subjects(opened.engine, '"amber lantern"') == {"Old row"}
-        # As a store at revision 0006 holds it: the row without its pairs.
+        # As a store at revision 0006 holds it: the row without its pairs (and without
+        # what later revisions add, taken away by their own downgrades).
+        with opened.engine.connect() as conn:
+            cfg = alembic_config()
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0007")
+            conn.commit()
         with writing(opened.engine) as conn:
             conn.execute(
                 text(
