@@ -273,6 +273,8 @@ def test_changing_a_category_in_one_step_for_the_sender_too(
         wait_for(second, timeout=60)
     # Only the one message, without the box: nothing else changes.
     page.get_by_test_id("mail-row").filter(has_text="Lunch tomorrow?").click()
+    expect(page.get_by_test_id("reader-subject")).to_have_text("Lunch tomorrow?")
+    expect(page.get_by_label("Category", exact=True)).to_have_value("personal")
     expect(page.get_by_label("Always for this sender")).not_to_be_checked()
     page.get_by_label("Category", exact=True).select_option("action_required")
     expect(page.get_by_test_id("reader-category-status")).to_have_text("Filed as Action required.")
