@@ -1310,6 +1310,16 @@ async function runSearch({ more = false, quiet = false } = {}) {
 // Today's most important messages; when today has none, the last 7 days', saying so.
 async function loadTop(seq) {
   const note = $('#top-note');
+  if (mail.category === 'untriaged') {
+    // Untriaged mail has no priority: there is nothing to rank.
+    setQueryError('');
+    mail.cursor = null;
+    note.textContent = 'The Top view ranks triaged messages only.';
+    note.dataset.since = '';
+    note.hidden = false;
+    renderList([], false);
+    return;
+  }
   const ask = (since) => {
     const params = new URLSearchParams({ n: String(TOP_COUNT), since });
     if (mail.query) params.set('q', mail.query);
