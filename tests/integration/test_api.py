@@ -887,6 +887,7 @@ def _covered_routes() -> set[tuple[str, str]]:
     return {
         ("GET", "/api/accounts/{account_id}"),
         ("GET", "/api/accounts/{account_id}/folders"),
+        ("GET", "/api/accounts/{account_id}/categories"),
         ("PATCH", "/api/accounts/{account_id}"),
         ("DELETE", "/api/accounts/{account_id}"),
         ("POST", "/api/accounts/{account_id}/test"),
@@ -970,6 +971,7 @@ def test_another_users_objects_answer_404_on_every_route(
     patch = {"name": "stolen", "enabled": False}
     same_as_unknown("GET", "/api/accounts/{id}", account_id)
     same_as_unknown("GET", "/api/accounts/{id}/folders", account_id)
+    same_as_unknown("GET", "/api/accounts/{id}/categories", account_id)
     same_as_unknown("PATCH", "/api/accounts/{id}", account_id, patch)
     same_as_unknown("POST", "/api/accounts/{id}/test", account_id)
     same_as_unknown("POST", "/api/accounts/{id}/sync", account_id)
@@ -1000,6 +1002,9 @@ def test_another_users_objects_answer_404_on_every_route(
     assert_error(b.get("/api/threads", params={"account_id": mail_account}), 404)
     assert b.get("/api/messages").json()["messages"] == []
     assert b.get("/api/threads").json()["threads"] == []
+    assert_error(b.get("/api/messages/top", params={"account_id": mail_account}), 404)
+    assert b.get("/api/messages/top", params={"since": "7d"}).json()["messages"] == []
+    assert b.get("/api/messages", params={"sort": "priority"}).json()["messages"] == []
     assert carol.client.get(f"/api/messages/{message['id']}").status_code == 200
     assert len(carol.client.get("/api/rules").json()["rules"]) == 1
     # Where an account is a query or body value.

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event, select, update
+from sqlalchemy import event, func, select, update
 
 from inboxd.api.main import create_api
 from inboxd.app import App
@@ -419,6 +419,221 @@ def test_first_page_uses_the_sort_index(mailbox: Mailbox) -> None:
 
 
 # -- one message ---------------------------------------------------------------------------------
+
+
+# -- triage: the verdict, sort=priority, counts ----------------------------------------------------
+
+#: Priorities dealt out in id order: many ties, and untriaged (None) mail among them.
+_LEVELS = (None, 50, 80, 50, 10, 50, 0, None, 80)
+_CATEGORIES = ("personal", "forum", "notification", "receipt")
+
+
+def _untriage(app: App) -> None:
+    """Every message untriaged, whatever the triage job queued by the index did already."""
+    columns = ("category", "priority", "confidence", "reasons", "triage_source", "triaged_at")
+    with writing(app.engine) as conn:
+        conn.execute(update(messages).values(dict.fromkeys(columns)))
+
+
+def _triage_all(app: App, *account_ids: str) -> dict[int, int | None]:
+    """Give the accounts' messages priorities and categories as the triage job would (the
+    six with one date all 50); the message id -> its priority."""
+    _untriage(app)
+    with writing(app.engine) as conn:
+        rows = conn.execute(
+            select(messages.c.id, messages.c.subject)
+            .where(messages.c.account_id.in_(account_ids))
+            .order_by(messages.c.id)
+        ).all()
+        given: dict[int, int | None] = {}
+        for n, (pk, subject) in enumerate(rows):
+            level = 50 if (subject or "").startswith("Tied") else _LEVELS[n % len(_LEVELS)]
+            given[pk] = level
+            if level is None:
+                continue
+            conn.execute(
+                update(messages)
+                .where(messages.c.id == pk)
+                .values(
+                    category=_CATEGORIES[n % len(_CATEGORIES)],
+                    priority=level,
+                    confidence=0.75,
+                    reasons=[f"reason {n}", "sent directly to you"],
+                )
+            )
+    return given
+
+
+def _priority_order(app: App, given: dict[int, int | None]) -> list[int]:
+    with reading(app.engine) as conn:
+        dates = dict(
+            conn.execute(
+                select(messages.c.id, messages.c.sort_date).where(messages.c.id.in_(list(given)))
+            ).all()
+        )
+
+    def key(pk: int) -> tuple[bool, int, datetime, int]:
+        level = given[pk]
+        return level is not None, level or 0, dates[pk], pk
+
+    return sorted(given, key=key, reverse=True)
+
+
+def test_sort_by_priority_pages_without_repeats_or_gaps(mailbox: Mailbox) -> None:
+    app = mailbox.app
+    given = _triage_all(app, mailbox.alice_account.id, mailbox.alice_archive.id)
+    assert None in given.values() and len(given) == 28
+    expected = _priority_order(app, given)
+    for limit in (1, 3, 4, 7, 50):
+        pages = _all_pages(mailbox.alice, "/api/messages", "messages", limit=limit, sort="priority")
+        assert [m["id"] for m in pages] == expected, limit
+    first = mailbox.alice.get("/api/messages", params={"sort": "priority", "limit": 1}).json()
+    top = first["messages"][0]
+    assert top["priority"] == 80 and top["category"] in _CATEGORIES
+    assert top["confidence"] == 0.75 and top["reasons"][1] == "sent directly to you"
+    last = _all_pages(mailbox.alice, "/api/messages", "messages", limit=50, sort="priority")[-1]
+    assert (last["category"], last["priority"], last["confidence"], last["reasons"]) == (
+        None,
+        None,
+        None,
+        [],
+    )
+    # One account, and a query: the same order, filtered.
+    one = _all_pages(
+        mailbox.alice,
+        "/api/messages",
+        "messages",
+        limit=3,
+        sort="priority",
+        account_id=mailbox.alice_account.id,
+        q="-category:forum",
+    )
+    forum = {
+        m["id"] for m in _all_pages(mailbox.alice, "/api/messages", "messages", q="category:forum")
+    }
+    with reading(app.engine) as conn:
+        mine = set(
+            conn.execute(
+                select(messages.c.id).where(messages.c.account_id == mailbox.alice_account.id)
+            ).scalars()
+        )
+    assert forum and [m["id"] for m in one] == [
+        pk for pk in expected if pk in mine and pk not in forum
+    ]
+    # Bob sees none of it.
+    bobs = _all_pages(mailbox.bob, "/api/messages", "messages", sort="priority")
+    assert len(bobs) == 3 and all(m["priority"] is None for m in bobs)
+
+
+def test_a_cursor_of_one_sort_is_refused_by_the_other(mailbox: Mailbox) -> None:
+    _triage_all(mailbox.app, mailbox.alice_account.id)
+    by_date = mailbox.alice.get("/api/messages", params={"limit": 2}).json()["next_cursor"]
+    by_priority = mailbox.alice.get(
+        "/api/messages", params={"limit": 2, "sort": "priority"}
+    ).json()["next_cursor"]
+    assert by_date and by_priority
+    wrong = mailbox.alice.get("/api/messages", params={"cursor": by_date, "sort": "priority"})
+    assert wrong.status_code == 400
+    assert wrong.json()["error"]["message"].startswith("invalid cursor: it is of a list sorted")
+    wrong = mailbox.alice.get("/api/messages", params={"cursor": by_priority})
+    assert wrong.status_code == 400 and "sort=priority" in wrong.json()["error"]["message"]
+    for bad in ("nonsense", base64.urlsafe_b64encode(b"p999:1:1").decode(), "cA"):
+        response = mailbox.alice.get("/api/messages", params={"cursor": bad, "sort": "priority"})
+        assert response.status_code == 400, bad
+        assert "invalid cursor" in response.json()["error"]["message"]
+    assert mailbox.alice.get("/api/messages", params={"sort": "size"}).status_code == 422
+
+
+def _priority_statements(app: App, client: ApiClient, **params: Any) -> list[tuple[str, Any]]:
+    found: list[tuple[str, Any]] = []
+    order = "ORDER BY messages.priority DESC, messages.sort_date DESC, messages.id DESC"
+
+    def grab(_conn: Any, _cursor: Any, sql: str, parameters: Any, *_rest: Any) -> None:
+        if order in sql:
+            found.append((sql, parameters))
+
+    event.listen(app.engine, "before_cursor_execute", grab)
+    try:
+        assert client.get("/api/messages", params=params).status_code == 200
+    finally:
+        event.remove(app.engine, "before_cursor_execute", grab)
+    return found
+
+
+def test_priority_pages_use_the_priority_index(mailbox: Mailbox) -> None:
+    """Every scan of a priority page (the triaged, the rest of a cursor's priority, the
+    lower ones, the untriaged) reads ix_messages_priority in order: no sort."""
+    app = mailbox.app
+    _triage_all(app, mailbox.alice_account.id, mailbox.alice_archive.id)
+    account = mailbox.alice_account.id
+    first = mailbox.alice.get(
+        "/api/messages", params={"sort": "priority", "limit": 20, "account_id": account}
+    ).json()
+    statements = [
+        *_priority_statements(app, mailbox.alice, sort="priority", limit=5),
+        *_priority_statements(
+            app,
+            mailbox.alice,
+            sort="priority",
+            limit=20,
+            account_id=account,
+            cursor=first["next_cursor"],
+        ),
+    ]
+    assert len(statements) >= 3
+    with reading(app.engine) as conn:
+        sqlite = conn.dialect.name == "sqlite"
+        if not sqlite:
+            conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        for sql, parameters in statements:
+            explain = "EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN "
+            rows = conn.exec_driver_sql(explain + sql, parameters).all()
+            plan = " | ".join(str(row[-1] if sqlite else row[0]) for row in rows)
+            assert "ix_messages_priority" in plan, plan
+            if sqlite:
+                assert "TEMP B-TREE" not in plan, plan
+            else:
+                assert " Sort " not in f" {plan} ".replace("Sort Key", ""), plan
+
+
+def test_category_counts_per_account(mailbox: Mailbox, app: App) -> None:
+    account = mailbox.alice_account.id
+    path = f"/api/accounts/{account}/categories"
+    _untriage(app)
+    before = mailbox.alice.get(path)
+    assert before.status_code == 200, before.text
+    body = before.json()
+    assert body["account_id"] == account and body["untriaged"] == 27
+    assert set(body["counts"]) == {
+        "personal",
+        "action_required",
+        "forum",
+        "newsletter",
+        "promotion",
+        "notification",
+        "receipt",
+        "calendar",
+        "social",
+        "spam",
+    }
+    assert set(body["counts"].values()) == {0}
+    given = _triage_all(app, account)
+    with reading(app.engine) as conn:
+        truth: dict[str, int] = dict(
+            conn.execute(
+                select(messages.c.category, func.count())
+                .where(messages.c.account_id == account, messages.c.category.is_not(None))
+                .group_by(messages.c.category)
+            ).all()
+        )
+    after = mailbox.alice.get(path).json()
+    assert after["untriaged"] == sum(1 for level in given.values() if level is None)
+    assert {k: v for k, v in after["counts"].items() if v} == truth
+    assert sum(after["counts"].values()) + after["untriaged"] == 27
+    # Another user's account is not found, an admin's view is the same.
+    assert mailbox.bob.get(path).status_code == 404
+    assert mailbox.alice.get("/api/accounts/nope/categories").status_code == 404
+    assert _admin_client(app).get(path).json() == after
 
 
 def test_message_detail_text_html_files_and_notes(mailbox: Mailbox) -> None:

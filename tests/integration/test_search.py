@@ -250,7 +250,13 @@ def test_rows_indexed_before_pairs_are_rebuilt_on_upgrade(
         )
         sync_and_index(opened, account)
         assert subjects(opened.engine, '"amber lantern"') == {"Old row"}
-        # As a store at revision 0006 holds it: the row without its pairs.
+        # As a store at revision 0006 holds it: the row without its pairs (and without
+        # what later revisions add, taken away by their own downgrades).
+        with opened.engine.connect() as conn:
+            cfg = alembic_config()
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0007")
+            conn.commit()
         with writing(opened.engine) as conn:
             conn.execute(
                 text(
@@ -540,3 +546,60 @@ def test_index_job_takes_mail_stored_while_it_runs(
             )
         ).scalar_one()
     assert left == 0
+
+
+def _triage(engine: Engine, verdicts: dict[str, tuple[str, int]]) -> None:
+    """Set the triage columns of the messages with these subjects (category, priority), as
+    the triage job would; the rest untriaged."""
+    columns = ("category", "priority", "confidence", "reasons", "triage_source", "triaged_at")
+    with writing(engine) as conn:
+        conn.execute(update(messages).values(dict.fromkeys(columns)))
+        for subject, (category, priority) in verdicts.items():
+            conn.execute(
+                update(messages)
+                .where(messages.c.subject == subject)
+                .values(category=category, priority=priority, confidence=0.9, reasons=["test"])
+            )
+
+
+def test_category_and_priority_terms(app: App, corpus: dict[str, Account]) -> None:
+    e = app.engine
+    _triage(
+        e,
+        {
+            "Quarterly budget review": ("forum", 40),
+            "Menu": ("personal", 80),
+            "Weekend plans": ("personal", 60),
+            "Report attached": ("receipt", 20),
+            "Budget for the other team": ("action_required", 90),
+        },
+    )
+    everything = subjects(e, "")
+    triaged = {"Quarterly budget review", "Menu", "Weekend plans", "Report attached"}
+    untriaged = everything - triaged - {"Budget for the other team"}
+    assert len(untriaged) == 4
+    assert subjects(e, "category:personal") == {"Menu", "Weekend plans"}
+    assert subjects(e, "category:PERSONAL") == {"Menu", "Weekend plans"}
+    assert subjects(e, "priority:>60") == {"Menu", "Budget for the other team"}
+    assert subjects(e, "priority:>=60") == {"Menu", "Budget for the other team", "Weekend plans"}
+    assert subjects(e, "priority:<40") == {"Report attached"}
+    assert subjects(e, "priority:<=40") == {"Report attached", "Quarterly budget review"}
+    assert subjects(e, "priority:60") == subjects(e, "priority:=60") == {"Weekend plans"}
+    # Untriaged mail matches no category:/priority: term, so it matches their negation.
+    assert subjects(e, "-category:personal") == everything - {"Menu", "Weekend plans"}
+    assert subjects(e, "-category:personal") >= untriaged
+    assert subjects(e, "-priority:>10") == untriaged  # no triaged message is at 10 or below
+    assert subjects(e, "is:untriaged") == subjects(e, "-priority:>=0")
+    assert subjects(e, "is:triaged") == subjects(e, "priority:>=0")
+    # Composed with words, other operators, OR and groups.
+    assert subjects(e, "budget category:forum") == {"Quarterly budget review"}
+    assert subjects(e, "budget -category:forum") == {"Budget for the other team"}
+    assert subjects(e, "category:receipt OR priority:>85") == {
+        "Report attached",
+        "Budget for the other team",
+    }
+    assert subjects(e, "(category:personal OR category:forum) priority:<70 is:read") == {
+        "Quarterly budget review"
+    }
+    assert subjects(e, "category:personal has:attachment") == set()
+    assert subjects(e, "account:other category:action_required") == {"Budget for the other team"}

@@ -12,10 +12,13 @@ from sqlalchemy import create_engine
 from inboxd.errors import InvalidQuery
 from inboxd.store import fulltext
 from inboxd.store.search import (
+    CATEGORY_VALUES,
     And,
+    Categorized,
     Field,
     Not,
     Or,
+    Priority,
     Since,
     State,
     Words,
@@ -114,6 +117,14 @@ def test_operators() -> None:
         ("!!!", "'!!!' has no letters or digits"),
         ('"..."', "has no letters or digits"),
         ("from:@", "from: '@' has no letters or digits"),
+        ("category:bulk", "category: 'bulk' is not one of personal, action_required, forum"),
+        ("category:", "category: needs a value"),
+        ("priority:>", "priority: '>' is not a priority such as >50"),
+        ("priority:101", "a number from 0 to 100"),
+        ("priority:>-1", "is not a priority"),
+        ("priority:=>5", "is not a priority"),
+        ("priority:high", "is not a priority"),
+        ("is:sorted", "is: 'sorted' is not one of unread, read, flagged, unflagged, triaged"),
     ],
 )
 def test_malformed_queries_name_the_bad_part(text: str, message: str) -> None:
@@ -198,3 +209,29 @@ def test_months_back_are_calendar_months() -> None:
     # 31 March minus one month is the last day of February.
     assert "'2026-02-28 00:00:00" in _sql("newer_than:1m", "sqlite")
     assert "'2025-03-31 00:00:00" in _sql("older_than:1y", "sqlite")
+
+
+def test_category_and_priority_terms_parse() -> None:
+    assert root("category:Personal") == Categorized("personal")
+    assert {str(c) for c in CATEGORY_VALUES} >= {"action_required", "spam", "receipt"}
+    assert root("priority:>50") == Priority(">", 50)
+    assert root("priority:>=0") == Priority(">=", 0)
+    assert root("priority:<100") == Priority("<", 100)
+    assert root("priority:<=7") == Priority("<=", 7)
+    assert root("priority:=42") == root("priority:42") == Priority("=", 42)
+    assert root("-category:spam OR priority:>80") == Or(
+        (Not(Categorized("spam")), Priority(">", 80))
+    )
+    assert root("is:untriaged") == State("is", "untriaged")
+    assert root("budget category:forum") == And(
+        (Words("budget", ("budget",)), Categorized("forum"))
+    )
+
+
+def test_untriaged_mail_is_outside_a_term_and_inside_its_negation() -> None:
+    # NOT (col IS NOT NULL AND col = x): true for a NULL column, where NOT (col = x) is NULL.
+    for dialect in ("sqlite", "postgresql"):
+        sql = _sql("-category:spam -priority:>50", dialect)
+        assert "category IS NOT NULL" in sql and "priority IS NOT NULL" in sql, sql
+    assert "messages.priority > 50" in _sql("priority:>50", "sqlite")
+    assert "messages.category IS NULL" in _sql("is:untriaged", "sqlite")

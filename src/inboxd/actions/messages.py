@@ -6,33 +6,44 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from inboxd.app import App
 from inboxd.db.engine import reading
-from inboxd.errors import NotFound
+from inboxd.db.types import utcnow
+from inboxd.errors import InvalidRequest, NotFound
 from inboxd.mail.attachments import Part, inline_images, list_parts, part_bytes
 from inboxd.mail.header_list import header_list
 from inboxd.mail.reading import parse_message
 from inboxd.mail.sanitize import sanitize_html
 from inboxd.store import messages as store
 from inboxd.store.bodies import read_body
-from inboxd.store.search import parse_query
+from inboxd.store.search import And, Categorized, Node, Query, State, parse_query
+from inboxd.vocabulary import Category
 
 __all__ = [
     "HtmlView",
     "attachment",
+    "category_counts",
     "detail",
     "html_view",
     "raw_message",
     "search",
     "thread",
     "threads",
+    "top",
 ]
 
 #: A page's size when the caller does not say.
 DEFAULT_LIMIT = 50
+#: How many messages top-N gives when the caller does not say, and at most.
+DEFAULT_TOP = 10
+MAX_TOP = 100
+_SINCE_AGE = re.compile(r"(\d{1,4})([dw])\Z")
+_SINCE_DAY = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
 _DOCUMENT = (
     '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
     '<meta name="referrer" content="no-referrer">'
@@ -58,15 +69,91 @@ def search(
     account_id: str | None = None,
     limit: int = DEFAULT_LIMIT,
     cursor: str | None = None,
+    sort: str = "date",
 ) -> dict[str, Any]:
-    """A page of the messages matching the query ``text``, newest first:
-    ``{"messages": [...], "next_cursor": ...}``; a malformed query raises InvalidQuery."""
+    """A page of the messages matching the query ``text``, newest first (``sort="priority"``:
+    most important first, untriaged last): ``{"messages": [...], "next_cursor": ...}``; a
+    malformed query raises InvalidQuery, a cursor of the other sort InvalidRequest."""
     query = parse_query(text)
     with reading(app.engine) as conn:
         page = store.list_messages(
-            conn, owner=owner, query=query, account_id=account_id, limit=limit, cursor=cursor
+            conn,
+            owner=owner,
+            query=query,
+            account_id=account_id,
+            limit=limit,
+            cursor=cursor,
+            sort=sort,
         )
     return {"messages": [row.to_dict() for row in page.items], "next_cursor": page.next_cursor}
+
+
+def top(
+    app: App,
+    *,
+    owner: str | None,
+    n: int = DEFAULT_TOP,
+    category: str | None = None,
+    since: str | None = None,
+    unread: bool = False,
+    text: str = "",
+    account_id: str | None = None,
+) -> dict[str, Any]:
+    """The ``n`` most important triaged messages (priority, then newest) matching the
+    filters: ``{"messages": [...]}``. ``since``: ``today`` (from 00:00 UTC), ``Nd``,
+    ``Nw`` or a day ``YYYY-MM-DD`` (UTC); untriaged messages are never in it."""
+    if not 1 <= n <= MAX_TOP:
+        raise InvalidRequest(f"n must be from 1 to {MAX_TOP}, not {n}")
+    bound = _since(since) if since is not None else None
+    parts: list[Node] = []
+    if category is not None:
+        parts.append(Categorized(_category(category)))
+    if unread:
+        parts.append(State("is", "unread"))
+    asked = parse_query(text)
+    if asked.root is not None:
+        parts.append(asked.root)
+    query = Query(text, And(tuple(parts)) if parts else None)
+    with reading(app.engine) as conn:
+        found = store.top_messages(
+            conn, owner=owner, query=query, account_id=account_id, n=n, since=bound
+        )
+    return {"messages": [row.to_dict() for row in found]}
+
+
+def _category(value: str) -> str:
+    wanted = value.strip().lower()
+    allowed = [str(c) for c in Category]
+    if wanted not in allowed:
+        raise InvalidRequest(f"category {value!r} is not one of {', '.join(allowed)}")
+    return wanted
+
+
+def _since(value: str) -> datetime:
+    """The moment a top-N's ``since`` starts at (UTC)."""
+    wanted = value.strip().lower()
+    now = utcnow()
+    if wanted == "today":
+        return now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if found := _SINCE_AGE.match(wanted):
+        days = int(found.group(1)) * (7 if found.group(2) == "w" else 1)
+        return now - timedelta(days=days)
+    if _SINCE_DAY.match(wanted):
+        try:
+            day = date.fromisoformat(wanted)
+            return datetime(day.year, day.month, day.day, tzinfo=UTC)
+        except ValueError:
+            pass
+    raise InvalidRequest(
+        f"since {value!r} is not today, a number of days or weeks (7d, 2w) or a day (YYYY-MM-DD)"
+    )
+
+
+def category_counts(app: App, account_id: str, *, owner: str | None) -> dict[str, Any]:
+    """The account's messages per category, every category named (0 included), and how
+    many are untriaged; NotFound for an account ``owner`` may not see."""
+    with reading(app.engine) as conn:
+        return store.category_counts(conn, account_id, owner=owner).to_dict()
 
 
 def detail(app: App, message_pk: int, *, owner: str | None) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import anyio
 from fastapi import APIRouter, Response
 
 from inboxd.actions import accounts as actions
+from inboxd.actions import messages as message_actions
 from inboxd.api.auth import CurrentUser
 from inboxd.api.errors import rate_limited
 from inboxd.api.schemas import (
@@ -16,6 +17,7 @@ from inboxd.api.schemas import (
     AccountCreate,
     AccountOut,
     AccountUpdate,
+    CategoryCountsOut,
     FolderOut,
     ProbeOut,
     error_responses,
@@ -80,6 +82,17 @@ def list_folders(account_id: str, user: CurrentUser, state: State) -> Any:
     """The account's folders with their message counts, by name (from the local copy)."""
     counts = actions.detail(state.app, owned_account(state, user, account_id))["folders"]
     return [{"name": name, "messages": n} for name, n in counts.items()]
+
+
+@router.get(
+    "/{account_id}/categories",
+    response_model=CategoryCountsOut,
+    responses=error_responses(400, 401, 404, 422),
+)
+def category_counts(account_id: str, user: CurrentUser, state: State) -> Any:
+    """The account's messages per category (every category, 0 included) and how many are
+    not triaged yet."""
+    return message_actions.category_counts(state.app, account_id, owner=user.owner_filter())
 
 
 @router.patch(

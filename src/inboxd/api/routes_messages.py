@@ -8,7 +8,7 @@ sanitiser let through by mistake can neither run nor phone home.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Path, Query, Response
@@ -21,9 +21,11 @@ from inboxd.api.schemas import (
     MessagePage,
     ThreadOut,
     ThreadPage,
+    TopMessages,
     error_responses,
 )
 from inboxd.api.state import State
+from inboxd.vocabulary import Category
 
 router = APIRouter(tags=["messages"])
 
@@ -36,6 +38,10 @@ AccountFilter = Annotated[str | None, Query(max_length=36, description="one acco
 Limit = Annotated[int, Query(ge=1, le=200, description="items per page")]
 CursorParam = Annotated[
     str | None, Query(max_length=64, description="next_cursor of the previous page")
+]
+SortParam = Annotated[
+    Literal["date", "priority"],
+    Query(description="date: newest first; priority: most important first, untriaged last"),
 ]
 
 #: The frame's policy: inline styles and the message's own (data:) images only, nothing
@@ -76,8 +82,10 @@ def list_messages(
     account_id: AccountFilter = None,
     limit: Limit = actions.DEFAULT_LIMIT,
     cursor: CursorParam = None,
+    sort: SortParam = "date",
 ) -> Any:
-    """Messages matching the query, newest first (keyset pages: follow ``next_cursor``)."""
+    """Messages matching the query, newest first or (``sort=priority``) most important
+    first (keyset pages: follow ``next_cursor``, with the same sort)."""
     return actions.search(
         state.app,
         q,
@@ -85,6 +93,41 @@ def list_messages(
         account_id=account_id,
         limit=limit,
         cursor=cursor,
+        sort=sort,
+    )
+
+
+@router.get(
+    "/api/messages/top", response_model=TopMessages, responses=error_responses(400, 401, 404, 422)
+)
+def top_messages(
+    user: CurrentUser,
+    state: State,
+    n: Annotated[
+        int, Query(ge=1, le=actions.MAX_TOP, description="how many messages")
+    ] = actions.DEFAULT_TOP,
+    category: Annotated[Category | None, Query(description="only this category")] = None,
+    since: Annotated[
+        str | None,
+        Query(
+            max_length=20,
+            description="today (from 00:00 UTC), Nd, Nw (7d, 2w) or a day (YYYY-MM-DD, UTC)",
+        ),
+    ] = None,
+    unread: Annotated[bool, Query(description="only unread messages")] = False,
+    q: QueryText = "",
+    account_id: AccountFilter = None,
+) -> Any:
+    """The N most important triaged messages (priority, then newest), with their reasons."""
+    return actions.top(
+        state.app,
+        owner=user.owner_filter(),
+        n=n,
+        category=category,
+        since=since,
+        unread=unread,
+        text=q,
+        account_id=account_id,
     )
 
 

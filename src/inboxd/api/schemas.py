@@ -356,6 +356,10 @@ class Vocabulary(BaseModel):
     step_activity: dict[str, ActivityState] = Field(
         description="the activity state a running job's step means; any other: processing"
     )
+    categories: list[Category] = Field(description="what triage files a message as")
+    bulk_categories: list[Category] = Field(
+        description="categories mail a person sent directly to the user never gets"
+    )
 
 
 # -- reading mail -------------------------------------------------------------------------------
@@ -389,13 +393,33 @@ class MessageOut(BaseModel):
     size: int = Field(description="bytes of the stored message")
     snippet: str
     has_attachments: bool
+    category: Category | None = Field(description="what triage filed it as; null while untriaged")
+    priority: int | None = Field(ge=0, le=100, description="0-100; null while untriaged")
+    confidence: float | None = Field(
+        ge=0, le=1, description="how sure triage is, 0-1; null while untriaged"
+    )
+    reasons: list[str] = Field(description="why, in words; empty while untriaged")
 
 
 class MessagePage(BaseModel):
-    """A page of messages, newest first."""
+    """A page of messages, newest first (or most important first)."""
 
     messages: list[MessageOut]
     next_cursor: str | None = Field(description="pass as ?cursor= for the next page; null: last")
+
+
+class TopMessages(BaseModel):
+    """The most important messages, most important first."""
+
+    messages: list[MessageOut]
+
+
+class CategoryCountsOut(BaseModel):
+    """An account's messages per category."""
+
+    account_id: str
+    counts: dict[Category, int] = Field(description="every category, 0 included")
+    untriaged: int = Field(description="messages not triaged yet")
 
 
 class HeaderOut(BaseModel):

@@ -12,7 +12,7 @@ from inboxd.cli.accounts import account_app
 from inboxd.cli.common import app_session, err, out
 from inboxd.cli.export import export_cmd
 from inboxd.cli.jobs import jobs_app
-from inboxd.cli.messages import search_cmd, show_cmd
+from inboxd.cli.messages import search_cmd, show_cmd, top_cmd
 from inboxd.cli.sync import demo_cmd, sync_cmd
 from inboxd.cli.triage import categorize_cmd, rules_app, triage_cmd
 from inboxd.cli.users import keys_app, users_app
@@ -35,6 +35,7 @@ app.command("demo")(demo_cmd)
 app.command("export")(export_cmd)
 app.command("search")(search_cmd)
 app.command("show")(show_cmd)
+app.command("top")(top_cmd)
 app.command("triage")(triage_cmd)
 app.command("categorize")(categorize_cmd)
 

@@ -1,9 +1,10 @@
-"""``inboxd search`` and ``inboxd show``: reading the stored mail from a terminal (as an
-admin: every account's mail)."""
+"""``inboxd search``, ``inboxd top`` and ``inboxd show``: reading the stored mail from a
+terminal (as an admin: every account's mail)."""
 
 from __future__ import annotations
 
 import sys
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
@@ -12,6 +13,14 @@ from rich.table import Table
 
 from inboxd.actions import messages as actions
 from inboxd.cli.common import JsonOpt, app_session, out, print_json
+from inboxd.vocabulary import Category
+
+
+class SortBy(StrEnum):
+    """The orders ``inboxd search`` lists in."""
+
+    DATE = "date"
+    PRIORITY = "priority"
 
 
 def search_cmd(
@@ -20,23 +29,96 @@ def search_cmd(
         str | None, typer.Option("--account", help="Only this account (its id).")
     ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=200, help="At most N messages.")] = 50,
+    sort: Annotated[
+        SortBy,
+        typer.Option("--sort", help="date: newest first; priority: most important first."),
+    ] = SortBy.DATE,
     as_json: JsonOpt = False,
 ) -> None:
-    """Messages matching QUERY, newest first."""
+    """Messages matching QUERY, newest first (or most important first)."""
     with app_session() as opened:
-        page = actions.search(opened, query, owner=None, account_id=account, limit=limit)
+        page = actions.search(
+            opened, query, owner=None, account_id=account, limit=limit, sort=sort.value
+        )
     found: list[dict[str, Any]] = page["messages"]
     if as_json:
         print_json(found)
         return
     table = Table(box=None)
-    for column in ("id", "date", "from", "subject"):
+    columns = ("id", "date", "priority", "category", "from", "subject")
+    for column in columns if sort is SortBy.PRIORITY else ("id", "date", "from", "subject"):
         table.add_column(column, overflow="ellipsis", no_wrap=column != "subject")
     for item in found:
-        sender = item["from"]["name"] or item["from"]["address"] or ""
-        when = (item["date"] or item["sort_date"] or "")[:16].replace("T", " ")
-        table.add_row(str(item["id"]), when, escape(sender), escape(item["subject"] or ""))
+        cells = [str(item["id"]), _when(item)]
+        if sort is SortBy.PRIORITY:
+            cells += [_priority(item), item["category"] or "-"]
+        table.add_row(*cells, escape(_sender(item)), escape(item["subject"] or ""))
     out.print(table)
+
+
+def top_cmd(
+    n: Annotated[int, typer.Option("--n", min=1, max=100, help="How many messages.")] = 10,
+    category: Annotated[
+        Category | None, typer.Option("--category", help="Only this category.")
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="today (from 00:00 UTC), 7d, 2w or a day (YYYY-MM-DD)."),
+    ] = None,
+    unread: Annotated[bool, typer.Option("--unread", help="Only unread messages.")] = False,
+    query: Annotated[
+        str, typer.Option("--query", help="Only messages matching this search query.")
+    ] = "",
+    account: Annotated[
+        str | None, typer.Option("--account", help="Only this account (its id).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The N most important messages (triaged ones), each with its reasons."""
+    with app_session() as opened:
+        found = actions.top(
+            opened,
+            owner=None,
+            n=n,
+            category=category.value if category else None,
+            since=since,
+            unread=unread,
+            text=query,
+            account_id=account,
+        )
+    if as_json:
+        print_json(found)
+        return
+    if not found["messages"]:
+        out.print("no triaged message matches", highlight=False)
+        return
+    table = Table(box=None)
+    for column in ("id", "priority", "category", "date", "from", "subject", "reasons"):
+        wrap = column in ("subject", "reasons")
+        table.add_column(column, overflow="fold" if wrap else "ellipsis", no_wrap=not wrap)
+    for item in found["messages"]:
+        table.add_row(
+            str(item["id"]),
+            _priority(item),
+            item["category"] or "-",
+            _when(item),
+            escape(_sender(item)),
+            escape(item["subject"] or ""),
+            escape("; ".join(item["reasons"])),
+        )
+    out.print(table)
+
+
+def _sender(item: dict[str, Any]) -> str:
+    return str(item["from"]["name"] or item["from"]["address"] or "")
+
+
+def _when(item: dict[str, Any]) -> str:
+    return str(item["date"] or item["sort_date"] or "")[:16].replace("T", " ")
+
+
+def _priority(item: dict[str, Any]) -> str:
+    return "-" if item["priority"] is None else str(item["priority"])
 
 
 def show_cmd(

@@ -12,13 +12,20 @@ The language: free words and ``"phrases"`` (full text over subject, addresses an
 addresses) and ``subject:``, whose values are words or phrases like free text but in that
 field only (``from:alice``, ``from:"Alice Smith"``, ``to:bob@example.com``, ``from:ali*``);
 ``list:`` (a part of the List-Id), ``folder:`` (name or special use), ``account:`` (id or name),
-``is:unread|read|flagged|unflagged``, ``has:attachment``, ``after:``/``before:`` (a day,
+``is:unread|read|flagged|unflagged|triaged|untriaged``, ``has:attachment``,
+``category:C`` (one of vocabulary.Category), ``priority:>N`` (also ``>=``, ``<``, ``<=``,
+``=`` or a bare ``N``; 0-100), ``after:``/``before:`` (a day,
 UTC; after is inclusive, before exclusive, as in Gmail), ``newer_than:``/``older_than:``
 (``7d``, ``2w``, ``3m``, ``1y``), ``-`` or ``NOT`` to negate, ``OR``, ``AND`` (implied
 between terms; OR binds looser, as in notmuch) and parentheses. Dates compare the list's
 ``sort_date``. Words (free, and those of from:, to:, subject:) are found through the full-text
 index, so a message is found by them once the index job has run after its sync; the other
 operators read the message's own columns.
+
+Untriaged messages (triage has not run on them yet: category and priority NULL) match no
+``category:`` or ``priority:`` term, and so do match their negation: ``-category:spam``
+holds for every message not filed as spam, untriaged ones included. ``is:untriaged`` finds
+them.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from inboxd.db.tables import accounts, folders, locations
 from inboxd.db.tables import messages as m
 from inboxd.errors import InvalidQuery
 from inboxd.store import fulltext
+from inboxd.vocabulary import Category
 
 #: Operators whose value is words to find in one field of the full-text index.
 WORD_OPERATORS = {"from": "sender", "to": "recipients", "subject": "subject"}
@@ -47,6 +55,8 @@ OPERATORS = (
     *HEADER_OPERATORS,
     "is",
     "has",
+    "category",
+    "priority",
     "after",
     "before",
     "newer_than",
@@ -55,12 +65,17 @@ OPERATORS = (
 #: Limits that keep a query's SQL (and the parser's recursion) small.
 MAX_TERMS = 100
 MAX_DEPTH = 20
-IS_VALUES = ("unread", "read", "flagged", "unflagged")
+IS_VALUES = ("unread", "read", "flagged", "unflagged", "triaged", "untriaged")
+CATEGORY_VALUES = tuple(str(c) for c in Category)
+#: Comparisons ``priority:`` takes, and the bounds of a priority.
+PRIORITY_COMPARISONS = (">=", "<=", ">", "<", "=")
+MIN_PRIORITY, MAX_PRIORITY = 0, 100
 HAS_VALUES = ("attachment",)
 
 _OPERATOR = re.compile(r"([A-Za-z_]+):(.*)\Z", re.DOTALL)
 _DAY = re.compile(r"(\d{4})[-/](\d{1,2})[-/](\d{1,2})\Z")
 _AGE = re.compile(r"(\d{1,5})([dwmy])\Z")
+_PRIORITY = re.compile(r"(>=|<=|>|<|=)?(\d{1,4})\Z")
 _SPECIAL = '()"'
 
 # -- the parsed form ---------------------------------------------------------------------------
@@ -91,6 +106,22 @@ class State:
 
     op: str
     value: str
+
+
+@dataclass(frozen=True)
+class Categorized:
+    """``category:``: the message was filed as ``value`` (one of vocabulary.Category)."""
+
+    value: str
+
+
+@dataclass(frozen=True)
+class Priority:
+    """``priority:``: the message's priority compares (``op``, one of
+    PRIORITY_COMPARISONS) with ``value``."""
+
+    op: str
+    value: int
 
 
 @dataclass(frozen=True)
@@ -125,7 +156,7 @@ class Or:
     parts: tuple[Node, ...]
 
 
-Node = Words | Field | State | Since | Not | And | Or
+Node = Words | Field | State | Categorized | Priority | Since | Not | And | Or
 
 
 @dataclass(frozen=True)
@@ -323,13 +354,11 @@ def _term(token: _Token) -> Node:
     if name in HEADER_OPERATORS:
         return Field(name, value)
     if name in ("is", "has"):
-        allowed = IS_VALUES if name == "is" else HAS_VALUES
-        wanted = value.lower()
-        if wanted == "attachments":
-            wanted = "attachment"
-        if wanted not in allowed:
-            raise InvalidQuery(f"{name}: {value!r} is not one of {', '.join(allowed)}")
-        return State(name, wanted)
+        return _state(name, value)
+    if name == "category":
+        return Categorized(_category(value))
+    if name == "priority":
+        return _priority(value)
     if name in ("after", "before"):
         return Since(name, name == "after", day=_day(name, value))
     return Since(name, name == "newer_than", age=_age(name, value))
@@ -348,6 +377,33 @@ def _words(value: str, *, phrase: bool, field: str | None = None, op: str | None
             )
         raise InvalidQuery(f"{named}{shown!r} has no letters or digits to search for")
     return Words(value, tuple(found), prefix, field)
+
+
+def _state(name: str, value: str) -> State:
+    allowed = IS_VALUES if name == "is" else HAS_VALUES
+    wanted = value.lower()
+    if wanted == "attachments":
+        wanted = "attachment"
+    if wanted not in allowed:
+        raise InvalidQuery(f"{name}: {value!r} is not one of {', '.join(allowed)}")
+    return State(name, wanted)
+
+
+def _category(value: str) -> str:
+    wanted = value.lower()
+    if wanted not in CATEGORY_VALUES:
+        raise InvalidQuery(f"category: {value!r} is not one of {', '.join(CATEGORY_VALUES)}")
+    return wanted
+
+
+def _priority(value: str) -> Priority:
+    found = _PRIORITY.match(value.replace(" ", ""))
+    if found is None or not MIN_PRIORITY <= int(found.group(2)) <= MAX_PRIORITY:
+        raise InvalidQuery(
+            f"priority: {value!r} is not a priority such as >50, >=50, <20, <=20 or 50 "
+            f"(a number from {MIN_PRIORITY} to {MAX_PRIORITY})"
+        )
+    return Priority(found.group(1) or "=", int(found.group(2)))
 
 
 def _day(op: str, value: str) -> date:
@@ -395,6 +451,12 @@ class _Compiler:
             return self.field(node)
         if isinstance(node, State):
             return self.state(node)
+        if isinstance(node, Categorized):
+            # "IS NOT NULL AND": so that NOT of it holds for untriaged messages (NOT of a
+            # bare comparison with NULL is NULL, which matches nothing).
+            return and_(m.c.category.is_not(None), m.c.category == node.value)
+        if isinstance(node, Priority):
+            return and_(m.c.priority.is_not(None), _compare(m.c.priority, node))
         return self.since(node)
 
     def text(self, match: fulltext.Match) -> ColumnElement[bool]:
@@ -462,6 +524,9 @@ class _Compiler:
     def state(self, node: State) -> ColumnElement[bool]:
         if node.op == "has":
             return m.c.has_attachments == true()
+        if node.value in ("triaged", "untriaged"):
+            # The category, as the counts (and the list's badge) tell triaged mail apart.
+            return (m.c.category.is_not if node.value == "triaged" else m.c.category.is_)(None)
         flag = "\\Flagged" if node.value in ("flagged", "unflagged") else "\\Seen"
         has_flag = self.has_flag(flag)
         return has_flag if node.value in ("read", "flagged") else not_(has_flag)
@@ -483,6 +548,18 @@ class _Compiler:
         if node.at_least:
             return and_(column.is_not(None), column >= bound)
         return and_(column.is_not(None), column < bound)
+
+
+def _compare(column: ColumnElement[int], node: Priority) -> ColumnElement[bool]:
+    if node.op == ">":
+        return column > node.value
+    if node.op == ">=":
+        return column >= node.value
+    if node.op == "<":
+        return column < node.value
+    if node.op == "<=":
+        return column <= node.value
+    return column == node.value
 
 
 def _is_text(node: Node) -> bool:

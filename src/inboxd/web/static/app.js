@@ -24,6 +24,8 @@ const ACTIVE_ACCOUNT = new Set();
 const RUNNING_ACCOUNT = new Set();
 // Which account state a running job's step means (any other step: 'processing').
 const STEP_STATES = Object.create(null);
+// Triage categories, in the server's order.
+const CATEGORIES = [];
 let vocabularyLoaded = false;
 
 const numberFormat = new Intl.NumberFormat();
@@ -239,6 +241,8 @@ async function loadVocabulary() {
   for (const name of names.active_activity_states) ACTIVE_ACCOUNT.add(name);
   for (const name of names.running_activity_states) RUNNING_ACCOUNT.add(name);
   Object.assign(STEP_STATES, names.step_activity);
+  CATEGORIES.splice(0, CATEGORIES.length, ...(names.categories || []));
+  fillCategoryChoices();
   vocabularyLoaded = true;
 }
 
@@ -955,7 +959,15 @@ const mail = {
   openId: null,
   threadId: null,
   folders: new Map(),
+  // Per account: {counts: {category: n}, untriaged: n}.
+  counts: new Map(),
+  category: '',
+  sort: 'date',
+  // The message open in the reader (its category menu changes it).
+  open: null,
 };
+// The most important messages the Top view shows.
+const TOP_COUNT = 20;
 
 function fmtListDate(iso) {
   if (!iso || Number.isNaN(Date.parse(iso))) return '';
@@ -1009,42 +1021,81 @@ function folderTerm(name) {
 // -- views: overview and mail
 
 function currentTab() {
+  if (location.hash === '#top') return 'top';
   return location.hash === '#mail' ? 'mail' : 'overview';
 }
 
-function route() {
-  if (!state.user) return;
-  const tab = currentTab();
-  $('#overview-panel').hidden = tab !== 'overview';
-  $('#mail-panel').hidden = tab !== 'mail';
-  for (const name of ['overview', 'mail']) {
+function markTab(tab) {
+  for (const name of ['overview', 'mail', 'top']) {
     const link = $(`#tab-${name}`);
     if (name === tab) link.setAttribute('aria-current', 'page');
     else link.removeAttribute('aria-current');
   }
-  if (tab === 'mail' && !mail.loaded) {
+}
+
+// The Top tab is the Mail view showing the most important messages: the same list, filters
+// and reader, another source.
+function route() {
+  if (!state.user) return;
+  const tab = currentTab();
+  const inMail = tab !== 'overview';
+  $('#overview-panel').hidden = inMail;
+  $('#mail-panel').hidden = !inMail;
+  markTab(tab);
+  if (!inMail) return;
+  const modeSelect = $('#mail-mode');
+  const wantTop = tab === 'top';
+  const modeChanged = wantTop !== (modeSelect.value === 'top');
+  if (modeChanged) modeSelect.value = wantTop ? 'top' : 'messages';
+  if (!mail.loaded) {
     mail.loaded = true;
     loadFolders().catch(reportLoadError);
     runSearch();
-  } else if (tab === 'mail' && mail.stale) {
+  } else if (modeChanged) {
+    runSearch();
+  } else if (mail.stale) {
     runSearch({ quiet: true });
   }
 }
 
+// The mode select and the tabs say the same thing: #top while the list is the top.
+function onModeChange() {
+  const tab = $('#mail-mode').value === 'top' ? 'top' : 'mail';
+  if (currentTab() !== tab) history.replaceState(null, '', `#${tab}`);
+  markTab(tab);
+  runSearch();
+}
+
 // -- folders
 
-const loadFolders = coalesced(async () => {
-  const ids = [...state.accountOrder];
-  const lists = await Promise.all(ids.map(async (id) => {
+async function perAccount(ids, suffix) {
+  return Promise.all(ids.map(async (id) => {
     try {
-      return [id, await api('GET', `${accountPath(id)}/folders`)];
+      return [id, await api('GET', `${accountPath(id)}${suffix}`)];
     } catch (error) {
       if (error.status === 404) return [id, null];
       throw error;
     }
   }));
+}
+
+const loadFolders = coalesced(async () => {
+  const ids = [...state.accountOrder];
+  const [lists, counts] = await Promise.all([
+    perAccount(ids, '/folders'),
+    perAccount(ids, '/categories'),
+  ]);
   if (loggedOut()) return;
   mail.folders = new Map(lists.filter(([, list]) => list !== null));
+  mail.counts = new Map(counts.filter(([, found]) => found !== null));
+  renderFolders();
+});
+
+// Only the counts (after a category was changed or a triage job ended).
+const loadCounts = coalesced(async () => {
+  const counts = await perAccount([...state.accountOrder], '/categories');
+  if (loggedOut()) return;
+  mail.counts = new Map(counts.filter(([, found]) => found !== null));
   renderFolders();
 });
 
@@ -1071,10 +1122,46 @@ function renderFolders() {
       list.append(item);
     }
     group.append(list);
+    const counts = mail.counts.get(id);
+    if (counts) group.append(categoryList(id, counts));
     groups.push(group);
   }
   $('#mail-folders').replaceChildren(...groups);
   markCurrentFolder();
+}
+
+// The account's messages per category: each a button that lists that category's mail.
+function categoryList(accountId, found) {
+  const box = el('div', 'category-group');
+  box.setAttribute('data-testid', 'category-counts');
+  box.dataset.accountId = accountId;
+  const headingId = `categories-${accountId}`;
+  const heading = el('h4', 'category-heading', 'Categories');
+  heading.id = headingId;
+  const list = el('ul', 'folder-list');
+  list.setAttribute('aria-labelledby', headingId);
+  const entries = CATEGORIES.map((name) => [name, found.counts[name] || 0]);
+  entries.push(['untriaged', found.untriaged || 0]);
+  for (const [name, count] of entries) {
+    if (name === 'untriaged' && count === 0) continue;
+    const button = el('button', 'folder-link');
+    button.type = 'button';
+    button.setAttribute('data-testid', 'category-link');
+    button.dataset.category = name;
+    button.dataset.accountId = accountId;
+    if (count === 0) button.classList.add('none');
+    button.append(
+      el('span', 'folder-name', categoryLabel(name)),
+      el('span', 'folder-count', fmtNumber(count)),
+    );
+    button.setAttribute('aria-label', `${categoryLabel(name)}: ${fmtNumber(count)} messages`);
+    button.addEventListener('click', () => openCategory(accountId, name));
+    const item = el('li');
+    item.append(button);
+    list.append(item);
+  }
+  box.append(heading, list);
+  return box;
 }
 
 function markCurrentFolder() {
@@ -1083,12 +1170,77 @@ function markCurrentFolder() {
     if (term === mail.query) button.setAttribute('aria-current', 'true');
     else button.removeAttribute('aria-current');
   }
+  for (const button of document.querySelectorAll('[data-testid="category-link"]')) {
+    const current = mail.query === `account:${button.dataset.accountId}`
+      && mail.category === button.dataset.category;
+    if (current) button.setAttribute('aria-current', 'true');
+    else button.removeAttribute('aria-current');
+  }
 }
 
 function openFolder(accountId, name) {
   $('#mail-query').value = `${folderTerm(name)} account:${accountId}`;
-  $('#mail-mode').value = 'messages';
+  $('#mail-category').value = '';
+  setMode('messages');
   runSearch();
+}
+
+function openCategory(accountId, name) {
+  $('#mail-query').value = `account:${accountId}`;
+  $('#mail-category').value = name;
+  if ($('#mail-mode').value !== 'top') setMode('messages');
+  runSearch();
+}
+
+function setMode(mode) {
+  $('#mail-mode').value = mode;
+  const tab = mode === 'top' ? 'top' : 'mail';
+  if (currentTab() !== tab) history.replaceState(null, '', `#${tab}`);
+  markTab(tab);
+}
+
+// -- categories
+
+function categoryLabel(name) {
+  if (name === 'untriaged') return 'Not triaged yet';
+  return capitalize(String(name).replace(/_/g, ' '));
+}
+
+// The category filter of the list and the reader's menu, from the vocabulary.
+function fillCategoryChoices() {
+  const filter = $('#mail-category');
+  const chosen = filter.value;
+  const options = CATEGORIES.map((name) => {
+    const option = el('option', '', categoryLabel(name));
+    option.value = name;
+    return option;
+  });
+  const all = el('option', '', 'All categories');
+  all.value = '';
+  const untriaged = el('option', '', categoryLabel('untriaged'));
+  untriaged.value = 'untriaged';
+  filter.replaceChildren(all, ...options, untriaged);
+  filter.value = chosen;
+}
+
+// The search term of the category filter ('' for none).
+function categoryTerm(name) {
+  if (!name) return '';
+  return name === 'untriaged' ? 'is:untriaged' : `category:${name}`;
+}
+
+// The query the list asks for: the box's, narrowed by the category filter.
+function listQuery() {
+  const term = mail.mode === 'top' ? '' : categoryTerm(mail.category);
+  if (!term) return mail.query;
+  return mail.query ? `(${mail.query}) ${term}` : term;
+}
+
+function categoryBadge(name) {
+  const badge = el('span', 'cat-badge', categoryLabel(name));
+  badge.setAttribute('data-testid', 'category-badge');
+  badge.dataset.category = name;
+  return badge;
 }
 
 // -- the list
@@ -1109,17 +1261,29 @@ async function runSearch({ more = false, quiet = false } = {}) {
     mail.cursor = null;
   } else {
     mail.query = $('#mail-query').value.trim();
-    mail.mode = $('#mail-mode').value === 'threads' ? 'threads' : 'messages';
+    const mode = $('#mail-mode').value;
+    mail.mode = mode === 'threads' || mode === 'top' ? mode : 'messages';
+    mail.category = $('#mail-category').value;
+    mail.sort = $('#mail-sort').value === 'priority' ? 'priority' : 'date';
     mail.cursor = null;
     mail.pagedOn = false;
   }
+  // Threads have one order; the top has its own.
+  $('#mail-sort').disabled = mail.mode !== 'messages';
   const seq = ++mail.searchSeq;
-  const params = new URLSearchParams({ q: mail.query, limit: String(MAIL_PAGE) });
-  if (more && mail.cursor) params.set('cursor', mail.cursor);
-  const base = mail.mode === 'threads' ? '/api/threads' : '/api/messages';
   const moreButton = $('#mail-more');
   moreButton.disabled = true;
   markCurrentFolder();
+  if (mail.mode === 'top') {
+    await loadTop(seq);
+    moreButton.disabled = false;
+    return;
+  }
+  $('#top-note').hidden = true;
+  const params = new URLSearchParams({ q: listQuery(), limit: String(MAIL_PAGE) });
+  if (mail.mode === 'messages' && mail.sort === 'priority') params.set('sort', 'priority');
+  if (more && mail.cursor) params.set('cursor', mail.cursor);
+  const base = mail.mode === 'threads' ? '/api/threads' : '/api/messages';
   let page;
   try {
     page = await api('GET', `${base}?${params}`);
@@ -1143,11 +1307,65 @@ async function runSearch({ more = false, quiet = false } = {}) {
   moreButton.disabled = false;
 }
 
-// A sync (new mail) or an index run (words, threads) has ended: a list still on its first
-// page is asked again, so new mail shows up without a reload. One paged further is left
-// alone: it would jump under the reader's eyes.
+// Today's most important messages; when today has none, the last 7 days', saying so.
+async function loadTop(seq) {
+  const note = $('#top-note');
+  if (mail.category === 'untriaged') {
+    // Untriaged mail has no priority: there is nothing to rank.
+    setQueryError('');
+    mail.cursor = null;
+    note.textContent = 'The Top view ranks triaged messages only.';
+    note.dataset.since = '';
+    note.hidden = false;
+    renderList([], false);
+    return;
+  }
+  const ask = (since) => {
+    const params = new URLSearchParams({ n: String(TOP_COUNT), since });
+    if (mail.query) params.set('q', mail.query);
+    if (mail.category && mail.category !== 'untriaged') params.set('category', mail.category);
+    return api('GET', `/api/messages/top?${params}`);
+  };
+  let found;
+  let week = false;
+  try {
+    found = await ask('today');
+    if (seq === mail.searchSeq && found.messages.length === 0) {
+      week = true;
+      found = await ask('7d');
+    }
+  } catch (error) {
+    if (seq !== mail.searchSeq) return;
+    if (error.status === 400 || error.status === 422) {
+      setQueryError(describeError(error));
+      renderList([], false);
+    } else if (error.status !== 401) {
+      showBanner(`Could not load the top messages: ${describeError(error)}`);
+    }
+    return;
+  }
+  if (seq !== mail.searchSeq || loggedOut()) return;
+  setQueryError('');
+  mail.cursor = null;
+  if (!week) {
+    note.textContent = 'The most important messages of today.';
+  } else if (found.messages.length > 0) {
+    note.textContent = 'Nothing important arrived today: the most important of the last 7 days.';
+  } else {
+    note.textContent = 'No triaged message in the last 7 days.';
+  }
+  note.dataset.since = week ? '7d' : 'today';
+  note.hidden = false;
+  renderList(found.messages, false);
+}
+
+// A sync (new mail), an index run (words, threads) or a triage run (categories) has ended: a
+// list still on its first page is asked again, so new mail shows up without a reload. One
+// paged further is left alone: it would jump under the reader's eyes.
 function mailMayHaveChanged(job) {
-  if (!mail.loaded || mail.pagedOn || (job.kind !== 'sync' && job.kind !== 'index')) return;
+  if (!mail.loaded) return;
+  if (job.kind === 'triage') loadCounts().catch(reportLoadError);
+  if (mail.pagedOn || !['sync', 'index', 'triage'].includes(job.kind)) return;
   if (currentTab() !== 'mail') {
     mail.stale = true;
     return;
@@ -1158,6 +1376,8 @@ function mailMayHaveChanged(job) {
 function renderList(items, append) {
   const list = $('#mail-list');
   const rows = items.map((item) => (mail.mode === 'threads' ? threadRow(item) : messageRow(item)));
+  if (mail.mode === 'top') list.setAttribute('aria-label', 'Most important messages');
+  else list.removeAttribute('aria-label');
   if (append) list.append(...rows);
   else list.replaceChildren(...rows);
   mail.count = list.children.length;
@@ -1178,13 +1398,26 @@ function messageRow(message) {
     button.dataset.unread = 'true';
   }
   const top = el('span', 'mail-row-top');
-  top.append(
-    el('span', 'mail-from', senderText(message.from) || '(no sender)'),
-    el('span', 'mail-date', fmtListDate(message.sort_date || message.date)),
-  );
+  const tags = el('span', 'mail-tags');
+  if (message.category) tags.append(categoryBadge(message.category));
+  if (mail.mode === 'top' || (mail.sort === 'priority' && mail.mode === 'messages')) {
+    const level = el('span', 'mail-priority', message.priority == null ? '–' : String(message.priority));
+    level.setAttribute('data-testid', 'mail-priority');
+    level.title = 'Priority (0–100)';
+    tags.append(level);
+  }
+  tags.append(el('span', 'mail-date', fmtListDate(message.sort_date || message.date)));
+  top.append(el('span', 'mail-from', senderText(message.from) || '(no sender)'), tags);
   const subject = el('span', 'mail-subject', message.subject || '(no subject)');
   if (message.has_attachments) subject.prepend(paperclip());
-  button.append(top, subject, el('span', 'mail-snippet', message.snippet || ''));
+  button.append(top, subject);
+  if (mail.mode === 'top' && (message.reasons || []).length > 0) {
+    const reasons = el('span', 'mail-reasons', message.reasons.join(' · '));
+    reasons.setAttribute('data-testid', 'mail-reasons');
+    button.append(reasons);
+  } else {
+    button.append(el('span', 'mail-snippet', message.snippet || ''));
+  }
   button.addEventListener('click', () => openMessage(message.id));
   item.append(button);
   return item;
@@ -1242,6 +1475,7 @@ function showReader(part) {
 function resetReader() {
   mail.readerSeq += 1;
   mail.openId = null;
+  mail.open = null;
   mail.threadId = null;
   $('#reader-body').replaceChildren();
   showReader('empty');
@@ -1284,6 +1518,7 @@ function renderMessage(message, thread) {
   const flags = (message.flags || []).map((f) => f.replace(/^\\/, '').toLowerCase());
   headerRow(headers, 'Flags', flags.join(', '));
   headerRow(headers, 'Labels', (message.labels || []).join(', '));
+  renderTriage(message);
 
   const notes = $('#reader-notes');
   notes.replaceChildren(...(message.parse_notes || []).map((note) => el('li', '', note)));
@@ -1318,6 +1553,87 @@ function renderMessage(message, thread) {
     body.replaceChildren(text);
   }
   showReader('message');
+}
+
+// The triage verdict in the reader and the menu that changes the category in one step.
+function renderTriage(message) {
+  mail.open = { id: message.id, category: message.category, from: message.from || {} };
+  const level = $('#reader-priority');
+  if (message.category) {
+    const confidence = message.confidence == null
+      ? ''
+      : `, ${Math.round(message.confidence * 100)} % sure`;
+    level.textContent = `${categoryLabel(message.category)} · priority ${message.priority}${confidence}`;
+  } else {
+    level.textContent = 'Not triaged yet.';
+  }
+  const reasons = $('#reader-reasons');
+  reasons.replaceChildren(...(message.reasons || []).map((reason) => el('li', '', reason)));
+  reasons.hidden = reasons.children.length === 0;
+  const menu = $('#reader-category');
+  const options = CATEGORIES.map((name) => {
+    const option = el('option', '', categoryLabel(name));
+    option.value = name;
+    return option;
+  });
+  if (!message.category) {
+    const none = el('option', '', 'Choose a category…');
+    none.value = '';
+    none.disabled = true;
+    options.unshift(none);
+  }
+  menu.replaceChildren(...options);
+  menu.value = message.category || '';
+  menu.disabled = false;
+  const sender = $('#reader-category-sender');
+  sender.checked = false;
+  sender.disabled = !(message.from && message.from.address);
+  $('#reader-category-status').textContent = '';
+}
+
+async function changeCategory() {
+  const open = mail.open;
+  const menu = $('#reader-category');
+  const status = $('#reader-category-status');
+  const category = menu.value;
+  if (!open || !category || category === open.category) return;
+  const sender = $('#reader-category-sender').checked;
+  menu.disabled = true;
+  status.textContent = 'Saving…';
+  let answer;
+  try {
+    answer = await api('POST', `${messagePath(open.id)}/category`, { category, sender });
+  } catch (error) {
+    if (mail.open !== open) return;
+    menu.disabled = false;
+    menu.value = open.category || '';
+    status.textContent = error.status === 401 ? '' : `Not changed: ${describeError(error)}`;
+    return;
+  }
+  if (mail.open !== open || loggedOut()) return;
+  const changed = (answer && answer.message) || { ...open, category };
+  open.category = changed.category || category;
+  menu.disabled = false;
+  const address = open.from.address || 'this sender';
+  status.textContent = answer && answer.rule
+    ? `Filed as ${categoryLabel(open.category)}; mail from ${address} will be too.`
+    : `Filed as ${categoryLabel(open.category)}.`;
+  if (answer && answer.message) {
+    const keep = status.textContent;
+    renderTriage(answer.message);
+    status.textContent = keep;
+  }
+  updateRowBadge(open.id, open.category);
+  loadCounts().catch(reportLoadError);
+}
+
+function updateRowBadge(id, category) {
+  for (const row of document.querySelectorAll(`#mail-list .mail-row[data-message-id="${Number(id)}"]`)) {
+    const tags = row.querySelector('.mail-tags');
+    const old = row.querySelector('.cat-badge');
+    if (old) old.replaceWith(categoryBadge(category));
+    else if (tags) tags.prepend(categoryBadge(category));
+  }
 }
 
 // The HTML is loaded from its own route into a sandboxed frame, never into this page.
@@ -1388,6 +1704,13 @@ function clearMail() {
   mail.cursor = null;
   mail.searchSeq += 1;
   mail.folders = new Map();
+  mail.counts = new Map();
+  mail.category = '';
+  mail.sort = 'date';
+  mail.open = null;
+  $('#mail-category').value = '';
+  $('#mail-sort').value = 'date';
+  $('#top-note').hidden = true;
   $('#mail-query').value = '';
   setQueryError('');
   $('#mail-list').replaceChildren();
@@ -1402,7 +1725,10 @@ function initMail() {
     event.preventDefault();
     runSearch();
   });
-  $('#mail-mode').addEventListener('change', () => runSearch());
+  $('#mail-mode').addEventListener('change', onModeChange);
+  $('#mail-category').addEventListener('change', () => runSearch());
+  $('#mail-sort').addEventListener('change', () => runSearch());
+  $('#reader-category').addEventListener('change', changeCategory);
   $('#mail-more').addEventListener('click', () => runSearch({ more: true }));
   $('#show-remote').addEventListener('click', showRemoteContent);
   $('#reader-back').addEventListener('click', () => {
