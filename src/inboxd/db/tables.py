@@ -251,6 +251,14 @@ messages = Table(
         text("sort_date DESC"),
         text("id DESC"),
     ),
+    Index(
+        "ix_messages_category_priority",
+        "account_id",
+        "category",
+        text("priority DESC"),
+        text("sort_date DESC"),
+        text("id DESC"),
+    ),
     sqlite_autoincrement=True,
 )
 

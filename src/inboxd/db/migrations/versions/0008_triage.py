@@ -45,6 +45,19 @@ def upgrade() -> None:
         "messages",
         ["account_id", sa.text("priority DESC"), sa.text("sort_date DESC"), sa.text("id DESC")],
     )
+    # A rare category in priority order: read from its own range, not by walking the whole
+    # priority index (270 ms at 100,000 messages on SQLite when nothing matched).
+    op.create_index(
+        "ix_messages_category_priority",
+        "messages",
+        [
+            "account_id",
+            "category",
+            sa.text("priority DESC"),
+            sa.text("sort_date DESC"),
+            sa.text("id DESC"),
+        ],
+    )
     op.create_table(
         "triage_rules",
         sa.Column("id", inboxd.db.types.BigId, primary_key=True, autoincrement=True),
@@ -89,6 +102,7 @@ def downgrade() -> None:
     op.drop_table("triage_corrections")
     op.drop_index("ix_triage_rules_owner", table_name="triage_rules")
     op.drop_table("triage_rules")
+    op.drop_index("ix_messages_category_priority", table_name="messages")
     op.drop_index("ix_messages_priority", table_name="messages")
     op.drop_index("ix_messages_category", table_name="messages")
     op.drop_index("ix_messages_untriaged", table_name="messages")
