@@ -228,6 +228,26 @@ def test_invoice_attached() -> None:
     assert "invoice attached (invoice-2026-12.pdf)" in decision.reasons
 
 
+def test_a_shops_order_with_its_amount_in_the_subject_is_a_receipt() -> None:
+    # "you@" is inside "Your", and "$135.16" is what receipts show: neither is a spam cue.
+    mail = message(
+        "From: Shop Example <orders@shop.example>\nTo: you@shop-customer.example\n"
+        "Subject: Your Shop Example order #431-7720648: $135.16",
+        "Thanks for your order #431-7720648.\n\nLamp: $99.00\nBulbs: $36.16\n\nTotal: $135.16\n",
+    )
+    decision = decide(mail, ctx(addresses=("you@shop-customer.example",)))
+    assert decision.category is Category.RECEIPT, decision
+
+
+def test_the_subject_names_the_address_only_as_a_whole_word() -> None:
+    pitch = "From: Deals <x7rq2@bulk.example>\nTo: jsmith@example.com\nSubject: jsmith, act now"
+    named = decide(message(pitch, "Cheap meds, best prices!"), ctx(("jsmith@example.com",)))
+    assert "the subject names your address" in "; ".join(named.reasons)
+    inside = "From: Deals <x7rq2@bulk.example>\nTo: jsmith@example.com\nSubject: jsmiths act now"
+    other = decide(message(inside, "Cheap meds, best prices!"), ctx(("jsmith@example.com",)))
+    assert "the subject names your address" not in "; ".join(other.reasons)
+
+
 def test_junk_folder() -> None:
     decision = decide(message("", folders=("\\Junk", "Junk")))
     assert decision.category is Category.SPAM

@@ -92,21 +92,17 @@ def top_cmd(
     if not found["messages"]:
         out.print("no triaged message matches", highlight=False)
         return
-    table = Table(box=None)
-    for column in ("id", "priority", "category", "date", "from", "subject", "reasons"):
-        wrap = column in ("subject", "reasons")
-        table.add_column(column, overflow="fold" if wrap else "ellipsis", no_wrap=not wrap)
+    # One block per message rather than a table: the reasons are the point, and a table
+    # squeezes them into a column a word wide on an 80-column terminal.
     for item in found["messages"]:
-        table.add_row(
-            str(item["id"]),
-            _priority(item),
-            item["category"] or "-",
-            _when(item),
-            escape(_sender(item)),
-            escape(item["subject"] or ""),
-            escape("; ".join(item["reasons"])),
+        out.print(
+            f"[bold]{_priority(item):>3}[/bold]  {escape(item['category'] or '-'):<15}  "
+            f"{_when(item)}  {escape(_sender(item))}  [dim]#{item['id']}[/dim]",
+            highlight=False,
         )
-    out.print(table)
+        out.print(f"     {escape(item['subject'] or '(no subject)')}", highlight=False)
+        if item["reasons"]:
+            out.print(f"     [dim]why: {escape('; '.join(item['reasons']))}[/dim]", highlight=False)
 
 
 def _sender(item: dict[str, Any]) -> str:

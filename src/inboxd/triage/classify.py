@@ -221,6 +221,8 @@ def _spam_cues(s: Signals) -> tuple[float, list[str]]:
         score -= 1  # a named person writing to you (with something to say, not to your address)
     if len(s.news) >= 2 and not s.spam:
         score -= 1  # editorial words: a publication
+    if s.receipt and not s.spam:
+        score -= 1  # an order or an invoice: amounts in the subject are what receipts show
     # Counting disguised words costs more than all the rest: only when it could decide.
     if _SPAM_CUES - 2 <= score < _SPAM_CUES and s.disguised():
         score += 2

@@ -507,13 +507,27 @@ def _shape(mail: Mail, s: Signals, subject: str, text: str, own_end: int) -> Non
             s.announce_list = True  # a digest of announcements is a publication
         else:
             s.digest = "a digest of a list's posts"
-    recipient = mail.to[0].partition("@")[0] if mail.to else ""
-    s.names_recipient = len(recipient) >= 3 and recipient in subject
+    recipient = mail.to[0].partition("@")[0].lower() if mail.to else ""
+    # A whole word only: "you@..." is not named by "Your order".
+    s.names_recipient = len(recipient) >= 4 and _names(subject, recipient)
     # At the top, where a merge greets its target; footers name the address legitimately.
     s.address_in_text = _address_in(mail.to[:3], text[: min(own_end, _GREETING_SCAN)])
     s.empty_subject = not subject.strip()
     s.no_text = not text.strip() and not mail.attachments
     s.self_addressed = bool(mail.from_addr) and mail.to == (mail.from_addr,)
+
+
+def _names(text: str, word: str) -> bool:
+    """Does ``text`` hold ``word`` as a whole word (not inside a longer one)?"""
+    at = text.find(word)
+    while at >= 0:
+        end = at + len(word)
+        if (at == 0 or not text[at - 1].isalnum()) and (
+            end == len(text) or not text[end].isalnum()
+        ):
+            return True
+        at = text.find(word, at + 1)
+    return False
 
 
 # Word lists that count only in the writer's own words, only in the body, only at its top.
