@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -26,8 +27,21 @@ def sync_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Sync an account now; prints the job id (with --wait: waits, exit 1 if it failed)."""
+    run_job(
+        lambda opened: actions.sync_now(opened, actions.find_account(opened, account)),
+        wait=wait,
+        as_json=as_json,
+        summary=_summary,
+    )
+
+
+def run_job(
+    start: Callable[[App], Job], *, wait: bool, as_json: bool, summary: Callable[[Job], None]
+) -> None:
+    """Start a job and print its id, or (``wait``) follow it to its end and print
+    ``summary`` of it (the job with --json); exit 1 when it did not complete."""
     with app_session() as opened:
-        job = actions.sync_now(opened, actions.find_account(opened, account))
+        job = start(opened)
         if not wait:
             if as_json:
                 print_json(job.to_dict())
@@ -38,7 +52,7 @@ def sync_cmd(
     if as_json:
         print_json(final.to_dict())
     else:
-        _summary(final)
+        summary(final)
     if final.status != JobStatus.COMPLETED:
         raise typer.Exit(EXIT_FAILED)
 

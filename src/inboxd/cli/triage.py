@@ -3,7 +3,6 @@ terminal (as an admin: any account, message or rule)."""
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated, Any
 
 import typer
@@ -12,8 +11,8 @@ from rich.table import Table
 
 from inboxd.actions import triage as actions
 from inboxd.actions.accounts import find_account
-from inboxd.cli.common import EXIT_FAILED, JsonOpt, app_session, err, out, print_json
-from inboxd.cli.sync import wait_with_progress
+from inboxd.cli.common import JsonOpt, app_session, err, out, print_json
+from inboxd.cli.sync import run_job
 from inboxd.jobs.model import Job, JobStatus
 from inboxd.vocabulary import Category
 
@@ -36,21 +35,14 @@ def triage_cmd(
 ) -> None:
     """Triage an account's new mail now (--all: all of it); prints the job id (with --wait:
     waits, exit 1 if it did not complete)."""
-    with app_session() as opened:
-        job = actions.start_triage(opened, find_account(opened, account), all_messages=all_messages)
-        if not wait:
-            if as_json:
-                print_json(job.to_dict())
-            else:
-                sys.stdout.write(job.id + "\n")
-            return
-        final = wait_with_progress(opened, job, quiet=as_json)
-    if as_json:
-        print_json(final.to_dict())
-    else:
-        _summary(final)
-    if final.status != JobStatus.COMPLETED:
-        raise typer.Exit(EXIT_FAILED)
+    run_job(
+        lambda opened: actions.start_triage(
+            opened, find_account(opened, account), all_messages=all_messages
+        ),
+        wait=wait,
+        as_json=as_json,
+        summary=_summary,
+    )
 
 
 def _summary(job: Job) -> None:
