@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from inboxd.jobs.queue import Queue
 from inboxd.jobs.registry import task
 from inboxd.mail.reading import parse_message
 from inboxd.pipeline import threads
+from inboxd.pipeline.write_behind import WriteBehind
 from inboxd.store import bodies, fulltext, packs
 from inboxd.vocabulary import Step
 
@@ -138,8 +138,7 @@ class Indexer:
         self.merged = 0
         self._after = 0
         self._root = packs.packs_root(engine)
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="index-writer")
-        self._pending: Future[int] | None = None
+        self._writes: WriteBehind[int] = WriteBehind("index-writer")
 
     def __enter__(self) -> Indexer:
         return self
@@ -147,11 +146,7 @@ class Indexer:
     def __exit__(self, *_exc: object) -> None:
         # Whatever stops the run (a cancel, an error), the batch being written is either
         # committed or rolled back before the job ends.
-        try:
-            if self._pending is not None:
-                self._pending.exception()
-        finally:
-            self._writer.shutdown(wait=True)
+        self._writes.close()
 
     def pending(self) -> int:
         """How many of the account's messages are not indexed yet."""
@@ -221,15 +216,11 @@ class Indexer:
     def index(self, batch: Sequence[_Row]) -> int:
         """Read and parse ``batch``, then have it written once the batch before is;
         returns how many messages that batch before stored."""
-        prepared = self._prepare(batch)
-        stored = self.finish()
-        self._pending = self._writer.submit(self._write, prepared)
-        return stored
+        return self._writes.submit(self._write, self._prepare(batch)) or 0
 
     def finish(self) -> int:
         """Wait for the batch being written; how many messages it stored (raises its error)."""
-        pending, self._pending = self._pending, None
-        return pending.result() if pending is not None else 0
+        return self._writes.wait() or 0
 
     def _prepare(self, batch: Sequence[_Row]) -> _Prepared:
         with reading(self.engine) as conn:

@@ -26,7 +26,6 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -45,6 +44,7 @@ from inboxd.errors import InvalidParams, InvalidQuery, NotFound
 from inboxd.jobs.progress import TaskContext
 from inboxd.jobs.registry import task
 from inboxd.pipeline.index import read_bodies
+from inboxd.pipeline.write_behind import WriteBehind
 from inboxd.store import bodies, packs
 from inboxd.store import triage as store
 from inboxd.store.accounts import Account, Accounts
@@ -269,8 +269,7 @@ class Triager:
         self._matches: dict[int, tuple[frozenset[int], int]] | None = None
         #: messages written by :meth:`submit` so far
         self.written = 0
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="triage-writer")
-        self._pending: Future[None] | None = None
+        self._writes: WriteBehind[None] = WriteBehind("triage-writer")
 
     def __enter__(self) -> Triager:
         return self
@@ -279,10 +278,8 @@ class Triager:
         # Whatever stops the run, the batch being written is committed or rolled back
         # before the job ends.
         try:
-            if self._pending is not None:
-                self._pending.exception()
+            self._writes.close()
         finally:
-            self._writer.shutdown(wait=True)
             if self.refiner is not None:
                 self.refiner.close()
 
@@ -527,15 +524,11 @@ class Triager:
         and decided. ``on_write(verdicts, conn, last_id)`` runs inside the transaction."""
         if not rows:
             return
-        verdicts = self.decide(rows)
-        self.wait()
-        self._pending = self._writer.submit(self._write, verdicts, int(rows[-1].id), on_write)
+        self._writes.submit(self._write, self.decide(rows), int(rows[-1].id), on_write)
 
     def wait(self) -> None:
         """Wait for the batch being written (raises its error)."""
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            pending.result()
+        self._writes.wait()
 
     def _write(self, verdicts: Sequence[Verdict], last: int, on_write: OnWrite | None) -> None:
         with writing(self.engine) as conn:
