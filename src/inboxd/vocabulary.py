@@ -52,6 +52,9 @@ class Step(StrEnum):
     INDEXING = "indexing"
     EXPORTING = "exporting"
     TRAINING = "training"
+    DISCOVERING = "finding candidates"  #: a clean-up's read-only discovery
+    APPLYING = "applying changes"  #: a journaled change written to the server
+    UNDOING = "undoing"  #: a journal replayed in reverse
 
 
 class Category(StrEnum):
@@ -85,6 +88,41 @@ class TriageSource(StrEnum):
     HEADERS = "headers"  #: header and content signals
     MODEL = "model"  #: the model trained on the user's own mail
     REFINER = "refiner"  #: the optional OpenAI-compatible refiner
+
+
+class MarkAction(StrEnum):
+    """What ``inboxd mark`` and the dashboard's buttons set on one message."""
+
+    READ = "read"
+    UNREAD = "unread"
+    FLAGGED = "flagged"
+    UNFLAGGED = "unflagged"
+
+
+class CleanupAction(StrEnum):
+    """What an approved clean-up does to each candidate (never a deletion)."""
+
+    ARCHIVE = "archive"  #: move to the account's archive folder
+    MARK_READ = "mark-read"
+    LABEL = "label"  #: add the category's keyword / Gmail label
+    UNSUBSCRIBE = "unsubscribe"  #: RFC 8058 one-click POST, per sender
+
+
+class JournalState(StrEnum):
+    """Where one message's journaled change stands."""
+
+    PLANNED = "planned"  #: written before acting; the server may or may not have it yet
+    DONE = "done"  #: the server and the store have the new state
+    SKIPPED = "skipped"  #: not acted on, with the reason (gone, changed, protected)
+    FAILED = "failed"  #: the server refused it, with the reason
+    UNDONE = "undone"  #: an undo job put the previous state back
+
+
+class ItemRole(StrEnum):
+    """A message's place in a clean-up proposal."""
+
+    CANDIDATE = "candidate"
+    PROTECTED = "protected"
 
 
 class AccountState(StrEnum):
@@ -121,6 +159,9 @@ STEP_ACTIVITY: Mapping[str, ActivityState] = MappingProxyType(
         Step.INDEXING: ActivityState.PROCESSING,
         Step.EXPORTING: ActivityState.PROCESSING,
         Step.TRAINING: ActivityState.CATEGORIZING,
+        Step.DISCOVERING: ActivityState.PROCESSING,
+        Step.APPLYING: ActivityState.PROCESSING,
+        Step.UNDOING: ActivityState.PROCESSING,
     }
 )
 
@@ -157,4 +198,7 @@ def vocabulary() -> dict[str, Any]:
         "step_activity": {str(step): str(state) for step, state in STEP_ACTIVITY.items()},
         "categories": _names(Category),
         "bulk_categories": _names(c for c in Category if c in BULK_CATEGORIES),
+        "mark_actions": _names(MarkAction),
+        "cleanup_actions": _names(CleanupAction),
+        "journal_states": _names(JournalState),
     }

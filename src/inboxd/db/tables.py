@@ -17,6 +17,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 
@@ -150,6 +151,7 @@ accounts = Table(
     Column("last_sync_job_id", String(36), nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    Column("labels_enabled", Boolean, nullable=False, server_default=false()),
     Index("ix_accounts_owner", "owner"),
 )
 
@@ -219,6 +221,7 @@ messages = Table(
     Column("reasons", JSONDoc, nullable=True),
     Column("triage_source", String(12), nullable=True),
     Column("triaged_at", UTCDateTime, nullable=True),
+    Column("labeled_category", String(20), nullable=True),
     UniqueConstraint("account_id", "identity", name="uq_messages_identity"),
     Index("ix_messages_account_date", "account_id", "date"),
     Index("ix_messages_message_id", "message_id"),
@@ -388,4 +391,64 @@ triage_models = Table(
     Column("samples", Integer, nullable=False),
     Column("labels", JSONDoc, nullable=False),
     Column("blob", LargeBinary, nullable=False),
+)
+
+#: One row per message per change, written (state ``planned``) before the server is
+#: touched: ``before`` holds what undo restores ({"folder", "key", "uid", "flags",
+#: "labels"}), ``after`` the same once done; ``change`` the change as planned.
+change_journal = Table(
+    "change_journal",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("job_id", String(36), nullable=False),
+    Column("account_id", String(36), nullable=False),
+    Column("message_pk", BigId, nullable=False),
+    Column("op", String(40), nullable=False),
+    Column("change", JSONDoc, nullable=False),
+    Column("before", JSONDoc, nullable=False),
+    Column("after", JSONDoc, nullable=True),
+    Column("state", String(12), nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("undone_by", String(36), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_change_journal_job", "job_id", "state", "id"),
+    Index("ix_change_journal_message", "message_pk"),
+    sqlite_autoincrement=True,
+)
+
+#: A clean-up: its discovery job's id, what it looked for, the proposal's summary and the
+#: person's approval.
+cleanups = Table(
+    "cleanups",
+    metadata,
+    Column("job_id", String(36), primary_key=True),
+    Column("account_id", String(36), nullable=False),
+    Column("owner", String(64), nullable=True),
+    Column("action", String(20), nullable=False),
+    Column("criteria", JSONDoc, nullable=False),
+    Column("summary", JSONDoc, nullable=True),
+    Column("candidates", Integer, nullable=False, server_default="0"),
+    Column("protected", Integer, nullable=False, server_default="0"),
+    Column("proposed_at", UTCDateTime, nullable=True),
+    Column("approved_at", UTCDateTime, nullable=True),
+    Column("approved_by", String(64), nullable=True),
+    Column("approved_count", Integer, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_cleanups_account", "account_id", "created_at"),
+)
+
+#: Every message a clean-up looked at and kept: a candidate (with its reasons) or protected
+#: (with why); ``approved`` once a person answered; ``outcome`` once executed.
+cleanup_items = Table(
+    "cleanup_items",
+    metadata,
+    Column("job_id", String(36), primary_key=True),
+    Column("message_pk", BigId, primary_key=True, autoincrement=False),
+    Column("role", String(10), nullable=False),
+    Column("reasons", JSONDoc, nullable=False),
+    Column("approved", Boolean, nullable=True),
+    Column("outcome", String(12), nullable=True),
+    Column("outcome_reason", Text, nullable=True),
+    Index("ix_cleanup_items_role", "job_id", "role"),
 )

@@ -35,7 +35,7 @@ CLAIM_LOCK_KEY = 0x1B0D_0003
 RUNNING = JobStatus.RUNNING.value
 PENDING = JobStatus.PENDING.value
 
-OutcomeKind = Literal["completed", "failed", "cancelled", "retry", "released"]
+OutcomeKind = Literal["completed", "failed", "cancelled", "retry", "released", "awaiting"]
 
 
 @dataclass(frozen=True)
@@ -374,6 +374,15 @@ def _outcome_values(outcome: Outcome, now: datetime) -> dict[str, Any]:
             "run_at": outcome.retry_at or now,
             "error": outcome.error,
             "error_detail": outcome.error_detail,
+        }
+    if kind == "awaiting":
+        # Parked for a person's yes: the attempt does not count, the proposal is the result.
+        return cleared | {
+            "status": "awaiting_approval",
+            "result": outcome.result,
+            "attempts": jobs.c.attempts - 1,
+            "error": None,
+            "error_detail": None,
         }
     # released at shutdown: this attempt does not count
     return cleared | {"status": PENDING, "run_at": now, "attempts": jobs.c.attempts - 1}

@@ -34,6 +34,16 @@ class ShutdownRequested(JobCancelled):
     """The worker is shutting down; the job goes back to the queue."""
 
 
+class AwaitApproval(Exception):
+    """Raised by a task whose work so far needs a person's yes before it goes on: the job
+    parks in ``awaiting_approval`` with ``result`` (its proposal) until approved, then runs
+    again (the attempt is not counted); the task tells the two runs apart by its own state."""
+
+    def __init__(self, result: Any = None) -> None:
+        super().__init__("awaiting approval")
+        self.result = result
+
+
 class LeaseHolder(Protocol):
     """What a Progress handle writes through: the worker's side of the queue
     (:class:`inboxd.jobs.leases.Leases`), or a fake in tests."""

@@ -36,7 +36,13 @@ from inboxd.jobs.backoff import retry_delay
 from inboxd.jobs.leases import Outcome
 from inboxd.jobs.listener import Listener
 from inboxd.jobs.model import Job
-from inboxd.jobs.progress import LeaseLost, Progress, ShutdownRequested, TaskContext
+from inboxd.jobs.progress import (
+    AwaitApproval,
+    LeaseLost,
+    Progress,
+    ShutdownRequested,
+    TaskContext,
+)
 from inboxd.jobs.registry import all_tasks, get_task
 from inboxd.jobs.services import JobServices
 
@@ -251,6 +257,9 @@ class Worker:
             return None
         if isinstance(exc, ShutdownRequested):
             return Outcome(job, "released")
+        if isinstance(exc, AwaitApproval):
+            running.progress.flush()
+            return Outcome(job, "awaiting", result=_jsonable(exc.result))
         if isinstance(exc, JobCancelled):
             return Outcome(job, "cancelled", error="cancelled on request")
         detail = _traceback_summary(exc)

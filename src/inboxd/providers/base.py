@@ -171,12 +171,40 @@ class Changes:
 
 @dataclass(frozen=True)
 class Mutation:
-    """A change to write back to the server (flag, move, label): for later issues."""
+    """One change to one message, addressed where the store last saw it (``folder`` and its
+    location ``key``). Flags and labels change first, then the move; nothing is deleted."""
 
     folder: str
     key: str
-    action: str
-    value: Any = None
+    add_flags: tuple[str, ...] = ()
+    remove_flags: tuple[str, ...] = ()
+    #: Gmail labels (X-GM-LABELS); other providers refuse a mutation that names labels
+    add_labels: tuple[str, ...] = ()
+    remove_labels: tuple[str, ...] = ()
+    move_to: str | None = None
+    #: the message's Message-ID, to find it in ``move_to`` when the server names no new key
+    message_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What became of one mutation: where the message is now and its marks there."""
+
+    #: the mutation's own key (in its ``folder``)
+    key: str
+    #: the folder the message is in now (the mutation's folder unless it moved)
+    folder: str
+    #: its key in ``folder`` now; None when the server gave none and it could not be found
+    new_key: str | None
+    #: its flags (and Gmail labels) now, when the provider knows them
+    marks: Marks | None = None
+    #: why it was not applied ("not in INBOX any more", the server's refusal); None: done
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the change is on the server."""
+        return self.error is None
 
 
 @dataclass(frozen=True)
@@ -187,8 +215,10 @@ class Capabilities:
     reconnects: bool = False
     #: helper processes may fetch batches of a plan beside the sync (see :meth:`spec`)
     helpers: bool = False
-    #: :meth:`MailProvider.apply` writes mutations back
+    #: :meth:`MailProvider.apply` writes mutations back (else the account is read-only)
     mutations: bool = False
+    #: messages carry labels (Gmail): categories are written as labels, not keywords
+    labels: bool = False
 
 
 @dataclass(frozen=True)
@@ -321,9 +351,26 @@ class MailProvider(Protocol):
         """How a helper process opens the same provider (only with ``helpers``)."""
         ...
 
-    def apply(self, mutations: Sequence[Mutation]) -> None:
-        """Write ``mutations`` back to the server (only with ``mutations``; else
-        MutationsNotSupported)."""
+    def apply(self, mutations: Sequence[Mutation]) -> list[Applied]:
+        """Write ``mutations`` back to the server, batched (one command per folder and change,
+        over UID sets), one Applied per mutation in order. A message no longer where the
+        mutation says is not an exception: its Applied carries the error. Only with
+        ``capabilities.mutations``; else MutationsNotSupported."""
+        ...
+
+    def current_marks(self, folder: str, keys: Sequence[str]) -> dict[str, Marks]:
+        """The flags (and labels) of ``keys`` in ``folder`` as the server has them now; a key
+        missing from the answer is no longer there."""
+        ...
+
+    def locate(self, folder: str, message_id: str) -> list[str]:
+        """The keys in ``folder`` of messages with this Message-ID (to find a moved message
+        when resuming from the journal)."""
+        ...
+
+    def archive_folder(self) -> str:
+        """The folder an archive moves to: the special-use \\Archive folder (Gmail: All
+        Mail), else one named Archive, created when missing."""
         ...
 
 
@@ -409,9 +456,29 @@ class ProviderBase:
         """Not possible: this provider has no helpers."""
         raise NoHelpers(f"{self.name} accounts are synced by one process")
 
-    def apply(self, mutations: Sequence[Mutation]) -> None:
-        """Not possible yet: a later issue writes changes back."""
-        raise MutationsNotSupported(f"writing changes back to {self.name} is not supported yet")
+    def apply(self, mutations: Sequence[Mutation]) -> list[Applied]:
+        """Not possible: this account is read-only."""
+        raise MutationsNotSupported(
+            f"{self.name} accounts are read-only: inboxd cannot change them"
+        )
+
+    def current_marks(self, folder: str, keys: Sequence[str]) -> dict[str, Marks]:
+        """Not possible: this account is read-only."""
+        raise MutationsNotSupported(
+            f"{self.name} accounts are read-only: inboxd cannot change them"
+        )
+
+    def locate(self, folder: str, message_id: str) -> list[str]:
+        """Not possible: this account is read-only."""
+        raise MutationsNotSupported(
+            f"{self.name} accounts are read-only: inboxd cannot change them"
+        )
+
+    def archive_folder(self) -> str:
+        """Not possible: this account is read-only."""
+        raise MutationsNotSupported(
+            f"{self.name} accounts are read-only: inboxd cannot change them"
+        )
 
 
 #: Longest path a local account may name (Linux's PATH_MAX).

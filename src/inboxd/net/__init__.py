@@ -1,0 +1,2 @@
+"""Fetching URLs taken from messages, only through the guarded client (no private addresses,
+every hop checked): newsletter links, one-click unsubscribes, webhooks."""
