@@ -10,6 +10,7 @@ and never gets a bulk category; where the evidence is thin the confidence says s
 
 from __future__ import annotations
 
+from inboxd.triage import lexicon
 from inboxd.triage.signals import Signals, read_signals
 from inboxd.triage.types import Context, Decision, Mail
 from inboxd.vocabulary import BULK_CATEGORIES, Category, TriageSource
@@ -76,6 +77,8 @@ def _bulky(s: Signals) -> bool:
     backed = s.bulk_sender_strong or bool(
         s.bulk_sender and (s.html_only or s.promo or s.footer or s.named_undisclosed)
     )
+    # An issue of a publication from a sender without a person's name ("in this issue").
+    backed = backed or (_editorial(s) and not (s.human_name or s.reply or s.forward))
     return bool(s.unsubscribe or s.precedence in ("bulk", "junk") or backed or s.subscribed)
 
 
@@ -219,7 +222,9 @@ def _spam_cues(s: Signals) -> tuple[float, list[str]]:
         s.spam or s.address_in_text or s.no_text
     ):
         score -= 1  # a named person writing to you (with something to say, not to your address)
-    if len(s.news) >= 2 and not s.spam:
+    if _editorial(s) and not s.spam:
+        score -= 2  # an issue of a publication: spam imitates offers, seldom an editor
+    elif len(s.news) >= 2 and not s.spam:
         score -= 1  # editorial words: a publication
     if s.receipt and not s.spam:
         score -= 1  # an order or an invoice: amounts in the subject are what receipts show
@@ -289,6 +294,17 @@ def _numbered_issue(s: Signals) -> bool:
     )
 
 
+def _editorial(s: Signals) -> bool:
+    """An issue of a publication: a numbered issue with other newsletter words, a table of
+    contents ("in this issue"), or newsletter words in the subject and the text."""
+    if len(s.news) < 2:
+        return False
+    numbered = any(
+        w.startswith(("issue", "vol")) and any(c.isdigit() for c in w) for w in s.news
+    )
+    return numbered or "in this issue" in s.news or (s.news_in_subject > 0 and len(s.news) >= 3)
+
+
 def _machine_reasons(s: Signals) -> list[str]:
     reasons = [
         r for r in (s.auto, s.machine, s.notifier, s.esp, s.mailer, s.social, s.bulk_sender) if r
@@ -320,17 +336,21 @@ def _machine(s: Signals) -> Decision:
     if s.action_strong and not (s.promo or len(s.footer) >= 2):
         return _d(Category.ACTION_REQUIRED, 0.65, [*reasons, s.action_strong])
     # What the subject says weighs double: it is what the sender chose to lead with.
-    promo = len(s.promo) + s.promo_in_subject
+    promo = _offer_weight(s.promo) + s.promo_in_subject
     news = len(s.news) + s.news_in_subject + (2 if s.announce_list else 0)
     # A notice word in the text ("alert") does not outweigh an issue's table of contents.
-    editorial = news >= 2 and s.notice_in_text and not s.null_return
+    # Nor does an alerts@ address's wording ("EFFector Vol. 15") outweigh a numbered issue.
+    worded = s.notice_in_text or s.notifier_by_address
+    editorial = news >= 2 and worded and not s.null_return
     if (s.notifier or s.null_return) and not editorial:
         sent_in_bulk = s.esp or s.unsubscribe or s.mailer or s.subscribed or s.precedence
         if len(s.promo) >= 2 and promo > news and sent_in_bulk and not s.notifier_strong:
             return _d(Category.PROMOTION, 0.6, [*reasons, _words("offer words", s.promo)])
         return _d(Category.NOTIFICATION, 0.85 if s.notifier else 0.7, reasons)
     sent_to_many = _bulky(s)
-    if s.machine and not (sent_to_many and (len(s.promo) >= 2 or s.announce_list)):
+    # A noreply@ or webmaster@ address sends issues of a publication too.
+    publication = _editorial(s) and not s.null_return
+    if s.machine and not (sent_to_many and (len(s.promo) >= 2 or s.announce_list) or publication):
         return _d(Category.NOTIFICATION, 0.7, reasons)
     if s.footer and not (s.unsubscribe or s.esp):
         reasons.append(_words("subscriber footer", s.footer))
@@ -341,6 +361,13 @@ def _machine(s: Signals) -> Decision:
     if s.news:
         reasons.append(_words("newsletter words", s.news))
     return _d(Category.NEWSLETTER, confidence, reasons)
+
+
+def _offer_weight(found: list[str]) -> float:
+    """Offer words, those of commerce in general (a price, "buy", "products") for half."""
+    return sum(
+        0.5 if w in lexicon.PROMOTION_WEAK or w.startswith(("$", "shop")) else 1.0 for w in found
+    )
 
 
 def _words(what: str, found: list[str]) -> str:

@@ -35,6 +35,7 @@ __all__ = [
     "OBFUSCATED",
     "ORG_NAME",
     "PROMOTION",
+    "PROMOTION_WEAK",
     "PUBLICATION_NAME",
     "PUBLISHER_LOCAL",
     "RANDOM_LOCAL",
@@ -644,8 +645,43 @@ PROMOTION = _words(
     r"promocja",
     r"wyprzeda[żz]",
 )
+# Words of commerce that reviews, columns and a newsletter's sponsor block use as much as
+# offers do: they count for half when weighing offers against editorial content.
+PROMOTION_WEAK = frozenset(
+    {
+        "buy",
+        "purchase",
+        "price",
+        "prices",
+        "product",
+        "products",
+        "store",
+        "exclusive",
+        "catalog",
+        "in stock",
+        "now available",
+        "introducing",
+        "meet the new",
+        "starting at",
+        "auction",
+        "auctions",
+    }
+)
 NEWSLETTER = _words(
     r"newsletter",
+    # What an editor's issue has and an offer lacks: sponsors, stories, columns.
+    r"sponsor(?:ed|s|ship)?",
+    r"advertisement",
+    r"(?:read\s+the\s+)?full\s+(?:story|article|review|report)",
+    r"editor'?s\s+(?:note|choice|picks?)",
+    r"columns?",
+    r"columnist",
+    r"commentary",
+    r"in\s+today'?s",
+    r"this\s+week'?s",
+    r"latest\s+(?:news|headlines|stories)",
+    r"breaking\s+news",
+    r"briefing",
     r"digest",
     r"weekly",
     r"monthly",

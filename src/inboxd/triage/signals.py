@@ -157,6 +157,9 @@ class Signals:
     scanned: str = ""
     fake_reply: bool = False
     notifier_strong: bool = False
+    #: The notifier is only the sender address's wording ("alerts@"), not a header or a
+    #: notification service's domain.
+    notifier_by_address: bool = False
     spam_mailer: str | None = None
     promo_in_subject: int = 0
     bulk_sender_strong: bool = False
@@ -329,6 +332,7 @@ def _notifier(mail: Mail, s: Signals) -> None:
         s.notifier = f"sent by {s.from_domain} (a notification service)"
     if s.notifier is None and ("alert" in s.from_local or s.from_domain.startswith("alert")):
         s.notifier = f"sender {mail.from_addr} sends alerts"
+        s.notifier_by_address = True
     s.notifier_strong = s.notifier is not None
     if s.notifier is None and (
         lexicon.NOTIFICATION_TAG.match(mail.subject)
