@@ -354,7 +354,9 @@ def _machine(s: Signals) -> Decision:
         return _d(Category.NOTIFICATION, 0.7, reasons)
     if s.footer and not (s.unsubscribe or s.esp):
         reasons.append(_words("subscriber footer", s.footer))
-    if promo > news:
+    # Prices and "buy" alone are a review's or a sponsor block's: an offer says sale, off,
+    # coupon, save, free shipping somewhere.
+    if promo > news and (s.promo_in_subject or _offer_weight(s.promo) > len(s.promo) / 2):
         confidence = 0.8 if promo - news >= 2 else 0.6
         return _d(Category.PROMOTION, confidence, [*reasons, _words("offer words", s.promo)])
     confidence = 0.8 if news > promo else 0.55
