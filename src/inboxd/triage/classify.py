@@ -216,23 +216,30 @@ def _spam_cues(s: Signals) -> tuple[float, list[str]]:
         score -= 1.5  # a list's own List-Unsubscribe says nothing of the poster
     elif s.mailer or (s.bulk_sender and s.subscribed):
         score -= 1  # a mailing tool or sender of subscribed mail
-    if s.reply or s.quoted:
-        score -= 1
-    if ((s.human_name and s.to_owner) or s.owner_named) and not (
-        s.spam or s.address_in_text or s.no_text
-    ):
-        score -= 1  # a named person writing to you (with something to say, not to your address)
-    if _editorial(s) and not s.spam:
-        score -= 2  # an issue of a publication: spam imitates offers, seldom an editor
-    elif len(s.news) >= 2 and not s.spam:
-        score -= 1  # editorial words: a publication
-    if s.receipt and not s.spam:
-        score -= 1  # an order or an invoice: amounts in the subject are what receipts show
+    score -= _written_cues(s)
     # Counting disguised words costs more than all the rest: only when it could decide.
     if _SPAM_CUES - 2 <= score < _SPAM_CUES and s.disguised():
         score += 2
         cues.append("disguised words")
     return score, cues
+
+
+def _written_cues(s: Signals) -> float:
+    """How much what the message says is what legitimate mail says (taken off the score)."""
+    found = 0.0
+    if s.reply or s.quoted:
+        found += 1
+    if ((s.human_name and s.to_owner) or s.owner_named) and not (
+        s.spam or s.address_in_text or s.no_text
+    ):
+        found += 1  # a named person writing to you (with something to say, not to your address)
+    if _editorial(s) and not s.spam:
+        found += 2  # an issue of a publication: spam imitates offers, seldom an editor
+    elif len(s.news) >= 2 and not s.spam:
+        found += 1  # editorial words: a publication
+    if s.receipt and not s.spam:
+        found += 1  # an order or an invoice: amounts in the subject are what receipts show
+    return found
 
 
 def _spam(mail: Mail, s: Signals, direct: bool) -> Decision | None:
@@ -299,9 +306,7 @@ def _editorial(s: Signals) -> bool:
     contents ("in this issue"), or newsletter words in the subject and the text."""
     if len(s.news) < 2:
         return False
-    numbered = any(
-        w.startswith(("issue", "vol")) and any(c.isdigit() for c in w) for w in s.news
-    )
+    numbered = any(w.startswith(("issue", "vol")) and any(c.isdigit() for c in w) for w in s.news)
     return numbered or "in this issue" in s.news or (s.news_in_subject > 0 and len(s.news) >= 3)
 
 
@@ -349,8 +354,9 @@ def _machine(s: Signals) -> Decision:
         return _d(Category.NOTIFICATION, 0.85 if s.notifier else 0.7, reasons)
     sent_to_many = _bulky(s)
     # A noreply@ or webmaster@ address sends issues of a publication too.
+    marketing = sent_to_many and (len(s.promo) >= 2 or s.announce_list)
     publication = _editorial(s) and not s.null_return
-    if s.machine and not (sent_to_many and (len(s.promo) >= 2 or s.announce_list) or publication):
+    if s.machine and not (marketing or publication):
         return _d(Category.NOTIFICATION, 0.7, reasons)
     if s.footer and not (s.unsubscribe or s.esp):
         reasons.append(_words("subscriber footer", s.footer))
