@@ -548,6 +548,57 @@ def test_a_numbered_issue_through_a_list_server_is_a_newsletter() -> None:
     assert decide(message(headers, post), EMPTY).category is Category.FORUM
 
 
+def test_an_alerts_address_sending_a_numbered_issue_is_a_newsletter() -> None:
+    headers = "From: Effector List <alerts@action.example.org>\nTo: list@action.example.org"
+    issue = (
+        "EFFector Vol. 15, No. 24  A Publication of the Foundation\n"
+        "In the 223rd Issue of EFFector:\n * Comments to the regulator\n * News in brief"
+    )
+    decision = decide(message(headers + "\nSubject: EFFector 15.24: comments filed", issue))
+    assert decision.category is Category.NEWSLETTER, decision
+    alert = "The server room is above 35 C since 14:02."
+    decision = decide(message(headers + "\nSubject: Temperature", alert))
+    assert decision.category is Category.NOTIFICATION, decision
+
+
+def test_an_issue_of_a_publication_outweighs_spam_cues() -> None:
+    headers = (
+        "From: Money Weekly <mw@mail.money.example>\nTo: reader@example.net\n"
+        "Reply-To: editor@money-letters.example\nSubject: Personal Finance: resolutions"
+    )
+    body = (
+        "In this issue:\n1. Pay off your credit card first\n2. Funds for $9.99 a month\n"
+        "Sponsored by Bank Example.\nRead the full story: http://money.example/a "
+        "http://money.example/b http://money.example/c"
+    )
+    decision = decide(message(headers, body), EMPTY)
+    assert decision.category is not Category.SPAM, decision
+    assert not decision.direct
+
+
+@pytest.mark.parametrize(
+    ("body", "category"),
+    [
+        (
+            "Our editors reviewed five cameras. The G2 is the one to buy at $499; the full "
+            "review compares prices and products. Sponsored by a camera store.",
+            Category.NEWSLETTER,
+        ),
+        (
+            "Summer sale: 30% off every camera, free shipping, use code SUMMER. Buy now at $499.",
+            Category.PROMOTION,
+        ),
+    ],
+)
+def test_prices_alone_are_a_review_offers_are_a_promotion(body: str, category: Category) -> None:
+    mail = message(
+        "From: Gear Letter <letter@mail.gear.example>\nTo: reader@example.net\n"
+        "List-Unsubscribe: <mailto:leave@mail.gear.example>\nSubject: Cameras this month",
+        body + "\nTo unsubscribe, visit http://gear.example/u",
+    )
+    assert decide(mail, EMPTY).category is category
+
+
 @pytest.mark.parametrize(
     "subject", ["Reminder: lunch tomorrow", "Security alert on the build box", "Automatic reply"]
 )
