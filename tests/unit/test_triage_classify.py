@@ -599,6 +599,53 @@ def test_prices_alone_are_a_review_offers_are_a_promotion(body: str, category: C
     assert decide(mail, EMPTY).category is category
 
 
+_PHISH_BODY = "Your account needs attention. Log in at http://x.example/login to keep it."
+
+
+@pytest.mark.parametrize(
+    ("sender", "subject"),
+    [
+        # A brand's name over another domain, with a bulk-mail service's header.
+        ("MetaMask Support <guilherme@avantia.example>", "Your wallet access is blocked"),
+        # Cyrillic letters among Latin ones in the subject.
+        ("Service <cs@support.example>", "Y\u043eur \u0430cc\u043eunt h\u0430s been locked"),
+        # Marks over each letter of the brand.
+        ("A\u073fm\u073fa\u073fz\u073fo\u073fn <cs@feedback.example>", "Payment declined"),
+        # No domain at all.
+        ("<temu>", "Rewards have arrived"),
+    ],
+)
+def test_a_sender_in_disguise_is_spam_even_through_a_bulk_service(
+    sender: str, subject: str
+) -> None:
+    headers = f"From: {sender}\nSubject: {subject}\nFeedback-ID: 1:2:3:ses\nContent-Type: text/html"
+    decision = decide(message(headers, f"<p>{_PHISH_BODY}</p>"))
+    assert decision.category is Category.SPAM, decision
+
+
+@pytest.mark.parametrize(
+    "sender",
+    [
+        "PayPal <service@intl.paypal.example>",
+        "Amazon.com <shipment-tracking@amazon.example>",
+        "Ed Chase <ed@mail.example>",
+    ],
+)
+def test_a_brand_at_its_own_domain_or_a_persons_name_is_no_disguise(sender: str) -> None:
+    headers = f"From: {sender}\nSubject: Account settings\nFeedback-ID: 1:2:3:ses"
+    decision = decide(message(headers, f"<p>{_PHISH_BODY}</p>"))
+    assert decision.category is not Category.SPAM, decision
+    assert not any("disguise" in r or "another domain" in r for r in decision.reasons)
+
+
+def test_mixed_scripts_are_words_not_languages() -> None:
+    from inboxd.triage.signals import _mixed_script
+
+    assert not _mixed_script("\u041f\u0440\u0438\u0432\u0435\u0442, Sam")  # Russian, then Latin
+    assert not _mixed_script("Caf\u00e9 \u00e0 Z\u00fcrich")
+    assert _mixed_script("P\u0430yPal")
+
+
 @pytest.mark.parametrize(
     "subject", ["Reminder: lunch tomorrow", "Security alert on the build box", "Automatic reply"]
 )

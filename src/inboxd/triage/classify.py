@@ -187,7 +187,15 @@ def _spam_cues(s: Signals) -> tuple[float, list[str]]:
         (1.0 * s.spam_in_subject, s.spam_in_subject > 0, "spam words in the subject"),
         (1.5, s.precedence == "junk" and not s.list_reason, "Precedence: junk"),
         (2.0, s.spam_mailer is not None, "sent with a mass-mailing program"),
-        (1.0, s.names_recipient and not s.list_reason, "the subject names your address"),
+        (
+            1.0 + 0.5 * s.address_in_subject,
+            s.names_recipient and not s.list_reason,
+            "the subject names your address",
+        ),
+        (2.5, s.impersonates is not None, f"a sender named {s.impersonates} at another domain"),
+        (3.5, s.mixed_script, "letters of mixed scripts in the subject or sender"),
+        (1.5, s.bad_sender, "a sender address without a domain"),
+        (1.0, s.abused_host, "sent from a throwaway host"),
         (1.0, s.dynamic_relay and not s.list_reason, "sent from a home connection"),
         (1.0, s.links >= 3 and not s.list_reason, "mostly links"),
         (
@@ -212,7 +220,11 @@ def _spam_cues(s: Signals) -> tuple[float, list[str]]:
     if s.list_reason and not (s.bulk or advert) and len(s.spam) < 4:
         # Discussion lists talk about spam too; people seldom post HTML alone to them.
         score -= 3 if s.human_name and not s.html_only else 1.5
-    if s.esp or s.one_click or (s.unsubscribe and not s.list_reason):
+    # Spam is sent through bulk-mail services too: no alibi for a sender in disguise.
+    disguised = s.impersonates is not None or s.mixed_script or s.bad_sender
+    if disguised:
+        pass
+    elif s.esp or s.one_click or (s.unsubscribe and not s.list_reason):
         score -= 1.5  # a list's own List-Unsubscribe says nothing of the poster
     elif s.mailer or (s.bulk_sender and s.subscribed):
         score -= 1  # a mailing tool or sender of subscribed mail

@@ -11,10 +11,13 @@ import functools
 import re
 
 __all__ = [
+    "ABUSED_HOST",
     "ACTION",
     "ACTION_STRONG",
     "ANNOUNCE_SUBJECT",
     "AUTOMATED_TEXT",
+    "BRANDS",
+    "BRAND_NAME",
     "BULK_ADDRESS",
     "BULK_LOCAL",
     "BULK_MAILERS",
@@ -851,6 +854,23 @@ SPAM = _words(
     r"(?:got|have|found|had)\s+your\s+(?:e-?mail|contact|address)\s+(?:from|through|via)",
     r"pictures\s+of\s+me",
     r"as\s+seen\s+on\s+(?:tv|oprah|cnn|nbc|cbs)",
+    # Phishing and prize scams of the 2010s and 2020s, in the languages they target.
+    r"(?:seed|recovery|secret)\s+phrase",
+    r"free\s+spins",
+    r"mystery\s+box",
+    r"you(?:'ve|\s+have)\s+been\s+(?:selected|chosen)",
+    r"you\s+(?:were|are)\s+(?:selected|chosen)",
+    r"(?:unusual|suspicious)\s+(?:sign[-.\s]?in|login|activity)",
+    r"(?:update|verify|confirm)\s+your\s+(?:payment|billing|wallet|device)",
+    r"wallet\s+(?:access|is|has\s+been|will\s+be)",
+    r"(?:your\s+)?(?:photos|files|account|mailbox)\s+will\s+be\s+(?:deleted|closed|suspended)",
+    r"(?:claim|collect)\s+(?:your|now|it)",
+    r"herzlichen\s+gl[üu]ckwunsch",
+    r"ausgew[äa]hlt",
+    r"f[ée]licitations",
+    r"parab[ée]ns",
+    r"selecionad[oa]",
+    r"seleccionad[oa]",
 )
 # Words spam uses a lot that newsletters and offers use too: they count for half.
 SPAM_WEAK = _words(
@@ -916,6 +936,23 @@ SPAM_WEAK = _words(
     r"confidential",
     r"partnership",
     r"transaction",
+    r"rewards?",
+    r"survey",
+    r"crypto\w*",
+    r"wallet",
+    r"withdrawal",
+    r"bonus",
+    r"final\s+notice",
+    r"last\s+reminder",
+    r"gift\s+card",
+    r"prizes?",
+    r"expires?\s+today",
+    r"pontos",
+    r"resgat\w+",
+    r"gratuit\w*",
+    r"cadeau",
+    r"gewinn\w*",
+    r"kostenlos\w*",
 )
 SPAM_SUBJECT = re.compile(
     r"[!?]{2,}|\$\d|\bfree\b|\b(?:re|fw):\s*$|^\s*(?:adv|ad)\s*[:\]]|\[adv\]|\badv:"
@@ -968,6 +1005,76 @@ SPAM_TAG = re.compile(
 # Machine-made local parts: a long run of consonants, as random strings have.
 RANDOM_LOCAL = re.compile(
     r"^(?:(?=[a-z]*[bcdfghjklmnpqrstvwxz]{4})[a-z]{6,}\d*|[a-z_.]+\d{5,}[a-z_.\d]*)$"
+)
+# Brands phishing puts in a sender's display name, each with the words its own sending
+# domains hold ("PayPal" <service@paypal.co.uk>; "Amazon" <...@scuba-centre.example> is
+# not Amazon). Names that are also people's first names (Chase) are left out.
+BRANDS: dict[str, tuple[str, ...]] = {
+    "paypal": ("paypal",),
+    "amazon": ("amazon",),
+    "microsoft": ("microsoft", "office", "outlook", "live", "msn", "xbox", "skype"),
+    "office 365": ("microsoft", "office"),
+    "outlook": ("microsoft", "outlook", "office", "live"),
+    "netflix": ("netflix",),
+    "apple": ("apple", "icloud", "itunes"),
+    "icloud": ("apple", "icloud"),
+    "google": ("google", "gmail", "youtube"),
+    "metamask": ("metamask",),
+    "ledger": ("ledger",),
+    "binance": ("binance",),
+    "coinbase": ("coinbase",),
+    "trezor": ("trezor",),
+    "dhl": ("dhl",),
+    "fedex": ("fedex",),
+    "usps": ("usps",),
+    "correios": ("correios",),
+    "bradesco": ("bradesco",),
+    "itau": ("itau",),
+    "wells fargo": ("wellsfargo", "wf"),
+    "bank of america": ("bankofamerica", "bofa"),
+    "hsbc": ("hsbc",),
+    "barclays": ("barclays",),
+    "costco": ("costco",),
+    "walmart": ("walmart",),
+    "temu": ("temu",),
+    "shein": ("shein",),
+    "aarp": ("aarp",),
+    "mcafee": ("mcafee",),
+    "docusign": ("docusign",),
+    "dropbox": ("dropbox",),
+    "adobe": ("adobe",),
+    "facebook": ("facebook", "fb", "meta"),
+    "instagram": ("instagram", "facebook"),
+    "whatsapp": ("whatsapp", "facebook"),
+    "linkedin": ("linkedin",),
+    "ebay": ("ebay",),
+    "spotify": ("spotify",),
+    "t-mobile": ("t-mobile", "tmobile"),
+    "verizon": ("verizon", "vzw"),
+    "xfinity": ("xfinity", "comcast"),
+    "irs": ("irs",),
+    "hmrc": ("hmrc",),
+    "dpd": ("dpd",),
+    "ups": ("ups",),
+    "american express": ("americanexpress", "amex", "aexp"),
+    "visa": ("visa",),
+    "mastercard": ("mastercard",),
+    "steam": ("steam",),
+}
+BRAND_NAME = re.compile(
+    r"(?<![a-z0-9])("
+    + "|".join(re.escape(b) for b in sorted(BRANDS, key=len, reverse=True))
+    + r")(?![a-z0-9])"
+)
+# Free hosting and app platforms, and the top-level domains most abused by spam (the
+# Spamhaus and Interisle reports): nobody's own mail domain, or seldom.
+ABUSED_HOST = re.compile(
+    r"(?:\.onmicrosoft\.com|\.firebaseapp\.com|\.web\.app|\.herokuapp\.com"
+    r"|\.azurewebsites\.net|\.blogspot\.com|\.wixsite\.com|\.weebly\.com"
+    r"|\.godaddysites\.com|\.(?:click|xyz|top|icu|buzz|rest|sbs|cfd|quest|monster|cyou"
+    r"|bond|cam|loan|work|gq|tk|ml|cf|ga|zip|mov|bar|beauty|hair|lol|skin|autos|boats"
+    r"|yachts|shop|store|online|site|website|space|fun|live|life|today|pw|su))$",
+    re.IGNORECASE,
 )
 # Addresses of mailing lists (what a post to a list is sent "To").
 LIST_ADDRESS = re.compile(

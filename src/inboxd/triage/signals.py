@@ -182,6 +182,19 @@ class Signals:
     notice_in_text: bool = False
     #: Sent to role addresses (webmaster@, info@) of several sites: a harvested list.
     harvested: bool = False
+    #: A brand in the sender's name that its address's domain does not hold ("PayPal"
+    #: <x@scuba.example>), with the brand.
+    impersonates: str | None = None
+    #: Words of the subject or sender's name that mix scripts or hide marks between their
+    #: letters ("MetaMask" with Greek and Cyrillic capitals, "Amazon" with a mark over
+    #: each letter): made to pass filters, as no one writes.
+    mixed_script: bool = False
+    #: The From address has no domain a server could answer for ("<temu>", "x@correios").
+    bad_sender: bool = False
+    #: The sender's domain is on a free hosting platform or a much-abused top-level domain.
+    abused_host: bool = False
+    #: The subject holds the recipient's whole address.
+    address_in_subject: bool = False
 
     def disguised(self) -> bool:
         """Does the text disguise words with digits or symbols ("st0ck", "v1agra") or break
@@ -359,7 +372,13 @@ def _bulk(mail: Mail, s: Signals) -> None:
         s.mailer = f"sent with a bulk-mail tool (X-Mailer: {mailer[:40]})"
     _bulk_sender(mail, s)
     name = mail.from_name or ""
-    s.human_name = bool(name) and not lexicon.ORG_NAME.search(name.lower()) and _personish(name)
+    lowered = name.lower()
+    s.human_name = (
+        bool(name)
+        and not lexicon.ORG_NAME.search(lowered)
+        and _personish(name)
+        and not lexicon.BRAND_NAME.search(lowered)  # "Binance", "Banco do Brasil"
+    )
     if not name and s.from_local and not s.machine and not s.bulk_sender:
         s.human_name = bool(_HUMAN_LOCAL.match(s.from_local)) and "." in s.from_local
 
@@ -617,7 +636,60 @@ def _sender_cues(mail: Mail, ctx: Context, s: Signals, mine: str) -> None:
     reply_to = mail.header("reply-to") or ""
     if reply_to and s.from_domain and "@" in reply_to:
         s.reply_to_elsewhere = s.from_domain not in reply_to.lower()
+    _disguise(mail, s)
     if ctx.name:
         first = ctx.name.split()[0].lower() if ctx.name.split() else ""
         greeting = _GREETING.match(mine)
         s.owner_named = bool(first) and greeting is not None and greeting.group(1).lower() == first
+
+
+def _disguise(mail: Mail, s: Signals) -> None:
+    """How a sender poses as someone else: a brand's name over another domain, letters of
+    mixed scripts, an address no server answers for, a throwaway host."""
+    addr = mail.from_addr or ""
+    # Without a domain the address is all there is to read ("<temu>").
+    name = (mail.from_name or ("" if "@" in addr else addr)).lower()
+    brand = lexicon.BRAND_NAME.search(name) if name else None
+    if brand is not None:
+        domain = s.from_domain.replace("-", "")
+        if not any(alias.replace("-", "") in domain for alias in lexicon.BRANDS[brand.group(1)]):
+            s.impersonates = brand.group(1)
+    s.mixed_script = _mixed_script(mail.subject) or _mixed_script(mail.from_name or "")
+    if addr and not s.human_name:
+        domain = s.from_domain
+        s.bad_sender = not domain or ("." not in domain and domain not in _LOCAL_HOSTS)
+    s.abused_host = bool(s.from_domain) and bool(lexicon.ABUSED_HOST.search(s.from_domain))
+    subject = mail.subject.lower()
+    s.address_in_subject = any(a in subject for a in mail.to[:3] if "@" in a)
+
+
+_LOCAL_HOSTS = frozenset({"localhost", "localdomain", "local"})
+# Marks that render as nothing or as a dot over a letter, inserted to split words for filters.
+_HIDDEN_MARKS = frozenset({0x00AD, 0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF, 0x034F})
+
+
+def _mixed_script(text: str) -> bool:
+    """Does a word of ``text`` mix Latin letters with Greek or Cyrillic ones, or with
+    combining or invisible marks, or use mathematical letters (bold "Win" from U+1D400)?"""
+    if text.isascii():
+        return False
+    for word in text.split():
+        if word.isascii():
+            continue
+        latin = foreign = False
+        for ch in word:
+            code = ord(ch)
+            if code < 0x80:
+                latin = latin or ch.isalpha()
+            elif 0x370 <= code <= 0x52F:  # Greek and Cyrillic
+                foreign = True
+            elif (
+                0x300 <= code <= 0x36F
+                or 0x700 <= code <= 0x74F  # Syriac marks, used as over-dots
+                or code in _HIDDEN_MARKS
+                or 0x1D400 <= code <= 0x1D7FF  # mathematical alphanumerics
+            ):
+                return bool(latin) or 0x1D400 <= code <= 0x1D7FF
+        if latin and foreign:
+            return True
+    return False
