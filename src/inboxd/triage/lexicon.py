@@ -11,7 +11,8 @@ import functools
 import re
 
 __all__ = [
-    "ABUSED_HOST",
+    "ABUSED_HOSTS",
+    "ABUSED_TLDS",
     "ACTION",
     "ACTION_STRONG",
     "ANNOUNCE_SUBJECT",
@@ -1068,13 +1069,62 @@ BRAND_NAME = re.compile(
 )
 # Free hosting and app platforms, and the top-level domains most abused by spam (the
 # Spamhaus and Interisle reports): nobody's own mail domain, or seldom.
-ABUSED_HOST = re.compile(
-    r"(?:\.onmicrosoft\.com|\.firebaseapp\.com|\.web\.app|\.herokuapp\.com"
-    r"|\.azurewebsites\.net|\.blogspot\.com|\.wixsite\.com|\.weebly\.com"
-    r"|\.godaddysites\.com|\.(?:click|xyz|top|icu|buzz|rest|sbs|cfd|quest|monster|cyou"
-    r"|bond|cam|loan|work|gq|tk|ml|cf|ga|zip|mov|bar|beauty|hair|lol|skin|autos|boats"
-    r"|yachts|shop|store|online|site|website|space|fun|live|life|today|pw|su))$",
-    re.IGNORECASE,
+ABUSED_HOSTS = (
+    ".onmicrosoft.com",
+    ".firebaseapp.com",
+    ".web.app",
+    ".herokuapp.com",
+    ".azurewebsites.net",
+    ".blogspot.com",
+    ".wixsite.com",
+    ".weebly.com",
+    ".godaddysites.com",
+)
+ABUSED_TLDS = frozenset(
+    [
+        "click",
+        "xyz",
+        "top",
+        "icu",
+        "buzz",
+        "rest",
+        "sbs",
+        "cfd",
+        "quest",
+        "monster",
+        "cyou",
+        "bond",
+        "cam",
+        "loan",
+        "work",
+        "gq",
+        "tk",
+        "ml",
+        "cf",
+        "ga",
+        "zip",
+        "mov",
+        "bar",
+        "beauty",
+        "hair",
+        "lol",
+        "skin",
+        "autos",
+        "boats",
+        "yachts",
+        "shop",
+        "store",
+        "online",
+        "site",
+        "website",
+        "space",
+        "fun",
+        "live",
+        "life",
+        "today",
+        "pw",
+        "su",
+    ]
 )
 # Addresses of mailing lists (what a post to a list is sent "To").
 LIST_ADDRESS = re.compile(

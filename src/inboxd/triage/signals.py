@@ -658,7 +658,10 @@ def _disguise(mail: Mail, s: Signals) -> None:
     if addr and not s.human_name:
         domain = s.from_domain
         s.bad_sender = not domain or ("." not in domain and domain not in _LOCAL_HOSTS)
-    s.abused_host = bool(s.from_domain) and bool(lexicon.ABUSED_HOST.search(s.from_domain))
+    host = s.from_domain.lower()
+    s.abused_host = host.rpartition(".")[2] in lexicon.ABUSED_TLDS or host.endswith(
+        lexicon.ABUSED_HOSTS
+    )
     subject = mail.subject.lower()
     s.address_in_subject = any(a in subject for a in mail.to[:3] if "@" in a)
 
