@@ -216,19 +216,10 @@ def _spam_cues(s: Signals) -> tuple[float, list[str]]:
         if present:
             score += weight
             cues.append(cue)
-    # What legitimate mail has and spam lacks.
-    if s.list_reason and not (s.bulk or advert) and len(s.spam) < 4:
-        # Discussion lists talk about spam too; people seldom post HTML alone to them.
-        score -= 3 if s.human_name and not s.html_only else 1.5
-    # Spam is sent through bulk-mail services too: no alibi for a sender in disguise.
-    disguised = s.impersonates is not None or s.mixed_script or s.bad_sender
-    if disguised:
-        pass
-    elif s.esp or s.one_click or (s.unsubscribe and not s.list_reason):
-        score -= 1.5  # a list's own List-Unsubscribe says nothing of the poster
-    elif s.mailer or (s.bulk_sender and s.subscribed):
-        score -= 1  # a mailing tool or sender of subscribed mail
-    score -= _written_cues(s)
+    # What legitimate mail has and spam lacks; a sender in disguise (another's brand,
+    # mixed scripts, no domain) has none of it, whatever service or list carried it.
+    if not (s.impersonates is not None or s.mixed_script or s.bad_sender):
+        score -= _alibis(s, advert)
     # Counting disguised words costs more than all the rest: only when it could decide.
     if _SPAM_CUES - 2 <= score < _SPAM_CUES and s.disguised():
         score += 2
@@ -236,8 +227,21 @@ def _spam_cues(s: Signals) -> tuple[float, list[str]]:
     return score, cues
 
 
+def _alibis(s: Signals, advert: bool) -> float:
+    """How much the way the message came and what it says are legitimate mail's."""
+    found = 0.0
+    if s.list_reason and not (s.bulk or advert) and len(s.spam) < 4:
+        # Discussion lists talk about spam too; people seldom post HTML alone to them.
+        found += 3 if s.human_name and not s.html_only else 1.5
+    if s.esp or s.one_click or (s.unsubscribe and not s.list_reason):
+        found += 1.5  # a list's own List-Unsubscribe says nothing of the poster
+    elif s.mailer or (s.bulk_sender and s.subscribed):
+        found += 1  # a mailing tool or sender of subscribed mail
+    return found + _written_cues(s)
+
+
 def _written_cues(s: Signals) -> float:
-    """How much what the message says is what legitimate mail says (taken off the score)."""
+    """How much what the message says is what legitimate mail says."""
     found = 0.0
     if s.reply or s.quoted:
         found += 1

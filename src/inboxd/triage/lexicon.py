@@ -937,6 +937,7 @@ SPAM_WEAK = _words(
     r"confidential",
     r"partnership",
     r"transaction",
+    r"(?:dear|hello|hi)\s+,",  # a merge whose name field was empty
     r"rewards?",
     r"survey",
     r"crypto\w*",
