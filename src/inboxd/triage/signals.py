@@ -650,9 +650,11 @@ def _disguise(mail: Mail, s: Signals) -> None:
     # Without a domain the address is all there is to read ("<temu>").
     name = (mail.from_name or ("" if "@" in addr else addr)).lower()
     brand = lexicon.BRAND_NAME.search(name) if name else None
-    if brand is not None:
-        domain = s.from_domain.replace("-", "")
-        if not any(alias.replace("-", "") in domain for alias in lexicon.BRANDS[brand.group(1)]):
+    # "Kurier DPD (via Poczta Allegro)": a relay says whom it sends for.
+    if brand is not None and not _names(name, "via"):
+        # The brand's own domain in From, or in Reply-To (a relay answering to the brand).
+        domains = (s.from_domain + " " + (mail.header("reply-to") or "")).lower().replace("-", "")
+        if not any(alias.replace("-", "") in domains for alias in lexicon.BRANDS[brand.group(1)]):
             s.impersonates = brand.group(1)
     s.mixed_script = _mixed_script(mail.subject) or _mixed_script(mail.from_name or "")
     if addr and not s.human_name:
