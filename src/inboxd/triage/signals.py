@@ -302,9 +302,11 @@ def _list(mail: Mail, s: Signals) -> None:
 
 def _list_route(mail: Mail, s: Signals) -> str | None:
     """A list that shows only in the route: its bounce address, or the list as recipient."""
+    # A list's bounce address on mail to the user's own address and no list field is how
+    # bulk mailers send one copy per subscriber too: only mail to another address is a list's.
     for name in ("sender", "errors-to", "return-path"):
         value = mail.header(name)
-        if value and _LIST_SENDER.search(value):
+        if value and _LIST_SENDER.search(value) and not (s.to_owner and len(mail.to) == 1):
             return f"sent through a mailing list ({_title(name)}: {value[:60]})"
     if not s.to_owner and len(mail.to) == 1 and lexicon.LIST_ADDRESS.search(mail.to[0]):
         return f"sent to a mailing list address ({mail.to[0]})"
