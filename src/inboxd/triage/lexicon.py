@@ -513,6 +513,7 @@ ACTION = _words(
     r"confirm|let\s+me\s+know|take\s+a\s+look|call|give|provide|forward|update|help|get|"
     r"make|prepare|pay|reply|respond|comment|sign\s+off)",
     r"action\s+(?:required|needed|requested)",
+    r"action\s+items?",
     r"approval\s+(?:required|needed|requested)",
     r"your\s+(?:approval|signature|review|feedback|input|response)\s+(?:is\s+)?"
     r"(?:required|needed|requested)",
