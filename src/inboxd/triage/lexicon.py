@@ -873,6 +873,13 @@ SPAM = _words(
     r"parab[ée]ns",
     r"selecionad[oa]",
     r"seleccionad[oa]",
+    # Advance-fee fraud's props.
+    r"western\s+union",
+    r"money\s?gram",
+    r"atm\s+(?:visa\s+|master\s+)?card",
+    r"barrister",
+    r"consignment",
+    r"inheritance",
 )
 # Words spam uses a lot that newsletters and offers use too: they count for half.
 SPAM_WEAK = _words(
@@ -939,6 +946,9 @@ SPAM_WEAK = _words(
     r"partnership",
     r"transaction",
     r"(?:dear|hello|hi)\s+,",  # a merge whose name field was empty
+    r"beloved",
+    r"compensation",
+    r"widow",
     r"rewards?",
     r"survey",
     r"crypto\w*",
