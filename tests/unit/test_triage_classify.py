@@ -638,6 +638,13 @@ def test_a_brand_at_its_own_domain_or_a_persons_name_is_no_disguise(sender: str)
     assert not any("disguise" in r or "another domain" in r for r in decision.reasons)
 
 
+def test_a_person_naming_their_employer_is_no_phisher() -> None:
+    mail = message("From: Ann from Amazon <ann.lee@gmail.example>", "Hi Sam,\nlunch Friday?\nAnn")
+    decision = decide(mail)
+    assert decision.category is Category.PERSONAL, decision
+    assert decision.direct
+
+
 def test_mixed_scripts_are_words_not_languages() -> None:
     from inboxd.triage.signals import _mixed_script
 

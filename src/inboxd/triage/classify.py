@@ -192,7 +192,7 @@ def _spam_cues(s: Signals) -> tuple[float, list[str]]:
             s.names_recipient and not s.list_reason,
             "the subject names your address",
         ),
-        (2.5, s.impersonates is not None, f"a sender named {s.impersonates} at another domain"),
+        (2.0, s.impersonates is not None, f"a sender named {s.impersonates} at another domain"),
         (3.5, s.mixed_script, "letters of mixed scripts in the subject or sender"),
         (1.5, s.bad_sender, "a sender address without a domain"),
         (1.0, s.abused_host, "sent from a throwaway host"),
