@@ -645,6 +645,23 @@ def test_a_person_naming_their_employer_is_no_phisher() -> None:
     assert decision.direct
 
 
+@pytest.mark.parametrize(
+    ("subject", "category"),
+    [
+        ("Can you send me the report?", Category.ACTION_REQUIRED),
+        ("Re: can you send me the report?", Category.PERSONAL),
+        ("Fwd: Please forward this email to me", Category.PERSONAL),
+    ],
+)
+def test_a_request_in_a_replys_subject_was_the_first_messages(
+    subject: str, category: Category
+) -> None:
+    headers = f"Subject: {subject}" + ("\nIn-Reply-To: <1@example.org>" * subject.startswith("Re"))
+    decision = decide(message(headers, "Here it is.\nAnn"))
+    assert decision.category is category, decision
+    assert decision.direct
+
+
 def test_mixed_scripts_are_words_not_languages() -> None:
     from inboxd.triage.signals import _mixed_script
 

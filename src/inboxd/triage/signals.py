@@ -492,7 +492,9 @@ def _content(mail: Mail, ctx: Context, s: Signals) -> None:
     # One soft request in passing ("let me know if...") is how people write; a request in
     # the subject, two of them, or a strong one (approve, sign, pay) asks for action.
     soft = found.get("action", [])
-    if soft and (in_subject.get("action") or len(set(soft)) >= 2):
+    # The subject of a reply or a forward is the first message's: its request was answered.
+    asked = in_subject.get("action") and not (s.reply or s.fake_reply or s.forward)
+    if soft and (asked or len(set(soft)) >= 2):
         s.action = f"asks you to act ('{soft[0]}')"
     else:
         s.action = s.action_strong
