@@ -48,10 +48,11 @@ DEFAULT_LABELS = ROOT / "tests" / "fixtures" / "triage" / "labels.tsv"
 TARGET_ACCURACY = 0.90
 TARGET_RATE = 5000.0
 #: One message in HOLDOUT (by a hash of its file name) is held out of tuning: ``--part held``
-#: measures on those alone, ``--part tune`` on the rest. Rows whose ``part`` column says
-#: ``fresh`` were added after the signals were tuned and are never tuned on: ``--part fresh``.
+#: measures on those alone, ``--part tune`` on the rest. Rows whose ``part`` column names a
+#: part (``fresh``, ``fresh2``) were added after the signals were tuned and are never tuned
+#: on: ``--part fresh``.
 HOLDOUT = 5
-PARTS = ("tune", "held", "fresh")
+PARTS = ("tune", "held", "fresh", "fresh2")
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ class Sample:
     user: str
     direct: bool
     note: str = ""
-    fresh: bool = False
+    part: str = ""
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ def read_labels(path: Path, user: str | None) -> list[Sample]:
                     user=(user or row.get("user") or "").strip().lower(),
                     direct=(row.get("direct") or "0").strip() == "1",
                     note=row.get("note") or "",
-                    fresh=(row.get("part") or "").strip() == "fresh",
+                    part=(row.get("part") or "").strip(),
                 )
             )
     return samples
@@ -111,9 +112,10 @@ def _read_tree(path: Path, user: str | None) -> list[Sample]:
 
 
 def part_of(sample: Sample) -> str:
-    """``fresh``, ``held`` (one in HOLDOUT of the rest, by a CRC of the name) or ``tune``."""
-    if sample.fresh:
-        return "fresh"
+    """The row's own part (``fresh``...), else ``held`` (one in HOLDOUT, by a CRC of the
+    name) or ``tune``."""
+    if sample.part:
+        return sample.part
     return "held" if zlib.crc32(sample.name.encode()) % HOLDOUT == 0 else "tune"
 
 
@@ -298,7 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         choices=("all", *PARTS),
         default="all",
         help=f"all messages, the 1 in {HOLDOUT} held out of tuning, the others (tune), or "
-        "the fresh rows added after tuning",
+        "the rows added after tuning (fresh, fresh2)",
     )
     args = parser.parse_args(argv)
     print(f"python {platform.python_version()} on {platform.machine()}, labels {args.labels}")
