@@ -662,6 +662,15 @@ def test_a_request_in_a_replys_subject_was_the_first_messages(
     assert decision.direct
 
 
+def test_a_subscription_confirmation_is_a_notification_not_an_issue() -> None:
+    headers = "From: Reich Report <report@prospect.example>\nTo: reader@example.net"
+    body = "Thanks! Our weekly newsletter will reach you every Monday.\nSign up for our newsletter"
+    welcome = decide(message(headers + "\nSubject: You're signed up for the Reich Report!", body))
+    assert welcome.category is Category.NOTIFICATION, welcome
+    issue = decide(message(headers + "\nSubject: The Reich Report, week 12", body))
+    assert issue.category is Category.NEWSLETTER, issue
+
+
 def test_mixed_scripts_are_words_not_languages() -> None:
     from inboxd.triage.signals import _mixed_script
 

@@ -52,6 +52,7 @@ __all__ = [
     "SPAM_SUBJECT",
     "SPAM_TAG",
     "SPAM_WEAK",
+    "SUBSCRIPTION_SUBJECT",
 ]
 
 
@@ -384,6 +385,15 @@ NOTIFICATION_SUBJECT = _words(
     r"reminder",
     r"svn\s+commit",
     r"cvs\s+commit",
+)
+# Subjects of subscription confirmations and welcomes (notices about the subscription, not
+# an issue of it); only the subject: an issue's text says "you're subscribed to" too.
+SUBSCRIPTION_SUBJECT = re.compile(
+    r"(?:you'?re|you\s+are|you\s+have\s+been)\s+(?:now\s+)?(?:signed\s+up|subscribed|registered)"
+    r"|(?:subscription|registration|sign-?up)\s+(?:is\s+)?(?:confirmed|confirmation|complete)"
+    r"|confirm\s+your\s+(?:subscription|sign-?up|e-?mail\s+address)"
+    r"|thanks?\s+(?:you\s+)?for\s+(?:subscribing|signing\s+up|registering|joining)",
+    re.IGNORECASE,
 )
 # Subject tags of trackers, cron and version control.
 NOTIFICATION_TAG = re.compile(

@@ -354,6 +354,8 @@ def _notifier(mail: Mail, s: Signals) -> None:
         or lexicon.NOTIFICATION_SUBJECT.search(mail.subject.lower())
     ):
         s.notifier = "subject of an automated notice"
+    elif s.notifier is None and lexicon.SUBSCRIPTION_SUBJECT.search(mail.subject):
+        s.notifier = "subject of a subscription notice"
     if s.from_domain and lexicon.SOCIAL_DOMAINS.search(s.from_domain):
         s.social = f"from a social network ({s.from_domain})"
     elif found := lexicon.SOCIAL_NAMES.search(s.names):
