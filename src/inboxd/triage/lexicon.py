@@ -1084,10 +1084,9 @@ BRANDS: dict[str, tuple[str, ...]] = {
     "mastercard": ("mastercard",),
     "steam": ("steam",),
 }
+# As a trie on leading letters (a flat alternation tried every brand at every position).
 BRAND_NAME = re.compile(
-    r"(?<![a-z0-9])("
-    + "|".join(re.escape(b) for b in sorted(BRANDS, key=len, reverse=True))
-    + r")(?![a-z0-9])"
+    _WORD_START + "(?:" + _trie([re.escape(b) for b in BRANDS]) + r")(?![a-z0-9])"
 )
 # Free hosting and app platforms, and the top-level domains most abused by spam (the
 # Spamhaus and Interisle reports): nobody's own mail domain, or seldom.

@@ -182,6 +182,8 @@ class Signals:
     notice_in_text: bool = False
     #: Sent to role addresses (webmaster@, info@) of several sites: a harvested list.
     harvested: bool = False
+    #: A brand the sender's name (or a domainless address) holds.
+    brand: str | None = None
     #: A brand in the sender's name that its address's domain does not hold ("PayPal"
     #: <x@scuba.example>), with the brand.
     impersonates: str | None = None
@@ -376,12 +378,16 @@ def _bulk(mail: Mail, s: Signals) -> None:
         s.mailer = f"sent with a bulk-mail tool (X-Mailer: {mailer[:40]})"
     _bulk_sender(mail, s)
     name = mail.from_name or ""
-    lowered = name.lower()
+    addr = mail.from_addr or ""
+    # Without a domain the address is all there is to read ("<temu>").
+    named = (name or ("" if "@" in addr else addr)).lower()
+    found = lexicon.BRAND_NAME.search(named) if named else None
+    s.brand = found.group(0) if found else None
     s.human_name = (
         bool(name)
-        and not lexicon.ORG_NAME.search(lowered)
+        and s.brand is None  # "Binance", "Banco do Brasil"
+        and not lexicon.ORG_NAME.search(name.lower())
         and _personish(name)
-        and not lexicon.BRAND_NAME.search(lowered)  # "Binance", "Banco do Brasil"
     )
     if not name and s.from_local and not s.machine and not s.bulk_sender:
         s.human_name = bool(_HUMAN_LOCAL.match(s.from_local)) and "." in s.from_local
@@ -653,15 +659,13 @@ def _disguise(mail: Mail, s: Signals) -> None:
     """How a sender poses as someone else: a brand's name over another domain, letters of
     mixed scripts, an address no server answers for, a throwaway host."""
     addr = mail.from_addr or ""
-    # Without a domain the address is all there is to read ("<temu>").
-    name = (mail.from_name or ("" if "@" in addr else addr)).lower()
-    brand = lexicon.BRAND_NAME.search(name) if name else None
+    brand = s.brand
     # "Kurier DPD (via Poczta Allegro)": a relay says whom it sends for.
-    if brand is not None and not _names(name, "via"):
+    if brand is not None and not _names((mail.from_name or "").lower(), "via"):
         # The brand's own domain in From, or in Reply-To (a relay answering to the brand).
         domains = (s.from_domain + " " + (mail.header("reply-to") or "")).lower().replace("-", "")
-        if not any(alias.replace("-", "") in domains for alias in lexicon.BRANDS[brand.group(1)]):
-            s.impersonates = brand.group(1)
+        if not any(alias.replace("-", "") in domains for alias in lexicon.BRANDS[brand]):
+            s.impersonates = brand
     s.mixed_script = _mixed_script(mail.subject) or _mixed_script(mail.from_name or "")
     if addr and not s.human_name:
         domain = s.from_domain
