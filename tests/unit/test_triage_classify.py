@@ -677,6 +677,10 @@ def test_mixed_scripts_are_words_not_languages() -> None:
     assert not _mixed_script("\u041f\u0440\u0438\u0432\u0435\u0442, Sam")  # Russian, then Latin
     assert not _mixed_script("Caf\u00e9 \u00e0 Z\u00fcrich")
     assert _mixed_script("P\u0430yPal")
+    # A run of letters is a word: a Latin suffix after a hyphen, accents in NFD, are no mix.
+    assert not _mixed_script("\u041e\u0442\u0447\u0451\u0442-v2")
+    assert not _mixed_script("Cafe\u0301 re\u0301sume\u0301")
+    assert _mixed_script("\U0001d416in a prize")
 
 
 @pytest.mark.parametrize(

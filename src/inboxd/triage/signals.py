@@ -684,27 +684,45 @@ _HIDDEN_MARKS = frozenset({0x00AD, 0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF, 0x034
 
 
 def _mixed_script(text: str) -> bool:
-    """Does a word of ``text`` mix Latin letters with Greek or Cyrillic ones, or with
-    combining or invisible marks, or use mathematical letters (bold "Win" from U+1D400)?"""
+    """Does a word of ``text`` mix Latin letters with Greek or Cyrillic ones, or carry
+    invisible marks or a combining mark on most of its letters, or use mathematical
+    letters (bold "Win" from U+1D400)? A word is a run of letters: "Отчёт-v2" is two."""
     if text.isascii():
         return False
-    for word in text.split():
-        if word.isascii():
-            continue
-        latin = foreign = False
-        for ch in word:
-            code = ord(ch)
-            if code < 0x80:
-                latin = latin or ch.isalpha()
-            elif 0x370 <= code <= 0x52F:  # Greek and Cyrillic
-                foreign = True
-            elif (
-                0x300 <= code <= 0x36F
-                or 0x700 <= code <= 0x74F  # Syriac marks, used as over-dots
-                or code in _HIDDEN_MARKS
-                or 0x1D400 <= code <= 0x1D7FF  # mathematical alphanumerics
-            ):
-                return bool(latin) or 0x1D400 <= code <= 0x1D7FF
-        if latin and foreign:
+    latin = foreign = False
+    marks = 0
+    for ch in text:
+        kind = _script(ch)
+        if kind == _MATH or (latin and kind == _HIDDEN):
             return True
+        if kind == _MARK:
+            marks += 1  # NFD text has one or two a word, a disguise one a letter
+            if latin and marks >= 3:
+                return True
+        elif kind in (_LATIN, _FOREIGN):
+            latin = latin or kind == _LATIN
+            foreign = foreign or kind == _FOREIGN
+            if latin and foreign:
+                return True
+        elif kind == _BREAK:
+            latin = foreign = False
+            marks = 0
     return False
+
+
+_LATIN, _FOREIGN, _MARK, _HIDDEN, _MATH, _OTHER, _BREAK = range(7)
+
+
+def _script(ch: str) -> int:
+    code = ord(ch)
+    if 0x300 <= code <= 0x36F:
+        return _MARK
+    if 0x700 <= code <= 0x74F or code in _HIDDEN_MARKS:  # Syriac marks as over-dots
+        return _HIDDEN
+    if 0x1D400 <= code <= 0x1D7FF:
+        return _MATH
+    if not ch.isalpha():
+        return _BREAK
+    if code < 0x250:  # Latin, accented letters included
+        return _LATIN
+    return _FOREIGN if 0x370 <= code <= 0x52F else _OTHER
