@@ -671,6 +671,14 @@ def test_a_subscription_confirmation_is_a_notification_not_an_issue() -> None:
     assert issue.category is Category.NEWSLETTER, issue
 
 
+def test_an_issue_not_sent_to_you_is_a_newsletter_a_persons_news_is_not() -> None:
+    headers = "From: Ann Lee <ann@example.org>\nTo: friends@example.org\nSubject: Media Unspun"
+    issue = "Media Unspun, issue 212\nIn this issue: the press on the merger; the news in brief."
+    assert decide(message(headers, issue)).category is Category.NEWSLETTER
+    note = "Did you see the news? The release party is on Friday.\nAnn"
+    assert decide(message(headers, note)).category is Category.PERSONAL
+
+
 def test_mixed_scripts_are_words_not_languages() -> None:
     from inboxd.triage.signals import _mixed_script
 

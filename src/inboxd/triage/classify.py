@@ -289,6 +289,9 @@ def _person(s: Signals, direct: bool) -> Decision:
     if s.precedence == "list":
         return _d(Category.FORUM, 0.5, ["Precedence: list", "a person's post"])
     if not direct:
+        if _editorial(s) and not (s.reply or s.quoted or s.forward):
+            # Not to you, not a reply, an editor's words: an issue sent to subscribers.
+            return _d(Category.NEWSLETTER, 0.5, [_words("newsletter words", s.news)])
         return _d(Category.PERSONAL, 0.5, ["a person's message", f"{s.recipients} recipients"])
     confidence = 0.85 if s.human_name or s.reply or s.owner_named else 0.7
     if s.news or s.promo:
