@@ -48,8 +48,11 @@ DEFAULT_LABELS = ROOT / "tests" / "fixtures" / "triage" / "labels.tsv"
 TARGET_ACCURACY = 0.90
 TARGET_RATE = 5000.0
 #: One message in HOLDOUT (by a hash of its file name) is held out of tuning: ``--part held``
-#: measures on those alone, ``--part tune`` on the rest.
+#: measures on those alone, ``--part tune`` on the rest. Rows whose ``part`` column names a
+#: part (``fresh``, ``fresh2``) were added after the signals were tuned and are never tuned
+#: on: ``--part fresh``.
 HOLDOUT = 5
+PARTS = ("tune", "held", "fresh", "fresh2")
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,7 @@ class Sample:
     user: str
     direct: bool
     note: str = ""
+    part: str = ""
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,7 @@ def read_labels(path: Path, user: str | None) -> list[Sample]:
                     user=(user or row.get("user") or "").strip().lower(),
                     direct=(row.get("direct") or "0").strip() == "1",
                     note=row.get("note") or "",
+                    part=(row.get("part") or "").strip(),
                 )
             )
     return samples
@@ -106,11 +111,16 @@ def _read_tree(path: Path, user: str | None) -> list[Sample]:
     return samples
 
 
+def part_of(sample: Sample) -> str:
+    """The row's own part (``fresh``...), else ``held`` (one in HOLDOUT, by a CRC of the
+    name) or ``tune``."""
+    if sample.part:
+        return sample.part
+    return "held" if zlib.crc32(sample.name.encode()) % HOLDOUT == 0 else "tune"
+
+
 def _in_part(sample: Sample, part: str) -> bool:
-    if part == "all":
-        return True
-    held = zlib.crc32(sample.name.encode()) % HOLDOUT == 0
-    return held if part == "held" else not held
+    return part == "all" or part_of(sample) == part
 
 
 def load(samples: Sequence[Sample], now: datetime) -> list[Loaded]:
@@ -177,6 +187,7 @@ def accuracy_report(items: Sequence[Loaded], show_misses: bool) -> list[Decision
         print(f"  {item.sample.name}: {decision.category.value} {decision.reasons}")
     found_direct = sum(d.direct for d in decisions)
     print(f"filed as direct: {found_direct}")
+    _by_part(items, decisions)
     if show_misses:
         print()
         print("misfiled:")
@@ -187,6 +198,21 @@ def accuracy_report(items: Sequence[Loaded], show_misses: bool) -> list[Decision
                     f" ({d.confidence:.2f}) {'; '.join(d.reasons)}"
                 )
     return decisions
+
+
+def _by_part(items: Sequence[Loaded], decisions: Sequence[Decision]) -> None:
+    parts = collections.Counter(part_of(i.sample) for i in items)
+    if len(parts) < 2:
+        return
+    hits = collections.Counter(
+        part_of(i.sample)
+        for d, i in zip(decisions, items, strict=True)
+        if d.category is i.sample.category
+    )
+    shown = ", ".join(
+        f"{p} {hits[p]}/{parts[p]} = {hits[p] / parts[p]:.1%}" for p in PARTS if parts[p]
+    )
+    print(f"by part: {shown}")
 
 
 def _confusion(items: Sequence[Loaded], decisions: Sequence[Decision]) -> None:
@@ -271,9 +297,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--part",
-        choices=("all", "tune", "held"),
+        choices=("all", *PARTS),
         default="all",
-        help=f"all messages, or the 1 in {HOLDOUT} held out of tuning, or the others",
+        help=f"all messages, the 1 in {HOLDOUT} held out of tuning, the others (tune), or "
+        "the rows added after tuning (fresh, fresh2)",
     )
     args = parser.parse_args(argv)
     print(f"python {platform.python_version()} on {platform.machine()}, labels {args.labels}")

@@ -548,6 +548,149 @@ def test_a_numbered_issue_through_a_list_server_is_a_newsletter() -> None:
     assert decide(message(headers, post), EMPTY).category is Category.FORUM
 
 
+def test_an_alerts_address_sending_a_numbered_issue_is_a_newsletter() -> None:
+    headers = "From: Effector List <alerts@action.example.org>\nTo: list@action.example.org"
+    issue = (
+        "EFFector Vol. 15, No. 24  A Publication of the Foundation\n"
+        "In the 223rd Issue of EFFector:\n * Comments to the regulator\n * News in brief"
+    )
+    decision = decide(message(headers + "\nSubject: EFFector 15.24: comments filed", issue))
+    assert decision.category is Category.NEWSLETTER, decision
+    alert = "The server room is above 35 C since 14:02."
+    decision = decide(message(headers + "\nSubject: Temperature", alert))
+    assert decision.category is Category.NOTIFICATION, decision
+
+
+def test_an_issue_of_a_publication_outweighs_spam_cues() -> None:
+    headers = (
+        "From: Money Weekly <mw@mail.money.example>\nTo: reader@example.net\n"
+        "Reply-To: editor@money-letters.example\nSubject: Personal Finance: resolutions"
+    )
+    body = (
+        "In this issue:\n1. Pay off your credit card first\n2. Funds for $9.99 a month\n"
+        "Sponsored by Bank Example.\nRead the full story: http://money.example/a "
+        "http://money.example/b http://money.example/c"
+    )
+    decision = decide(message(headers, body), EMPTY)
+    assert decision.category is not Category.SPAM, decision
+    assert not decision.direct
+
+
+@pytest.mark.parametrize(
+    ("body", "category"),
+    [
+        (
+            "Our editors reviewed five cameras. The G2 is the one to buy at $499; the full "
+            "review compares prices and products. Sponsored by a camera store.",
+            Category.NEWSLETTER,
+        ),
+        (
+            "Summer sale: 30% off every camera, free shipping, use code SUMMER. Buy now at $499.",
+            Category.PROMOTION,
+        ),
+    ],
+)
+def test_prices_alone_are_a_review_offers_are_a_promotion(body: str, category: Category) -> None:
+    mail = message(
+        "From: Gear Letter <letter@mail.gear.example>\nTo: reader@example.net\n"
+        "List-Unsubscribe: <mailto:leave@mail.gear.example>\nSubject: Cameras this month",
+        body + "\nTo unsubscribe, visit http://gear.example/u",
+    )
+    assert decide(mail, EMPTY).category is category
+
+
+_PHISH_BODY = "Your account needs attention. Log in at http://x.example/login to keep it."
+
+
+@pytest.mark.parametrize(
+    ("sender", "subject"),
+    [
+        # A brand's name over another domain, with a bulk-mail service's header.
+        ("MetaMask Support <guilherme@avantia.example>", "Your wallet access is blocked"),
+        # Cyrillic letters among Latin ones in the subject.
+        ("Service <cs@support.example>", "Y\u043eur \u0430cc\u043eunt h\u0430s been locked"),
+        # Marks over each letter of the brand.
+        ("A\u073fm\u073fa\u073fz\u073fo\u073fn <cs@feedback.example>", "Payment declined"),
+        # No domain at all.
+        ("<temu>", "Rewards have arrived"),
+    ],
+)
+def test_a_sender_in_disguise_is_spam_even_through_a_bulk_service(
+    sender: str, subject: str
+) -> None:
+    headers = f"From: {sender}\nSubject: {subject}\nFeedback-ID: 1:2:3:ses\nContent-Type: text/html"
+    decision = decide(message(headers, f"<p>{_PHISH_BODY}</p>"))
+    assert decision.category is Category.SPAM, decision
+
+
+@pytest.mark.parametrize(
+    "sender",
+    [
+        "PayPal <service@intl.paypal.example>",
+        "Amazon.com <shipment-tracking@amazon.example>",
+        "Ed Chase <ed@mail.example>",
+    ],
+)
+def test_a_brand_at_its_own_domain_or_a_persons_name_is_no_disguise(sender: str) -> None:
+    headers = f"From: {sender}\nSubject: Account settings\nFeedback-ID: 1:2:3:ses"
+    decision = decide(message(headers, f"<p>{_PHISH_BODY}</p>"))
+    assert decision.category is not Category.SPAM, decision
+    assert not any("disguise" in r or "another domain" in r for r in decision.reasons)
+
+
+def test_a_person_naming_their_employer_is_no_phisher() -> None:
+    mail = message("From: Ann from Amazon <ann.lee@gmail.example>", "Hi Sam,\nlunch Friday?\nAnn")
+    decision = decide(mail)
+    assert decision.category is Category.PERSONAL, decision
+    assert decision.direct
+
+
+@pytest.mark.parametrize(
+    ("subject", "category"),
+    [
+        ("Can you send me the report?", Category.ACTION_REQUIRED),
+        ("Re: can you send me the report?", Category.PERSONAL),
+        ("Fwd: Please forward this email to me", Category.PERSONAL),
+    ],
+)
+def test_a_request_in_a_replys_subject_was_the_first_messages(
+    subject: str, category: Category
+) -> None:
+    headers = f"Subject: {subject}" + ("\nIn-Reply-To: <1@example.org>" * subject.startswith("Re"))
+    decision = decide(message(headers, "Here it is.\nAnn"))
+    assert decision.category is category, decision
+    assert decision.direct
+
+
+def test_a_subscription_confirmation_is_a_notification_not_an_issue() -> None:
+    headers = "From: Reich Report <report@prospect.example>\nTo: reader@example.net"
+    body = "Thanks! Our weekly newsletter will reach you every Monday.\nSign up for our newsletter"
+    welcome = decide(message(headers + "\nSubject: You're signed up for the Reich Report!", body))
+    assert welcome.category is Category.NOTIFICATION, welcome
+    issue = decide(message(headers + "\nSubject: The Reich Report, week 12", body))
+    assert issue.category is Category.NEWSLETTER, issue
+
+
+def test_an_issue_not_sent_to_you_is_a_newsletter_a_persons_news_is_not() -> None:
+    headers = "From: Ann Lee <ann@example.org>\nTo: friends@example.org\nSubject: Media Unspun"
+    issue = "Media Unspun, issue 212\nIn this issue: the press on the merger; the news in brief."
+    assert decide(message(headers, issue)).category is Category.NEWSLETTER
+    note = "Did you see the news? The release party is on Friday.\nAnn"
+    assert decide(message(headers, note)).category is Category.PERSONAL
+
+
+def test_mixed_scripts_are_words_not_languages() -> None:
+    from inboxd.triage.signals import _mixed_script
+
+    assert not _mixed_script("\u041f\u0440\u0438\u0432\u0435\u0442, Sam")  # Russian, then Latin
+    assert not _mixed_script("Caf\u00e9 \u00e0 Z\u00fcrich")
+    assert _mixed_script("P\u0430yPal")
+    # A run of letters is a word: a Latin suffix after a hyphen, accents in NFD, are no mix.
+    assert not _mixed_script("\u041e\u0442\u0447\u0451\u0442-v2")
+    assert not _mixed_script("Cafe\u0301 re\u0301sume\u0301")
+    assert _mixed_script("\U0001d416in a prize")
+
+
 @pytest.mark.parametrize(
     "subject", ["Reminder: lunch tomorrow", "Security alert on the build box", "Automatic reply"]
 )

@@ -10,6 +10,7 @@ and never gets a bulk category; where the evidence is thin the confidence says s
 
 from __future__ import annotations
 
+from inboxd.triage import lexicon
 from inboxd.triage.signals import Signals, read_signals
 from inboxd.triage.types import Context, Decision, Mail
 from inboxd.vocabulary import BULK_CATEGORIES, Category, TriageSource
@@ -76,6 +77,8 @@ def _bulky(s: Signals) -> bool:
     backed = s.bulk_sender_strong or bool(
         s.bulk_sender and (s.html_only or s.promo or s.footer or s.named_undisclosed)
     )
+    # An issue of a publication from a sender without a person's name ("in this issue").
+    backed = backed or (_editorial(s) and not (s.human_name or s.reply or s.forward))
     return bool(s.unsubscribe or s.precedence in ("bulk", "junk") or backed or s.subscribed)
 
 
@@ -184,7 +187,15 @@ def _spam_cues(s: Signals) -> tuple[float, list[str]]:
         (1.0 * s.spam_in_subject, s.spam_in_subject > 0, "spam words in the subject"),
         (1.5, s.precedence == "junk" and not s.list_reason, "Precedence: junk"),
         (2.0, s.spam_mailer is not None, "sent with a mass-mailing program"),
-        (1.0, s.names_recipient and not s.list_reason, "the subject names your address"),
+        (
+            1.0 + 0.5 * s.address_in_subject,
+            s.names_recipient and not s.list_reason,
+            "the subject names your address",
+        ),
+        (2.0, s.impersonates is not None, f"a sender named {s.impersonates} at another domain"),
+        (3.5, s.mixed_script, "letters of mixed scripts in the subject or sender"),
+        (1.5, s.bad_sender, "a sender address without a domain"),
+        (1.0, s.abused_host, "sent from a throwaway host"),
         (1.0, s.dynamic_relay and not s.list_reason, "sent from a home connection"),
         (1.0, s.links >= 3 and not s.list_reason, "mostly links"),
         (
@@ -205,29 +216,46 @@ def _spam_cues(s: Signals) -> tuple[float, list[str]]:
         if present:
             score += weight
             cues.append(cue)
-    # What legitimate mail has and spam lacks.
-    if s.list_reason and not (s.bulk or advert) and len(s.spam) < 4:
-        # Discussion lists talk about spam too; people seldom post HTML alone to them.
-        score -= 3 if s.human_name and not s.html_only else 1.5
-    if s.esp or s.one_click or (s.unsubscribe and not s.list_reason):
-        score -= 1.5  # a list's own List-Unsubscribe says nothing of the poster
-    elif s.mailer or (s.bulk_sender and s.subscribed):
-        score -= 1  # a mailing tool or sender of subscribed mail
-    if s.reply or s.quoted:
-        score -= 1
-    if ((s.human_name and s.to_owner) or s.owner_named) and not (
-        s.spam or s.address_in_text or s.no_text
-    ):
-        score -= 1  # a named person writing to you (with something to say, not to your address)
-    if len(s.news) >= 2 and not s.spam:
-        score -= 1  # editorial words: a publication
-    if s.receipt and not s.spam:
-        score -= 1  # an order or an invoice: amounts in the subject are what receipts show
+    # What legitimate mail has and spam lacks; a sender in disguise (another's brand,
+    # mixed scripts, no domain) has none of it, whatever service or list carried it.
+    if not (s.impersonates is not None or s.mixed_script or s.bad_sender):
+        score -= _alibis(s, advert)
     # Counting disguised words costs more than all the rest: only when it could decide.
     if _SPAM_CUES - 2 <= score < _SPAM_CUES and s.disguised():
         score += 2
         cues.append("disguised words")
     return score, cues
+
+
+def _alibis(s: Signals, advert: bool) -> float:
+    """How much the way the message came and what it says are legitimate mail's."""
+    found = 0.0
+    if s.list_reason and not (s.bulk or advert) and len(s.spam) < 4:
+        # Discussion lists talk about spam too; people seldom post HTML alone to them.
+        found += 3 if s.human_name and not s.html_only else 1.5
+    if s.esp or s.one_click or (s.unsubscribe and not s.list_reason):
+        found += 1.5  # a list's own List-Unsubscribe says nothing of the poster
+    elif s.mailer or (s.bulk_sender and s.subscribed):
+        found += 1  # a mailing tool or sender of subscribed mail
+    return found + _written_cues(s)
+
+
+def _written_cues(s: Signals) -> float:
+    """How much what the message says is what legitimate mail says."""
+    found = 0.0
+    if s.reply or s.quoted:
+        found += 1
+    if ((s.human_name and s.to_owner) or s.owner_named) and not (
+        s.spam or s.address_in_text or s.no_text
+    ):
+        found += 1  # a named person writing to you (with something to say, not to your address)
+    if _editorial(s) and not s.spam:
+        found += 2  # an issue of a publication: spam imitates offers, seldom an editor
+    elif len(s.news) >= 2 and not s.spam:
+        found += 1  # editorial words: a publication
+    if s.receipt and not s.spam:
+        found += 1  # an order or an invoice: amounts in the subject are what receipts show
+    return found
 
 
 def _spam(mail: Mail, s: Signals, direct: bool) -> Decision | None:
@@ -261,6 +289,9 @@ def _person(s: Signals, direct: bool) -> Decision:
     if s.precedence == "list":
         return _d(Category.FORUM, 0.5, ["Precedence: list", "a person's post"])
     if not direct:
+        if _editorial(s) and not (s.reply or s.quoted or s.forward):
+            # Not to you, not a reply, an editor's words: an issue sent to subscribers.
+            return _d(Category.NEWSLETTER, 0.5, [_words("newsletter words", s.news)])
         return _d(Category.PERSONAL, 0.5, ["a person's message", f"{s.recipients} recipients"])
     confidence = 0.85 if s.human_name or s.reply or s.owner_named else 0.7
     if s.news or s.promo:
@@ -287,6 +318,15 @@ def _numbered_issue(s: Signals) -> bool:
     return len(s.news) >= 3 and any(
         w.startswith(("issue", "vol")) and any(c.isdigit() for c in w) for w in s.news
     )
+
+
+def _editorial(s: Signals) -> bool:
+    """An issue of a publication: a numbered issue with other newsletter words, a table of
+    contents ("in this issue"), or newsletter words in the subject and the text."""
+    if len(s.news) < 2:
+        return False
+    numbered = any(w.startswith(("issue", "vol")) and any(c.isdigit() for c in w) for w in s.news)
+    return numbered or "in this issue" in s.news or (s.news_in_subject > 0 and len(s.news) >= 3)
 
 
 def _machine_reasons(s: Signals) -> list[str]:
@@ -320,27 +360,41 @@ def _machine(s: Signals) -> Decision:
     if s.action_strong and not (s.promo or len(s.footer) >= 2):
         return _d(Category.ACTION_REQUIRED, 0.65, [*reasons, s.action_strong])
     # What the subject says weighs double: it is what the sender chose to lead with.
-    promo = len(s.promo) + s.promo_in_subject
+    promo = _offer_weight(s.promo) + s.promo_in_subject
     news = len(s.news) + s.news_in_subject + (2 if s.announce_list else 0)
     # A notice word in the text ("alert") does not outweigh an issue's table of contents.
-    editorial = news >= 2 and s.notice_in_text and not s.null_return
+    # Nor does an alerts@ address's wording ("EFFector Vol. 15") outweigh a numbered issue.
+    worded = s.notice_in_text or s.notifier_by_address
+    editorial = news >= 2 and worded and not s.null_return
     if (s.notifier or s.null_return) and not editorial:
         sent_in_bulk = s.esp or s.unsubscribe or s.mailer or s.subscribed or s.precedence
         if len(s.promo) >= 2 and promo > news and sent_in_bulk and not s.notifier_strong:
             return _d(Category.PROMOTION, 0.6, [*reasons, _words("offer words", s.promo)])
         return _d(Category.NOTIFICATION, 0.85 if s.notifier else 0.7, reasons)
     sent_to_many = _bulky(s)
-    if s.machine and not (sent_to_many and (len(s.promo) >= 2 or s.announce_list)):
+    # A noreply@ or webmaster@ address sends issues of a publication too.
+    marketing = sent_to_many and (len(s.promo) >= 2 or s.announce_list)
+    publication = _editorial(s) and not s.null_return
+    if s.machine and not (marketing or publication):
         return _d(Category.NOTIFICATION, 0.7, reasons)
     if s.footer and not (s.unsubscribe or s.esp):
         reasons.append(_words("subscriber footer", s.footer))
-    if promo > news:
+    # Prices and "buy" alone are a review's or a sponsor block's: an offer says sale, off,
+    # coupon, save, free shipping somewhere.
+    if promo > news and (s.promo_in_subject or _offer_weight(s.promo) > len(s.promo) / 2):
         confidence = 0.8 if promo - news >= 2 else 0.6
         return _d(Category.PROMOTION, confidence, [*reasons, _words("offer words", s.promo)])
     confidence = 0.8 if news > promo else 0.55
     if s.news:
         reasons.append(_words("newsletter words", s.news))
     return _d(Category.NEWSLETTER, confidence, reasons)
+
+
+def _offer_weight(found: list[str]) -> float:
+    """Offer words, those of commerce in general (a price, "buy", "products") for half."""
+    return sum(
+        0.5 if w in lexicon.PROMOTION_WEAK or w.startswith(("$", "shop")) else 1.0 for w in found
+    )
 
 
 def _words(what: str, found: list[str]) -> str:

@@ -11,10 +11,14 @@ import functools
 import re
 
 __all__ = [
+    "ABUSED_HOSTS",
+    "ABUSED_TLDS",
     "ACTION",
     "ACTION_STRONG",
     "ANNOUNCE_SUBJECT",
     "AUTOMATED_TEXT",
+    "BRANDS",
+    "BRAND_NAME",
     "BULK_ADDRESS",
     "BULK_LOCAL",
     "BULK_MAILERS",
@@ -35,6 +39,7 @@ __all__ = [
     "OBFUSCATED",
     "ORG_NAME",
     "PROMOTION",
+    "PROMOTION_WEAK",
     "PUBLICATION_NAME",
     "PUBLISHER_LOCAL",
     "RANDOM_LOCAL",
@@ -47,6 +52,7 @@ __all__ = [
     "SPAM_SUBJECT",
     "SPAM_TAG",
     "SPAM_WEAK",
+    "SUBSCRIPTION_SUBJECT",
 ]
 
 
@@ -380,6 +386,15 @@ NOTIFICATION_SUBJECT = _words(
     r"svn\s+commit",
     r"cvs\s+commit",
 )
+# Subjects of subscription confirmations and welcomes (notices about the subscription, not
+# an issue of it); only the subject: an issue's text says "you're subscribed to" too.
+SUBSCRIPTION_SUBJECT = re.compile(
+    r"(?:you'?re|you\s+are|you\s+have\s+been)\s+(?:now\s+)?(?:signed\s+up|subscribed|registered)"
+    r"|(?:subscription|registration|sign-?up)\s+(?:is\s+)?(?:confirmed|confirmation|complete)"
+    r"|confirm\s+your\s+(?:subscription|sign-?up|e-?mail\s+address)"
+    r"|thanks?\s+(?:you\s+)?for\s+(?:subscribing|signing\s+up|registering|joining)",
+    re.IGNORECASE,
+)
 # Subject tags of trackers, cron and version control.
 NOTIFICATION_TAG = re.compile(
     r"\s*(?:cron\s*<|\[jira\]|\[jenkins\]|\[bug\s*\d+\]|\[(?:svn|cvs|git|commit)[^\]]*\]"
@@ -508,6 +523,7 @@ ACTION = _words(
     r"confirm|let\s+me\s+know|take\s+a\s+look|call|give|provide|forward|update|help|get|"
     r"make|prepare|pay|reply|respond|comment|sign\s+off)",
     r"action\s+(?:required|needed|requested)",
+    r"action\s+items?",
     r"approval\s+(?:required|needed|requested)",
     r"your\s+(?:approval|signature|review|feedback|input|response)\s+(?:is\s+)?"
     r"(?:required|needed|requested)",
@@ -644,8 +660,43 @@ PROMOTION = _words(
     r"promocja",
     r"wyprzeda[żz]",
 )
+# Words of commerce that reviews, columns and a newsletter's sponsor block use as much as
+# offers do: they count for half when weighing offers against editorial content.
+PROMOTION_WEAK = frozenset(
+    {
+        "buy",
+        "purchase",
+        "price",
+        "prices",
+        "product",
+        "products",
+        "store",
+        "exclusive",
+        "catalog",
+        "in stock",
+        "now available",
+        "introducing",
+        "meet the new",
+        "starting at",
+        "auction",
+        "auctions",
+    }
+)
 NEWSLETTER = _words(
     r"newsletter",
+    # What an editor's issue has and an offer lacks: sponsors, stories, columns.
+    r"sponsor(?:ed|s|ship)?",
+    r"advertisement",
+    r"(?:read\s+the\s+)?full\s+(?:story|article|review|report)",
+    r"editor'?s\s+(?:note|choice|picks?)",
+    r"columns?",
+    r"columnist",
+    r"commentary",
+    r"in\s+today'?s",
+    r"this\s+week'?s",
+    r"latest\s+(?:news|headlines|stories)",
+    r"breaking\s+news",
+    r"briefing",
     r"digest",
     r"weekly",
     r"monthly",
@@ -815,6 +866,30 @@ SPAM = _words(
     r"(?:got|have|found|had)\s+your\s+(?:e-?mail|contact|address)\s+(?:from|through|via)",
     r"pictures\s+of\s+me",
     r"as\s+seen\s+on\s+(?:tv|oprah|cnn|nbc|cbs)",
+    # Phishing and prize scams of the 2010s and 2020s, in the languages they target.
+    r"(?:seed|recovery|secret)\s+phrase",
+    r"free\s+spins",
+    r"mystery\s+box",
+    r"you(?:'ve|\s+have)\s+been\s+(?:selected|chosen)",
+    r"you\s+(?:were|are)\s+(?:selected|chosen)",
+    r"(?:unusual|suspicious)\s+(?:sign[-.\s]?in|login|activity)",
+    r"(?:update|verify|confirm)\s+your\s+(?:payment|billing|wallet|device)",
+    r"wallet\s+(?:access|is|has\s+been|will\s+be)",
+    r"(?:your\s+)?(?:photos|files|account|mailbox)\s+will\s+be\s+(?:deleted|closed|suspended)",
+    r"(?:claim|collect)\s+(?:your|now|it)",
+    r"herzlichen\s+gl[üu]ckwunsch",
+    r"ausgew[äa]hlt",
+    r"f[ée]licitations",
+    r"parab[ée]ns",
+    r"selecionad[oa]",
+    r"seleccionad[oa]",
+    # Advance-fee fraud's props.
+    r"western\s+union",
+    r"money\s?gram",
+    r"atm\s+(?:visa\s+|master\s+)?card",
+    r"barrister",
+    r"consignment",
+    r"inheritance",
 )
 # Words spam uses a lot that newsletters and offers use too: they count for half.
 SPAM_WEAK = _words(
@@ -880,6 +955,27 @@ SPAM_WEAK = _words(
     r"confidential",
     r"partnership",
     r"transaction",
+    r"(?:dear|hello|hi)\s+,",  # a merge whose name field was empty
+    r"beloved",
+    r"compensation",
+    r"widow",
+    r"rewards?",
+    r"survey",
+    r"crypto\w*",
+    r"wallet",
+    r"withdrawal",
+    r"bonus",
+    r"final\s+notice",
+    r"last\s+reminder",
+    r"gift\s+card",
+    r"prizes?",
+    r"expires?\s+today",
+    r"pontos",
+    r"resgat\w+",
+    r"gratuit\w*",
+    r"cadeau",
+    r"gewinn\w*",
+    r"kostenlos\w*",
 )
 SPAM_SUBJECT = re.compile(
     r"[!?]{2,}|\$\d|\bfree\b|\b(?:re|fw):\s*$|^\s*(?:adv|ad)\s*[:\]]|\[adv\]|\badv:"
@@ -932,6 +1028,124 @@ SPAM_TAG = re.compile(
 # Machine-made local parts: a long run of consonants, as random strings have.
 RANDOM_LOCAL = re.compile(
     r"^(?:(?=[a-z]*[bcdfghjklmnpqrstvwxz]{4})[a-z]{6,}\d*|[a-z_.]+\d{5,}[a-z_.\d]*)$"
+)
+# Brands phishing puts in a sender's display name, each with the words its own sending
+# domains hold ("PayPal" <service@paypal.co.uk>; "Amazon" <...@scuba-centre.example> is
+# not Amazon). Names that are also people's first names (Chase) are left out.
+BRANDS: dict[str, tuple[str, ...]] = {
+    "paypal": ("paypal",),
+    "amazon": ("amazon",),
+    "microsoft": ("microsoft", "office", "outlook", "live", "msn", "xbox", "skype"),
+    "office 365": ("microsoft", "office"),
+    "outlook": ("microsoft", "outlook", "office", "live"),
+    "netflix": ("netflix",),
+    "apple": ("apple", "icloud", "itunes"),
+    "icloud": ("apple", "icloud"),
+    "google": ("google", "gmail", "youtube"),
+    "metamask": ("metamask",),
+    "ledger": ("ledger",),
+    "binance": ("binance",),
+    "coinbase": ("coinbase",),
+    "trezor": ("trezor",),
+    "dhl": ("dhl",),
+    "fedex": ("fedex",),
+    "usps": ("usps",),
+    "correios": ("correios",),
+    "bradesco": ("bradesco",),
+    "itau": ("itau",),
+    "wells fargo": ("wellsfargo", "wf"),
+    "bank of america": ("bankofamerica", "bofa"),
+    "hsbc": ("hsbc",),
+    "barclays": ("barclays",),
+    "costco": ("costco",),
+    "walmart": ("walmart",),
+    "temu": ("temu",),
+    "shein": ("shein",),
+    "aarp": ("aarp",),
+    "mcafee": ("mcafee",),
+    "docusign": ("docusign",),
+    "dropbox": ("dropbox",),
+    "adobe": ("adobe",),
+    "facebook": ("facebook", "fb", "meta"),
+    "instagram": ("instagram", "facebook"),
+    "whatsapp": ("whatsapp", "facebook"),
+    "linkedin": ("linkedin",),
+    "ebay": ("ebay",),
+    "spotify": ("spotify",),
+    "t-mobile": ("t-mobile", "tmobile"),
+    "verizon": ("verizon", "vzw"),
+    "xfinity": ("xfinity", "comcast"),
+    "irs": ("irs",),
+    "hmrc": ("hmrc",),
+    "dpd": ("dpd",),
+    "ups": ("ups",),
+    "american express": ("americanexpress", "amex", "aexp"),
+    "visa": ("visa",),
+    "mastercard": ("mastercard",),
+    "steam": ("steam",),
+}
+# As a trie on leading letters (a flat alternation tried every brand at every position).
+BRAND_NAME = re.compile(
+    _WORD_START + "(?:" + _trie([re.escape(b) for b in BRANDS]) + r")(?![a-z0-9])"
+)
+# Free hosting and app platforms, and the top-level domains most abused by spam (the
+# Spamhaus and Interisle reports): nobody's own mail domain, or seldom.
+ABUSED_HOSTS = (
+    ".onmicrosoft.com",
+    ".firebaseapp.com",
+    ".web.app",
+    ".herokuapp.com",
+    ".azurewebsites.net",
+    ".blogspot.com",
+    ".wixsite.com",
+    ".weebly.com",
+    ".godaddysites.com",
+)
+ABUSED_TLDS = frozenset(
+    [
+        "click",
+        "xyz",
+        "top",
+        "icu",
+        "buzz",
+        "rest",
+        "sbs",
+        "cfd",
+        "quest",
+        "monster",
+        "cyou",
+        "bond",
+        "cam",
+        "loan",
+        "work",
+        "gq",
+        "tk",
+        "ml",
+        "cf",
+        "ga",
+        "zip",
+        "mov",
+        "bar",
+        "beauty",
+        "hair",
+        "lol",
+        "skin",
+        "autos",
+        "boats",
+        "yachts",
+        "shop",
+        "store",
+        "online",
+        "site",
+        "website",
+        "space",
+        "fun",
+        "live",
+        "life",
+        "today",
+        "pw",
+        "su",
+    ]
 )
 # Addresses of mailing lists (what a post to a list is sent "To").
 LIST_ADDRESS = re.compile(

@@ -157,6 +157,9 @@ class Signals:
     scanned: str = ""
     fake_reply: bool = False
     notifier_strong: bool = False
+    #: The notifier is only the sender address's wording ("alerts@"), not a header or a
+    #: notification service's domain.
+    notifier_by_address: bool = False
     spam_mailer: str | None = None
     promo_in_subject: int = 0
     bulk_sender_strong: bool = False
@@ -179,6 +182,21 @@ class Signals:
     notice_in_text: bool = False
     #: Sent to role addresses (webmaster@, info@) of several sites: a harvested list.
     harvested: bool = False
+    #: A brand the sender's name (or a domainless address) holds.
+    brand: str | None = None
+    #: A brand in the sender's name that its address's domain does not hold ("PayPal"
+    #: <x@scuba.example>), with the brand.
+    impersonates: str | None = None
+    #: Words of the subject or sender's name that mix scripts or hide marks between their
+    #: letters ("MetaMask" with Greek and Cyrillic capitals, "Amazon" with a mark over
+    #: each letter): made to pass filters, as no one writes.
+    mixed_script: bool = False
+    #: The From address has no domain a server could answer for ("<temu>", "x@correios").
+    bad_sender: bool = False
+    #: The sender's domain is on a free hosting platform or a much-abused top-level domain.
+    abused_host: bool = False
+    #: The subject holds the recipient's whole address.
+    address_in_subject: bool = False
 
     def disguised(self) -> bool:
         """Does the text disguise words with digits or symbols ("st0ck", "v1agra") or break
@@ -286,9 +304,11 @@ def _list(mail: Mail, s: Signals) -> None:
 
 def _list_route(mail: Mail, s: Signals) -> str | None:
     """A list that shows only in the route: its bounce address, or the list as recipient."""
+    # A list's bounce address on mail to the user's own address and no list field is how
+    # bulk mailers send one copy per subscriber too: only mail to another address is a list's.
     for name in ("sender", "errors-to", "return-path"):
         value = mail.header(name)
-        if value and _LIST_SENDER.search(value):
+        if value and _LIST_SENDER.search(value) and not (s.to_owner and len(mail.to) == 1):
             return f"sent through a mailing list ({_title(name)}: {value[:60]})"
     if not s.to_owner and len(mail.to) == 1 and lexicon.LIST_ADDRESS.search(mail.to[0]):
         return f"sent to a mailing list address ({mail.to[0]})"
@@ -329,12 +349,15 @@ def _notifier(mail: Mail, s: Signals) -> None:
         s.notifier = f"sent by {s.from_domain} (a notification service)"
     if s.notifier is None and ("alert" in s.from_local or s.from_domain.startswith("alert")):
         s.notifier = f"sender {mail.from_addr} sends alerts"
+        s.notifier_by_address = True
     s.notifier_strong = s.notifier is not None
     if s.notifier is None and (
         lexicon.NOTIFICATION_TAG.match(mail.subject)
         or lexicon.NOTIFICATION_SUBJECT.search(mail.subject.lower())
     ):
         s.notifier = "subject of an automated notice"
+    elif s.notifier is None and lexicon.SUBSCRIPTION_SUBJECT.search(mail.subject):
+        s.notifier = "subject of a subscription notice"
     if s.from_domain and lexicon.SOCIAL_DOMAINS.search(s.from_domain):
         s.social = f"from a social network ({s.from_domain})"
     elif found := lexicon.SOCIAL_NAMES.search(s.names):
@@ -355,7 +378,17 @@ def _bulk(mail: Mail, s: Signals) -> None:
         s.mailer = f"sent with a bulk-mail tool (X-Mailer: {mailer[:40]})"
     _bulk_sender(mail, s)
     name = mail.from_name or ""
-    s.human_name = bool(name) and not lexicon.ORG_NAME.search(name.lower()) and _personish(name)
+    addr = mail.from_addr or ""
+    # Without a domain the address is all there is to read ("<temu>").
+    named = (name or ("" if "@" in addr else addr)).lower()
+    found = lexicon.BRAND_NAME.search(named) if named else None
+    s.brand = found.group(0) if found else None
+    s.human_name = (
+        bool(name)
+        and s.brand is None  # "Binance", "Banco do Brasil"
+        and not lexicon.ORG_NAME.search(name.lower())
+        and _personish(name)
+    )
     if not name and s.from_local and not s.machine and not s.bulk_sender:
         s.human_name = bool(_HUMAN_LOCAL.match(s.from_local)) and "." in s.from_local
 
@@ -467,7 +500,9 @@ def _content(mail: Mail, ctx: Context, s: Signals) -> None:
     # One soft request in passing ("let me know if...") is how people write; a request in
     # the subject, two of them, or a strong one (approve, sign, pay) asks for action.
     soft = found.get("action", [])
-    if soft and (in_subject.get("action") or len(set(soft)) >= 2):
+    # The subject of a reply or a forward is the first message's: its request was answered.
+    asked = in_subject.get("action") and not (s.reply or s.fake_reply or s.forward)
+    if soft and (asked or len(set(soft)) >= 2):
         s.action = f"asks you to act ('{soft[0]}')"
     else:
         s.action = s.action_strong
@@ -613,7 +648,81 @@ def _sender_cues(mail: Mail, ctx: Context, s: Signals, mine: str) -> None:
     reply_to = mail.header("reply-to") or ""
     if reply_to and s.from_domain and "@" in reply_to:
         s.reply_to_elsewhere = s.from_domain not in reply_to.lower()
+    _disguise(mail, s)
     if ctx.name:
         first = ctx.name.split()[0].lower() if ctx.name.split() else ""
         greeting = _GREETING.match(mine)
         s.owner_named = bool(first) and greeting is not None and greeting.group(1).lower() == first
+
+
+def _disguise(mail: Mail, s: Signals) -> None:
+    """How a sender poses as someone else: a brand's name over another domain, letters of
+    mixed scripts, an address no server answers for, a throwaway host."""
+    addr = mail.from_addr or ""
+    brand = s.brand
+    # "Kurier DPD (via Poczta Allegro)": a relay says whom it sends for.
+    if brand is not None and not _names((mail.from_name or "").lower(), "via"):
+        # The brand's own domain in From, or in Reply-To (a relay answering to the brand).
+        domains = (s.from_domain + " " + (mail.header("reply-to") or "")).lower().replace("-", "")
+        if not any(alias.replace("-", "") in domains for alias in lexicon.BRANDS[brand]):
+            s.impersonates = brand
+    s.mixed_script = _mixed_script(mail.subject) or _mixed_script(mail.from_name or "")
+    if addr and not s.human_name:
+        domain = s.from_domain
+        s.bad_sender = not domain or ("." not in domain and domain not in _LOCAL_HOSTS)
+    host = s.from_domain.lower()
+    s.abused_host = host.rpartition(".")[2] in lexicon.ABUSED_TLDS or host.endswith(
+        lexicon.ABUSED_HOSTS
+    )
+    subject = mail.subject.lower()
+    s.address_in_subject = any(a in subject for a in mail.to[:3] if "@" in a)
+
+
+_LOCAL_HOSTS = frozenset({"localhost", "localdomain", "local"})
+# Marks that render as nothing or as a dot over a letter, inserted to split words for filters.
+_HIDDEN_MARKS = frozenset({0x00AD, 0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF, 0x034F})
+
+
+def _mixed_script(text: str) -> bool:
+    """Does a word of ``text`` mix Latin letters with Greek or Cyrillic ones, or carry
+    invisible marks or a combining mark on most of its letters, or use mathematical
+    letters (bold "Win" from U+1D400)? A word is a run of letters: "Отчёт-v2" is two."""
+    if text.isascii():
+        return False
+    latin = foreign = False
+    marks = 0
+    for ch in text:
+        kind = _script(ch)
+        if kind == _MATH or (latin and kind == _HIDDEN):
+            return True
+        if kind == _MARK:
+            marks += 1  # NFD text has one or two a word, a disguise one a letter
+            if latin and marks >= 3:
+                return True
+        elif kind in (_LATIN, _FOREIGN):
+            latin = latin or kind == _LATIN
+            foreign = foreign or kind == _FOREIGN
+            if latin and foreign:
+                return True
+        elif kind == _BREAK:
+            latin = foreign = False
+            marks = 0
+    return False
+
+
+_LATIN, _FOREIGN, _MARK, _HIDDEN, _MATH, _OTHER, _BREAK = range(7)
+
+
+def _script(ch: str) -> int:
+    code = ord(ch)
+    if 0x300 <= code <= 0x36F:
+        return _MARK
+    if 0x700 <= code <= 0x74F or code in _HIDDEN_MARKS:  # Syriac marks as over-dots
+        return _HIDDEN
+    if 0x1D400 <= code <= 0x1D7FF:
+        return _MATH
+    if not ch.isalpha():
+        return _BREAK
+    if code < 0x250:  # Latin, accented letters included
+        return _LATIN
+    return _FOREIGN if 0x370 <= code <= 0x52F else _OTHER
