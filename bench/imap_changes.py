@@ -33,12 +33,13 @@ import random
 import time
 from collections.abc import Callable, Sequence
 
-from inboxd.providers.base import Applied, Mutation, ProviderOptions
-from inboxd.providers.imap.provider import ImapProvider
-from inboxd.providers.imap.settings import ImapConfig
 from tests.services.dovecot import DovecotServer, ImapUser
 from tests.support.mail import make_message
 from tests.support.proxy import Proxy
+
+from inboxd.providers.base import Applied, Mutation, ProviderOptions
+from inboxd.providers.imap.provider import ImapProvider
+from inboxd.providers.imap.settings import ImapConfig
 
 
 def fill(server: DovecotServer, user: ImapUser, count: int) -> None:
