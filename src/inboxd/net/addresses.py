@@ -40,6 +40,8 @@ _METADATA = frozenset(
 # NAT64 (RFC 6052) prefixes embed an IPv4 address that a translator on the path would reach.
 _NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
 _V4_COMPATIBLE = ipaddress.ip_network("::/96")
+_CGNAT = ipaddress.ip_network("100.64.0.0/10")
+_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
 
 # What the C library's inet_aton accepts besides dotted decimal: 127.1, 0x7f.1, 017700000001,
 # 2130706433. Browsers and resolvers read these as IPv4 addresses, so inboxd does too.
@@ -86,9 +88,9 @@ def _why_v4(address: ipaddress.IPv4Address) -> str | None:
         ("loopback", address.is_loopback),
         ("link-local", address.is_link_local),
         ("multicast", address.is_multicast),
-        ("shared (CGNAT)", address in ipaddress.ip_network("100.64.0.0/10")),
-        ("private", address.is_private),
+        ("shared (CGNAT)", address in _CGNAT),
         ("reserved", address.is_reserved),
+        ("private", address.is_private),
     ):
         if bad:
             return why
@@ -111,8 +113,8 @@ def _why_v6(address: ipaddress.IPv6Address) -> str | None:
         ("link-local", plain.is_link_local),
         ("site-local", plain.is_site_local),
         ("multicast", plain.is_multicast),
-        ("private", plain.is_private),
         ("reserved", plain.is_reserved),
+        ("private", plain.is_private),
     ):
         if bad:
             return why
@@ -146,9 +148,15 @@ class AddressPolicy:
             if not text:
                 continue
             try:
-                networks.append(ipaddress.ip_network(text.strip("[]"), strict=False))
+                network = ipaddress.ip_network(text.strip("[]"), strict=False)
             except ValueError:
                 names.add(text.lower().rstrip("."))
+                continue
+            if isinstance(network, ipaddress.IPv6Network) and network.subnet_of(_MAPPED):
+                # ::ffff:a.b.c.d/n names IPv4 addresses: keep it in the form they are compared in.
+                v4 = ipaddress.IPv4Address(int(network.network_address) & 0xFFFFFFFF)
+                network = ipaddress.IPv4Network(f"{v4}/{max(network.prefixlen - 96, 0)}")
+            networks.append(network)
         return cls(frozenset(names), tuple(networks))
 
     def name_allowed(self, host: str) -> bool:
