@@ -3,6 +3,7 @@ addresses, bodies never read, caps and cache honoured. Only loopback is ever con
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -326,3 +327,34 @@ def test_ipv6_loopback_when_listed(harness: Harness) -> None:
         result = harness.client(allow=["::1"]).resolve(server.url("/six"))
         assert result.ok and result.hops[0].address == "::1"
         assert harness.connections.made == [("::1", server.port)]
+
+
+def test_a_server_trickling_its_headers_cannot_stretch_the_hop(harness: Harness) -> None:
+    # Each byte arrives well within the socket timeout; the hop's deadline still ends it.
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def trickle() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(4096)
+            for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 1000:
+                if stop.wait(0.05):
+                    return
+                try:
+                    conn.sendall(bytes([byte]))
+                except OSError:
+                    return
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    try:
+        client = harness.client(fetch_timeout_seconds=0.6)
+        started = time.monotonic()
+        result = client.resolve(f"http://127.0.0.1:{listener.getsockname()[1]}/")
+        assert result.reason == "timeout"
+        assert time.monotonic() - started < 1.2
+    finally:
+        stop.set()
+        listener.close()
+        thread.join(2)

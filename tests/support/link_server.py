@@ -62,7 +62,9 @@ class LinkServer:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        server_class = type("_Server", (ThreadingHTTPServer,), {"address_family": family})
+        server_class = type(
+            "_Server", (ThreadingHTTPServer,), {"address_family": family, "request_queue_size": 128}
+        )
         self._server: ThreadingHTTPServer = server_class((host, 0), self._handler_class())
         self._server.daemon_threads = True
         if tls is not None:
@@ -128,23 +130,25 @@ class LinkServer:
         length = int(handler.headers.get("Content-Length") or 0)
         body = handler.rfile.read(length) if length else b""
         headers = {k.lower(): v for k, v in handler.headers.items()}
+        route = self.routes.get(handler.path.split("?")[0], Route(status=404))
         with self._lock:
             self.seen.append(Seen(method, handler.path, headers, body))
             self._in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
         try:
-            self._respond(handler, method)
+            if route.hang:
+                self._stop.wait(30)
+                return
+            if route.delay:
+                self._stop.wait(route.delay)
         finally:
+            # Counted only while the client waits for the answer, i.e. while it holds its
+            # slot: the count can then never exceed the client's caps by a race.
             with self._lock:
                 self._in_flight -= 1
+        self._respond(handler, method, route)
 
-    def _respond(self, handler: BaseHTTPRequestHandler, method: str) -> None:
-        route = self.routes.get(handler.path.split("?")[0], Route(status=404))
-        if route.hang:
-            self._stop.wait(30)
-            return
-        if route.delay:
-            self._stop.wait(route.delay)
+    def _respond(self, handler: BaseHTTPRequestHandler, method: str, route: Route) -> None:
         status = route.head_status if method == "HEAD" and route.head_status else route.status
         handler.send_response(status)
         for name, value in route.headers.items():

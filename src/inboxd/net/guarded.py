@@ -380,7 +380,8 @@ class GuardedClient:
             )
             response.close()
         location = response.headers.get("location") if 300 <= response.status_code < 400 else None
-        log.info("one-click unsubscribe %s: HTTP %s", target.url, response.status_code)
+        # The host only: the URL's token identifies the user to the list.
+        log.info("one-click unsubscribe at %s: HTTP %s", target.host, response.status_code)
         return PostResult(str(target.url), response.status_code, target.address, location)
 
     # -- every hop's checks ----------------------------------------------------------------
@@ -410,8 +411,9 @@ class GuardedClient:
             if why:
                 raise Refused(PRIVATE, f"{host}: {why}" if literal is None else why)
         if literal is not None and literal.version == 4 and str(literal) != host:
-            # An odd IPv4 spelling (0x7f.1) is sent in the canonical form it stands for.
+            # An odd IPv4 spelling (0x7f.1) is sent, and capped, as the address it stands for.
             url = url.copy_with(host=str(literal))
+            host = str(literal)
         return _Target(url=url, host=host.lower(), address=str(addresses[0]))
 
     def _lookup(self, host: str, port: int) -> list[IPAddress]:
