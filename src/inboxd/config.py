@@ -226,6 +226,11 @@ class Settings(BaseSettings):
         description="How long a resolved link is remembered (so a link shared by many "
         "messages is requested once); 0: no cache.",
     )
+    fetch_ca_file: Path | None = Field(
+        default=None,
+        description="PEM file of extra CA certificates trusted when fetching links (besides "
+        "the usual ones), e.g. a private CA of an intranet listed in INBOXD_FETCH_ALLOW.",
+    )
     fetch_user_agent: str = Field(
         default="inboxd-linkcheck/1",
         min_length=1,

@@ -5,11 +5,21 @@ from __future__ import annotations
 import ssl
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from inboxd.errors import ConfigError
 from inboxd.net import Refused
-from tests.support.link_server import Connections, FakeDNS, Harness, LinkServer, Route, tls_contexts
+from tests.support.link_server import (
+    Connections,
+    FakeDNS,
+    Harness,
+    LinkServer,
+    LocalTLS,
+    Route,
+    tls_contexts,
+)
 
 NAME = "lists.example"
 
@@ -24,36 +34,36 @@ def harness() -> Iterator[Harness]:
 
 
 @pytest.fixture(scope="module")
-def tls() -> tuple[ssl.SSLContext, ssl.SSLContext]:
+def tls() -> LocalTLS:
     return tls_contexts([NAME])
 
 
 @pytest.fixture
-def sni_seen(tls: tuple[ssl.SSLContext, ssl.SSLContext]) -> Iterator[list[str | None]]:
+def sni_seen(tls: LocalTLS) -> Iterator[list[str | None]]:
     names: list[str | None] = []
 
     def record(sock: ssl.SSLObject, name: str, ctx: ssl.SSLContext) -> None:
         names.append(name)
 
-    tls[0].sni_callback = record
+    tls.server.sni_callback = record
     yield names
-    tls[0].sni_callback = None
+    tls.server.sni_callback = None
 
 
 @pytest.fixture
-def https(tls: tuple[ssl.SSLContext, ssl.SSLContext]) -> Iterator[LinkServer]:
-    with LinkServer(tls=tls[0]) as server:
+def https(tls: LocalTLS) -> Iterator[LinkServer]:
+    with LinkServer(tls=tls.server) as server:
         yield server
 
 
 def test_one_click_posts_exactly_the_rfc_8058_request(
     harness: Harness,
     https: LinkServer,
-    tls: tuple[ssl.SSLContext, ssl.SSLContext],
+    tls: LocalTLS,
     sni_seen: list[str | None],
 ) -> None:
     https.routes["/unsub"] = Route(status=200, body=b"bye")
-    client = harness.client(ssl_context=tls[1], fetch_user_agent="inboxd-test/1")
+    client = harness.client(ssl_context=tls.client, fetch_user_agent="inboxd-test/1")
     result = client.post_one_click(https.url("/unsub?u=42&l=7", NAME))
     assert result.ok and result.status == 200 and result.location is None
     assert result.address == "127.0.0.1"
@@ -70,33 +80,31 @@ def test_one_click_posts_exactly_the_rfc_8058_request(
 
 
 def test_one_click_drops_credentials_from_the_link(
-    harness: Harness, https: LinkServer, tls: tuple[ssl.SSLContext, ssl.SSLContext]
+    harness: Harness, https: LinkServer, tls: LocalTLS
 ) -> None:
     https.routes["/unsub"] = Route()
-    client = harness.client(ssl_context=tls[1])
+    client = harness.client(ssl_context=tls.client)
     result = client.post_one_click(https.url("/unsub", f"mallory:pw@{NAME}"))
     assert result.ok and "mallory" not in result.url
     assert "authorization" not in https.seen[0].headers
 
 
 def test_one_click_never_follows_a_redirect(
-    harness: Harness, https: LinkServer, tls: tuple[ssl.SSLContext, ssl.SSLContext]
+    harness: Harness, https: LinkServer, tls: LocalTLS
 ) -> None:
     https.routes["/unsub"] = Route(status=302, headers={"Location": "/confirm"})
     https.routes["/confirm"] = Route()
-    client = harness.client(ssl_context=tls[1])
+    client = harness.client(ssl_context=tls.client)
     result = client.post_one_click(https.url("/unsub", NAME))
     assert not result.ok and result.status == 302 and result.location == "/confirm"
     assert [s.method for s in https.seen] == ["POST"]
     assert https.count("/confirm") == 0
 
 
-def test_one_click_is_https_only(
-    harness: Harness, tls: tuple[ssl.SSLContext, ssl.SSLContext]
-) -> None:
+def test_one_click_is_https_only(harness: Harness, tls: LocalTLS) -> None:
     with LinkServer() as plain:
         plain.routes["/unsub"] = Route()
-        client = harness.client(ssl_context=tls[1])
+        client = harness.client(ssl_context=tls.client)
         for url in (plain.url("/unsub", NAME), "ftp://lists.example/unsub", "mailto:u@x.example"):
             with pytest.raises(Refused) as refused:
                 client.post_one_click(url)
@@ -124,19 +132,17 @@ def test_one_click_refuses_private_addresses(harness: Harness, url: str) -> None
 
 
 def test_one_click_to_loopback_needs_the_allow_list(
-    harness: Harness, https: LinkServer, tls: tuple[ssl.SSLContext, ssl.SSLContext]
+    harness: Harness, https: LinkServer, tls: LocalTLS
 ) -> None:
     https.routes["/unsub"] = Route()
     with pytest.raises(Refused, match="private address"):
-        harness.client(allow=(), ssl_context=tls[1]).post_one_click(https.url("/unsub", NAME))
+        harness.client(allow=(), ssl_context=tls.client).post_one_click(https.url("/unsub", NAME))
     assert https.seen == []
 
 
-def test_one_click_timeout_is_retryable(
-    harness: Harness, https: LinkServer, tls: tuple[ssl.SSLContext, ssl.SSLContext]
-) -> None:
+def test_one_click_timeout_is_retryable(harness: Harness, https: LinkServer, tls: LocalTLS) -> None:
     https.routes["/unsub"] = Route(hang=True)
-    client = harness.client(ssl_context=tls[1], fetch_timeout_seconds=0.5)
+    client = harness.client(ssl_context=tls.client, fetch_timeout_seconds=0.5)
     started = time.monotonic()
     with pytest.raises(Refused) as refused:
         client.post_one_click(https.url("/unsub", NAME))
@@ -145,11 +151,11 @@ def test_one_click_timeout_is_retryable(
 
 
 def test_the_certificate_must_match_the_name(
-    harness: Harness, https: LinkServer, tls: tuple[ssl.SSLContext, ssl.SSLContext]
+    harness: Harness, https: LinkServer, tls: LocalTLS
 ) -> None:
     https.routes["/page"] = Route()
     harness.dns.set("other.example", ["127.0.0.1"])
-    client = harness.client(ssl_context=tls[1])
+    client = harness.client(ssl_context=tls.client)
     assert client.resolve(https.url("/page", NAME)).ok
     wrong = client.resolve(https.url("/page", "other.example"))
     assert wrong.reason == "TLS error", wrong
@@ -162,9 +168,21 @@ def test_the_certificate_must_match_the_name(
 
 
 def test_https_redirect_to_http_private_is_refused(
-    harness: Harness, https: LinkServer, tls: tuple[ssl.SSLContext, ssl.SSLContext]
+    harness: Harness, https: LinkServer, tls: LocalTLS
 ) -> None:
     https.routes["/r"] = Route(status=301, headers={"Location": "http://192.168.0.1/admin"})
-    result = harness.client(ssl_context=tls[1]).resolve(https.url("/r", NAME))
+    result = harness.client(ssl_context=tls.client).resolve(https.url("/r", NAME))
     assert result.reason == "private address"
     assert [hop.status for hop in result.hops] == [301]
+
+
+def test_extra_cas_come_from_the_settings(
+    harness: Harness, https: LinkServer, tls: LocalTLS, tmp_path: Path
+) -> None:
+    https.routes["/unsub"] = Route()
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_bytes(tls.ca_pem)
+    client = harness.client(fetch_ca_file=ca_file)
+    assert client.post_one_click(https.url("/unsub", NAME)).ok
+    with pytest.raises(ConfigError, match="fetch_ca_file"):
+        harness.client(fetch_ca_file=tmp_path / "missing.pem")

@@ -177,9 +177,16 @@ class LinkServer:
             self.stream_ended.set()
 
 
-def tls_contexts(
-    names: list[str], directory: Path | None = None
-) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+@dataclass(frozen=True)
+class LocalTLS:
+    """A server context, a client context trusting only its CA, and that CA in PEM."""
+
+    server: ssl.SSLContext
+    client: ssl.SSLContext
+    ca_pem: bytes
+
+
+def tls_contexts(names: list[str], directory: Path | None = None) -> LocalTLS:
     """A server context with a certificate for ``names`` (host names or IPs) signed by a
     throwaway CA, and a client context that trusts only that CA."""
     now = dt.datetime.now(dt.UTC)
@@ -250,10 +257,9 @@ def tls_contexts(
         )
         server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         server.load_cert_chain(cert_file, key_file)
-    client = ssl.create_default_context(
-        cadata=ca.public_bytes(serialization.Encoding.PEM).decode("ascii")
-    )
-    return server, client
+    ca_pem = ca.public_bytes(serialization.Encoding.PEM)
+    client = ssl.create_default_context(cadata=ca_pem.decode("ascii"))
+    return LocalTLS(server, client, ca_pem)
 
 
 @dataclass

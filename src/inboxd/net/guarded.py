@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 
 from inboxd.config import Settings
-from inboxd.errors import InboxdError
+from inboxd.errors import ConfigError, InboxdError
 from inboxd.net.addresses import AddressPolicy, IPAddress, literal_address
 from inboxd.net.cache import TTLCache
 from inboxd.net.transport import DEADLINE, PIN, Connector, PinnedTransport, connect
@@ -231,7 +231,7 @@ class GuardedClient:
         }
         self._resolver = resolver or system_resolver
         self._transport = PinnedTransport(
-            ssl_context or httpx.create_ssl_context(), connector or connect
+            ssl_context or _ssl_context(settings), connector or connect
         )
         self._slots = _Slots(settings.fetch_per_host, settings.fetch_concurrency)
         self._cache: TTLCache[tuple[str, int], Resolution] = TTLCache(
@@ -462,6 +462,17 @@ class GuardedClient:
             raise Refused(CONNECTION_FAILED, f"{target.address}: {exc}") from exc
         except httpx.TransportError as exc:
             raise Refused(NETWORK_ERROR, f"{target.url.host}: {exc}") from exc
+
+
+def _ssl_context(settings: Settings) -> ssl.SSLContext:
+    """The usual trust store, plus the operator's extra CAs (``fetch_ca_file``)."""
+    context = httpx.create_ssl_context()
+    if settings.fetch_ca_file is not None:
+        try:
+            context.load_verify_locations(cafile=settings.fetch_ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"fetch_ca_file {settings.fetch_ca_file}: {exc}") from exc
+    return context
 
 
 def _is_tls(exc: BaseException) -> bool:
