@@ -179,7 +179,7 @@ def triage(ctx: TaskContext, params: TriageParams) -> dict[str, Any]:
         ctx.progress.keep_in(conn, dict(state))
 
     with Triager(ctx.engine, ctx.settings, account, log_to=ctx) as triager:
-        triager.keep_samples = True
+        triager.keep_samples = _may_train(ctx.engine, triager)
         left = triager.total(query, state["after"])
         ctx.progress.step(Step.CATEGORIZING, total=before + left)
         ctx.progress.update(before)
@@ -872,6 +872,20 @@ def _label_counts(conn: Connection, account_id: str) -> Counter[str]:
     return Counter({str(cat): int(n) for cat, n in rows if cat})
 
 
+def _may_train(engine: Engine, triager: Triager) -> bool:
+    """Whether this run may end by training (see _train): no when the stored model was
+    trained on more than half the most labels there can be, and no correction is newer
+    (one made while the run goes on has its training read the store: slower, as right)."""
+    stored = triager.stored_model
+    if stored is None:
+        return True
+    with reading(engine) as conn:
+        if store.corrections_since(conn, triager.account.id, stored.trained_at):
+            return True
+    most = MAX_SAMPLES_PER_CATEGORY * len(Category)
+    return most >= stored.samples * RETRAIN_GROWTH
+
+
 def _train(ctx: TaskContext, triager: Triager) -> dict[str, Any] | None:
     """Train the account's model again when its labels changed enough, store it, and apply
     it to the messages left unsure; what was done (None: nothing)."""
@@ -988,10 +1002,13 @@ def _slim(mail: Mail) -> Mail:
     """A training sample's mail as the model reads it (inboxd.triage.model.features):
     every header field's name, the values of a few, the start of the text. Thousands are
     held at once while the model is fitted: 20,000 whole ones would take some 200 MB."""
-    headers = {
-        sys.intern(name): (values[0][:SAMPLE_VALUE_CHARS],) if name in SAMPLE_VALUES else _NONE
-        for name, values in mail.headers.items()
-    }
+    # The names (interned: they repeat from message to message) in their order, then the
+    # few values: a pass over every field in Python cost twice as much.
+    headers: dict[str, tuple[str, ...]] = dict.fromkeys(map(sys.intern, mail.headers), _NONE)
+    for name in SAMPLE_VALUES:
+        values = mail.headers.get(name)
+        if values:
+            headers[name] = (values[0][:SAMPLE_VALUE_CHARS],)
     # Built directly: dataclasses.replace took as long as the rest.
     return Mail(
         pk=mail.pk,
