@@ -35,4 +35,6 @@ def test_a_value_that_is_no_json_leaves_only_itself_empty() -> None:
 
 def test_lists_from_a_driver_that_parsed_them_are_taken_as_they_are() -> None:
     rows = [_row(["a@example.com"], [], ["\\Seen", None], ["x"])]
-    assert _lists(rows, as_text=False) == [("a@example.com",), (), ("\\Seen",), ("x",)]
+    expected = [("a@example.com",), (), ("\\Seen",), ("x",)]
+    assert _lists(rows, as_text=False) == expected
+    assert _lists(rows, as_text=True) == expected

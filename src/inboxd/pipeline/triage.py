@@ -265,10 +265,12 @@ def _lists(rows: Sequence[Any], as_text: bool) -> list[tuple[str, ...]]:
     if as_text:
         texts = [v if isinstance(v, str) else "null" for v in values]
         try:
-            values = json.loads("[" + ",".join(texts) + "]")
+            parsed = json.loads("[" + ",".join(texts) + "]")
         except ValueError:
             # Something no JSON parser took: each value alone, the bad one left empty.
-            values = [_loads(t) for t in texts]
+            parsed = [_loads(t) for t in texts]
+        # A value parsed already (rows read with the plain columns) stays as it is.
+        values = [p if isinstance(v, str) else v for v, p in zip(values, parsed, strict=True)]
     return [_strings(v) for v in values]
 
 
