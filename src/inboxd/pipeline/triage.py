@@ -20,20 +20,23 @@ account's messages that were left unsure.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
+from itertools import repeat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import zstandard
 from pydantic import BaseModel, Field
-from sqlalchemy import ColumnElement, Connection, Engine, func, or_, select
+from sqlalchemy import ColumnElement, Connection, Engine, Text, func, or_, select, type_coerce
 
 from inboxd.config import Settings
 from inboxd.db.engine import reading, writing
@@ -100,6 +103,11 @@ RULE_CACHE_FROM = 5000
 RULE_CACHE_IDS = 200_000
 #: Rows read per round while learning whom the user wrote to.
 _HISTORY_PAGE = 5000
+#: Ids of unsure messages read per query when a new model is applied (each query scans
+#: the account's rows: there is no index on confidence).
+_UNSURE_PAGE = 20_000
+#: Most unsure messages whose tier-3 decision a run keeps for applying a new model.
+MAX_KEPT_DECISIONS = 200_000
 
 
 class TriageParams(BaseModel, extra="forbid"):
@@ -171,6 +179,7 @@ def triage(ctx: TaskContext, params: TriageParams) -> dict[str, Any]:
         ctx.progress.keep_in(conn, dict(state))
 
     with Triager(ctx.engine, ctx.settings, account, log_to=ctx) as triager:
+        triager.keep_samples = _may_train(ctx.engine, triager)
         left = triager.total(query, state["after"])
         ctx.progress.step(Step.CATEGORIZING, total=before + left)
         ctx.progress.update(before)
@@ -234,6 +243,53 @@ _COLUMNS = (
 )
 
 
+#: The columns holding JSON lists of strings (addresses, flags, labels).
+_LIST_COLUMNS = frozenset({"to_addrs", "cc_addrs", "flags", "labels"})
+
+
+@lru_cache(maxsize=4)
+def _columns(dialect: str) -> tuple[ColumnElement[Any], ...]:
+    """The columns a batch reads. SQLite gives the JSON lists as their text, which
+    :func:`_lists` parses a batch at a time: a parse per value cost more than the rest of
+    the row."""
+    if dialect != "sqlite":
+        return _COLUMNS
+    return tuple(
+        type_coerce(c, Text).label(c.name) if c.name in _LIST_COLUMNS else c for c in _COLUMNS
+    )
+
+
+def _lists(rows: Sequence[Any], as_text: bool) -> list[tuple[str, ...]]:
+    """Each row's to, cc, flags and labels (four entries a row), strings only."""
+    values: list[Any] = [v for r in rows for v in (r.to_addrs, r.cc_addrs, r.flags, r.labels)]
+    if as_text:
+        texts = [v if isinstance(v, str) else "null" for v in values]
+        try:
+            parsed = json.loads("[" + ",".join(texts) + "]")
+        except ValueError:
+            # Something no JSON parser took: each value alone, the bad one left empty.
+            parsed = [_loads(t) for t in texts]
+        # A value parsed already (rows read with the plain columns) stays as it is.
+        values = [p if isinstance(v, str) else v for v, p in zip(values, parsed, strict=True)]
+    return [_strings(v) for v in values]
+
+
+def _loads(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    if not value or not isinstance(value, list):
+        return ()
+    found = tuple(value)
+    if all(map(isinstance, found, repeat(str))):
+        return found
+    return tuple(a for a in found if isinstance(a, str))
+
+
 class Triager:
     """Decides and stores triage for one account's messages, a batch at a time."""
 
@@ -249,6 +305,8 @@ class Triager:
         self.engine = engine
         self.settings = settings
         self.account = account
+        self.columns = _columns(engine.dialect.name)
+        self._lists_as_text = self.columns is not _COLUMNS
         self._task = log_to
         self._root = packs.packs_root(engine)
         self.rules_skipped = 0
@@ -269,6 +327,13 @@ class Triager:
         self._matches: dict[int, tuple[frozenset[int], int]] | None = None
         #: messages written by :meth:`submit` so far
         self.written = 0
+        #: when set (by the job), the labelled mail this run decides is kept, slimmed, the
+        #: newest of each category, for training (see :meth:`take_samples`)
+        self.keep_samples = False
+        self._samples: dict[Category, dict[int, Mail]] = {}
+        #: classify's decision of the messages this run left unsure, by pk: a new model
+        #: is applied to them without deciding them again (see :meth:`decide`)
+        self._unsure: dict[int, Decision] = {}
         self._writes: WriteBehind[None] = WriteBehind("triage-writer")
 
     def __enter__(self) -> Triager:
@@ -337,7 +402,7 @@ class Triager:
             while True:
                 with reading(self.engine) as conn:
                     rows = conn.execute(
-                        select(*_COLUMNS)
+                        select(*self.columns)
                         .where(where, m.c.id > after)
                         .order_by(m.c.id)
                         .limit(self.batch_messages)
@@ -371,19 +436,21 @@ class Triager:
         pks = [int(r.id) for r in rows]
         raws = _bodies(conn, self._root, self.account.id, pks)
         places = _folders_of(conn, pks)
+        lists = _lists(rows, self._lists_as_text)
         out: list[Mail] = []
-        for r in rows:
-            pk = int(r.id)
+        for n, r in enumerate(rows):
+            pk = pks[n]
+            to, cc, flags, labels = lists[4 * n : 4 * n + 4]
             stored = Stored(
                 pk=pk,
                 from_addr=r.from_addr,
                 from_name=r.from_name,
-                to=tuple(a for a in (r.to_addrs or ()) if isinstance(a, str)),
-                cc=tuple(a for a in (r.cc_addrs or ()) if isinstance(a, str)),
+                to=to,
+                cc=cc,
                 subject=r.subject,
                 date=r.date or r.sort_date,
-                flags=tuple(r.flags or ()),
-                labels=tuple(r.labels or ()),
+                flags=flags,
+                labels=labels,
                 folders=places.get(pk, ()),
                 thread_id=r.thread_id,
                 has_attachments=bool(r.has_attachments),
@@ -449,9 +516,10 @@ class Triager:
             found[n] = (frozenset(int(pk) for pk in ids), int(upto))
         return found
 
-    def decide(self, rows: Sequence[Any]) -> list[Verdict]:
-        """The verdicts of a batch (nothing written)."""
-        from inboxd.triage.classify import UNSURE, classify
+    def decide(self, rows: Sequence[Any], *, again: bool = False) -> list[Verdict]:
+        """The verdicts of a batch (nothing written). ``again``: the batch's unsure
+        messages were decided earlier in this run; classify's word on them is reused."""
+        from inboxd.triage.classify import UNSURE
         from inboxd.triage.priority import prioritize
 
         pks = [int(r.id) for r in rows]
@@ -460,24 +528,7 @@ class Triager:
             corrected = store.corrections_for(conn, pks)
             ruled = self._matching_rules(conn, pks) if self.rules else {}
         ctx = self.context
-        decisions: list[Decision] = []
-        unsure: list[int] = []
-        for i, mail in enumerate(mails):
-            decision = classify(mail, ctx)
-            if mail.pk in corrected:
-                category = corrected[mail.pk]
-                decision = Decision(
-                    category,
-                    1.0,
-                    (f"you filed this message as {category}",),
-                    TriageSource.CORRECTION,
-                    decision.direct,
-                )
-            elif mail.pk in ruled:
-                decision = _by_rule(ruled[mail.pk], decision.direct)
-            elif decision.confidence < UNSURE:
-                unsure.append(i)
-            decisions.append(decision)
+        decisions, unsure = self._tiers(mails, corrected, ruled, again)
         if unsure and self.model is not None:
             from inboxd.triage.model import combine
 
@@ -508,7 +559,67 @@ class Triager:
                     decision.source,
                 )
             )
+        if self.keep_samples and not again:
+            self._keep_samples(mails, verdicts)
         return verdicts
+
+    def _tiers(
+        self,
+        mails: Sequence[Mail],
+        corrected: dict[int, Category],
+        ruled: dict[int, store.Rule],
+        again: bool,
+    ) -> tuple[list[Decision], list[int]]:
+        """Each message's decision by correction, rule or classify; which are unsure."""
+        from inboxd.triage.classify import UNSURE, classify
+
+        ctx = self.context
+        kept = self._unsure
+        decisions: list[Decision] = []
+        unsure: list[int] = []
+        for i, mail in enumerate(mails):
+            # A message decided earlier in this run, by the same context, gets the same
+            # decision (its stored columns may have moved since: the rules and the
+            # priority still read them fresh).
+            known = kept.pop(mail.pk, None) if again else None
+            decision = known if known is not None else classify(mail, ctx)
+            if mail.pk in corrected:
+                category = corrected[mail.pk]
+                decision = Decision(
+                    category,
+                    1.0,
+                    (f"you filed this message as {category}",),
+                    TriageSource.CORRECTION,
+                    decision.direct,
+                )
+            elif mail.pk in ruled:
+                decision = _by_rule(ruled[mail.pk], decision.direct)
+            elif decision.confidence < UNSURE:
+                unsure.append(i)
+                if not again and len(kept) < MAX_KEPT_DECISIONS:
+                    kept[mail.pk] = decision
+            decisions.append(decision)
+        return decisions, unsure
+
+    def _keep_samples(self, mails: Sequence[Mail], verdicts: Sequence[Verdict]) -> None:
+        """Keep the batch's would-be labels (see _samples), at most the newest
+        MAX_SAMPLES_PER_CATEGORY of a category (and a batch), slimmed."""
+        for mail, verdict in zip(mails, verdicts, strict=True):
+            if verdict.source != TriageSource.CORRECTION and (
+                verdict.source not in LABEL_SOURCES or verdict.confidence < LABEL_CONFIDENCE
+            ):
+                continue
+            window = self._samples.setdefault(verdict.category, {})
+            window[mail.pk] = _slim(mail)
+            if len(window) > MAX_SAMPLES_PER_CATEGORY + BATCH_MESSAGES:
+                for pk in sorted(window)[:-MAX_SAMPLES_PER_CATEGORY]:
+                    del window[pk]
+
+    def take_samples(self) -> dict[int, Mail]:
+        """The slimmed mail kept by :meth:`_keep_samples`, by pk (given away once)."""
+        found = {pk: mail for window in self._samples.values() for pk, mail in window.items()}
+        self._samples = {}
+        return found
 
     def run(self, rows: Sequence[Any]) -> list[Verdict]:
         """Decide a batch and store it in one transaction, now."""
@@ -518,13 +629,17 @@ class Triager:
         self._write(verdicts, int(rows[-1].id), None)
         return verdicts
 
-    def submit(self, rows: Sequence[Any], *, on_write: OnWrite | None = None) -> None:
+    def submit(
+        self, rows: Sequence[Any], *, on_write: OnWrite | None = None, again: bool = False
+    ) -> None:
         """Decide a batch, then have it written (one transaction) once the batch before
         is, on the writer's thread: while the database writes one batch, the next is read
-        and decided. ``on_write(verdicts, conn, last_id)`` runs inside the transaction."""
+        and decided. ``on_write(verdicts, conn, last_id)`` runs inside the transaction;
+        ``again`` as for :meth:`decide`."""
         if not rows:
             return
-        self._writes.submit(self._write, self.decide(rows), int(rows[-1].id), on_write)
+        verdicts = self.decide(rows, again=True) if again else self.decide(rows)
+        self._writes.submit(self._write, verdicts, int(rows[-1].id), on_write)
 
     def wait(self) -> None:
         """Wait for the batch being written (raises its error)."""
@@ -538,21 +653,33 @@ class Triager:
         self.written += len(verdicts)
 
     def unsure_batches(self, below: float) -> Iterator[list[Any]]:
-        """The account's messages left unsure, in id order, a batch at a time."""
+        """The account's messages left unsure, in id order, a batch at a time. Their ids
+        are found a page at a time (each look-up scans the account's rows), each batch's
+        rows read by id, the condition checked again."""
         after = 0
         where = store.unsure_condition(self.account.id, below)
         while True:
             with reading(self.engine) as conn:
-                rows = conn.execute(
-                    select(*_COLUMNS)
-                    .where(where, m.c.id > after)
-                    .order_by(m.c.id)
-                    .limit(self.batch_messages)
-                ).all()
-            if not rows:
+                ids = [
+                    int(pk)
+                    for pk in conn.execute(
+                        select(m.c.id)
+                        .where(where, m.c.id > after)
+                        .order_by(m.c.id)
+                        .limit(_UNSURE_PAGE)
+                    ).scalars()
+                ]
+            if not ids:
                 return
-            after = int(rows[-1].id)
-            yield list(rows)
+            after = ids[-1]
+            for start in range(0, len(ids), self.batch_messages):
+                chunk = ids[start : start + self.batch_messages]
+                with reading(self.engine) as conn:
+                    rows = conn.execute(
+                        select(*self.columns).where(m.c.id.in_(chunk), where).order_by(m.c.id)
+                    ).all()
+                if rows:
+                    yield list(rows)
 
 
 def _bodies(
@@ -747,6 +874,20 @@ def _label_counts(conn: Connection, account_id: str) -> Counter[str]:
     return Counter({str(cat): int(n) for cat, n in rows if cat})
 
 
+def _may_train(engine: Engine, triager: Triager) -> bool:
+    """Whether this run may end by training (see _train): no when the stored model was
+    trained on more than half the most labels there can be, and no correction is newer
+    (one made while the run goes on has its training read the store: slower, as right)."""
+    stored = triager.stored_model
+    if stored is None:
+        return True
+    with reading(engine) as conn:
+        if store.corrections_since(conn, triager.account.id, stored.trained_at):
+            return True
+    most = MAX_SAMPLES_PER_CATEGORY * len(Category)
+    return most >= stored.samples * RETRAIN_GROWTH
+
+
 def _train(ctx: TaskContext, triager: Triager) -> dict[str, Any] | None:
     """Train the account's model again when its labels changed enough, store it, and apply
     it to the messages left unsure; what was done (None: nothing)."""
@@ -796,7 +937,7 @@ def _train(ctx: TaskContext, triager: Triager) -> dict[str, Any] | None:
     first = triager.written
     for batch in triager.unsure_batches(UNSURE):
         ctx.progress.check_cancelled()
-        triager.submit(batch)
+        triager.submit(batch, again=True)
         ctx.progress.update(triager.written - first)
     triager.wait()
     again = triager.written - first
@@ -836,15 +977,25 @@ def _samples(ctx: TaskContext, triager: Triager) -> list[tuple[Mail, Category]]:
                 wanted.setdefault(int(pk), category)
     ordered = sorted(wanted)
     ctx.progress.update(0, total=len(ordered))
+    # What this run decided is at hand already; the rest is read.
+    seen = triager.take_samples()
     samples: list[tuple[Mail, Category]] = []
     step = 500
     for start in range(0, len(ordered), step):
         ctx.progress.check_cancelled()
         chunk = ordered[start : start + step]
-        with reading(ctx.engine) as conn:
-            rows = conn.execute(select(*_COLUMNS).where(m.c.id.in_(chunk)).order_by(m.c.id)).all()
-            mails = triager.mails(conn, rows)
-        samples += [(_slim(mail), wanted[mail.pk]) for mail in mails]
+        missing = [pk for pk in chunk if pk not in seen]
+        read: dict[int, Mail] = {}
+        if missing:
+            with reading(ctx.engine) as conn:
+                rows = conn.execute(
+                    select(*triager.columns).where(m.c.id.in_(missing)).order_by(m.c.id)
+                ).all()
+                read = {mail.pk: _slim(mail) for mail in triager.mails(conn, rows)}
+        for pk in chunk:
+            mail = seen.get(pk) or read.get(pk)
+            if mail is not None:
+                samples.append((mail, wanted[pk]))
         ctx.progress.update(advance=len(chunk))
     return samples
 
@@ -853,11 +1004,32 @@ def _slim(mail: Mail) -> Mail:
     """A training sample's mail as the model reads it (inboxd.triage.model.features):
     every header field's name, the values of a few, the start of the text. Thousands are
     held at once while the model is fitted: 20,000 whole ones would take some 200 MB."""
-    headers = {
-        sys.intern(name): (values[0][:SAMPLE_VALUE_CHARS],) if name in SAMPLE_VALUES else _NONE
-        for name, values in mail.headers.items()
-    }
-    return replace(mail, headers=headers, text=mail.text[:SAMPLE_TEXT_CHARS])
+    # The names (interned: they repeat from message to message) in their order, then the
+    # few values: a pass over every field in Python cost twice as much.
+    headers: dict[str, tuple[str, ...]] = dict.fromkeys(map(sys.intern, mail.headers), _NONE)
+    for name in SAMPLE_VALUES:
+        values = mail.headers.get(name)
+        if values:
+            headers[name] = (values[0][:SAMPLE_VALUE_CHARS],)
+    # Built directly: dataclasses.replace took as long as the rest.
+    return Mail(
+        pk=mail.pk,
+        from_addr=mail.from_addr,
+        from_name=mail.from_name,
+        to=mail.to,
+        cc=mail.cc,
+        subject=mail.subject,
+        headers=headers,
+        text=mail.text[:SAMPLE_TEXT_CHARS],
+        content_types=mail.content_types,
+        attachments=mail.attachments,
+        date=mail.date,
+        flags=mail.flags,
+        labels=mail.labels,
+        folders=mail.folders,
+        thread_id=mail.thread_id,
+        has_html=mail.has_html,
+    )
 
 
 def retriage_messages(
@@ -868,7 +1040,9 @@ def retriage_messages(
     load."""
     with reading(engine) as conn:
         rows = conn.execute(
-            select(*_COLUMNS).where(m.c.account_id == account.id, m.c.id.in_(list(pks)))
+            select(*_columns(engine.dialect.name)).where(
+                m.c.account_id == account.id, m.c.id.in_(list(pks))
+            )
         ).all()
     with Triager(engine, settings, account, use_model=False) as triager:
         triager.run(rows)
