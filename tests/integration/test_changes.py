@@ -256,6 +256,34 @@ def test_recheck_skips_what_changed_and_gone_mail_is_skipped(app: App, synced: S
     assert sorted(pk for pk, _, _ in journal_rows(app, job.id)) == sorted(wanted)
 
 
+def test_copies_in_two_folders(app: App) -> None:
+    """A message stored once with copies in two folders: a mark reaches both copies (two
+    rows); an archive moves the one outside the archive and leaves the other alone."""
+    box = FakeMailbox()
+    box.add("INBOX", mail(1))
+    box.add("Archive", mail(1), ("\\Seen",))
+    box.add("INBOX", mail(2))
+    MAILBOXES["copies"] = box
+    account = Accounts(app.engine, app.settings).add("fake", "copies", {"mailbox": "copies"})
+    assert sync_now(app, account).status == JobStatus.COMPLETED
+    with reading(app.engine) as conn:
+        pk = conn.execute(
+            select(messages.c.id).where(
+                messages.c.account_id == account.id, messages.c.subject == "message 1"
+            )
+        ).scalar_one()
+    assert stored(app, pk)[0] == ["Archive", "INBOX"]
+    flagged = change(app, account, message_ids=[pk], mark="flagged")
+    assert flagged.result["done"] == 2
+    assert {f for _, f in box.folders["Archive"].messages.values()} == {("\\Seen", "\\Flagged")}
+    archived = change(app, account, message_ids=[pk], archive=True)
+    assert (archived.result["done"], archived.result["skipped"]) == (1, 0)
+    assert len(box.folders["Archive"].messages) == 2
+    assert stored(app, pk)[0] == ["Archive", "Archive"]  # two copies there now
+    assert undo(app, archived.id).result["done"] == 1
+    assert stored(app, pk)[0] == ["Archive", "INBOX"]
+
+
 def test_lost_connection_mid_batch_resumes_without_doing_twice(app: App, synced: Synced) -> None:
     """The server drops the connection after applying part of a batch: the rows stay
     planned, the retry asks the server (moved ones found in the target by Message-ID) and
