@@ -7,6 +7,7 @@ refused, the undo rules and the owner checks; the API around them."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -26,7 +27,9 @@ from inboxd.db.tables import change_journal, folders, locations, messages
 from inboxd.errors import InvalidRequest, InvalidState, NotFound
 from inboxd.jobs.model import Job, JobStatus
 from inboxd.jobs.progress import TaskContext
+from inboxd.jobs.queue import Queue
 from inboxd.jobs.registry import task
+from inboxd.pipeline import changes as changes_module
 from inboxd.pipeline.changes import ARCHIVE, Change, Located, apply_changes
 from inboxd.providers import registry
 from inboxd.providers.fake import ENTRY, MAILBOXES, FakeMailbox
@@ -254,6 +257,44 @@ def test_recheck_skips_what_changed_and_gone_mail_is_skipped(app: App, synced: S
     assert job.result["skipped_reasons"] == {"flagged since": 2, "not in INBOX any more": 1}
     assert [s for s, _ in on_server(box)["Archive"]] == ["Subject: message 7"]
     assert sorted(pk for pk, _, _ in journal_rows(app, job.id)) == sorted(wanted)
+
+
+class CancelParams(BaseModel, extra="forbid"):
+    message_ids: list[int]
+
+
+@task("test.cancel_midway", params=CancelParams)
+def _cancel_midway(ctx: TaskContext, params: CancelParams) -> dict[str, Any]:
+    account = Accounts(ctx.engine, ctx.settings).get(str(ctx.job.account_id))
+    asked: list[int] = []
+
+    def recheck(conn: Connection, located: Any) -> dict[int, str]:
+        if not asked:
+            asked.append(len(located))
+            Queue(ctx.engine, ctx.settings).cancel(ctx.job_id)
+            time.sleep(0.3)  # past the Progress handle's cancel poll interval
+        return {}
+
+    changes = [Change(pk, "archive", move_to=ARCHIVE) for pk in params.message_ids]
+    return apply_changes(ctx, account, changes, recheck=recheck).to_dict()
+
+
+def test_cancel_between_batches(app: App, synced: Synced, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cancelled during its first batch, a change settles that batch, reports its progress
+    and stops before the next: no row left planned; the cancelled job can be undone."""
+    monkeypatch.setattr(changes_module, "BATCH", 5)
+    ids = sorted(synced.ids.values())
+    job = finish(
+        app,
+        app.queue.enqueue("test.cancel_midway", {"message_ids": ids}, account_id=synced.account.id),
+    )
+    assert job.status == JobStatus.CANCELLED
+    assert job.step == "applying changes" and job.progress_current == 5
+    assert job.progress_total == MESSAGES
+    assert sorted(state for _, state, _ in journal_rows(app, job.id)) == ["done"] * 5
+    assert len(synced.box.folders["Archive"].messages) == 5
+    assert undo(app, job.id).result["done"] == 5
+    assert len(synced.box.folders["INBOX"].messages) == MESSAGES
 
 
 def test_copies_in_two_folders(app: App) -> None:

@@ -225,7 +225,7 @@ def apply_changes(
     return report(ctx.engine, ctx.job_id)
 
 
-def report(engine: Any, job_id: str) -> ChangeReport:
+def report(engine: Engine, job_id: str) -> ChangeReport:
     """A job's report, read from its journal."""
     cj = change_journal.c
     with reading(engine) as conn:
