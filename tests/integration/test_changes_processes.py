@@ -156,7 +156,18 @@ def test_sigkill_between_acting_and_settling_then_resume(
     assert all(p.name.endswith(":2,") for p in files(root))
 
 
-def test_cli_mark_and_undo(app: App, database_url: str, tmp_path: Path) -> None:
+def test_cli_mark_and_undo(tmp_path: Path) -> None:
+    """The commands are thin shells over the actions tested on both databases: SQLite
+    alone here (each command is a process start)."""
+    database_url = f"sqlite:///{tmp_path}/inboxd.db"
+    app = make_app(database_url, tmp_path)
+    try:
+        cli_mark_and_undo(app, database_url, tmp_path)
+    finally:
+        app.close()
+
+
+def cli_mark_and_undo(app: App, database_url: str, tmp_path: Path) -> None:
     root = tmp_path / "mail"
     account = maildir_account(app, root, 3)
     with reading(app.engine) as conn:
