@@ -14,13 +14,14 @@ from inboxd.app import App
 from inboxd.db.engine import reading, writing
 from inboxd.errors import InvalidField, InvalidRequest, InvalidState, NotFound
 from inboxd.jobs.model import Job, JobStatus
+from inboxd.jobs.registry import get_task
 from inboxd.pipeline.cleanup import CleanupParams, criteria_of
 from inboxd.store import cleanups as store
 from inboxd.store.accounts import Account, Accounts
 from inboxd.store.search import parse_query
 from inboxd.vocabulary import CleanupAction, ItemRole
 
-__all__ = ["approve", "list_cleanups", "propose", "show"]
+__all__ = ["approve", "list_cleanups", "propose", "show", "start_cleanup_job"]
 
 #: Providers whose accounts inboxd never changes.
 READ_ONLY_PROVIDERS = frozenset({"mbox"})
@@ -78,6 +79,23 @@ def propose(
             criteria=criteria_of(params),
         )
     return job
+
+
+def start_cleanup_job(app: App, params: dict[str, Any], account: Account) -> Job:
+    """A clean-up asked for as a generic job (``POST /api/jobs``): the same proposal."""
+    checked = CleanupParams.model_validate(
+        get_task("cleanup").validate({"account_id": account.id} | params)
+    )
+    if checked.account_id != account.id:
+        raise InvalidField("params.account_id must be the job's account_id")
+    return propose(
+        app,
+        account,
+        categories=checked.categories,
+        older_than=checked.older_than,
+        query=checked.query,
+        action=checked.action,
+    )
 
 
 def _view(app: App, found: store.Cleanup, job: Job | None) -> dict[str, Any]:

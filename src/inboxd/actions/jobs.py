@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from inboxd.actions.cleanups import start_cleanup_job
 from inboxd.actions.export import start_export_job
 from inboxd.actions.triage import start_triage_job
 from inboxd.app import App
@@ -31,7 +32,7 @@ def check_may_start(kind: str, *, admin: bool) -> TaskSpec:
 
 
 #: Kinds whose job is always for one account: started with an ``account_id``.
-ACCOUNT_KINDS = frozenset({"sync", "index", "triage"})
+ACCOUNT_KINDS = frozenset({"sync", "index", "triage", "cleanup"})
 
 
 def start_job(
@@ -72,6 +73,9 @@ def start_job(
     if kind == "triage":
         assert account is not None
         return start_triage_job(app, params, account)
+    if kind == "cleanup":
+        assert account is not None
+        return start_cleanup_job(app, params, account)
     return app.queue.enqueue(
         kind,
         params,

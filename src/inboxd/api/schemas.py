@@ -573,8 +573,9 @@ class RuleCreated(BaseModel):
 
 # -- clean-ups ----------------------------------------------------------------------------------
 
-#: A message id in a request body (strict: a JSON integer).
-MessageIdIn = Annotated[int, Ge(1), Le(2**63 - 1), BeforeValidator(_integral)]
+#: A message id in a request body (strict: a JSON integer; at most 2^53, the largest a JSON
+#: number carries exactly everywhere, so the bound in the schema is the bound checked).
+MessageIdIn = Annotated[int, Ge(1), Le(2**53), BeforeValidator(_integral)]
 
 
 class CleanupCreate(_In):
