@@ -22,6 +22,7 @@ from inboxd.api import (
     errors,
     live,
     routes_accounts,
+    routes_changes,
     routes_cleanups,
     routes_jobs,
     routes_messages,
@@ -228,6 +229,7 @@ def create_api(app: App) -> FastAPI:
         routes_messages,
         routes_triage,
         routes_cleanups,
+        routes_changes,
         live,
     ):
         api.include_router(module.router)
