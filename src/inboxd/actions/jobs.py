@@ -85,6 +85,7 @@ def start_job(
         assert account is not None
         return start_cleanup_job(app, params, account)
     if kind == "change":
+        assert account is not None
         return start_change(app, account, params)
     return app.queue.enqueue(
         kind,
