@@ -187,7 +187,11 @@ def server_state(user: ImapUser) -> dict[str, dict[str, tuple[str, ...]]]:
             )
             found[folder] = {
                 data[b"BODY[HEADER.FIELDS (MESSAGE-ID)]"].decode().split(":", 1)[1].strip(): tuple(
-                    sorted(f.decode() if isinstance(f, bytes) else str(f) for f in data[b"FLAGS"])
+                    sorted(
+                        name
+                        for f in data[b"FLAGS"]
+                        if (name := f.decode() if isinstance(f, bytes) else str(f)) != "\\Recent"
+                    )
                 )
                 for data in got.values()
             }
@@ -421,14 +425,19 @@ def test_approval_waits_for_a_proposal_and_races_approve_once(w: World) -> None:
     assert w.app.queue.get(job.id).status == JobStatus.PENDING
 
 
-def test_mbox_accounts_are_read_only(w: World, tmp_path: Path) -> None:
-    box = tmp_path / "old.mbox"
-    box.write_bytes(b"From a@b Thu Jan  1 00:00:00 2026\n" + make_message(1) + b"\n")
-    account = Accounts(w.app.engine, w.app.settings).add("mbox", "old", {"path": str(box)})
-    with pytest.raises(InvalidRequest, match="read-only"):
-        actions.propose(w.app, account, action="archive")
-    # Listing a newsletter's unsubscribe links changes no mail: that may be proposed.
-    assert actions.propose(w.app, account, action="unsubscribe").kind == "cleanup"
+def test_mbox_accounts_are_read_only(database_url: str, tmp_path: Path) -> None:
+    app = make_app(database_url, tmp_path)
+    try:
+        box = tmp_path / "old.mbox"
+        box.write_bytes(b"From a@b Thu Jan  1 00:00:00 2026\n" + make_message(1) + b"\n")
+        account = Accounts(app.engine, app.settings).add("mbox", "old", {"path": str(box)})
+        for action in ("archive", "mark-read", "label"):
+            with pytest.raises(InvalidRequest, match="read-only"):
+                actions.propose(app, account, action=action)
+        # Unsubscribing posts to the list's server and changes no mail: it may be proposed.
+        assert actions.propose(app, account, action="unsubscribe").kind == "cleanup"
+    finally:
+        app.close()
 
 
 def cli(w: World, monkeypatch: pytest.MonkeyPatch, *args: str) -> Result:
@@ -463,3 +472,82 @@ def test_the_command_line(w: World, monkeypatch: pytest.MonkeyPatch) -> None:
     assert json.loads(approved.stdout)["already_approved"] is False
     again = cli(w, monkeypatch, "cleanup", "approve", job_id)
     assert again.exit_code == 0 and "approved already" in again.stdout
+
+
+def uid_of(user: ImapUser, folder: str, message_id: str) -> int:
+    """A message's UID in a folder, found over IMAP by its Message-ID."""
+    with IMAPClient(user.host, port=user.port, ssl=False) as client:
+        client.login(user.username, user.password)
+        client.select_folder(folder, readonly=True)
+        [uid] = client.search(["HEADER", "Message-ID", message_id])
+    return int(uid)
+
+
+def non_empty(state: dict[str, dict[str, tuple[str, ...]]]) -> dict[str, Any]:
+    """The server's state without empty folders (an archive folder made and emptied)."""
+    return {folder: held for folder, held in state.items() if held}
+
+
+def finished(app: App, job_id: str) -> Job:
+    with running_worker(app, concurrency=1):
+        done = wait_finished(app, job_id, timeout=60)
+    assert done.status == JobStatus.COMPLETED, done.error
+    return done
+
+
+def test_execution_archives_what_was_approved_skips_what_changed_and_undo_restores(
+    w: World,
+) -> None:
+    shown = propose_all(w)
+    job_id = shown["job_id"]
+    ids = w.ids()
+    candidates = {c["id"] for c in shown["candidates"]}
+    # Between the proposal and the execution the user flags one candidate elsewhere.
+    w.user.set_flags("INBOX", [uid_of(w.user, "INBOX", "<s1@x>")], ["\\Flagged"])
+    before = server_state(w.user)
+    assert non_empty(before) == before  # no archive folder yet
+    answer = w.alice.call(
+        "POST", f"/api/cleanups/{job_id}/approve", {"exclude": [ids["Weekly digest 2"]]}
+    )
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["approved"] == len(candidates) - 1
+    job = finished(w.app, job_id)
+    assert job.result["done"] == len(candidates) - 2
+    assert job.result["skipped_reasons"] == {"flagged since the proposal": 1}
+
+    after = server_state(w.user)
+    archive = next(f for f in after if f not in before)
+    assert "<d1@x>" in after[archive] and "<d1@x>" not in after["INBOX"]
+    assert "<d2@x>" in after["INBOX"]  # excluded by the person
+    assert "\\Flagged" in after["INBOX"]["<s1@x>"]  # skipped: flagged since
+    for subject in PROTECTED:
+        msgid = MAILBOX[subject][1].split(b"Message-ID: ")[1].split(b"\n")[0].decode().strip()
+        assert after["INBOX"][msgid] == before["INBOX"][msgid], subject
+    shown = w.alice.call("GET", f"/api/cleanups/{job_id}").json()
+    execution = shown["execution"]
+    assert execution["done"] == len(candidates) - 2 and execution["failed"] == 0
+    assert execution["skipped"] == [
+        {"id": ids["Big sale this week"], "why": "flagged since the proposal"}
+    ]
+    # A second approval runs nothing again.
+    again = w.alice.call("POST", f"/api/cleanups/{job_id}/approve", {})
+    assert again.status_code == 200 and again.json()["already_approved"] is True
+    assert w.app.queue.get(job_id).status == JobStatus.COMPLETED
+
+    # Undo puts every archived message back where it was, flags and all.
+    undo = w.alice.call("POST", f"/api/jobs/{job_id}/undo")
+    assert undo.status_code == 202, undo.text
+    finished(w.app, undo.json()["job_id"])
+    assert non_empty(server_state(w.user)) == before
+
+
+def test_mark_read_of_only_some(w: World) -> None:
+    shown = propose_all(w, action="mark-read")
+    ids = w.ids()
+    digest1 = ids["Weekly digest 1"]
+    answer = actions.approve(w.app, shown["job_id"], owner=None, by="operator", only=[digest1])
+    assert answer["approved"] == 1
+    finished(w.app, shown["job_id"])
+    state = server_state(w.user)["INBOX"]
+    assert "\\Seen" in state["<d1@x>"]
+    assert "\\Seen" not in state["<d2@x>"] and "\\Seen" not in state["<s1@x>"]
