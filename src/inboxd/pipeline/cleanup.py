@@ -486,7 +486,7 @@ def execute(ctx: TaskContext, account: Account, found: store.Cleanup) -> dict[st
         unsubscribed = _unsubscribe(ctx, found.job_id, ready)
         report: dict[str, Any] = {"unsubscribe": unsubscribed}
     else:
-        report = _apply(ctx, account, action, ready)
+        report = _apply(ctx, account, action, ready, protection)
     with reading(ctx.engine) as conn:
         done = store.execution(conn, found.job_id) or {"done": 0, "skipped": [], "failed": 0}
     reasons = Counter(s["why"] for s in done["skipped"])
@@ -502,7 +502,11 @@ def execute(ctx: TaskContext, account: Account, found: store.Cleanup) -> dict[st
 
 
 def _apply(
-    ctx: TaskContext, account: Account, action: CleanupAction, ready: Sequence[Any]
+    ctx: TaskContext,
+    account: Account,
+    action: CleanupAction,
+    ready: Sequence[Any],
+    protection: Protection,
 ) -> dict[str, Any]:
     """Archive, mark read or label through the journal, re-checking each batch on the server
     right before acting."""
@@ -515,8 +519,6 @@ def _apply(
     if unlabeled:
         with writing(ctx.engine) as conn:
             store.record_outcomes(conn, ctx.job.id, unlabeled)
-    with reading(ctx.engine) as conn:
-        protection = Protection.of(conn, account)
 
     def recheck(conn: Connection, located: Sequence[Located]) -> dict[int, str]:
         # The server's marks now (a message gone is skipped by apply_changes itself), and
