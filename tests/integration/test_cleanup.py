@@ -41,6 +41,7 @@ from tests.support.apps import (
     wait_finished,
     wait_for,
 )
+from tests.support.link_server import LinkServer, Route, tls_contexts
 from tests.support.mail import make_message
 
 ME = "dana@home.example"
@@ -551,3 +552,62 @@ def test_mark_read_of_only_some(w: World) -> None:
     state = server_state(w.user)["INBOX"]
     assert "\\Seen" in state["<d1@x>"]
     assert "\\Seen" not in state["<d2@x>"] and "\\Seen" not in state["<s1@x>"]
+
+
+def test_unsubscribe_posts_once_per_list_and_lists_mailto_only(
+    database_url: str, tmp_path: Path, imap_user: ImapUser
+) -> None:
+    """One RFC 8058 POST per list (never a GET), to a loopback HTTPS server inboxd was told
+    to allow; a list with only a mailto address is listed; the mail itself is unchanged."""
+    tls = tls_contexts(["127.0.0.1"])
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(tls.ca_pem)
+    with LinkServer(tls=tls.server) as lists:
+        lists.routes["/u"] = Route(status=200, body=b"bye")
+        one_click = {
+            "List-Id": "Weekly Digest <weekly.digest.example>",
+            "List-Unsubscribe": f"<{lists.url('/u')}>, <mailto:leave@digest.example>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            "Precedence": "bulk",
+        }
+        imap_user.create_folder("Sent")
+        for n in range(3):
+            imap_user.append(
+                "INBOX", mail("Digest <news@digest.example>", f"Digest {n}", msgid=f"<u{n}@x>",
+                              headers=one_click),
+            )  # fmt: skip
+        imap_user.append(
+            "INBOX", mail("Shop <deals@shop.example>", "Big sale", msgid="<s@x>", headers=SHOP)
+        )
+        app = make_app(database_url, tmp_path, fetch_allow=["127.0.0.1"], fetch_ca_file=str(ca))
+        try:
+            account = Accounts(app.engine, app.settings).add(
+                "imap",
+                imap_user.username,
+                {"host": imap_user.host, "port": imap_user.port, "security": "none",
+                 "username": imap_user.username},
+                secret={"password": imap_user.password},
+                addresses=[ME],
+            )  # fmt: skip
+            settle(app, account)
+            before = server_state(imap_user)
+            job = actions.propose(app, account, categories=ALL, action="unsubscribe")
+            parked(app, job)
+            assert lists.seen == []  # discovery asks no list anything
+            assert actions.approve(app, job.id, owner=None, by="operator")["approved"] == 4
+            done = finished(app, job.id)
+            shown = actions.show(app, job.id, owner=None)
+        finally:
+            app.close()
+        assert [(s.method, s.path, s.body) for s in lists.seen] == [
+            ("POST", "/u", b"List-Unsubscribe=One-Click")
+        ]
+    assert done.result["unsubscribe"] == {"posted": 1, "mailto_only": 1, "failed": 0}
+    unsubscribe = shown["unsubscribe"]
+    assert [p["list"] for p in unsubscribe["posted"]] == ["weekly.digest.example"]
+    assert unsubscribe["mailto_only"] == [
+        {"list": "deals@shop.example", "mailto": "mailto:unsub@shop.example", "messages": 1}
+    ]
+    assert shown["execution"]["done"] == 3
+    assert shown["execution"]["skipped"][0]["why"].startswith("no one-click unsubscribe")
+    assert server_state(imap_user) == before
