@@ -542,7 +542,7 @@ def test_execution_archives_what_was_approved_skips_what_changed_and_undo_restor
     assert non_empty(server_state(w.user)) == before
 
 
-def test_mark_read_of_only_some(w: World) -> None:
+def test_mark_read_of_only_some_and_labels(w: World) -> None:
     shown = propose_all(w, action="mark-read")
     ids = w.ids()
     digest1 = ids["Weekly digest 1"]
@@ -552,6 +552,15 @@ def test_mark_read_of_only_some(w: World) -> None:
     state = server_state(w.user)["INBOX"]
     assert "\\Seen" in state["<d1@x>"]
     assert "\\Seen" not in state["<d2@x>"] and "\\Seen" not in state["<s1@x>"]
+    # Labels: the category as an IMAP keyword, on what the query found and was not protected.
+    labeled = propose_all(w, action="label", query="from:news@digest.example")
+    category = {c["subject"]: c["category"] for c in labeled["candidates"]}
+    actions.approve(w.app, labeled["job_id"], owner=None, by="operator")
+    finished(w.app, labeled["job_id"])
+    state = server_state(w.user)["INBOX"]
+    for n in (1, 2):
+        assert f"$inboxd_{category[f'Weekly digest {n}']}" in state[f"<d{n}@x>"]
+    assert not any(f.startswith("$inboxd_") for f in state["<d3@x>"])  # flagged: protected
 
 
 def test_unsubscribe_posts_once_per_list_and_lists_mailto_only(

@@ -181,9 +181,13 @@ def approve(
     job carry it out. A clean-up approved already is left as it is
     (``already_approved``)."""
     with reading(app.engine) as conn:
-        found = store.get(conn, job_id, owner=owner, any_owner=owner is None)
-        roles = store.roles_of(conn, job_id) if found.approved_at is None else {}
+        store.get(conn, job_id, owner=owner, any_owner=owner is None)  # the owner's, or 404
+    # The job before the clean-up's row: an approval stores approved_at before it lets the
+    # job go, so a job seen parked here with no approval stored is truly waiting.
     job = app.queue.get(job_id)
+    with reading(app.engine) as conn:
+        found = store.get(conn, job_id, owner=None, any_owner=True)
+        roles = store.roles_of(conn, job_id) if found.approved_at is None else {}
     if found.approved_at is not None:
         return _again(app, found, job)
     if job.status != JobStatus.AWAITING_APPROVAL or found.proposed_at is None:

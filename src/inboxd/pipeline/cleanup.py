@@ -159,8 +159,10 @@ def cleanup(ctx: TaskContext, params: CleanupParams) -> dict[str, Any]:
 # -- discovery ----------------------------------------------------------------------------------
 
 
-def _folder_ids(conn: Connection, account_id: str, action: CleanupAction) -> list[int]:
-    """The folders a clean-up may take mail from."""
+def _folder_ids(
+    conn: Connection, account_id: str, action: CleanupAction
+) -> tuple[list[int], list[int]]:
+    """The folders a clean-up may take mail from, and those it never does."""
     sent = set(sent_folder_ids(conn, account_id))
     uses, names = set(_NEVER_USES), set(_NEVER_NAMES)
     if action == CleanupAction.ARCHIVE:
@@ -172,14 +174,16 @@ def _folder_ids(conn: Connection, account_id: str, action: CleanupAction) -> lis
         )
     ).all()
     allowed: list[int] = []
+    never: list[int] = []
     for pk, name, special, delimiter in rows:
         leaf = name
         for sep in {delimiter or "/", "/", "."}:
             leaf = leaf.rsplit(sep, 1)[-1]
         if int(pk) in sent or (special or "").lower() in uses or leaf.lower() in names:
-            continue
-        allowed.append(int(pk))
-    return allowed
+            never.append(int(pk))
+        else:
+            allowed.append(int(pk))
+    return allowed, never
 
 
 def _selection(
@@ -360,12 +364,14 @@ def discover(ctx: TaskContext, account: Account, params: CleanupParams) -> dict[
     where = _selection(ctx.engine, params, criteria)
     with reading(ctx.engine) as conn:
         protection = Protection.of(conn, account)
-        allowed = _folder_ids(conn, account.id, params.cleanup_action)
+        allowed, never = _folder_ids(conn, account.id, params.cleanup_action)
         total = 0
+        # The folders left out, not those let in: PostgreSQL, its statistics stale after a
+        # big sync, would otherwise AND the folder's whole index into every row's look-up.
         live = exists().where(
             locations.c.message_pk == m.c.id,
             locations.c.expunged_at.is_(None),
-            locations.c.folder_id.in_(allowed),
+            locations.c.folder_id.not_in(never) if never else true(),
         )
         base = (m.c.account_id == account.id) & m.c.expunged_at.is_(None) & live & where
         ctx.progress.step(Step.DISCOVERING)
