@@ -7,6 +7,7 @@ refused, the undo rules and the owner checks; the API around them."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -26,7 +27,9 @@ from inboxd.db.tables import change_journal, folders, locations, messages
 from inboxd.errors import InvalidRequest, InvalidState, NotFound
 from inboxd.jobs.model import Job, JobStatus
 from inboxd.jobs.progress import TaskContext
+from inboxd.jobs.queue import Queue
 from inboxd.jobs.registry import task
+from inboxd.pipeline import changes as changes_module
 from inboxd.pipeline.changes import ARCHIVE, Change, Located, apply_changes
 from inboxd.providers import registry
 from inboxd.providers.fake import ENTRY, MAILBOXES, FakeMailbox
@@ -254,6 +257,72 @@ def test_recheck_skips_what_changed_and_gone_mail_is_skipped(app: App, synced: S
     assert job.result["skipped_reasons"] == {"flagged since": 2, "not in INBOX any more": 1}
     assert [s for s, _ in on_server(box)["Archive"]] == ["Subject: message 7"]
     assert sorted(pk for pk, _, _ in journal_rows(app, job.id)) == sorted(wanted)
+
+
+class CancelParams(BaseModel, extra="forbid"):
+    message_ids: list[int]
+
+
+@task("test.cancel_midway", params=CancelParams)
+def _cancel_midway(ctx: TaskContext, params: CancelParams) -> dict[str, Any]:
+    account = Accounts(ctx.engine, ctx.settings).get(str(ctx.job.account_id))
+    asked: list[int] = []
+
+    def recheck(conn: Connection, located: Any) -> dict[int, str]:
+        if not asked:
+            asked.append(len(located))
+            Queue(ctx.engine, ctx.settings).cancel(ctx.job_id)
+            time.sleep(0.3)  # past the Progress handle's cancel poll interval
+        return {}
+
+    changes = [Change(pk, "archive", move_to=ARCHIVE) for pk in params.message_ids]
+    return apply_changes(ctx, account, changes, recheck=recheck).to_dict()
+
+
+def test_cancel_between_batches(app: App, synced: Synced, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cancelled during its first batch, a change settles that batch, reports its progress
+    and stops before the next: no row left planned; the cancelled job can be undone."""
+    monkeypatch.setattr(changes_module, "BATCH", 5)
+    ids = sorted(synced.ids.values())
+    job = finish(
+        app,
+        app.queue.enqueue("test.cancel_midway", {"message_ids": ids}, account_id=synced.account.id),
+    )
+    assert job.status == JobStatus.CANCELLED
+    assert job.step == "applying changes" and job.progress_current == 5
+    assert job.progress_total == MESSAGES
+    assert sorted(state for _, state, _ in journal_rows(app, job.id)) == ["done"] * 5
+    assert len(synced.box.folders["Archive"].messages) == 5
+    assert undo(app, job.id).result["done"] == 5
+    assert len(synced.box.folders["INBOX"].messages) == MESSAGES
+
+
+def test_copies_in_two_folders(app: App) -> None:
+    """A message stored once with copies in two folders: a mark reaches both copies (two
+    rows); an archive moves the one outside the archive and leaves the other alone."""
+    box = FakeMailbox()
+    box.add("INBOX", mail(1))
+    box.add("Archive", mail(1), ("\\Seen",))
+    box.add("INBOX", mail(2))
+    MAILBOXES["copies"] = box
+    account = Accounts(app.engine, app.settings).add("fake", "copies", {"mailbox": "copies"})
+    assert sync_now(app, account).status == JobStatus.COMPLETED
+    with reading(app.engine) as conn:
+        pk = conn.execute(
+            select(messages.c.id).where(
+                messages.c.account_id == account.id, messages.c.subject == "message 1"
+            )
+        ).scalar_one()
+    assert stored(app, pk)[0] == ["Archive", "INBOX"]
+    flagged = change(app, account, message_ids=[pk], mark="flagged")
+    assert flagged.result["done"] == 2
+    assert {f for _, f in box.folders["Archive"].messages.values()} == {("\\Seen", "\\Flagged")}
+    archived = change(app, account, message_ids=[pk], archive=True)
+    assert (archived.result["done"], archived.result["skipped"]) == (1, 0)
+    assert len(box.folders["Archive"].messages) == 2
+    assert stored(app, pk)[0] == ["Archive", "Archive"]  # two copies there now
+    assert undo(app, archived.id).result["done"] == 1
+    assert stored(app, pk)[0] == ["Archive", "INBOX"]
 
 
 def test_lost_connection_mid_batch_resumes_without_doing_twice(app: App, synced: Synced) -> None:

@@ -225,7 +225,7 @@ def apply_changes(
     return report(ctx.engine, ctx.job_id)
 
 
-def report(engine: Any, job_id: str) -> ChangeReport:
+def report(engine: Engine, job_id: str) -> ChangeReport:
     """A job's report, read from its journal."""
     cj = change_journal.c
     with reading(engine) as conn:
@@ -510,6 +510,10 @@ class _Run:
             here = at.get(change.message_pk, [])
             if change.location is not None:
                 here = [p for p in here if (p.folder, p.key) == change.location]
+            elif _only_moves(change):
+                # A copy already in the target (Gmail's All Mail beside the INBOX) needs
+                # nothing; it is journaled only when it is the message's one location.
+                here = [p for p in here if p.folder != change.move_to] or here
             if not here:
                 folder, key = change.location or (None, None)
                 reason = GONE.format(folder=folder) if folder else NOT_STORED
@@ -646,6 +650,12 @@ def _skip(change: Change, before: dict[str, Any], reason: str) -> NewEntry:
 
 def _done(entry_id: int, change: Change, after: dict[str, Any]) -> Outcome:
     return Outcome(entry_id=entry_id, state=JournalState.DONE, after=after, undoes=change.undoes)
+
+
+def _only_moves(change: Change) -> bool:
+    return change.move_to is not None and not (
+        change.add_flags or change.remove_flags or change.add_labels or change.remove_labels
+    )
 
 
 def _changes_nothing(t: _Target) -> bool:
