@@ -906,6 +906,8 @@ def _covered_routes() -> set[tuple[str, str]]:
         ("POST", "/api/messages/{message_id}/mark"),
         ("POST", "/api/jobs/{job_id}/undo"),
         ("GET", "/api/jobs/{job_id}/journal"),
+        ("GET", "/api/cleanups/{cleanup_id}"),
+        ("POST", "/api/cleanups/{cleanup_id}/approve"),
     }
 
 
@@ -999,6 +1001,12 @@ def test_another_users_objects_answer_404_on_every_route(
     same_as_unknown("POST", "/api/messages/{id}/category", str(message["id"]), category, str(2**62))
     marked = {"action": "read"}
     same_as_unknown("POST", "/api/messages/{id}/mark", str(message["id"]), marked, str(2**62))
+    cleanup = carol.client.post("/api/cleanups", json={"account_id": mail_account})
+    assert cleanup.status_code == 202, cleanup.text
+    same_as_unknown("GET", "/api/cleanups/{id}", cleanup.json()["job_id"])
+    same_as_unknown("POST", "/api/cleanups/{id}/approve", cleanup.json()["job_id"], {})
+    assert b.get("/api/cleanups").json() == {"cleanups": []}
+    assert_error(b.post("/api/cleanups", json={"account_id": mail_account}), 404)
     rule = carol.client.post("/api/rules", json={"match": "from:x", "category": "spam"})
     assert rule.status_code == 201, rule.text
     same_as_unknown("DELETE", "/api/rules/{id}", str(rule.json()["rule"]["id"]), missing=str(2**62))

@@ -5,4 +5,5 @@ go with it. Entry points stay thin: they parse input, call one action and shape 
 - :mod:`inboxd.actions.jobs`: start, list, cancel, retry and approve jobs; their events.
 - :mod:`inboxd.actions.demo`: the generated demo mailbox.
 - :mod:`inboxd.actions.changes`: mark a message, undo a job's changes, read its journal.
+- :mod:`inboxd.actions.cleanups`: propose, show, list and approve clean-ups.
 """

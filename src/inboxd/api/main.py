@@ -23,6 +23,7 @@ from inboxd.api import (
     live,
     routes_accounts,
     routes_changes,
+    routes_cleanups,
     routes_jobs,
     routes_messages,
     routes_status,
@@ -227,6 +228,7 @@ def create_api(app: App) -> FastAPI:
         routes_jobs,
         routes_messages,
         routes_triage,
+        routes_cleanups,
         routes_changes,
         live,
     ):
