@@ -15,6 +15,7 @@ from collections.abc import Iterable
 import inboxd.jobs.builtin
 import inboxd.pipeline.export  # registers export
 import inboxd.pipeline.index  # registers index
+import inboxd.pipeline.labels  # registers label
 import inboxd.pipeline.triage  # registers triage
 import inboxd.sync.task  # noqa: F401  (registers sync)
 
