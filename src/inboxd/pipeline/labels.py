@@ -27,6 +27,8 @@ from inboxd.jobs.model import Job
 from inboxd.jobs.progress import TaskContext
 from inboxd.jobs.queue import Queue
 from inboxd.jobs.registry import task
+from inboxd.providers.base import ProviderOptions
+from inboxd.providers.registry import open_provider
 from inboxd.store.accounts import Account, Accounts
 from inboxd.vocabulary import Category, Step
 
@@ -111,34 +113,25 @@ def label(ctx: TaskContext, params: LabelParams) -> dict[str, Any]:
         return {"account_id": account.id, "labels": False, "done": 0}
     gmail = _carries_labels(ctx, account)
     scan = Scan(ctx.engine, account.id, gmail=gmail)
-    totals: dict[str, Any] = {"done": 0, "skipped": 0, "failed": 0}
-    reasons: dict[str, int] = {}
-    errors: list[str] = []
+    report: dict[str, Any] = {"done": 0, "skipped": 0, "failed": 0}
     for _ in range(MAX_PASSES):
         waiting = scan.count()
         if not waiting:
             break
+        # Each report is the job's whole journal so far (earlier passes and attempts too).
         report = apply_changes(
             ctx, account, scan.changes(), step=Step.LABELING, total=waiting
         ).to_dict()
-        for key in totals:
-            totals[key] += int(report.get(key, 0))
-        for why, n in (report.get("skipped_reasons") or {}).items():
-            reasons[why] = reasons.get(why, 0) + int(n)
-        errors += [e for e in report.get("errors") or () if len(errors) < 5]
-    return {
-        "account_id": account.id,
-        "labels": True,
-        "mark": "label" if gmail else "keyword",
-        **totals,
-        "skipped_reasons": reasons,
-        "errors": errors,
-    }
+    return {"account_id": account.id, "labels": True, "gmail": gmail} | report
 
 
 def _carries_labels(ctx: TaskContext, account: Account) -> bool:
-    """Whether the account's messages carry labels (Gmail): the store knows, as every
-    message synced from Gmail has its X-GM-MSGID."""
+    """Whether the account's messages carry labels (Gmail). An IMAP provider learns it
+    only once connected; the store knows already: mail synced from Gmail has X-GM-MSGIDs."""
+    options = ProviderOptions(timeout=ctx.settings.imap_timeout_seconds)
+    provider = open_provider(account, Accounts(ctx.engine, ctx.settings), options)
+    if provider.capabilities.labels:
+        return True
     with reading(ctx.engine) as conn:
         found = conn.execute(
             select(m.c.id).where(m.c.account_id == account.id, m.c.gm_msgid.is_not(None)).limit(1)
