@@ -5,6 +5,7 @@ gets its keyword swapped; ``undo`` takes them off again; an mbox account refuses
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
@@ -28,7 +29,15 @@ from inboxd.pipeline.labels import Scan, gmail_label, keyword
 from inboxd.store.accounts import Account, Accounts
 from inboxd.vocabulary import Step
 from tests.services.dovecot import ImapUser
-from tests.support.apps import make_app, running_worker, sync_now, wait_finished, wait_for
+from tests.support.apps import (
+    make_app,
+    run_cli,
+    running_worker,
+    subprocess_env,
+    sync_now,
+    wait_finished,
+    wait_for,
+)
 
 ME = "dana@home.example"
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -262,3 +271,27 @@ def test_a_message_needs_exactly_its_category_mark_of_ours(gmail: bool) -> None:
     if not gmail:
         # Keywords are case-insensitive: the server's spelling counts as ours.
         assert scan.change_for(7, "receipt", ["$INBOXD_Receipt"]) is None
+
+
+def test_the_cli_turns_labels_on_and_off_and_mbox_says_why_not(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/inboxd.db"
+    env = subprocess_env(url, tmp_path / "data")
+    (tmp_path / "md" / "cur").mkdir(parents=True)
+    box = tmp_path / "all.mbox"
+    box.write_bytes(b"")
+    opened = make_app(url, tmp_path)
+    try:
+        accounts = Accounts(opened.engine, opened.settings)
+        maildir = accounts.add("maildir", "md", {"path": str(tmp_path / "md")})
+        mbox = accounts.add("mbox", "mb", {"path": str(box)})
+    finally:
+        opened.close()
+    on = run_cli(env, "account", "update", maildir.id, "--labels", "on")
+    assert on.returncode == 0, on.stderr
+    assert "labels: on" in on.stdout
+    off = run_cli(env, "account", "update", maildir.id, "--labels", "off", "--json")
+    assert off.returncode == 0, off.stderr
+    assert json.loads(off.stdout)["labels"] is False
+    refused = run_cli(env, "account", "update", mbox.id, "--labels", "on")
+    assert refused.returncode != 0
+    assert "read-only" in refused.stderr

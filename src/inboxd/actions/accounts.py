@@ -8,6 +8,7 @@ from inboxd.activity import activity, latest_jobs
 from inboxd.app import App
 from inboxd.errors import Forbidden, InvalidField, InvalidRequest, NotFound
 from inboxd.jobs.model import Job
+from inboxd.pipeline.changes import read_only_reason
 from inboxd.pipeline.labels import enqueue_label
 from inboxd.providers.probe import probe_account
 from inboxd.store.accounts import Account, Accounts
@@ -15,12 +16,9 @@ from inboxd.sync.task import enqueue_sync
 
 #: Providers that read files on the server's own host.
 LOCAL_PROVIDERS = ("maildir", "mbox")
-#: Providers inboxd never writes to.
-READ_ONLY_PROVIDERS = ("mbox",)
 
 __all__ = [
     "LOCAL_PROVIDERS",
-    "READ_ONLY_PROVIDERS",
     "Account",
     "add_account",
     "check_may_use",
@@ -161,11 +159,9 @@ def update_account(
         raise InvalidRequest(f"a {account.provider} account has no password")
     labels = changes.pop("labels", None)
     if labels is not None:
-        if labels and account.provider in READ_ONLY_PROVIDERS:
-            raise InvalidRequest(
-                f"{account.provider} accounts are read-only: inboxd never changes them, "
-                "so it cannot write labels to them"
-            )
+        read_only = read_only_reason(app.engine, app.settings, account) if labels else None
+        if read_only is not None:
+            raise InvalidRequest(f"{read_only}, so it cannot write labels to them")
         changes["labels_enabled"] = bool(labels)
     updated = registry(app).update(account.id, secret=secret, **changes)
     if labels:
