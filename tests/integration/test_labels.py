@@ -26,6 +26,7 @@ from inboxd.db.tables import messages
 from inboxd.errors import InvalidRequest
 from inboxd.jobs.model import EventType, Job, JobStatus
 from inboxd.pipeline.labels import Scan, gmail_label, keyword
+from inboxd.providers import fake, registry
 from inboxd.store.accounts import Account, Accounts
 from inboxd.vocabulary import Step
 from tests.services.dovecot import ImapUser
@@ -295,3 +296,48 @@ def test_the_cli_turns_labels_on_and_off_and_mbox_says_why_not(tmp_path: Path) -
     refused = run_cli(env, "account", "update", mbox.id, "--labels", "on")
     assert refused.returncode != 0
     assert "read-only" in refused.stderr
+
+
+@pytest.fixture
+def fake_provider() -> Iterator[None]:
+    registry.register(fake.ENTRY)
+    yield
+    registry.unregister("fake")
+
+
+def test_gmail_gets_labels_not_keywords(app: App, fake_provider: None) -> None:
+    box = fake.FakeMailbox(labels=True)
+    uids = {name: box.add("INBOX", raw) for name, raw in MAILBOX.items()}
+    for uid in uids.values():
+        box.set_labels("INBOX", uid, ("\\Inbox", "Work"))
+    name = f"gmail{id(box)}"
+    fake.MAILBOXES[name] = box
+    try:
+        account = Accounts(app.engine, app.settings).add(
+            "fake", "gmail", {"mailbox": name}, addresses=[ME], owner_name="Dana Reader"
+        )
+        account = account_actions.update_account(app, account, admin=True, labels=True)
+        sync_now(app, account)
+        first = settle(app, account)[0]
+        assert first.kind == "label" and first.result["gmail"] is True, first.result
+        stored = categories(app, account)
+        want = {
+            uid: ("\\Inbox", "Work", gmail_label(stored[subject_of(n)][1]))
+            for n, uid in uids.items()
+        }
+        server = {uid: tuple(sorted(box.folders["INBOX"].labels[uid])) for uid in uids.values()}
+        assert server == {uid: tuple(sorted(labels)) for uid, labels in want.items()}
+        assert all(
+            not [f for f in flags if f.startswith("$inboxd_")] for *_, flags in stored.values()
+        )
+        # Undo: the labels the user had, and nothing of inboxd's.
+        undo = app.queue.enqueue(
+            "undo", {"job_id": first.id}, account_id=account.id, dedupe_key=f"undo:{first.id}"
+        )
+        with running_worker(app, concurrency=1):
+            assert wait_finished(app, undo.id).status == JobStatus.COMPLETED
+        assert {uid: tuple(sorted(box.folders["INBOX"].labels[uid])) for uid in uids.values()} == {
+            uid: ("Work", "\\Inbox") for uid in uids.values()
+        }
+    finally:
+        del fake.MAILBOXES[name]
