@@ -404,3 +404,18 @@ def states_by_entry(conn: Connection, entry_ids: Sequence[int]) -> Mapping[int, 
         )
         found.update((int(i), s) for i, s in rows)
     return found
+
+
+def of_account(conn: Connection, account_id: str, message_pks: Iterable[int]) -> set[int]:
+    """Which of these messages belong to ``account_id``."""
+    pks = sorted(set(message_pks))
+    found: set[int] = set()
+    for start in range(0, len(pks), _CHUNK):
+        rows = conn.execute(
+            select(messages.c.id).where(
+                messages.c.id.in_(pks[start : start + _CHUNK]),
+                messages.c.account_id == account_id,
+            )
+        )
+        found.update(int(pk) for (pk,) in rows)
+    return found
