@@ -27,6 +27,7 @@ from inboxd.errors import InvalidRequest
 from inboxd.jobs.model import EventType, Job, JobStatus
 from inboxd.pipeline.labels import Scan, gmail_label, keyword
 from inboxd.providers import fake, registry
+from inboxd.store import journal
 from inboxd.store.accounts import Account, Accounts
 from inboxd.vocabulary import Step
 from tests.services.dovecot import ImapUser
@@ -336,5 +337,34 @@ def test_gmail_gets_labels_not_keywords(app: App, fake_provider: None) -> None:
         assert {uid: tuple(sorted(box.folders["INBOX"].labels[uid])) for uid in uids.values()} == {
             uid: ("Work", "\\Inbox") for uid in uids.values()
         }
+    finally:
+        del fake.MAILBOXES[name]
+
+
+def test_a_connection_lost_mid_write_resumes_with_each_message_written_once(
+    app: App, fake_provider: None
+) -> None:
+    box = fake.FakeMailbox()
+    uids = {n: box.add("INBOX", raw) for n, raw in MAILBOX.items()}
+    box.drop_after_mutations = 2  # the first attempt dies with two keywords written
+    name = f"drop{id(box)}"
+    fake.MAILBOXES[name] = box
+    try:
+        account = Accounts(app.engine, app.settings).add(
+            "fake", "drops", {"mailbox": name}, addresses=[ME], owner_name="Dana Reader"
+        )
+        account = account_actions.update_account(app, account, admin=True, labels=True)
+        sync_now(app, account)
+        job = settle(app, account)[0]
+        assert job.kind == "label" and job.attempts == 2, (job.kind, job.attempts)
+        assert job.result["done"] == len(MAILBOX) and job.result["failed"] == 0, job.result
+        with reading(app.engine) as conn:
+            assert journal.counts(conn, job.id) == {"done": len(MAILBOX)}
+        stored = categories(app, account)
+        for n, uid in uids.items():
+            flags = box.folders["INBOX"].messages[uid][1]
+            assert [f for f in flags if f.startswith("$inboxd_")] == [
+                keyword(stored[subject_of(n)][1])
+            ]
     finally:
         del fake.MAILBOXES[name]
