@@ -40,6 +40,7 @@ from tests.support.apps import (
     wait_finished,
     wait_for,
 )
+from tests.support.gmail_server import GmailMessage, GmailServer
 
 ME = "dana@home.example"
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -303,42 +304,46 @@ def fake_provider() -> Iterator[None]:
     registry.unregister("fake")
 
 
-def test_gmail_gets_labels_not_keywords(app: App, fake_provider: None) -> None:
-    box = fake.FakeMailbox(labels=True)
-    uids = {name: box.add("INBOX", raw) for name, raw in MAILBOX.items()}
-    for uid in uids.values():
-        box.set_labels("INBOX", uid, ("\\Inbox", "Work"))
-    name = f"gmail{id(box)}"
-    fake.MAILBOXES[name] = box
+def test_gmail_gets_labels_not_keywords_and_undo_takes_them_off(app: App) -> None:
+    gmail = GmailServer()
     try:
+        msgid = 17_000_000_000_000_000
+        sent = {
+            n: GmailMessage(msgid + i, raw, ["\\Inbox", "Work"])
+            for i, (n, raw) in enumerate(MAILBOX.items())
+        }
+        for message in sent.values():
+            gmail.deliver(message, "INBOX", "[Gmail]/All Mail")
         account = Accounts(app.engine, app.settings).add(
-            "fake", "gmail", {"mailbox": name}, addresses=[ME], owner_name="Dana Reader"
+            "imap",
+            "gmail",
+            {"host": "127.0.0.1", "port": gmail.port, "security": "none", "username": "me"},
+            secret={"password": "app-password"},
+            addresses=[ME],
+            owner_name="Dana Reader",
         )
         account = account_actions.update_account(app, account, admin=True, labels=True)
         sync_now(app, account)
         first = settle(app, account)[0]
         assert first.kind == "label" and first.result["gmail"] is True, first.result
+        assert first.result["failed"] == 0, first.result
         stored = categories(app, account)
-        want = {
-            uid: ("\\Inbox", "Work", gmail_label(stored[subject_of(n)][1]))
-            for n, uid in uids.items()
-        }
-        server = {uid: tuple(sorted(box.folders["INBOX"].labels[uid])) for uid in uids.values()}
-        assert server == {uid: tuple(sorted(labels)) for uid, labels in want.items()}
-        assert all(
-            not [f for f in flags if f.startswith("$inboxd_")] for *_, flags in stored.values()
-        )
+        for n, message in sent.items():
+            mark = gmail_label(stored[subject_of(n)][1])
+            assert sorted(message.labels) == sorted(["\\Inbox", "Work", mark]), n
+            assert not [f for f in message.flags if f.startswith("$inboxd_")]
+        assert any("X-GM-LABELS" in c and '"inboxd/' in c for c in gmail.commands if "STORE" in c)
         # Undo: the labels the user had, and nothing of inboxd's.
         undo = app.queue.enqueue(
             "undo", {"job_id": first.id}, account_id=account.id, dedupe_key=f"undo:{first.id}"
         )
         with running_worker(app, concurrency=1):
             assert wait_finished(app, undo.id).status == JobStatus.COMPLETED
-        assert {uid: tuple(sorted(box.folders["INBOX"].labels[uid])) for uid in uids.values()} == {
-            uid: ("Work", "\\Inbox") for uid in uids.values()
+        assert {n: sorted(m.labels) for n, m in sent.items()} == {
+            n: sorted(["\\Inbox", "Work"]) for n in sent
         }
     finally:
-        del fake.MAILBOXES[name]
+        gmail.close()
 
 
 def test_a_connection_lost_mid_write_resumes_with_each_message_written_once(
