@@ -9,8 +9,9 @@ fresh store, either directly (``maildir``) or through a private Dovecot serving 
 (``imap``, tests/services/dovecot.py). Every message then gets a category straight in the
 store (ten categories, by id: triage itself is bench/triage_job.py's business), and labels
 are turned on as a user does (``actions.accounts.update_account``), which queues the job.
-Measured, each on a worker in this process: the first label run (every message gets its
-keyword), a second run with nothing to do, and with ``--undo`` the undo of the first run.
+Measured: the scan that finds what to write, then, each on a worker in this process, the
+first label run (every message gets its keyword), a second run with nothing to do, and
+with ``--undo`` the undo of the first run.
 """
 
 # ruff: noqa: E402  (the sys.path fix below must run before the other imports)
@@ -48,6 +49,7 @@ from inboxd.db.engine import writing
 from inboxd.db.tables import messages
 from inboxd.db.types import utcnow
 from inboxd.jobs.model import Job, JobStatus
+from inboxd.pipeline.labels import Scan
 from inboxd.store.accounts import Account, Accounts
 from inboxd.vocabulary import Category
 
@@ -140,6 +142,7 @@ def main() -> None:
     parser.add_argument("--provider", choices=("imap", "maildir"), default="imap")
     parser.add_argument("--postgres", action="store_true", help="PostgreSQL, not SQLite")
     parser.add_argument("--undo", action="store_true", help="also undo the first run")
+    parser.add_argument("--scan-only", action="store_true", help="stop after the scan")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="inboxd-labels-") as tmp:
         work = Path(tmp)
@@ -164,6 +167,11 @@ def main() -> None:
                     if not job.status.finished:
                         app.queue.cancel(job.id)
             categorise(app, account)
+            started = time.perf_counter()
+            found = sum(1 for _ in Scan(app.engine, account.id, gmail=False).changes())
+            print(f"scan: {found} to write found in {time.perf_counter() - started:.2f}s")
+            if args.scan_only:
+                return
             account = actions.update_account(app, account, admin=True, labels=True)
             [first_job] = app.queue.list_jobs(kind="label", account_id=account.id)
             first, _ = run(app, first_job)

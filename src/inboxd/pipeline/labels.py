@@ -13,6 +13,7 @@ journaled, batched over UID sets, resumable, undoable (``inboxd undo JOB_ID``).
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from itertools import chain
 from typing import TYPE_CHECKING, Any, Final
 
 from pydantic import BaseModel, Field
@@ -115,12 +116,13 @@ def label(ctx: TaskContext, params: LabelParams) -> dict[str, Any]:
     scan = Scan(ctx.engine, account.id, gmail=gmail)
     report: dict[str, Any] = {"done": 0, "skipped": 0, "failed": 0}
     for _ in range(MAX_PASSES):
-        waiting = scan.count()
-        if not waiting:
-            break
+        changes = scan.changes()
+        first = next(changes, None)
+        if first is None:
+            break  # nothing to write: no connection to the server either
         # Each report is the job's whole journal so far (earlier passes and attempts too).
         report = apply_changes(
-            ctx, account, scan.changes(), step=Step.LABELING, total=waiting
+            ctx, account, chain([first], changes), step=Step.LABELING, total=scan.count()
         ).to_dict()
     return {"account_id": account.id, "labels": True, "gmail": gmail} | report
 
@@ -165,8 +167,9 @@ class Scan:
         ]
 
     def count(self) -> int:
-        """How many messages need a change now (not counting those handed out)."""
-        return sum(1 for _ in self._pending())
+        """About how many messages need a change now (for progress: the SQL's superset)."""
+        with reading(self.engine) as conn:
+            return int(conn.execute(select(func.count()).where(*self._where())).scalar_one())
 
     def changes(self) -> Iterator[Change]:
         """The changes that put each message's category mark on the server, in id order;
