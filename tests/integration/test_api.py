@@ -913,6 +913,9 @@ def _covered_routes() -> set[tuple[str, str]]:
         ("GET", "/api/threads/{thread_id}"),
         ("POST", "/api/messages/{message_id}/category"),
         ("DELETE", "/api/rules/{rule_id}"),
+        ("POST", "/api/messages/{message_id}/mark"),
+        ("POST", "/api/jobs/{job_id}/undo"),
+        ("GET", "/api/jobs/{job_id}/journal"),
     }
 
 
@@ -991,6 +994,8 @@ def test_another_users_objects_answer_404_on_every_route(
         same_as_unknown("POST", "/api/jobs/{id}/cancel", job_id)
         same_as_unknown("POST", "/api/jobs/{id}/retry", job_id)
         same_as_unknown("GET", "/api/jobs/{id}/events", job_id)
+        same_as_unknown("POST", "/api/jobs/{id}/undo", job_id)
+        same_as_unknown("GET", "/api/jobs/{id}/journal", job_id)
     # Carol's mail (message ids are numbers).
     for template in (
         "/api/messages/{id}",
@@ -1002,6 +1007,8 @@ def test_another_users_objects_answer_404_on_every_route(
     same_as_unknown("GET", "/api/threads/{id}", str(message["thread_id"]), missing=str(2**62))
     category = {"category": "spam", "sender": True}
     same_as_unknown("POST", "/api/messages/{id}/category", str(message["id"]), category, str(2**62))
+    marked = {"action": "read"}
+    same_as_unknown("POST", "/api/messages/{id}/mark", str(message["id"]), marked, str(2**62))
     rule = carol.client.post("/api/rules", json={"match": "from:x", "category": "spam"})
     assert rule.status_code == 201, rule.text
     same_as_unknown("DELETE", "/api/rules/{id}", str(rule.json()["rule"]["id"]), missing=str(2**62))
