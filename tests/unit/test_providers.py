@@ -27,12 +27,14 @@ from inboxd.providers.base import (
 from inboxd.providers.fake import ENTRY, MAILBOXES, FakeMailbox, FakeProvider
 from inboxd.providers.imap.changes import uid_sets
 from inboxd.providers.imap.provider import ImapProvider
+from inboxd.providers.imap.settings import ImapConfig
 from inboxd.providers.imap.stream import parse_uid_set
 from inboxd.providers.maildir import MaildirProvider
 from inboxd.providers.mbox import MboxProvider
 from inboxd.store.accounts import Accounts
 from inboxd.store.folders import FolderState
 from tests.support.apps import make_app, sync_now
+from tests.support.imap_script import ScriptedImapServer
 from tests.support.mail import make_message
 
 
@@ -214,3 +216,59 @@ def test_uid_sets_are_compact_and_cut_to_the_command_line_limit() -> None:
     assert all(len(text) <= 100 for text, _ in sets) and len(sets) > 1
     assert [uid for _, uids in sets for uid in uids] == scattered
     assert [uid for text, _ in sets for uid in parse_uid_set(text)] == scattered
+
+
+class RefusingServer(ScriptedImapServer):
+    """An IMAP server with UIDPLUS but no MOVE that refuses one keyword and every EXPUNGE."""
+
+    def __init__(self) -> None:
+        super().__init__(b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready\r\n")
+
+    def answer(self, tag: bytes, verb: bytes, rest: bytes) -> bytes:
+        ok = tag + b" OK done\r\n"
+        if verb == b"LOGIN":
+            return tag + b" OK [CAPABILITY IMAP4rev1 UIDPLUS] in\r\n"
+        if verb == b"SELECT":
+            return b"* 3 EXISTS\r\n* OK [UIDVALIDITY 5] ok\r\n" + ok
+        if rest.startswith(b"UID STORE") and b"$refused" in rest:
+            return tag + b" NO [CANNOT] no such keyword here\r\n"
+        if rest.startswith(b"UID FETCH"):
+            return (
+                b"* 1 FETCH (UID 1 FLAGS ())\r\n* 2 FETCH (UID 2 FLAGS (\\Seen \\Recent))\r\n"
+                b"* 3 FETCH (UID 3 FLAGS ())\r\n" + ok
+            )
+        if rest.startswith(b"UID COPY"):
+            return tag + b" OK [COPYUID 9 3 30] copied\r\n"
+        if rest.startswith(b"UID EXPUNGE"):
+            return tag + b" NO [EXPUNGEISSUED] not now\r\n"
+        return ok
+
+
+def test_refusals_stop_that_message_and_a_failed_expunge_takes_its_deleted_back() -> None:
+    server = RefusingServer()
+    config = ImapConfig("127.0.0.1", server.port, "none", "me", timeout=5)
+    try:
+        with ImapProvider(config, "pw", ProviderOptions()) as provider:
+            applied = provider.apply(
+                [
+                    Mutation("INBOX", "1", add_flags=("$refused",), move_to="Archive"),
+                    Mutation("INBOX", "2", add_flags=("\\Seen",), validity=5),
+                    Mutation("INBOX", "3", move_to="Archive"),
+                    Mutation("INBOX", "4", add_flags=("\\Seen",)),
+                ]
+            )
+    finally:
+        server.close()
+    assert applied[0].error == "the server refused it: [CANNOT] no such keyword here"
+    assert applied[1].ok and applied[1].marks == Marks(("\\Seen",))
+    assert applied[2].error == "copied to Archive, but the original stays: [EXPUNGEISSUED] not now"
+    assert applied[3].error == "not in INBOX any more"
+    sent = [c.split(b" ", 1)[1].rstrip(b"\r\n").decode() for c in server.commands]
+    assert sent[sent.index('UID COPY 3 "Archive"') :] == [
+        'UID COPY 3 "Archive"',
+        "UID STORE 3 +FLAGS.SILENT (\\Deleted)",
+        "UID EXPUNGE 3",
+        "UID STORE 3 -FLAGS.SILENT (\\Deleted)",
+        "LOGOUT",
+    ]
+    assert not any(c.startswith("EXPUNGE") or "COPY 1" in c for c in sent)

@@ -227,6 +227,7 @@ class Capabilities:
     #: :meth:`MailProvider.apply` writes mutations back (else the account is read-only)
     mutations: bool = False
     #: messages carry labels (Gmail): categories are written as labels, not keywords
+    #: (an IMAP provider knows once connected: ask after ``open()``)
     labels: bool = False
 
 
@@ -363,7 +364,11 @@ class MailProvider(Protocol):
     def apply(self, mutations: Sequence[Mutation]) -> list[Applied]:
         """Write ``mutations`` back to the server, batched (one command per folder and change,
         over UID sets), one Applied per mutation in order. A message no longer where the
-        mutation says is not an exception: its Applied carries the error. Only with
+        mutation says, or under an older UIDVALIDITY than its ``validity``, is not an
+        exception: its Applied carries the error ("not in INBOX any more"), as does a
+        change the server refused for that message. Raises MutationRefused (nothing
+        applied) for a batch it will not do at all, ProviderError when the connection
+        drops (some mutations may then be applied: ask :meth:`current_marks`). Only with
         ``capabilities.mutations``; else MutationsNotSupported."""
         ...
 

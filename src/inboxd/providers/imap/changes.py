@@ -76,7 +76,7 @@ class ImapChanges:
         session = self.session
         session.client  # noqa: B018 -- connected: its capabilities decide what is possible
         host = session.config.host
-        check_mutations(mutations, f"{host} (IMAP)", labels=session.is_gmail)
+        check_mutations(mutations, "non-Gmail IMAP", labels=session.is_gmail)
         if not self.can_move and any(_moves(m) for m in mutations):
             raise MutationRefused(
                 f"{host} supports neither MOVE nor UIDPLUS: inboxd will not move mail there "
