@@ -151,17 +151,24 @@ class Scan:
         self.gmail = gmail
         self.handed: set[int] = set()
 
-    def _where(self) -> list[ColumnElement[bool]]:
+    def _where(self, category: str | None = None) -> list[ColumnElement[bool]]:
+        """A superset of what needs work (checked exactly in Python): our mark missing, or
+        two marks of ours; of one category, or of all."""
         column = m.c.labels if self.gmail else m.c.flags
         mark = gmail_label if self.gmail else keyword
         prefix = LABEL_PREFIX if self.gmail else KEYWORD_PREFIX
-        wanted = case({str(c): f'"{mark(c)}"' for c in Category}, value=m.c.category)
+        wanted: ColumnElement[Any] | str
+        which: ColumnElement[bool]
+        if category is None:
+            wanted = case({str(c): f'"{mark(c)}"' for c in Category}, value=m.c.category)
+            which = m.c.category.is_not(None)
+        else:
+            wanted, which = f'"{mark(category)}"', m.c.category == category
         text = cast(column, Text)
         find = func.instr if self.engine.dialect.name == "sqlite" else func.strpos
-        # A superset, checked exactly in Python: our mark missing, or two marks of ours.
         return [
             m.c.account_id == self.account_id,
-            m.c.category.is_not(None),
+            which,
             m.c.expunged_at.is_(None),
             or_(find(text, wanted) == 0, text.like(f"%{prefix}%{prefix}%")),
         ]
@@ -172,33 +179,35 @@ class Scan:
             return int(conn.execute(select(func.count()).where(*self._where())).scalar_one())
 
     def changes(self) -> Iterator[Change]:
-        """The changes that put each message's category mark on the server, in id order;
-        each message once per job."""
+        """The changes that put each message's category mark on the server, a category at
+        a time (a batch then asks the server for few distinct changes: one command each),
+        in id order within it; each message once per job."""
         for change in self._pending():
             self.handed.add(change.message_pk)
             yield change
 
     def _pending(self) -> Iterator[Change]:
-        after = 0
-        while True:
-            with reading(self.engine) as conn:
-                rows = conn.execute(
-                    select(m.c.id, m.c.category, m.c.flags, m.c.labels)
-                    .where(*self._where(), m.c.id > after)
-                    .order_by(m.c.id)
-                    .limit(SCAN_ROWS)
-                ).all()
-            if not rows:
-                return
-            after = int(rows[-1].id)
-            for row in rows:
-                pk = int(row.id)
-                if pk in self.handed:
-                    continue
-                marks = row.labels if self.gmail else row.flags
-                change = self.change_for(pk, row.category, marks)
-                if change is not None:
-                    yield change
+        for category in Category:
+            after = 0
+            while True:
+                with reading(self.engine) as conn:
+                    rows = conn.execute(
+                        select(m.c.id, m.c.flags, m.c.labels)
+                        .where(*self._where(category), m.c.id > after)
+                        .order_by(m.c.id)
+                        .limit(SCAN_ROWS)
+                    ).all()
+                if not rows:
+                    break
+                after = int(rows[-1].id)
+                for row in rows:
+                    pk = int(row.id)
+                    if pk in self.handed:
+                        continue
+                    marks = row.labels if self.gmail else row.flags
+                    change = self.change_for(pk, category, marks)
+                    if change is not None:
+                        yield change
 
     def change_for(self, pk: int, category: str, marks: Sequence[str] | None) -> Change | None:
         """The change that leaves exactly ``category``'s mark of ours on a message that has
