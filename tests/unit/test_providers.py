@@ -161,6 +161,7 @@ def test_the_fake_applies_flags_labels_and_moves_to_new_uids() -> None:
     assert [a.ok for a in applied] == [True, True, True, False]
     assert applied[0].marks == Marks(("\\Seen", "\\Flagged", "$inboxd_newsletter"), ())
     assert (applied[1].folder, applied[1].new_key) == ("Archive", "1")
+    assert applied[1].validity == box.folders["Archive"].uidvalidity != validity
     assert box.marks("Archive", 1) == Marks((), ())
     assert box.marks("INBOX", 3).labels == ("\\Inbox", "inboxd/Newsletter")
     assert applied[3].error == "not in INBOX any more"

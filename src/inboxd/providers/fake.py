@@ -328,9 +328,10 @@ class FakeProvider(ProviderBase):
                 server.set_labels(folder, uid, labels)
         target = mutation.move_to
         if target is None or target == folder:
-            return Applied(key, folder, key, server.marks(folder, uid))
+            return Applied(key, folder, key, server.marks(folder, uid), None, box.uidvalidity)
         new = server.move(folder, uid, target)
-        return Applied(key, target, str(new), server.marks(target, new))
+        validity = server.folders[target].uidvalidity
+        return Applied(key, target, str(new), server.marks(target, new), None, validity)
 
     def current_marks(
         self, folder: str, keys: Sequence[str], *, validity: int | None = None
