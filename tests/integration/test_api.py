@@ -80,6 +80,7 @@ ACCOUNT_FIELDS = {
     "last_sync_at",
     "last_sync_job_id",
     "created_at",
+    "labels",
     "message_count",
     "activity",
 }
@@ -425,6 +426,7 @@ def test_account_crud_never_shows_the_secret(server: ServerProcess, people: Pers
     assert account["enabled"] is True and account["state"] == "ok"
     assert account["sync_interval_seconds"] == 0 and account["message_count"] == 0
     assert account["last_sync_at"] is None and account["last_sync_job_id"] is None
+    assert account["labels"] is False  # off until the user turns them on
     iso(account["created_at"])
     assert account["activity"] == {
         "state": "idle",
@@ -469,6 +471,14 @@ def test_account_crud_never_shows_the_secret(server: ServerProcess, people: Pers
     for bad in (900.5, "900", True):
         patched = client.patch(f"/api/accounts/{account_id}", json={"sync_interval_seconds": bad})
         assert_error(patched, 422)
+    # Labels on: a label job is queued for the mail triaged so far; off again.
+    labels_on = client.patch(f"/api/accounts/{account_id}", json={"labels": True})
+    assert labels_on.status_code == 200 and labels_on.json()["labels"] is True
+    jobs = client.get("/api/jobs", params={"kind": "label", "account_id": account_id}).json()
+    assert [j["kind"] for j in jobs] == ["label"]
+    labels_off = client.patch(f"/api/accounts/{account_id}", json={"labels": False})
+    assert labels_off.status_code == 200 and labels_off.json()["labels"] is False
+    assert_error(client.patch(f"/api/accounts/{account_id}", json={"labels": "on"}), 422)
 
     # The connection test says plainly what is wrong (nobody listens on that port).
     client.patch(f"/api/accounts/{account_id}", json={"settings": {"port": closed_port()}})

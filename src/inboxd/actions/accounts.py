@@ -8,6 +8,8 @@ from inboxd.activity import activity, latest_jobs
 from inboxd.app import App
 from inboxd.errors import Forbidden, InvalidField, InvalidRequest, NotFound
 from inboxd.jobs.model import Job
+from inboxd.pipeline.changes import read_only_reason
+from inboxd.pipeline.labels import enqueue_label
 from inboxd.providers.probe import probe_account
 from inboxd.store.accounts import Account, Accounts
 from inboxd.sync.task import enqueue_sync
@@ -148,13 +150,23 @@ def update_account(
     secret: dict[str, Any] | None = None,
     **changes: Any,
 ) -> Account:
-    """Change name, schedule, settings or secret; new settings or a new secret bring an
-    account that needs attention back to periodic syncs."""
+    """Change name, schedule, settings, secret or label policy (``labels``); new settings
+    or a new secret bring an account that needs attention back to periodic syncs, and
+    turning labels on queues a label job for the mail triaged so far."""
     if changes.get("settings") is not None:
         check_may_use(account.provider, admin=admin)
     if secret is not None and account.provider != "imap":
         raise InvalidRequest(f"a {account.provider} account has no password")
-    return registry(app).update(account.id, secret=secret, **changes)
+    labels = changes.pop("labels", None)
+    if labels is not None:
+        read_only = read_only_reason(app.engine, app.settings, account) if labels else None
+        if read_only is not None:
+            raise InvalidRequest(f"{read_only}, so it cannot write labels to them")
+        changes["labels_enabled"] = bool(labels)
+    updated = registry(app).update(account.id, secret=secret, **changes)
+    if labels:
+        enqueue_label(app.queue, updated)
+    return updated
 
 
 def remove_account(app: App, account: Account) -> None:

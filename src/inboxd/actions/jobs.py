@@ -16,6 +16,7 @@ from inboxd.errors import Forbidden, InvalidField
 from inboxd.jobs.model import Job, JobEvent
 from inboxd.jobs.registry import TaskSpec, all_tasks, get_task
 from inboxd.pipeline.index import index_dedupe_key
+from inboxd.pipeline.labels import enqueue_label
 from inboxd.store.accounts import Account
 from inboxd.sync.task import enqueue_sync
 from inboxd.tasks import load_tasks
@@ -33,7 +34,7 @@ def check_may_start(kind: str, *, admin: bool) -> TaskSpec:
 
 
 #: Kinds whose job is always for one account: started with an ``account_id``.
-ACCOUNT_KINDS = frozenset({"sync", "index", "triage", "change", "cleanup"})
+ACCOUNT_KINDS = frozenset({"sync", "index", "triage", "change", "cleanup", "label"})
 
 
 def start_job(
@@ -87,6 +88,9 @@ def start_job(
     if kind == "change":
         assert account is not None
         return start_change(app, account, params)
+    if kind == "label":
+        assert account is not None
+        return enqueue_label(app.queue, account)  # one per account; off: it does nothing
     return app.queue.enqueue(
         kind,
         params,

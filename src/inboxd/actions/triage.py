@@ -11,6 +11,7 @@ from inboxd.db.engine import reading, writing
 from inboxd.errors import InvalidField, InvalidQuery
 from inboxd.jobs.model import Job
 from inboxd.jobs.registry import get_task
+from inboxd.pipeline.labels import enqueue_label
 from inboxd.pipeline.triage import TriageParams, retriage_messages, triage_dedupe_key
 from inboxd.store import messages as reader
 from inboxd.store import triage as store
@@ -102,6 +103,8 @@ def categorize(
     # The message itself at once, so lists show the change; its sender's mail in a job.
     retriage_messages(app.engine, app.settings, account, [row.id])
     job = start_triage(app, account, query=rule.match) if rule is not None else None
+    if job is None and account.labels_enabled:
+        enqueue_label(app.queue, account)  # its keyword follows its new category
     with reading(app.engine) as conn:
         shown = reader.get_message(conn, message_pk, owner=owner)
         triaged = store.triage_of(conn, message_pk)

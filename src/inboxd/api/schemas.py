@@ -204,6 +204,11 @@ class AccountUpdate(_In):
     addresses: list[str] | None = Field(default=None, max_length=50)
     owner_name: str | None = Field(default=None, max_length=200)
     sync_interval_seconds: SyncInterval | None = None
+    labels: bool | None = Field(
+        default=None,
+        description="write triage categories back (IMAP keywords, Gmail labels); "
+        "not for mbox accounts",
+    )
 
     _settings = field_validator("settings")(_check_settings)
 
@@ -246,6 +251,7 @@ class AccountOut(BaseModel):
     last_sync_at: str | None
     last_sync_job_id: str | None
     created_at: str
+    labels: bool = Field(description="triage categories are written back to the server")
     message_count: int
     activity: Activity
 

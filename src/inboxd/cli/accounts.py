@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,6 +28,13 @@ OwnerNameOpt = Annotated[
 IntervalOpt = Annotated[
     int | None, typer.Option("--sync-interval", help="Seconds between automatic syncs; 0: off.")
 ]
+
+
+class Switch(StrEnum):
+    """A policy an account has or not."""
+
+    ON = "on"
+    OFF = "off"
 
 
 def _created(account: actions.Account, as_json: bool) -> None:
@@ -314,10 +322,19 @@ def account_update(
         bool | None, typer.Option("--enable/--disable", help="Sync on schedule, or not.")
     ] = None,
     sync_interval: IntervalOpt = None,
+    labels: Annotated[
+        Switch | None,
+        typer.Option(
+            "--labels",
+            help="Write triage categories back to the server as keywords ($inboxd_newsletter) "
+            "or Gmail labels (inboxd/Newsletter); not for mbox accounts.",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Change an account: its password, connection settings, name or schedule. A new
-    password or new settings bring an account that needs attention back to periodic syncs."""
+    """Change an account: its password, connection settings, name, schedule or label
+    policy. A new password or new settings bring an account that needs attention back to
+    periodic syncs; turning labels on queues a label job."""
     settings = _given(
         host=host,
         port=port,
@@ -328,7 +345,12 @@ def account_update(
         path=str(path) if path is not None else None,
         ca_pem=_read_ca_file(ca_file) if ca_file is not None else None,
     )
-    changes = _given(name=name, enabled=enabled, sync_interval_seconds=sync_interval)
+    changes = _given(
+        name=name,
+        enabled=enabled,
+        sync_interval_seconds=sync_interval,
+        labels=None if labels is None else labels is Switch.ON,
+    )
     if settings:
         changes["settings"] = settings
     with app_session() as opened:
@@ -347,7 +369,10 @@ def account_update(
     if as_json:
         print_json(updated.to_dict())
     else:
-        out.print(f"updated {updated.name} ({updated.id}); state: {updated.state}")
+        labels_now = "on" if updated.labels_enabled else "off"
+        out.print(
+            f"updated {updated.name} ({updated.id}); state: {updated.state}; labels: {labels_now}"
+        )
 
 
 @account_app.command("remove")

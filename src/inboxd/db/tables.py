@@ -151,6 +151,7 @@ accounts = Table(
     Column("last_sync_job_id", String(36), nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # Triage categories are written back to the server (inboxd.pipeline.labels).
     Column("labels_enabled", Boolean, nullable=False, server_default=false()),
     Index("ix_accounts_owner", "owner"),
 )
@@ -221,7 +222,6 @@ messages = Table(
     Column("reasons", JSONDoc, nullable=True),
     Column("triage_source", String(12), nullable=True),
     Column("triaged_at", UTCDateTime, nullable=True),
-    Column("labeled_category", String(20), nullable=True),
     UniqueConstraint("account_id", "identity", name="uq_messages_identity"),
     Index("ix_messages_account_date", "account_id", "date"),
     Index("ix_messages_message_id", "message_id"),

@@ -190,6 +190,9 @@ def triage(ctx: TaskContext, params: TriageParams) -> dict[str, Any]:
         triager.wait()
         ctx.progress.update(before + triager.written)
         trained = _train(ctx, triager)
+    from inboxd.pipeline.labels import after_triage  # the label job's trigger
+
+    after_triage(ctx, account.id, changed=bool(counts.messages or trained))
     return {
         "account_id": account.id,
         "triaged": counts.messages,

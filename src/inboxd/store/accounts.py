@@ -44,6 +44,8 @@ class Account:
     last_sync_job_id: str | None
     created_at: datetime
     has_secret: bool = False
+    #: triage categories are written back to the server (keywords or Gmail labels)
+    labels_enabled: bool = False
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> Self:
@@ -65,6 +67,7 @@ class Account:
             last_sync_job_id=m["last_sync_job_id"],
             created_at=m["created_at"],
             has_secret=m["secret"] is not None,
+            labels_enabled=bool(m["labels_enabled"]),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -84,6 +87,7 @@ class Account:
             "last_sync_at": self.last_sync_at.isoformat() if self.last_sync_at else None,
             "last_sync_job_id": self.last_sync_job_id,
             "created_at": self.created_at.isoformat(),
+            "labels": self.labels_enabled,
         }
 
 
@@ -186,11 +190,12 @@ class Accounts:
     def update(
         self, account_id: str, *, secret: dict[str, Any] | None = None, **values: Any
     ) -> Account:
-        """Change name, enabled, addresses, owner_name, sync interval, connection settings
-        (merged with the current ones, then checked) or the secret."""
+        """Change name, enabled, addresses, owner_name, sync interval, the label policy,
+        connection settings (merged with the current ones, then checked) or the secret."""
         allowed = {
             "name",
             "enabled",
+            "labels_enabled",
             "addresses",
             "owner_name",
             "sync_interval_seconds",

@@ -24,9 +24,6 @@ def upgrade() -> None:
         "accounts",
         sa.Column("labels_enabled", sa.Boolean(), nullable=False, server_default=sa.false()),
     )
-    # The category last written to the server as a keyword or label: the label job writes
-    # only where it differs from the message's category now.
-    op.add_column("messages", sa.Column("labeled_category", sa.String(length=20), nullable=True))
     op.create_table(
         "change_journal",
         sa.Column("id", inboxd.db.types.BigId, primary_key=True, autoincrement=True),
@@ -84,7 +81,5 @@ def downgrade() -> None:
     op.drop_index("ix_change_journal_message", table_name="change_journal")
     op.drop_index("ix_change_journal_job", table_name="change_journal")
     op.drop_table("change_journal")
-    with op.batch_alter_table("messages") as batch:
-        batch.drop_column("labeled_category")
     with op.batch_alter_table("accounts") as batch:
         batch.drop_column("labels_enabled")
