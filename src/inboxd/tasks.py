@@ -13,6 +13,7 @@ import importlib
 from collections.abc import Iterable
 
 import inboxd.jobs.builtin
+import inboxd.pipeline.changes  # registers change, undo
 import inboxd.pipeline.export  # registers export
 import inboxd.pipeline.index  # registers index
 import inboxd.pipeline.triage  # registers triage

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from email import message_from_bytes
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,9 @@ from inboxd.providers import registry
 from inboxd.providers.base import (
     FolderStatus,
     MailProvider,
+    Marks,
     Mutation,
+    MutationRefused,
     MutationsNotSupported,
     NoHelpers,
     ProviderError,
@@ -132,3 +135,70 @@ def test_a_registered_fake_account_syncs_through_the_sync_job(tmp_path: Path) ->
         app.close()
         MAILBOXES.pop("job")
         registry.unregister(ENTRY.name)
+
+
+def test_the_fake_applies_flags_labels_and_moves_to_new_uids() -> None:
+    box = FakeMailbox(labels=True)
+    uids = [box.add("INBOX", make_message(n), ("\\Seen",)) for n in range(3)]
+    box.set_labels("INBOX", uids[2], ("\\Inbox", "Work"))
+    provider = FakeProvider(box)
+    assert provider.capabilities.mutations and provider.capabilities.labels
+    validity = box.folders["INBOX"].uidvalidity
+    applied = provider.apply(
+        [
+            Mutation(
+                "INBOX", "1", add_flags=("\\Flagged", "$inboxd_newsletter"), validity=validity
+            ),
+            Mutation("INBOX", "2", remove_flags=("\\Seen",), move_to=provider.archive_folder()),
+            Mutation("INBOX", "3", add_labels=("inboxd/Newsletter",), remove_labels=("Work",)),
+            Mutation("INBOX", "9", add_flags=("\\Seen",)),
+        ]
+    )
+    assert [a.ok for a in applied] == [True, True, True, False]
+    assert applied[0].marks == Marks(("\\Seen", "\\Flagged", "$inboxd_newsletter"), ())
+    assert (applied[1].folder, applied[1].new_key) == ("Archive", "1")
+    assert box.marks("Archive", 1) == Marks((), ())
+    assert box.marks("INBOX", 3).labels == ("\\Inbox", "inboxd/Newsletter")
+    assert applied[3].error == "not in INBOX any more"
+    assert sorted(box.folders["INBOX"].messages) == [1, 3]
+    assert provider.current_marks("INBOX", ["1", "2", "3"]).keys() == {"1", "3"}
+    assert provider.current_marks("INBOX", ["1"], validity=validity + 99) == {}
+    msgid = message_from_bytes(box.folders["Archive"].messages[1][0])["Message-ID"]
+    assert provider.locate("Archive", msgid) == ["1"] and provider.locate("INBOX", msgid) == []
+
+
+def test_the_fake_refuses_deleting_labels_without_labels_and_renumbered_keys() -> None:
+    box = FakeMailbox()
+    box.add("INBOX", make_message(0))
+    provider = FakeProvider(box)
+    with pytest.raises(MutationRefused, match="never marks mail"):
+        provider.apply([Mutation("INBOX", "1", add_flags=("\\deleted",))])
+    with pytest.raises(MutationRefused, match="no labels"):
+        provider.apply([Mutation("INBOX", "1", add_labels=("x",))])
+    with pytest.raises(MutationRefused, match="not an IMAP flag"):
+        provider.apply([Mutation("INBOX", "1", add_flags=("two words",))])
+    old = box.folders["INBOX"].uidvalidity
+    box.renumber("INBOX")
+    (applied,) = provider.apply([Mutation("INBOX", "1", add_flags=("\\Seen",), validity=old)])
+    assert applied.error is not None and "renumbered" in applied.error
+    assert box.marks("INBOX", 1).flags == ()
+    box.read_only = True
+    assert not provider.capabilities.mutations
+    with pytest.raises(MutationsNotSupported):
+        provider.apply([Mutation("INBOX", "1", add_flags=("\\Seen",))])
+
+
+def test_the_fake_refuses_or_drops_mid_apply_when_told_to() -> None:
+    box = FakeMailbox()
+    for n in range(3):
+        box.add("INBOX", make_message(n))
+    provider = FakeProvider(box)
+    box.refuse_mutations = "NO [CANNOT] read-only folder"
+    (refused,) = provider.apply([Mutation("INBOX", "1", add_flags=("\\Seen",))])
+    assert refused.error == "NO [CANNOT] read-only folder" and box.marks("INBOX", 1).flags == ()
+    box.refuse_mutations = None
+    box.drop_after_mutations = 2
+    with pytest.raises(ProviderError, match="dropped"):
+        provider.apply([Mutation("INBOX", k, add_flags=("\\Seen",)) for k in ("1", "2", "3")])
+    assert [box.marks("INBOX", uid).flags for uid in (1, 2, 3)] == [("\\Seen",)] * 2 + [()]
+    assert not provider.connected and len(box.applied) == 2

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from inboxd.actions.changes import start_change, undo_job
 from inboxd.actions.export import start_export_job
 from inboxd.actions.triage import start_triage_job
 from inboxd.app import App
@@ -31,7 +32,7 @@ def check_may_start(kind: str, *, admin: bool) -> TaskSpec:
 
 
 #: Kinds whose job is always for one account: started with an ``account_id``.
-ACCOUNT_KINDS = frozenset({"sync", "index", "triage"})
+ACCOUNT_KINDS = frozenset({"sync", "index", "triage", "change"})
 
 
 def start_job(
@@ -50,6 +51,13 @@ def start_job(
         return start_export_job(
             app, params, user_id=user_id, admin=admin, account_id=account.id if account else None
         )
+    if kind == "undo":
+        # Through the undo's own rules; the account is the undone job's.
+        wanted = str(get_task(kind).validate(params)["job_id"])
+        owner = None if admin else user_id
+        if account is not None and app.queue.get(wanted, owner=owner).account_id != account.id:
+            raise InvalidField("account_id must be the undone job's account")
+        return undo_job(app, wanted, owner=owner)
     if kind in ACCOUNT_KINDS and account is None:
         raise InvalidField(f"a {kind} job needs an account_id")
     named = params.get("account_id")
@@ -72,6 +80,9 @@ def start_job(
     if kind == "triage":
         assert account is not None
         return start_triage_job(app, params, account)
+    if kind == "change":
+        assert account is not None
+        return start_change(app, account, params)
     return app.queue.enqueue(
         kind,
         params,

@@ -22,6 +22,7 @@ from inboxd.api import (
     errors,
     live,
     routes_accounts,
+    routes_changes,
     routes_jobs,
     routes_messages,
     routes_status,
@@ -226,6 +227,7 @@ def create_api(app: App) -> FastAPI:
         routes_jobs,
         routes_messages,
         routes_triage,
+        routes_changes,
         live,
     ):
         api.include_router(module.router)

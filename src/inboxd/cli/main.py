@@ -9,6 +9,7 @@ import typer
 
 from inboxd import __version__
 from inboxd.cli.accounts import account_app
+from inboxd.cli.changes import mark_cmd, undo_cmd
 from inboxd.cli.common import app_session, err, out
 from inboxd.cli.export import export_cmd
 from inboxd.cli.jobs import jobs_app
@@ -38,6 +39,8 @@ app.command("show")(show_cmd)
 app.command("top")(top_cmd)
 app.command("triage")(triage_cmd)
 app.command("categorize")(categorize_cmd)
+app.command("mark")(mark_cmd)
+app.command("undo")(undo_cmd)
 
 
 def _print_version(wanted: bool) -> None:

@@ -172,7 +172,11 @@ class Changes:
 @dataclass(frozen=True)
 class Mutation:
     """One change to one message, addressed where the store last saw it (``folder`` and its
-    location ``key``). Flags and labels change first, then the move; nothing is deleted."""
+    location ``key``). Flags and labels change first, then the move; nothing is deleted.
+
+    Flags are IMAP system flags (``\\Seen``, ``\\Flagged``, ``\\Answered``, ``\\Draft``)
+    and keywords (``$inboxd_newsletter``); ``\\Deleted`` may be removed but never added
+    (:class:`MutationRefused`)."""
 
     folder: str
     key: str
@@ -184,6 +188,9 @@ class Mutation:
     move_to: str | None = None
     #: the message's Message-ID, to find it in ``move_to`` when the server names no new key
     message_id: str | None = None
+    #: the folder's UIDVALIDITY ``key`` belongs to (IMAP): when the server's differs, the
+    #: key names another message (or none) and the mutation fails without touching any
+    validity: int | None = None
 
 
 @dataclass(frozen=True)
@@ -358,9 +365,12 @@ class MailProvider(Protocol):
         ``capabilities.mutations``; else MutationsNotSupported."""
         ...
 
-    def current_marks(self, folder: str, keys: Sequence[str]) -> dict[str, Marks]:
+    def current_marks(
+        self, folder: str, keys: Sequence[str], *, validity: int | None = None
+    ) -> dict[str, Marks]:
         """The flags (and labels) of ``keys`` in ``folder`` as the server has them now; a key
-        missing from the answer is no longer there."""
+        missing from the answer is no longer there (nor is any key when ``folder`` is gone,
+        or when its UIDVALIDITY is no longer ``validity``)."""
         ...
 
     def locate(self, folder: str, message_id: str) -> list[str]:
@@ -370,7 +380,7 @@ class MailProvider(Protocol):
 
     def archive_folder(self) -> str:
         """The folder an archive moves to: the special-use \\Archive folder (Gmail: All
-        Mail), else one named Archive, created when missing."""
+        Mail), else one named Archive (any case), created when missing."""
         ...
 
 
@@ -408,6 +418,12 @@ class ProviderConfigError(PermanentError):
 
 class MutationsNotSupported(PermanentError):
     """This provider cannot write changes back to the server yet."""
+
+
+class MutationRefused(PermanentError):
+    """A batch of mutations this provider will not apply (nothing of it was applied):
+    ``\\Deleted`` added, labels on a server without labels, a flag that is no IMAP atom, a
+    move the server cannot do without a plain EXPUNGE."""
 
 
 class NoHelpers(PermanentError):
@@ -462,7 +478,9 @@ class ProviderBase:
             f"{self.name} accounts are read-only: inboxd cannot change them"
         )
 
-    def current_marks(self, folder: str, keys: Sequence[str]) -> dict[str, Marks]:
+    def current_marks(
+        self, folder: str, keys: Sequence[str], *, validity: int | None = None
+    ) -> dict[str, Marks]:
         """Not possible: this account is read-only."""
         raise MutationsNotSupported(
             f"{self.name} accounts are read-only: inboxd cannot change them"
@@ -497,3 +515,57 @@ def checked_path(value: object, provider: str = "local") -> Path:
         return Path(text).expanduser().resolve()
     except (OSError, RuntimeError, ValueError) as exc:
         raise InvalidField(f"settings.path: cannot be used ({exc})") from None
+
+
+#: IMAP system flags a mutation may name (``\\Recent`` is the server's own).
+SYSTEM_FLAGS = frozenset({"\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft"})
+_SYSTEM_LOWER = frozenset(f.lower() for f in SYSTEM_FLAGS)
+#: Characters an IMAP keyword (an atom, RFC 3501) cannot hold.
+_NOT_ATOM = frozenset('(){ %*"\\]')
+
+
+def check_mutations(mutations: Sequence[Mutation], provider: str, *, labels: bool) -> None:
+    """Refuse (MutationRefused, before anything is applied) a batch that adds ``\\Deleted``,
+    names a flag that is neither a system flag nor a keyword, or names labels where the
+    server has none."""
+    for mutation in mutations:
+        if any(flag.lower() == "\\deleted" for flag in mutation.add_flags):
+            raise MutationRefused("inboxd never marks mail \\Deleted (it never deletes mail)")
+        for flag in (*mutation.add_flags, *mutation.remove_flags):
+            if not is_flag(flag):
+                raise MutationRefused(f"{flag[:80]!r} is not an IMAP flag or keyword")
+        if (mutation.add_labels or mutation.remove_labels) and not labels:
+            raise MutationRefused(
+                f"{provider} accounts have no labels: categories are written as keywords"
+            )
+
+
+def is_flag(flag: str) -> bool:
+    """True for an IMAP system flag (not ``\\Recent``) or a keyword atom."""
+    if flag.startswith("\\"):
+        return flag.lower() in _SYSTEM_LOWER
+    return (
+        0 < len(flag) <= 200
+        and flag.isascii()
+        and all(" " < c < "\x7f" and c not in _NOT_ATOM for c in flag)
+    )
+
+
+def changed_flags(flags: Sequence[str], mutation: Mutation) -> tuple[str, ...]:
+    """``flags`` with the mutation's flags added and removed (IMAP flags compare without
+    regard to case), in their order, added ones last."""
+    removed = {f.lower() for f in mutation.remove_flags}
+    out = [f for f in flags if f.lower() not in removed]
+    have = {f.lower() for f in out}
+    for flag in mutation.add_flags:
+        if flag.lower() not in have and flag.lower() not in removed:
+            out.append(flag)
+            have.add(flag.lower())
+    return tuple(out)
+
+
+def changed_labels(labels: Sequence[str], mutation: Mutation) -> tuple[str, ...]:
+    """``labels`` with the mutation's labels added and removed."""
+    out = [label for label in labels if label not in mutation.remove_labels]
+    out += [label for label in dict.fromkeys(mutation.add_labels) if label not in out]
+    return tuple(out)

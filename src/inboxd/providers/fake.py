@@ -1,16 +1,20 @@
 """An in-memory mail provider for tests: a server whose folders and messages a test changes
 between syncs, and whose faults (a dropped connection, a refused folder, a rejected
-login) it injects. It behaves like an IMAP server with CONDSTORE: UIDs, UIDVALIDITY,
-UIDNEXT, a MODSEQ that moves with every change."""
+login, a refused or interrupted write) it injects. It behaves like an IMAP server with
+CONDSTORE: UIDs, UIDVALIDITY, UIDNEXT, a MODSEQ that moves with every change; mutations
+change flags, keywords, labels (with ``FakeMailbox(labels=True)``, as Gmail) and move
+messages to new UIDs in their target folder."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Generator, Mapping
+import email.parser
+from collections.abc import Callable, Collection, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from inboxd.errors import InvalidRequest
 from inboxd.providers.base import (
+    Applied,
     AuthenticationFailed,
     Capabilities,
     Changes,
@@ -21,6 +25,8 @@ from inboxd.providers.base import (
     FolderStatus,
     KnownKeys,
     Marks,
+    Mutation,
+    MutationsNotSupported,
     Pending,
     ProviderAccount,
     ProviderBase,
@@ -29,6 +35,9 @@ from inboxd.providers.base import (
     RemoteFolder,
     SecretStore,
     StoredFolder,
+    changed_flags,
+    changed_labels,
+    check_mutations,
 )
 from inboxd.providers.registry import ProviderEntry
 
@@ -48,6 +57,8 @@ class FakeFolder:
     modseq: int = 1
     #: uid -> (raw message, flags)
     messages: dict[int, tuple[bytes, tuple[str, ...]]] = field(default_factory=dict)
+    #: uid -> Gmail labels (a mailbox with ``labels`` only; missing: none)
+    labels: dict[int, tuple[str, ...]] = field(default_factory=dict)
 
     def status(self) -> FolderStatus:
         """What STATUS would say."""
@@ -57,7 +68,9 @@ class FakeFolder:
 class FakeMailbox:
     """The fake server's side: what tests change, and what they inspect afterwards."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, labels: bool = False) -> None:
+        #: messages carry Gmail labels (X-GM-LABELS)
+        self.gmail = labels
         self.folders: dict[str, FakeFolder] = {}
         self._validity = 1000
         #: folder -> reason: the server answers NO to its STATUS
@@ -67,6 +80,15 @@ class FakeMailbox:
         self.drop_after_batches: int | None = None
         self.logins = 0
         self.batches_served = 0
+        #: the account is read-only: apply() raises MutationsNotSupported
+        self.read_only = False
+        #: every mutation is refused with this reason (an Applied error, nothing changes)
+        self.refuse_mutations: str | None = None
+        #: mutations applied before the connection drops mid-apply (None: it does not):
+        #: those are on the server, but their caller hears only ProviderError
+        self.drop_after_mutations: int | None = None
+        #: every apply() call's mutations, in order (what a test asserts batching on)
+        self.applied: list[list[Mutation]] = []
 
     def folder(self, name: str) -> FakeFolder:
         """The folder ``name``, created empty when missing."""
@@ -90,6 +112,29 @@ class FakeMailbox:
         box.messages[uid] = (box.messages[uid][0], flags)
         box.modseq += 1
 
+    def set_labels(self, folder: str, uid: int, labels: tuple[str, ...]) -> None:
+        """Change a message's labels."""
+        box = self.folders[folder]
+        box.labels[uid] = labels
+        box.modseq += 1
+
+    def marks(self, folder: str, uid: int) -> Marks:
+        """A message's flags (and labels, in a mailbox with labels)."""
+        box = self.folders[folder]
+        labels = box.labels.get(uid, ()) if self.gmail else None
+        return Marks(box.messages[uid][1], labels)
+
+    def move(self, folder: str, uid: int, target: str) -> int:
+        """Move a message to ``target`` (created when missing); returns its new UID."""
+        box = self.folders[folder]
+        raw, flags = box.messages.pop(uid)
+        labels = box.labels.pop(uid, ())
+        box.modseq += 1
+        new = self.add(target, raw, flags)
+        if labels:
+            self.folders[target].labels[new] = labels
+        return new
+
     def remove(self, folder: str, uid: int) -> None:
         """Expunge a message."""
         box = self.folders[folder]
@@ -104,11 +149,13 @@ class FakeMailbox:
         """Give a folder a new UIDVALIDITY (its messages get new UIDs)."""
         box = self.folders[folder]
         self._validity += 1
-        old = [box.messages[uid] for uid in sorted(box.messages)]
-        box.uidvalidity, box.messages = self._validity, {}
+        old = [(box.messages[uid], box.labels.get(uid)) for uid in sorted(box.messages)]
+        box.uidvalidity, box.messages, box.labels = self._validity, {}, {}
         box.next_uid = 1
-        for raw, flags in old:
+        for (raw, flags), labels in old:
             box.messages[box.next_uid] = (raw, flags)
+            if labels:
+                box.labels[box.next_uid] = labels
             box.next_uid += 1
 
 
@@ -124,8 +171,10 @@ class FakeProvider(ProviderBase):
 
     @property
     def capabilities(self) -> Capabilities:
-        """Reconnects (a dropped connection is retried by the engine)."""
-        return Capabilities(reconnects=True)
+        """Reconnects (a dropped connection is retried by the engine), writes changes
+        back (unless the mailbox is read-only), and labels in a mailbox with labels."""
+        box = self.mailbox
+        return Capabilities(reconnects=True, mutations=not box.read_only, labels=box.gmail)
 
     @property
     def location(self) -> str:
@@ -237,6 +286,92 @@ class FakeProvider(ProviderBase):
             marks = {str(uid): Marks(flags) for uid, (_raw, flags) in box.messages.items()}
         present = {str(uid) for uid in box.messages} if list_keys else None
         return Changes(marks, present, len(box.messages))
+
+    # -- mutations ---------------------------------------------------------------------------
+
+    def apply(self, mutations: Sequence[Mutation]) -> list[Applied]:
+        """Each mutation in turn: flags, labels, then the move (to a new UID); a message
+        no longer there, or a refusal the mailbox was told to give, is an Applied error."""
+        server = self._server()
+        if server.read_only:
+            raise MutationsNotSupported("fake accounts told to be read-only cannot change")
+        check_mutations(mutations, self.name, labels=server.gmail)
+        server.applied.append(list(mutations))
+        out: list[Applied] = []
+        for mutation in mutations:
+            if server.drop_after_mutations is not None:
+                if server.drop_after_mutations <= 0:
+                    server.drop_after_mutations = None
+                    self.connected = False
+                    raise ProviderError("fake.invalid dropped the connection")
+                server.drop_after_mutations -= 1
+            out.append(self._apply_one(server, mutation))
+        return out
+
+    def _apply_one(self, server: FakeMailbox, mutation: Mutation) -> Applied:
+        folder, key = mutation.folder, mutation.key
+        box = server.folders.get(folder)
+        uid = int(key) if key.isdigit() else None
+        if box is not None and mutation.validity not in (None, box.uidvalidity):
+            return Applied(key, folder, None, error=_renumbered(folder))
+        if box is None or uid is None or uid not in box.messages:
+            return Applied(key, folder, None, error=f"not in {folder} any more")
+        if server.refuse_mutations is not None:
+            return Applied(key, folder, key, server.marks(folder, uid), server.refuse_mutations)
+        marks = server.marks(folder, uid)
+        flags = changed_flags(marks.flags, mutation)
+        if flags != marks.flags:
+            server.set_flags(folder, uid, flags)
+        if marks.labels is not None:
+            labels = changed_labels(marks.labels, mutation)
+            if labels != marks.labels:
+                server.set_labels(folder, uid, labels)
+        target = mutation.move_to
+        if target is None or target == folder:
+            return Applied(key, folder, key, server.marks(folder, uid))
+        new = server.move(folder, uid, target)
+        return Applied(key, target, str(new), server.marks(target, new))
+
+    def current_marks(
+        self, folder: str, keys: Sequence[str], *, validity: int | None = None
+    ) -> dict[str, Marks]:
+        """The marks of the keys still in ``folder``."""
+        server = self._server()
+        box = server.folders.get(folder)
+        if box is None or (validity is not None and validity != box.uidvalidity):
+            return {}
+        uids = [int(key) for key in keys if key.isdigit()]
+        return {str(uid): server.marks(folder, uid) for uid in uids if uid in box.messages}
+
+    def locate(self, folder: str, message_id: str) -> list[str]:
+        """UIDs in ``folder`` of messages whose Message-ID header is ``message_id``."""
+        box = self._server().folders.get(folder)
+        if box is None:
+            return []
+        return [
+            str(uid)
+            for uid, (raw, _flags) in sorted(box.messages.items())
+            if _message_id(raw) == message_id.strip()
+        ]
+
+    def archive_folder(self) -> str:
+        """A folder named Archive (any case), else "Archive" (created)."""
+        server = self._server()
+        for name in server.folders:
+            if name.lower() == "archive":
+                return name
+        server.folder("Archive")
+        return "Archive"
+
+
+def _renumbered(folder: str) -> str:
+    return f"{folder} was renumbered (new UIDVALIDITY): the stored key names no message now"
+
+
+def _message_id(raw: bytes) -> str | None:
+    header = email.parser.BytesHeaderParser().parsebytes(raw)
+    value = header.get("Message-ID")
+    return str(value).strip() if value is not None else None
 
 
 def _unchanged(state: StoredFolder, status: FolderStatus) -> bool:
