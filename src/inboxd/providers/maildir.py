@@ -9,14 +9,20 @@ the messages it does not have yet.
 from __future__ import annotations
 
 import base64
+import itertools
 import os
-from collections.abc import Callable, Collection, Generator, Iterator, Mapping
+import socket
+import time
+from collections.abc import Callable, Collection, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from email.parser import BytesHeaderParser
 from pathlib import Path
 from typing import Any, Literal
 
 from inboxd.errors import InvalidField, NotFound
 from inboxd.providers.base import (
+    Applied,
+    Capabilities,
     Changes,
     FetchedBatch,
     FetchedMessage,
@@ -25,6 +31,8 @@ from inboxd.providers.base import (
     FolderStatus,
     KnownKeys,
     Marks,
+    Mutation,
+    MutationRefused,
     Pending,
     ProviderAccount,
     ProviderBase,
@@ -33,8 +41,11 @@ from inboxd.providers.base import (
     RemoteFolder,
     SecretStore,
     StoredFolder,
+    changed_flags,
+    check_mutations,
     checked_path,
 )
+from inboxd.providers.maildir_keywords import keyword_letters, read_keywords
 
 __all__ = [
     "MaildirEntry",
@@ -100,13 +111,15 @@ def scan_maildir(root: str | Path) -> list[MaildirFolder]:
 
 
 def iter_maildir(folder_path: str | Path) -> Iterator[MaildirEntry]:
-    """The messages of one maildir folder (new/ and cur/), sorted by key."""
+    """The messages of one maildir folder (new/ and cur/), sorted by key; their flags
+    include the keywords Dovecot's ``dovecot-keywords`` file names."""
     folder = Path(folder_path)
     if not folder.is_dir():
         raise NotFound(f"no Maildir folder at {folder}")
+    keywords = read_keywords(folder)
     by_key: dict[str, MaildirEntry] = {}
     for subdir in ("new", "cur"):  # cur/ last: if a file is seen in both, cur/ is newer
-        for entry in _list_subdir(folder, subdir):
+        for entry in _list_subdir(folder, subdir, keywords):
             by_key[entry.key] = entry
     for key in sorted(by_key):
         yield by_key[key]
@@ -130,12 +143,19 @@ def read_entry(entry: MaildirEntry) -> bytes:
     raise NotFound(f"message {entry.key} is gone from {folder}")
 
 
-def parse_filename(name: str) -> tuple[str, list[str]]:
-    """Split a maildir file name into its unique key and its IMAP flags."""
+def parse_filename(name: str, keywords: Sequence[str | None] = ()) -> tuple[str, list[str]]:
+    """Split a maildir file name into its unique key and its IMAP flags (with the keywords
+    its lower-case letters stand for in ``keywords``, the folder's; unknown letters are
+    left out)."""
     for separator in _INFO_SEPARATORS:
         key, found, info = name.partition(separator)
         if found:
-            return key, [flag for letter, flag in _FLAG_MAP if letter in info]
+            flags = [flag for letter, flag in _FLAG_MAP if letter in info]
+            for letter in sorted(c for c in set(info) if "a" <= c <= "z"):
+                index = ord(letter) - ord("a")
+                if index < len(keywords) and (keyword := keywords[index]) is not None:
+                    flags.append(keyword)
+            return key, flags
     return name, []
 
 
@@ -144,7 +164,9 @@ def _is_maildir(path: Path) -> bool:
     return (path / "cur").is_dir() or (path / "new").is_dir()
 
 
-def _list_subdir(folder: Path, subdir: Subdir) -> Iterator[MaildirEntry]:
+def _list_subdir(
+    folder: Path, subdir: Subdir, keywords: Sequence[str | None] = ()
+) -> Iterator[MaildirEntry]:
     try:
         scanner = os.scandir(folder / subdir)
     except (FileNotFoundError, NotADirectoryError):
@@ -159,7 +181,7 @@ def _list_subdir(folder: Path, subdir: Subdir) -> Iterator[MaildirEntry]:
                 stat = item.stat()
             except FileNotFoundError:  # expunged or renamed while we were listing
                 continue
-            key, flags = parse_filename(item.name)
+            key, flags = parse_filename(item.name, keywords)
             yield MaildirEntry(
                 key=key,
                 subdir=subdir,
@@ -317,6 +339,251 @@ class MaildirProvider(ProviderBase):
         before = self._known.get(folder, ())
         marks = {e.key: Marks(tuple(e.flags)) for e in entries if e.key in before}
         return Changes(marks, {e.key for e in entries}, len(entries))
+
+    # -- mutations ---------------------------------------------------------------------------
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """Writes flags, keywords and moves back (no labels, no network)."""
+        return Capabilities(mutations=True)
+
+    def apply(self, mutations: Sequence[Mutation]) -> list[Applied]:
+        """Each mutation as one rename: the new flags in the file name's info, into the
+        target folder's cur/ when it moves (a Maildir++ folder created when missing).
+        Nothing is ever unlinked; a message renamed away meanwhile is an Applied error."""
+        check_mutations(mutations, self.name, labels=False)
+        writer = _Writer(self.root)
+        return [writer.apply(mutation) for mutation in mutations]
+
+    def current_marks(
+        self, folder: str, keys: Sequence[str], *, validity: int | None = None
+    ) -> dict[str, Marks]:
+        """Flags and keywords of the keys still in ``folder`` (from file names)."""
+        path = _folder_paths(self.root).get(folder)
+        if path is None:
+            return {}
+        names, keywords = _file_names(path), read_keywords(path)
+        out: dict[str, Marks] = {}
+        for key in keys:
+            if (found := names.get(key)) is not None:
+                out[key] = Marks(tuple(parse_filename(os.path.basename(found), keywords)[1]))
+        return out
+
+    def locate(self, folder: str, message_id: str) -> list[str]:
+        """Keys in ``folder`` of messages whose Message-ID is ``message_id`` (every
+        message's header is read: for resuming, not for every change)."""
+        path = _folder_paths(self.root).get(folder)
+        if path is None:
+            return []
+        wanted = message_id.strip()
+        return sorted(key for key, file in _file_names(path).items() if _message_id(file) == wanted)
+
+    def archive_folder(self) -> str:
+        """A folder named Archive (any case), else a new Maildir++ folder ``.Archive``."""
+        folders = _folder_paths(self.root)
+        for name in folders:
+            if name.lower() == "archive":
+                return name
+        create_folder(self.root, "Archive")
+        return "Archive"
+
+
+class _Writer:
+    """One apply(): the tree's folders and their files, listed once and kept current."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.folders = _folder_paths(root)
+        self._names: dict[str, dict[str, str]] = {}
+        self._keywords: dict[str, list[str | None]] = {}
+        self._has_cur: set[str] = set()
+
+    def names(self, folder: str) -> dict[str, str]:
+        if folder not in self._names:
+            self._names[folder] = _file_names(self.folders[folder])
+        return self._names[folder]
+
+    def _cur(self, folder: str) -> str:
+        """The folder's cur/ (made when a copied tree left it out)."""
+        path = os.path.join(self.folders[folder], "cur")
+        if folder not in self._has_cur:
+            os.makedirs(path, exist_ok=True)
+            self._has_cur.add(folder)
+        return path
+
+    def keywords(self, folder: str) -> list[str | None]:
+        if folder not in self._keywords:
+            self._keywords[folder] = read_keywords(self.folders[folder])
+        return self._keywords[folder]
+
+    def apply(self, mutation: Mutation) -> Applied:
+        applied = self._apply(mutation)
+        if applied is None:
+            # Renamed by another client since the folder was listed (a flag it set): the
+            # key stays, so list again and try once more.
+            self._names.pop(mutation.folder, None)
+            applied = self._apply(mutation)
+        return applied or Applied(
+            mutation.key, mutation.folder, None, error=f"not in {mutation.folder} any more"
+        )
+
+    def _apply(self, mutation: Mutation) -> Applied | None:
+        """The mutation done, or None when its file is not (or no longer) there."""
+        folder, key = mutation.folder, mutation.key
+        if folder not in self.folders or (source := self.names(folder).get(key)) is None:
+            return None
+        target = mutation.move_to if mutation.move_to not in (None, folder) else None
+        to = target or folder
+        name = os.path.basename(source)
+        try:
+            if target is not None and target not in self.folders:
+                self.folders[target] = create_folder(self.root, target)
+            flags = changed_flags(parse_filename(name, self.keywords(folder))[1], mutation)
+            keywords = {f for f in flags if not f.startswith("\\")}
+            letters = keyword_letters(self.folders[to], self.keywords(to), keywords)
+        except (MutationRefused, InvalidField) as exc:
+            return Applied(key, folder, key, error=str(exc))
+        # A letter the source folder names no keyword for means nothing elsewhere.
+        unknown = set() if target is not None else _unnamed(self.keywords(folder))
+        info = _info(name, flags, letters, unknown)
+        if target is None and sorted(info) == sorted(_info_of(name)):
+            return Applied(
+                key, folder, key, Marks(tuple(parse_filename(name, self.keywords(to))[1]))
+            )
+        new_key = key if target is None or key not in self.names(to) else _unique_key()
+        new_name = f"{new_key}{_separator(name)}{info}"
+        destination = os.path.join(self._cur(to), new_name)
+        try:
+            # Within one tree, one filesystem: the message is in one place or the other,
+            # never both and never neither.
+            os.rename(source, destination)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            return Applied(key, folder, key, error=f"cannot rename the file: {exc.strerror}")
+        del self.names(folder)[key]
+        self.names(to)[new_key] = destination
+        return Applied(
+            key, to, new_key, Marks(tuple(parse_filename(new_name, self.keywords(to))[1]))
+        )
+
+
+def _folder_paths(root: Path) -> dict[str, Path]:
+    if not root.is_dir():
+        raise ProviderConfigError(f"Maildir {root} is gone")
+    return {f.name: f.path for f in scan_maildir(root)}
+
+
+def _file_names(folder: Path) -> dict[str, str]:
+    """key -> path of every message file (names only: nothing is stat'ed or read)."""
+    out: dict[str, str] = {}
+    for subdir in ("new", "cur"):  # cur/ last: if a file is seen in both, cur/ is newer
+        try:
+            names = os.listdir(folder / subdir)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        base = os.path.join(folder, subdir)
+        for name in names:
+            if not name.startswith("."):
+                out[parse_filename(name)[0]] = os.path.join(base, name)
+    return out
+
+
+def _separator(name: str) -> str:
+    return next((sep for sep in _INFO_SEPARATORS if sep in name), ":2,")
+
+
+def _info_of(name: str) -> str:
+    for separator in _INFO_SEPARATORS:
+        if separator in name:
+            return name.partition(separator)[2]
+    return ""
+
+
+def _info(name: str, flags: Sequence[str], letters: Mapping[str, str], unknown: set[str]) -> str:
+    """The info letters for ``flags``: system flag letters, keyword letters, the letters
+    inboxd does not manage (P, "passed") and those of ``unknown`` the name had, in ASCII
+    order as Maildir asks."""
+    managed = {letter for letter, _flag in _FLAG_MAP}
+    lower = {f.lower() for f in flags}
+    out = {letter for letter, flag in _FLAG_MAP if flag.lower() in lower}
+    out |= {letters[f] for f in flags if f in letters}
+    old = _info_of(name)
+    out |= {c for c in old if (c.isupper() and c not in managed) or c in unknown}
+    return "".join(sorted(out))
+
+
+def _unnamed(keywords: Sequence[str | None]) -> set[str]:
+    """Keyword letters the folder's file names nothing for."""
+    named = {chr(ord("a") + n) for n, name in enumerate(keywords) if name is not None}
+    return {chr(c) for c in range(ord("a"), ord("z") + 1)} - named
+
+
+def _unique_key() -> str:
+    """A new Maildir unique name (time, microseconds, pid, a counter, host)."""
+    now = time.time()
+    return (
+        f"{int(now)}.M{int(now % 1 * 1_000_000)}P{os.getpid()}Q{next(_COUNTER)}."
+        f"{socket.gethostname().replace('/', '_').replace(':', '_')}"
+    )
+
+
+_COUNTER = itertools.count(1)
+
+
+def create_folder(root: Path, name: str) -> Path:
+    """Create the folder ``name`` ("Foo/Bar") in the tree: Maildir++ (``root/.Foo.Bar``)
+    when the root is a maildir itself, else nested directories; returns its path."""
+    parts = name.split("/")
+    if name == INBOX or any(not p or p.startswith(".") or "." in p for p in parts):
+        raise InvalidField(f"{name!r} cannot be a Maildir folder name (no dots, no empty parts)")
+    if any("\x00" in p or os.sep in p for p in parts):
+        raise InvalidField(f"{name!r} cannot be a Maildir folder name")
+    if _is_maildir(root):
+        path = root / ("." + ".".join(encode_mutf7(p) for p in parts))
+    else:
+        path = root.joinpath(*parts)
+    for subdir in _SUBDIRS:
+        (path / subdir).mkdir(parents=True, exist_ok=True)
+    if _is_maildir(root):
+        (path / "maildirfolder").touch()  # Maildir++ marks its subfolders so
+    return path
+
+
+def encode_mutf7(name: str) -> str:
+    """Encode a folder name in IMAP modified UTF-7 (RFC 3501 5.1.3)."""
+    out: list[str] = []
+    pending: list[str] = []
+
+    def flush() -> None:
+        if pending:
+            raw = "".join(pending).encode("utf-16-be")
+            out.append("&" + base64.b64encode(raw).decode().rstrip("=").replace("/", ",") + "-")
+            pending.clear()
+
+    for char in name:
+        if 0x20 <= ord(char) <= 0x7E:
+            flush()
+            out.append("&-" if char == "&" else char)
+        else:
+            pending.append(char)
+    flush()
+    return "".join(out)
+
+
+def _message_id(path: str) -> str | None:
+    try:
+        with open(path, "rb") as file:
+            head = file.read(256 * 1024)
+    except OSError:
+        return None
+    end = head.find(b"\n\n")
+    crlf = head.find(b"\r\n\r\n")
+    if crlf >= 0 and (end < 0 or crlf < end):
+        end = crlf
+    header = BytesHeaderParser().parsebytes(head[: end if end >= 0 else len(head)])
+    value = header.get("Message-ID")
+    return str(value).strip() if value is not None else None
 
 
 def validate_settings(settings: dict[str, Any]) -> dict[str, Any]:
