@@ -2062,6 +2062,14 @@ function fromText(from) {
   return from.address || from.name || '(no sender)';
 }
 
+// A proposal's message: its sender's address in `from`, the display name beside it.
+function itemSender(item) {
+  if (item.from_name && typeof item.from === 'string' && item.from) {
+    return `${item.from_name} <${item.from}>`;
+  }
+  return fromText(item.from || item.from_name);
+}
+
 function fillCleanupChoices() {
   const box = $('#cleanup-categories');
   const chosen = new Set(
@@ -2117,13 +2125,14 @@ async function startCleanup(event) {
     setCleanupFormError('Choose an account.');
     return;
   }
-  if (categories.length === 0) {
-    setCleanupFormError('Choose at least one category.');
+  const olderThan = $('#cleanup-older-than').value.trim();
+  const query = $('#cleanup-query').value.trim();
+  // Without a search, the categories are what keeps a clean-up to bulk mail.
+  if (categories.length === 0 && !query) {
+    setCleanupFormError('Choose at least one category, or search for the mail to clean up.');
     return;
   }
   const body = { account_id: accountId, categories, action: $('#cleanup-action').value };
-  const olderThan = $('#cleanup-older-than').value.trim();
-  const query = $('#cleanup-query').value.trim();
   if (olderThan) body.older_than = olderThan;
   if (query) body.query = query;
   cleanups.starting = true;
@@ -2315,15 +2324,16 @@ function renderReviewProgress() {
   step.classList.toggle('error-text', status === 'failed');
 }
 
-// The candidates by sender, biggest groups first.
+// The candidates by sender (their address: display names vary), biggest groups first.
 function senderGroups(candidates) {
   const groups = new Map();
   for (const item of candidates) {
-    const sender = fromText(item.from);
-    if (!groups.has(sender)) groups.set(sender, []);
-    groups.get(sender).push(item);
+    const key = typeof item.from === 'string' && item.from ? item.from.toLowerCase() : itemSender(item);
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key).push(item);
   }
-  return [...groups.entries()]
+  return [...groups.values()]
+    .map((items) => [itemSender(items[0]), items])
     .sort((a, b) => b[1].length - a[1].length || a[0].localeCompare(b[0]));
 }
 
@@ -2483,7 +2493,8 @@ function renderOutcome() {
     return;
   }
   box.hidden = false;
-  const by = detail.approved_by ? ` by ${detail.approved_by}` : '';
+  const me = state.user && [state.user.id, state.user.name].includes(detail.approved_by);
+  const by = detail.approved_by ? ` by ${me ? 'you' : detail.approved_by}` : '';
   const count = detail.approved_count == null ? '' : ` ${fmtNumber(detail.approved_count)} messages`;
   const approved = $('#review-approved');
   approved.replaceChildren(`Approved${count}${by} `);
@@ -2504,7 +2515,7 @@ function renderOutcome() {
       `${fmtNumber(skipped.length)} skipped, ${fmtNumber(execution.failed || 0)} failed.`;
     skippedList.replaceChildren(...skipped.map((item) => {
       const found = candidateById(item.id);
-      const what = found ? `${found.subject || '(no subject)'} — ${fromText(found.from)}` : `#${item.id}`;
+      const what = found ? `${found.subject || '(no subject)'} — ${itemSender(found)}` : `#${item.id}`;
       const row = el('li', '', `${what}: ${item.why || 'skipped'}`);
       row.setAttribute('data-testid', 'review-skipped-item');
       row.dataset.messageId = String(item.id);
@@ -2512,22 +2523,40 @@ function renderOutcome() {
     }));
     skippedList.hidden = skipped.length === 0;
   }
-  const unsub = detail.unsubscribe;
-  const unsubBox = $('#review-unsubscribe');
+  renderUnsubscribe(detail.unsubscribe);
+}
+
+// A list in an unsubscribe report: its List-Id (else the sender) and what was done.
+function unsubscribeItem(entry, detail) {
+  const row = el('li', '', `${entry.list || entry.url || '?'}`);
+  row.setAttribute('data-testid', 'review-unsubscribe-item');
+  if (detail) row.append(el('span', 'hint', ` — ${detail}`));
+  return row;
+}
+
+function renderUnsubscribe(unsub) {
+  const box = $('#review-unsubscribe');
   if (!unsub) {
-    unsubBox.hidden = true;
-  } else {
-    const parts = [];
-    if ((unsub.posted || []).length) {
-      parts.push(el('p', '', `Unsubscribed (one-click): ${unsub.posted.map(fromText).join(', ')}`));
-    }
-    if ((unsub.mailto_only || []).length) {
-      parts.push(el('p', 'hint',
-        `By e-mail only, for you to send: ${unsub.mailto_only.map(fromText).join(', ')}`));
-    }
-    unsubBox.replaceChildren(...parts);
-    unsubBox.hidden = parts.length === 0;
+    box.hidden = true;
+    return;
   }
+  const parts = [];
+  const section = (title, entries, describe) => {
+    if (!entries || entries.length === 0) return;
+    const list = el('ul', 'review-skipped');
+    list.append(...entries.map((entry) => unsubscribeItem(entry, describe(entry))));
+    parts.push(el('p', '', title), list);
+  };
+  section('Unsubscribed (one-click request sent):', unsub.posted,
+    (e) => (e.status ? `answered ${e.status}` : ''));
+  // Only a mail unsubscribes from these: the person sends it, inboxd never does.
+  section('These lists unsubscribe only by mail, for you to send:', unsub.mailto_only, (e) => {
+    const mailto = typeof e.mailto === 'string' && /^mailto:/i.test(e.mailto) ? e.mailto : '';
+    return mailto.replace(/^mailto:/i, '');
+  });
+  section('Not unsubscribed:', unsub.failed, (e) => e.why || '');
+  box.replaceChildren(...parts);
+  box.hidden = parts.length === 0;
 }
 
 function renderProtected() {
@@ -2544,7 +2573,7 @@ function renderProtected() {
     row.dataset.messageId = String(item.id);
     row.append(
       el('span', 'review-subject', item.subject || '(no subject)'),
-      el('span', 'review-meta', fromText(item.from)),
+      el('span', 'review-meta', itemSender(item)),
     );
     const why = el('span', 'review-reasons', (item.why || []).join(' · '));
     why.setAttribute('data-testid', 'review-why');
