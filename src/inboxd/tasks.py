@@ -14,6 +14,7 @@ from collections.abc import Iterable
 
 import inboxd.jobs.builtin
 import inboxd.pipeline.changes  # registers change, undo
+import inboxd.pipeline.cleanup  # registers cleanup
 import inboxd.pipeline.export  # registers export
 import inboxd.pipeline.index  # registers index
 import inboxd.pipeline.triage  # registers triage

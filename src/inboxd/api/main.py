@@ -23,6 +23,7 @@ from inboxd.api import (
     live,
     routes_accounts,
     routes_changes,
+    routes_cleanups,
     routes_jobs,
     routes_messages,
     routes_status,
@@ -228,6 +229,7 @@ def create_api(app: App) -> FastAPI:
         routes_messages,
         routes_triage,
         routes_changes,
+        routes_cleanups,
         live,
     ):
         api.include_router(module.router)

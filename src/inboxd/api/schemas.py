@@ -19,6 +19,7 @@ from inboxd.vocabulary import (
     AccountState,
     ActivityState,
     Category,
+    CleanupAction,
     EventType,
     JobStatus,
     JournalState,
@@ -618,3 +619,152 @@ class JournalOut(BaseModel):
     undoable: bool = Field(description="finished, with changes done and not undone")
     undone_by: str | None = Field(description="the job that undid (some of) its changes")
     entries: list[JournalEntry]
+# -- clean-ups ----------------------------------------------------------------------------------
+
+#: A message id in a request body (strict: a JSON integer).
+MessageIdIn = Annotated[int, Ge(1), Le(2**63 - 1), BeforeValidator(_integral)]
+
+
+class CleanupCreate(_In):
+    """A clean-up to propose: what to look for in one account and what to do with it."""
+
+    account_id: str = Field(min_length=1, max_length=36)
+    categories: list[CategoryName] = Field(
+        default_factory=list,
+        max_length=len(Category),
+        description="triage categories; with no query, empty means newsletter, promotion "
+        "and notification",
+    )
+    older_than: str | None = Field(
+        default=None, pattern=r"^\d{1,5}[dwmy]$", description="an age: 7d, 2w, 3m or 1y"
+    )
+    query: str | None = Field(default=None, max_length=2000, description="a search query")
+    action: CleanupAction = Field(default=CleanupAction.ARCHIVE, strict=False)
+
+
+class CleanupApprove(_In):
+    """A person's answer to a proposal: every candidate, only some, or all but some."""
+
+    only: list[MessageIdIn] | None = Field(default=None, max_length=100_000)
+    exclude: list[MessageIdIn] = Field(default_factory=list, max_length=100_000)
+
+
+class CleanupApproved(BaseModel):
+    """An approval: the execution job (the clean-up's own) and how many it will act on."""
+
+    job_id: str
+    status: JobStatus
+    approved: int
+    already_approved: bool = Field(description="approved before: nothing runs again")
+
+
+class CleanupCriteria(BaseModel):
+    """What a clean-up looks for."""
+
+    categories: list[str]
+    older_than: str | None
+    query: str | None
+
+
+class CleanupCounts(BaseModel):
+    """How many messages a proposal holds."""
+
+    candidates: int
+    protected: int
+
+
+class CleanupOut(BaseModel):
+    """A clean-up in a list."""
+
+    job_id: str
+    account_id: str
+    status: JobStatus | None = Field(description="its job's status (null: the job was pruned)")
+    action: CleanupAction
+    criteria: CleanupCriteria
+    counts: CleanupCounts
+    proposed_at: str | None
+    approved_at: str | None
+    approved_by: str | None
+    approved_count: int | None
+    created_at: str
+
+
+class CleanupSender(BaseModel):
+    """A sender of candidates."""
+
+    sender: str | None = Field(alias="from")
+    count: int
+
+
+class CleanupPreview(BaseModel):
+    """A candidate in the preview."""
+
+    id: int
+    sender: str | None = Field(alias="from")
+    subject: str | None
+
+
+class CleanupCandidate(BaseModel):
+    """A message the clean-up would act on, with why."""
+
+    id: int
+    message_id: str | None
+    sender: str | None = Field(alias="from")
+    from_name: str | None
+    subject: str | None
+    date: str | None
+    category: str | None
+    reasons: list[str]
+    approved: bool | None = Field(description="null until a person answered")
+    outcome: str | None = Field(description="done, skipped or failed once executed")
+
+
+class CleanupProtected(BaseModel):
+    """A message the clean-up will not touch, with why."""
+
+    id: int
+    message_id: str | None
+    sender: str | None = Field(alias="from")
+    from_name: str | None
+    subject: str | None
+    why: list[str]
+
+
+class CleanupSkipped(BaseModel):
+    """A message the execution did not act on."""
+
+    id: int
+    why: str
+
+
+class CleanupExecution(BaseModel):
+    """What the execution did."""
+
+    done: int
+    skipped: list[CleanupSkipped]
+    failed: int
+
+
+class CleanupUnsubscribe(BaseModel):
+    """An unsubscribe's requests: the lists posted to and those offering only mail."""
+
+    posted: list[dict[str, Any]]
+    mailto_only: list[dict[str, Any]]
+    failed: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class CleanupDetail(CleanupOut):
+    """A clean-up with its proposal and, once executed, its outcome."""
+
+    senders: list[CleanupSender]
+    preview: list[CleanupPreview]
+    candidates: list[CleanupCandidate]
+    protected: list[CleanupProtected]
+    execution: CleanupExecution | None
+    unsubscribe: CleanupUnsubscribe | None
+
+
+class CleanupList(BaseModel):
+    """The caller's clean-ups, newest first."""
+
+    cleanups: list[CleanupOut]

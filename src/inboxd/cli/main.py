@@ -10,6 +10,7 @@ import typer
 from inboxd import __version__
 from inboxd.cli.accounts import account_app
 from inboxd.cli.changes import mark_cmd, undo_cmd
+from inboxd.cli.cleanup import cleanup_app
 from inboxd.cli.common import app_session, err, out
 from inboxd.cli.export import export_cmd
 from inboxd.cli.jobs import jobs_app
@@ -31,6 +32,7 @@ app.add_typer(account_app, name="account")
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 app.add_typer(rules_app, name="rules")
+app.add_typer(cleanup_app, name="cleanup")
 app.command("sync")(sync_cmd)
 app.command("demo")(demo_cmd)
 app.command("export")(export_cmd)
