@@ -370,6 +370,9 @@ class Vocabulary(BaseModel):
     bulk_categories: list[Category] = Field(
         description="categories mail a person sent directly to the user never gets"
     )
+    mark_actions: list[MarkAction] = Field(description="what a message can be marked")
+    cleanup_actions: list[CleanupAction] = Field(description="what an approved clean-up does")
+    journal_states: list[JournalState] = Field(description="where a journaled change stands")
 
 
 # -- reading mail -------------------------------------------------------------------------------
@@ -619,6 +622,8 @@ class JournalOut(BaseModel):
     undoable: bool = Field(description="finished, with changes done and not undone")
     undone_by: str | None = Field(description="the job that undid (some of) its changes")
     entries: list[JournalEntry]
+
+
 # -- clean-ups ----------------------------------------------------------------------------------
 
 #: A message id in a request body (strict: a JSON integer).
