@@ -161,7 +161,7 @@ def test_review_deselect_approve_execute_and_undo(
     for box in page.get_by_test_id("cleanup-category").all():
         box.set_checked(box.get_attribute("value") in ("newsletter", "promotion"))
     form.get_by_label("Older than").fill("30d")
-    form.get_by_label("Action").select_option("archive")
+    form.get_by_label("Action", exact=True).select_option("archive")
     with page.expect_response(lambda r: r.url.endswith("/api/cleanups")) as started:
         page.get_by_test_id("cleanup-start").click()
     assert started.value.status == 202, started.value.text()
