@@ -66,16 +66,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     assert "Exception in ASGI application" not in log, log
 
 
-def _add_synced(client: Any, provider: str, name: str, path: Path) -> dict[str, Any]:
+def _add_and_sync(client: Any, provider: str, name: str, path: Path) -> str:
     made = client.post(
         "/api/accounts",
         json={"provider": provider, "name": name, "settings": {"path": str(path)}},
     )
     assert made.status_code == 201, made.text
-    found: dict[str, Any] = made.json()
-    client.post(f"/api/accounts/{found['id']}/sync")
-    wait_for(lambda: client.get(f"/api/accounts/{found['id']}").json()["message_count"], 60)
-    return found
+    account_id: str = made.json()["id"]
+    client.post(f"/api/accounts/{account_id}/sync")
+    return account_id
 
 
 @pytest.fixture(scope="module")
@@ -92,10 +91,14 @@ def mail_root(server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -
         b"From sender3@example.org Tue Mar  3 09:00:00 2026\n" + _message(3, "Old mbox")
     )
     with server.client() as client:
-        _add_synced(client, "maildir", "Local mail", root)
-        _add_synced(client, "mbox", "Old archive", mbox)
+        ids = [
+            _add_and_sync(client, "maildir", "Local mail", root),
+            _add_and_sync(client, "mbox", "Old archive", mbox),
+        ]
 
         def settled() -> bool:
+            if not all(client.get(f"/api/accounts/{i}").json()["message_count"] for i in ids):
+                return False
             return all(j["status"] in FINISHED for j in client.get("/api/jobs").json())
 
         wait_for(settled, timeout=60)
