@@ -229,3 +229,25 @@ def test_review_deselect_approve_execute_and_undo(
     page.get_by_test_id("tab-overview").click()
     row = page.locator(f'[data-testid="job-row"][data-job-id="{job_id}"]')
     expect(row.get_by_test_id("job-review")).to_have_attribute("href", f"#cleanups/{job_id}")
+
+
+def test_a_discarded_proposal_changes_nothing(
+    page: Page, server: ServerProcess, mail_root: Path
+) -> None:
+    before = _files(mail_root)
+    page.get_by_test_id("cleanup-query").fill("from:deals@b.example")
+    with page.expect_response(lambda r: r.url.endswith("/api/cleanups")) as started:
+        page.get_by_test_id("cleanup-start").click()
+    job_id = started.value.json()["job_id"]
+    review = page.get_by_test_id("review")
+    expect(review.get_by_test_id("review-status")).to_have_text("awaiting approval")
+    expect(review.get_by_test_id("review-group")).to_have_count(1)
+    review.get_by_test_id("review-discard").click()
+    expect(review.get_by_test_id("review-status")).to_have_text("cancelled")
+    expect(review.get_by_test_id("review-proposal")).to_be_hidden()
+    expect(review.get_by_test_id("review-undo")).to_be_hidden()
+    row = page.locator(f'[data-testid="cleanup-row"][data-job-id="{job_id}"]')
+    expect(row).to_contain_text("cancelled")
+    with server.client() as client:
+        assert client.get(f"/api/cleanups/{job_id}").json()["approved_at"] is None
+    assert _files(mail_root) == before

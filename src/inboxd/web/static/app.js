@@ -2441,6 +2441,7 @@ function syncSelection() {
   approve.disabled = selected === 0 || cleanups.approving;
   $('#review-select-all').disabled = cleanups.approving;
   $('#review-select-none').disabled = cleanups.approving;
+  $('#review-discard').disabled = cleanups.approving;
 }
 
 function selectAll(on) {
@@ -2472,6 +2473,25 @@ async function approveCleanup() {
   } catch (error) {
     if (error.status !== 401 && cleanups.openId === id) {
       setReviewError(`Not approved: ${describeError(error)}`);
+    }
+  } finally {
+    cleanups.approving = false;
+  }
+  if (cleanups.openId === id) loadReview();
+}
+
+// No to the whole proposal: its job is cancelled and nothing is changed.
+async function discardCleanup() {
+  const id = cleanups.openId;
+  if (!id || cleanups.approving) return;
+  cleanups.approving = true;
+  syncSelection();
+  setReviewError('');
+  try {
+    upsertJob(await api('POST', `${jobPath(id)}/cancel`));
+  } catch (error) {
+    if (error.status !== 401 && cleanups.openId === id) {
+      setReviewError(`Not discarded: ${describeError(error)}`);
     }
   } finally {
     cleanups.approving = false;
@@ -2597,6 +2617,7 @@ function renderReviewJournal() {
 function initCleanups() {
   $('#cleanup-form').addEventListener('submit', startCleanup);
   $('#review-approve').addEventListener('click', approveCleanup);
+  $('#review-discard').addEventListener('click', discardCleanup);
   $('#review-select-all').addEventListener('click', () => selectAll(true));
   $('#review-select-none').addEventListener('click', () => selectAll(false));
   $('#review-undo').addEventListener('click', () => {
