@@ -4,8 +4,10 @@ It answers as Google documents Gmail's IMAP: the capabilities Gmail lists after 
 (X-GM-EXT-1, CONDSTORE, ESEARCH, LIST-STATUS among them), labels shown as folders under
 ``[Gmail]/`` with their special-use flags, one message in several folders under one
 ``X-GM-MSGID``, ``X-GM-LABELS`` (system labels as ``\\Inbox``-style atoms, others as
-strings), and a MODSEQ that moves when a message's flags or labels change. Only what a
-read-only client sends is understood; every command is recorded."""
+strings), and a MODSEQ that moves when a message's flags or labels change. It understands
+what a sync sends and what inboxd writes: SELECT, UID STORE of FLAGS and X-GM-LABELS, UID
+MOVE (leaving a folder drops its label, as archiving does: All Mail keeps one UID per
+message); every command is recorded."""
 
 from __future__ import annotations
 
@@ -115,8 +117,8 @@ class GmailServer:
         if verb == "STATUS":
             name = _mailbox(rest[len("STATUS ") :])
             return self._status(name) + ok
-        if verb == "EXAMINE":
-            return self._examine(_mailbox(rest[len("EXAMINE ") :]), tag)
+        if verb in ("EXAMINE", "SELECT"):
+            return self._examine(_mailbox(rest[len(verb) + 1 :]), tag, verb == "SELECT")
         if verb == "UID":
             return self._uid(rest[len("UID ") :]) + ok
         return tag + b" BAD Unknown command\r\n"
@@ -138,7 +140,7 @@ class GmailServer:
         )
         return f'* STATUS "{name}" ({items})\r\n'.encode()
 
-    def _examine(self, name: str, tag: bytes) -> bytes:
+    def _examine(self, name: str, tag: bytes, writable: bool = False) -> bytes:
         if name not in self.folders or name == "[Gmail]":
             return tag + b" NO [NONEXISTENT] Unknown Mailbox\r\n"
         self._selected = name
@@ -152,7 +154,7 @@ class GmailServer:
             + f"* OK [UIDNEXT {folder.uidnext}] Predicted next UID.\r\n".encode()
             + f"* OK [HIGHESTMODSEQ {highest}]\r\n".encode()
             + tag
-            + b" OK [READ-ONLY] "
+            + (b" OK [READ-WRITE] " if writable else b" OK [READ-ONLY] ")
             + name.encode()
             + b" selected. (Success)\r\n"
         )
@@ -166,6 +168,10 @@ class GmailServer:
             wanted = set(ordered) if criteria.upper() == "ALL" else _uid_set(criteria, ordered)
             found = ",".join(str(u) for u in ordered if u in wanted)
             return f'* ESEARCH (TAG "x") UID{" ALL " + found if found else ""}\r\n'.encode()
+        if rest.upper().startswith("STORE "):
+            return self._store(folder, ordered, rest[len("STORE ") :])
+        if rest.upper().startswith("MOVE "):
+            return self._move(folder, ordered, rest[len("MOVE ") :])
         match = re.fullmatch(r"FETCH (\S+) \((.*?)\)(?: \(CHANGEDSINCE (\d+)\))?", rest)
         assert match is not None, rest
         wanted, items, since = _uid_set(match.group(1), ordered), match.group(2), match.group(3)
@@ -196,9 +202,77 @@ class GmailServer:
             return (head + ")\r\n").encode()
         return (head + f" BODY[] {{{len(message.raw)}}}\r\n").encode() + message.raw + b")\r\n"
 
+    def _store(self, folder: _Folder, ordered: list[int], rest: str) -> bytes:
+        match = re.fullmatch(r"(\S+) ([+-]?)(FLAGS|X-GM-LABELS)(\.SILENT)? \((.*)\)", rest)
+        assert match is not None, rest
+        uids, sign, item, silent, args = match.groups()
+        names = [q.replace('\\"', '"') if q else bare for q, bare in _TOKEN.findall(args)]
+        self.modseq += 1
+        out = b""
+        for seq, uid in enumerate(ordered, 1):
+            if uid not in _uid_set(uids, ordered):
+                continue
+            message = folder.uids[uid]
+            current = message.flags if item == "FLAGS" else message.labels
+            if sign == "+":
+                current.extend(n for n in names if n not in current)
+            elif sign == "-":
+                current[:] = [n for n in current if n not in names]
+            else:
+                current[:] = names
+            message.modseq = self.modseq
+            if not silent:
+                out += self._fetch(seq, uid, message, f"UID {item}", False)
+        return out
+
+    def _move(self, folder: _Folder, ordered: list[int], rest: str) -> bytes:
+        uids, _, target_arg = rest.partition(" ")
+        target_name = _mailbox(target_arg)
+        target = self.folders[target_name]
+        moving = [u for u in ordered if u in _uid_set(uids, ordered)]
+        label = _FOLDER_LABELS.get(self._selected or "", self._selected)
+        added = _FOLDER_LABELS.get(target_name, target_name)
+        sources: list[int] = []
+        targets: list[int] = []
+        self.modseq += 1
+        for uid in moving:
+            message = folder.uids.pop(uid)
+            message.labels = [x for x in message.labels if x != label]
+            if added is not None and added not in message.labels:
+                message.labels.append(added)
+            message.modseq = self.modseq
+            # One message, one UID per folder: All Mail already holds every message.
+            there = next((u for u, m in target.uids.items() if m is message), None)
+            if there is None:
+                there = target.uidnext
+                target.uids[there] = message
+                target.uidnext += 1
+            sources.append(uid)
+            targets.append(there)
+        if not sources:
+            return b""
+        copyuid = (
+            f"* OK [COPYUID {target.uidvalidity} {','.join(map(str, sources))} "
+            f"{','.join(map(str, targets))}]\r\n"
+        ).encode()
+        expunged = [ordered.index(uid) + 1 for uid in moving]
+        # EXPUNGE responses renumber as they go: the highest sequence numbers first.
+        return copyuid + b"".join(f"* {n} EXPUNGE\r\n".encode() for n in sorted(expunged)[::-1])
+
     def close(self) -> None:
         self._listener.close()
         self._thread.join(timeout=5)
+
+
+_TOKEN = re.compile(r'"((?:[^"\\]|\\.)*)"|([^\s"]+)')
+#: The label a folder stands for (None: no label, a view of every message).
+_FOLDER_LABELS: dict[str, str | None] = {
+    "INBOX": "\\Inbox",
+    "[Gmail]/All Mail": None,
+    "[Gmail]/Sent Mail": "\\Sent",
+    "[Gmail]/Spam": "\\Spam",
+    "[Gmail]/Trash": "\\Trash",
+}
 
 
 def _mailbox(arg: str) -> str:

@@ -8,6 +8,7 @@ import contextlib
 import selectors
 import socket
 import threading
+from collections.abc import Callable
 
 
 class Proxy:
@@ -20,7 +21,9 @@ class Proxy:
     on it and keep it open (a server that hangs mid-answer). ``only_connection``: ``drop_after``
     applies to that connection alone (1 for the first accepted), whatever the others carry.
     :meth:`cut` drops every open connection at once (a server restart, a NAT box that forgot
-    them) and goes on accepting new ones."""
+    them) and goes on accepting new ones. ``rewrite`` changes what the server sends before
+    the client sees it (a server that lacks an extension); what clients send is kept in
+    ``sent`` (to count commands)."""
 
     def __init__(
         self,
@@ -30,12 +33,15 @@ class Proxy:
         delay: float = 0.0,
         stall: bool = False,
         only_connection: int | None = None,
+        rewrite: Callable[[bytes], bytes] | None = None,
     ) -> None:
         self.target_port = target_port
         self.drop_after = drop_after
         self.delay = delay
         self.stall = stall
         self.only_connection = only_connection
+        self.rewrite = rewrite
+        self.sent = bytearray()
         self.drops = 0
         self.accepted = 0
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -115,8 +121,13 @@ class Proxy:
                             if self.stall:
                                 self._stop.wait()  # silent, open until the proxy closes
                             return
-                    elif self.delay and self._stop.wait(self.delay):
-                        return
+                        if self.rewrite is not None:
+                            data = self.rewrite(data)
+                    else:
+                        with self._lock:
+                            self.sent += data
+                        if self.delay and self._stop.wait(self.delay):
+                            return
                     key.data.sendall(data)
         except OSError:
             return

@@ -4,4 +4,5 @@ go with it. Entry points stay thin: they parse input, call one action and shape 
 - :mod:`inboxd.actions.accounts`: add, update, remove, test and sync accounts; their views.
 - :mod:`inboxd.actions.jobs`: start, list, cancel, retry and approve jobs; their events.
 - :mod:`inboxd.actions.demo`: the generated demo mailbox.
+- :mod:`inboxd.actions.changes`: mark a message, undo a job's changes, read its journal.
 """

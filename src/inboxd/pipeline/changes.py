@@ -37,8 +37,11 @@ from inboxd.providers.base import (
     MailProvider,
     Marks,
     Mutation,
+    MutationRefused,
     MutationsNotSupported,
     ProviderOptions,
+    changed_flags,
+    changed_labels,
 )
 from inboxd.providers.registry import open_provider
 from inboxd.store import journal
@@ -263,10 +266,11 @@ def reverse_change(entry: Entry, where: dict[tuple[int, str], list[Place]]) -> C
     before, after = entry.before, entry.after or entry.before
     folder = str(after.get("folder") or before["folder"])
     key = after.get("key")
-    if key is None:
-        # Moved, but the server named no new key: the sync since may have found it.
-        found = where.get((entry.message_pk, folder), [])
-        key = found[0].key if found else ""
+    found = [p.key for p in where.get((entry.message_pk, folder), [])]
+    if key not in found and found:
+        # Not at the key it was left at (moved away and back since, or moved with no new
+        # key named): where the message is in that folder now.
+        key = found[0]
     was, now = set(before.get("flags") or ()), set(after.get("flags") or ())
     add_labels: tuple[str, ...] = ()
     remove_labels: tuple[str, ...] = ()
@@ -281,7 +285,7 @@ def reverse_change(entry: Entry, where: dict[tuple[int, str], list[Place]]) -> C
         add_labels=add_labels,
         remove_labels=remove_labels,
         move_to=before["folder"] if before["folder"] != folder else None,
-        location=(folder, str(key)),
+        location=(folder, str(key or "")),
         undoes=entry.id,
     )
 
@@ -387,14 +391,14 @@ class _Run:
         outcomes: list[Outcome] = []
         landings: list[Landing] = []
         for folder, entries in by_folder.items():
-            now = self.provider.current_marks(folder, [e.before["key"] for e in entries])
+            validity = entries[0].before.get("validity")
+            keys = [e.before["key"] for e in entries]
+            now = self.provider.current_marks(folder, keys, validity=validity)
             for entry in entries:
                 change = Change.from_json(entry.message_pk, entry.change)
                 if entry.before["key"] in now:
                     # Not moved yet: apply it again (adding a flag it has changes nothing).
-                    mutation = _mutation(
-                        change, folder, entry.before["key"], ids.get(entry.message_pk)
-                    )
+                    mutation = _mutation(change, entry.before, ids.get(entry.message_pk))
                     again.append(
                         _Acting(entry.id, entry.message_pk, change, entry.before, mutation)
                     )
@@ -418,7 +422,7 @@ class _Run:
         """Where a planned move's message is in its target now, if it got there."""
         if not change.move_to or not message_id:
             return None
-        keys = self.provider.locate(change.move_to, message_id)
+        keys = self.provider.locate(change.move_to, _header_id(message_id))
         if not keys:
             return None
         with reading(self.ctx.engine) as conn:
@@ -486,7 +490,7 @@ class _Run:
                 t.change.message_pk,
                 t.change,
                 _before(t),
-                _mutation(t.change, t.place.folder, t.place.key, t.place.message_id),
+                _mutation(t.change, _before(t), t.place.message_id),
             )
             for entry_id, t in zip(ids, acting_targets, strict=True)
         ]
@@ -538,11 +542,17 @@ class _Run:
         targets: list[_Target] = []
         gone: list[NewEntry] = []
         for folder, items in by_folder.items():
-            now = self.provider.current_marks(folder, sorted({p.key for _, p in items}))
+            keys = sorted({p.key for _, p in items})
+            now = self.provider.current_marks(folder, keys, validity=items[0][1].validity)
             for change, place in items:
                 marks = now.get(place.key)
                 if marks is None:
-                    before = {"folder": place.folder, "key": place.key, "uid": place.uid}
+                    before = {
+                        "folder": place.folder,
+                        "key": place.key,
+                        "uid": place.uid,
+                        "validity": place.validity,
+                    }
                     gone.append(_skip(change, before, GONE.format(folder=folder)))
                 else:
                     targets.append(_Target(change, place, marks))
@@ -552,7 +562,15 @@ class _Run:
         """Carry out the planned rows on the server (one call for the batch)."""
         if not acting:
             return [], []
-        applied = self.provider.apply([a.mutation for a in acting])
+        try:
+            applied = self.provider.apply([a.mutation for a in acting])
+        except MutationRefused as exc:
+            # Nothing of the batch was applied: each row says why, and the job goes on.
+            reason = exc.message
+            return [
+                Outcome(entry_id=a.entry_id, state=JournalState.FAILED, reason=reason)
+                for a in acting
+            ], []
         if len(applied) != len(acting):
             raise InvalidParams(f"the provider answered {len(applied)} of {len(acting)} mutations")
         outcomes: list[Outcome] = []
@@ -611,6 +629,7 @@ def _before(t: _Target) -> dict[str, Any]:
         "uid": t.place.uid,
         "flags": sorted(t.marks.flags),
         "labels": list(t.marks.labels) if t.marks.labels is not None else None,
+        "validity": t.place.validity,
     }
 
 
@@ -629,42 +648,37 @@ def _done(entry_id: int, change: Change, after: dict[str, Any]) -> Outcome:
     return Outcome(entry_id=entry_id, state=JournalState.DONE, after=after, undoes=change.undoes)
 
 
-def _flags_after(flags: Iterable[str], change: Change) -> list[str]:
-    return sorted((set(flags) | set(change.add_flags)) - set(change.remove_flags))
-
-
-def _labels_after(labels: Iterable[str] | None, change: Change) -> list[str] | None:
-    if labels is None:
-        return None
-    have = list(labels)
-    added = [x for x in change.add_labels if x not in have]
-    return [x for x in have + added if x not in set(change.remove_labels)]
-
-
 def _changes_nothing(t: _Target) -> bool:
     change, marks = t.change, t.marks
     if change.move_to is not None and change.move_to != t.place.folder:
         return False
-    if _flags_after(marks.flags, change) != sorted(set(marks.flags)):
+    mutation = _mutation(change, _before(t), None)
+    if changed_flags(marks.flags, mutation) != tuple(marks.flags):
         return False
     if change.add_labels or change.remove_labels:
-        labels = marks.labels
-        if labels is None:
+        if marks.labels is None:
             return False  # the provider says why it cannot
-        return set(_labels_after(labels, change) or ()) == set(labels)
+        return changed_labels(marks.labels, mutation) == tuple(marks.labels)
     return True
 
 
-def _mutation(change: Change, folder: str, key: str, message_id: str | None) -> Mutation:
+def _header_id(message_id: str) -> str:
+    """A stored Message-ID (kept without its angle brackets) as its header has it."""
+    return message_id if message_id.startswith("<") else f"<{message_id}>"
+
+
+def _mutation(change: Change, before: dict[str, Any], message_id: str | None) -> Mutation:
+    folder = str(before["folder"])
     return Mutation(
         folder=folder,
-        key=key,
+        key=str(before["key"]),
         add_flags=change.add_flags,
         remove_flags=change.remove_flags,
         add_labels=change.add_labels,
         remove_labels=change.remove_labels,
         move_to=change.move_to if change.move_to != folder else None,
-        message_id=message_id,
+        message_id=_header_id(message_id) if message_id else None,
+        validity=before.get("validity"),
     )
 
 
@@ -675,21 +689,20 @@ def _state(folder: str, key: str | None, before: dict[str, Any], marks: Marks) -
         "uid": journal.uid_of(before.get("uid"), key),
         "flags": sorted(marks.flags),
         "labels": list(marks.labels) if marks.labels is not None else before.get("labels"),
+        # a key in a folder we moved to: its UIDVALIDITY is the sync's to learn
+        "validity": before.get("validity") if folder == before.get("folder") else None,
     }
 
 
 def _after(a: _Acting, result: Applied) -> dict[str, Any]:
     marks = result.marks
     if marks is None:
+        labels = a.before.get("labels")
         marks = Marks(
-            tuple(_flags_after(a.before.get("flags") or (), a.change)),
-            _tuple(_labels_after(a.before.get("labels"), a.change)),
+            changed_flags(a.before.get("flags") or (), a.mutation),
+            changed_labels(labels, a.mutation) if labels is not None else None,
         )
     return _state(result.folder, result.new_key, a.before, marks)
-
-
-def _tuple(values: list[str] | None) -> tuple[str, ...] | None:
-    return tuple(values) if values is not None else None
 
 
 # -- the jobs ----------------------------------------------------------------------------

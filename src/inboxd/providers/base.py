@@ -207,6 +207,8 @@ class Applied:
     marks: Marks | None = None
     #: why it was not applied ("not in INBOX any more", the server's refusal); None: done
     error: str | None = None
+    #: the UIDVALIDITY of ``folder`` that ``new_key`` belongs to, when the server said
+    validity: int | None = None
 
     @property
     def ok(self) -> bool:

@@ -36,6 +36,8 @@ class Place:
     message_pk: int
     folder_id: int
     folder: str
+    #: the folder's UIDVALIDITY as the last sync saw it (IMAP), which ``key`` belongs to
+    validity: int | None
     key: str
     uid: int | None
     message_id: str | None
@@ -144,6 +146,7 @@ def live_places(conn: Connection, account_id: str, message_pks: Iterable[int]) -
                 locations.c.message_pk,
                 locations.c.folder_id,
                 folders.c.name,
+                folders.c.uidvalidity,
                 locations.c.remote_key,
                 locations.c.uid,
                 messages.c.message_id,
@@ -165,13 +168,14 @@ def live_places(conn: Connection, account_id: str, message_pks: Iterable[int]) -
                 message_pk=int(pk),
                 folder_id=int(folder_id),
                 folder=name,
+                validity=None if validity is None else int(validity),
                 key=key,
                 uid=None if uid is None else int(uid),
                 message_id=message_id,
                 flags=tuple(flags or ()),
                 labels=tuple(labels or ()),
             )
-            for pk, folder_id, name, key, uid, message_id, flags, labels in rows
+            for pk, folder_id, name, validity, key, uid, message_id, flags, labels in rows
         )
     found.sort(key=lambda p: (p.message_pk, p.folder, p.key))
     return found

@@ -100,6 +100,10 @@ class ImapConnection:
         self._stream: ImapStream | None = None
         self.capabilities: frozenset[str] = frozenset()
         self.selected: str | None = None
+        #: the selected folder was opened read-write (SELECT, for changes), not EXAMINEd
+        self.writable = False
+        #: the selected folder's UIDVALIDITY when it was opened
+        self.selected_validity: int | None = None
 
     def credentials(self) -> tuple[ImapConfig, str]:
         """What another process needs to open the same kind of session (an access token
@@ -217,10 +221,12 @@ class ImapConnection:
         client, self._client = self._client, None
         self._stream = None
         self.selected = None
+        self.writable = False
         if client is None:
             return
         # LOGOUT is sent but its answer not awaited (a round trip at the end of every
-        # sync); the session only ever EXAMINEs, so there is nothing left to commit.
+        # sync): every change was committed when its command was answered, and LOGOUT
+        # expunges nothing (only CLOSE would; it is never sent).
         with contextlib.suppress(Exception):
             client._imap.send(b"IBXLOGOUT LOGOUT\r\n")
         with contextlib.suppress(Exception):
@@ -231,6 +237,7 @@ class ImapConnection:
         client, self._client = self._client, None
         self._stream = None
         self.selected = None
+        self.writable = False
         if client is not None:
             with contextlib.suppress(Exception):
                 client.shutdown()

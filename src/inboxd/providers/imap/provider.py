@@ -19,6 +19,7 @@ from collections.abc import Callable, Collection, Generator, Iterator, Mapping, 
 from typing import Any
 
 from inboxd.providers.base import (
+    Applied,
     Capabilities,
     Changes,
     FetchedBatch,
@@ -27,6 +28,8 @@ from inboxd.providers.base import (
     FolderListing,
     FolderStatus,
     KnownKeys,
+    Marks,
+    Mutation,
     Pending,
     ProviderAccount,
     ProviderBase,
@@ -36,6 +39,7 @@ from inboxd.providers.base import (
     ServerClosedConnection,
     StoredFolder,
 )
+from inboxd.providers.imap.changes import ImapChanges
 from inboxd.providers.imap.session import ImapSession
 from inboxd.providers.imap.settings import ImapConfig, imap_config, login_secret
 from inboxd.providers.oauth import TokenSource
@@ -69,14 +73,18 @@ class ImapProvider(ProviderBase):
         self, config: ImapConfig, secret: str | TokenSource, options: ProviderOptions
     ) -> None:
         self.session = ImapSession(config, secret)
+        self.changes_writer = ImapChanges(self.session)
         self.options = options
         #: folder -> first UIDs of batches the server refused: fetched one by one from now on
         self._suspects: dict[str, set[int]] = {}
 
     @property
     def capabilities(self) -> Capabilities:
-        """Reconnects, and helper processes."""
-        return Capabilities(reconnects=True, helpers=True)
+        """Reconnects, helper processes, changes written back; labels on Gmail (known once
+        connected: ask after :meth:`open`)."""
+        return Capabilities(
+            reconnects=True, helpers=True, mutations=True, labels=self.session.is_gmail
+        )
 
     @property
     def location(self) -> str:
@@ -277,6 +285,26 @@ class ImapProvider(ProviderBase):
             marks = session.all_marks()
         present = {str(uid) for uid in session.all_uids()} if list_keys else None
         return Changes({str(uid): m for uid, m in marks.items()}, present, status.messages)
+
+    # -- changes (see inboxd.providers.imap.changes) ----------------------------------------
+
+    def apply(self, mutations: Sequence[Mutation]) -> list[Applied]:
+        """STORE, STORE X-GM-LABELS and MOVE (or COPY + UID EXPUNGE) over UID sets."""
+        return self.changes_writer.apply(mutations)
+
+    def current_marks(
+        self, folder: str, keys: Sequence[str], *, validity: int | None = None
+    ) -> dict[str, Marks]:
+        """One UID FETCH (FLAGS, X-GM-LABELS) per UID set."""
+        return self.changes_writer.current_marks(folder, keys, validity=validity)
+
+    def locate(self, folder: str, message_id: str) -> list[str]:
+        """UID SEARCH HEADER Message-ID, each hit's header checked."""
+        return self.changes_writer.locate(folder, message_id)
+
+    def archive_folder(self) -> str:
+        """SPECIAL-USE \\Archive, Gmail's All Mail, else Archive (CREATEd when missing)."""
+        return self.changes_writer.archive_folder()
 
 
 def _checkpoint(highest: int, validity: int | None) -> dict[str, Any]:

@@ -138,8 +138,18 @@ class ImapSession(ImapConnection):
             answer = stream.command(f"EXAMINE {mailbox_arg(folder)}")
         return self._examined(folder, answer)
 
+    def select(self, folder: str) -> FolderStatus:
+        """Open a folder read-write, for changes (FolderUnavailable when refused)."""
+        with self._streaming() as stream:
+            answer = stream.command(f"SELECT {mailbox_arg(folder)}")
+        status = self._examined(folder, answer)
+        self.writable = True
+        return status
+
     def _examined(self, folder: str, answer: Answer) -> FolderStatus:
         self.selected = None
+        self.writable = False
+        self.selected_validity = None
         if answer.status == "NO":
             raise FolderUnavailable(folder, self._refusal(answer))
         self._check(answer, f"EXAMINE of {folder}")
@@ -151,6 +161,7 @@ class ImapSession(ImapConnection):
                 values[code.group(1).decode()] = int(code.group(2))
             elif (exists := EXISTS.match(line)) is not None:
                 values["EXISTS"] = int(exists.group(1))
+        self.selected_validity = values.get("UIDVALIDITY")
         return FolderStatus(
             messages=values.get("EXISTS", 0),
             uidvalidity=values.get("UIDVALIDITY"),
@@ -243,6 +254,36 @@ class ImapSession(ImapConnection):
             if not done and self._stream is not None and not self._stream.clean:
                 self._abandon()
 
+    def command(self, command: str) -> Answer:
+        """Send one command and read its answer (NO and BAD are the caller's to judge)."""
+        with self._streaming() as stream:
+            return stream.command(command)
+
+    def commands(self, commands: Sequence[str]) -> list[Answer]:
+        """Send ``commands`` pipelined (one round trip for the lot) and read their answers,
+        in order (NO and BAD are the caller's to judge)."""
+        with self._streaming() as stream:
+            return list(stream.pipeline(commands))
+
+    def search(self, criteria: str) -> list[int]:
+        """UIDs in the selected folder matching ``criteria`` (a SEARCH key, quoted)."""
+        return self._search(criteria)
+
+    def marks_of(self, uid_sets: Sequence[str], *, refresh: bool = False) -> dict[int, Marks]:
+        """Flags (and Gmail's labels) of the messages in ``uid_sets`` of the selected folder,
+        one UID FETCH per set, pipelined; a UID missing from the answer is not there. With
+        ``refresh``, a NOOP goes first: a folder selected a while ago hears of messages
+        expunged since, which FETCH itself is not told. (Not in the same round trip:
+        Dovecot runs pipelined commands side by side, and their responses interleave.)"""
+        if refresh:
+            self.noop()
+        commands = [f"UID FETCH {uids} ({self._mark_items()})" for uids in uid_sets]
+        out: dict[int, Marks] = {}
+        for answer in self.commands(commands):
+            self._check(answer, "UID FETCH")
+            out.update(self._read_marks(answer))
+        return out
+
     def noop(self) -> None:
         """Say NOOP: keeps an idle connection alive (and finds out it is not)."""
         with self._streaming() as stream:
@@ -265,6 +306,9 @@ class ImapSession(ImapConnection):
         with self._streaming() as stream:
             answer = stream.command(f"UID FETCH {fetch}")
         self._check(answer, "UID FETCH")
+        return self._read_marks(answer)
+
+    def _read_marks(self, answer: Answer) -> dict[int, Marks]:
         gmail = self.is_gmail
         out: dict[int, Marks] = {}
         for response in answer.responses:
