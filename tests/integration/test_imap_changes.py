@@ -6,7 +6,7 @@ renumbered, a dropped connection, and Gmail labels."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from email import message_from_bytes
 
 import pytest
@@ -54,14 +54,20 @@ def sent_commands(proxy: Proxy, verb: str) -> list[str]:
     return [rest for line in lines if (rest := line.partition(" ")[2]).startswith(verb)]
 
 
-def without(*capabilities: str) -> object:
-    """A proxy rewrite that hides ``capabilities`` from the client."""
+def without(*capabilities: str) -> Callable[[bytes], bytes]:
+    """A proxy rewrite that hides ``capabilities`` from the client (without UIDPLUS, the
+    COPYUID response codes too)."""
     pattern = re.compile(rb" (?:" + b"|".join(c.encode() for c in capabilities) + rb")(?=[ \]\r])")
 
     def rewrite(data: bytes) -> bytes:
+        if "UIDPLUS" in capabilities:
+            data = _COPYUID.sub(b"", data)
         return pattern.sub(b"", data) if b"CAPABILITY" in data else data
 
     return rewrite
+
+
+_COPYUID = re.compile(rb"\[COPYUID \d+ [0-9:,]+ [0-9:,]+\] ?")
 
 
 @pytest.fixture
@@ -175,7 +181,7 @@ def test_without_move_copy_deleted_and_uid_expunge_spare_other_deleted_mail(
     imap_user.create_folder("Archive")
     # Another client marked the last one \Deleted and has not expunged yet.
     imap_user.set_flags("INBOX", [uids[3]], ["\\Deleted"])
-    with Proxy(imap_user.port, rewrite=without("MOVE")) as proxy:  # type: ignore[arg-type]
+    with Proxy(imap_user.port, rewrite=without("MOVE")) as proxy:
         with provider_for(imap_user, proxy.port) as provider:
             provider.open()
             assert "MOVE" not in provider.session.capabilities
@@ -196,7 +202,7 @@ def test_without_move_or_uidplus_moves_are_refused_and_nothing_changes(
     imap_user: ImapUser,
 ) -> None:
     (uid,) = fill(imap_user, 1)
-    with Proxy(imap_user.port, rewrite=without("MOVE", "UIDPLUS")) as proxy:  # type: ignore[arg-type]
+    with Proxy(imap_user.port, rewrite=without("MOVE", "UIDPLUS")) as proxy:
         with provider_for(imap_user, proxy.port) as provider:
             change = Mutation("INBOX", str(uid), add_flags=("\\Seen",), move_to="Archive")
             with pytest.raises(MutationRefused, match="neither MOVE nor UIDPLUS"):
@@ -219,6 +225,33 @@ def test_a_dropped_connection_is_a_retryable_provider_error(
             provider.apply([Mutation("INBOX", str(uid), add_flags=("\\Seen",))])
         (applied,) = provider.apply([Mutation("INBOX", str(uid), add_flags=("\\Seen",))])
     assert applied.ok and server_flags(imap_user) == {uid: {"\\Seen"}}
+
+
+def test_a_move_without_copyuid_finds_the_new_uid_by_message_id(imap_user: ImapUser) -> None:
+    uids = fill(imap_user, 2)
+    ids = [message_from_bytes(raw)["Message-ID"] for raw in bodies(imap_user, "INBOX").values()]
+    imap_user.create_folder("Archive")
+    with Proxy(imap_user.port, rewrite=without("UIDPLUS")) as proxy:
+        with provider_for(imap_user, proxy.port) as provider:
+            applied = provider.apply(
+                [
+                    Mutation("INBOX", str(uids[0]), move_to="Archive", message_id=ids[0]),
+                    Mutation("INBOX", str(uids[1]), move_to="Archive"),
+                    Mutation("Gone", "1", move_to="Archive"),
+                ]
+            )
+        assert sent_commands(proxy, "UID MOVE")
+    moved = bodies(imap_user, "Archive")
+    assert [(a.folder, a.error) for a in applied] == [
+        ("Archive", None),
+        ("Archive", None),
+        ("Gone", "not in Gone any more"),
+    ]
+    (found,) = [
+        uid for uid, raw in moved.items() if message_from_bytes(raw)["Message-ID"] == ids[0]
+    ]
+    assert applied[0].new_key == str(found)
+    assert applied[1].new_key is None  # moved, but nothing to find it by
 
 
 @pytest.fixture

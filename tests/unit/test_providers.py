@@ -25,7 +25,9 @@ from inboxd.providers.base import (
     ProviderOptions,
 )
 from inboxd.providers.fake import ENTRY, MAILBOXES, FakeMailbox, FakeProvider
+from inboxd.providers.imap.changes import uid_sets
 from inboxd.providers.imap.provider import ImapProvider
+from inboxd.providers.imap.stream import parse_uid_set
 from inboxd.providers.maildir import MaildirProvider
 from inboxd.providers.mbox import MboxProvider
 from inboxd.store.accounts import Accounts
@@ -202,3 +204,13 @@ def test_the_fake_refuses_or_drops_mid_apply_when_told_to() -> None:
         provider.apply([Mutation("INBOX", k, add_flags=("\\Seen",)) for k in ("1", "2", "3")])
     assert [box.marks("INBOX", uid).flags for uid in (1, 2, 3)] == [("\\Seen",)] * 2 + [()]
     assert not provider.connected and len(box.applied) == 2
+
+
+def test_uid_sets_are_compact_and_cut_to_the_command_line_limit() -> None:
+    assert uid_sets([5, 1, 2, 3, 9, 10, 3]) == [("1:3,5,9:10", [1, 2, 3, 5, 9, 10])]
+    assert uid_sets([]) == []
+    scattered = list(range(1, 4000, 2))  # 2,000 UIDs, no two adjacent
+    sets = uid_sets(scattered, limit=100)
+    assert all(len(text) <= 100 for text, _ in sets) and len(sets) > 1
+    assert [uid for _, uids in sets for uid in uids] == scattered
+    assert [uid for text, _ in sets for uid in parse_uid_set(text)] == scattered
