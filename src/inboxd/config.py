@@ -200,7 +200,44 @@ class Settings(BaseSettings):
         description="Worker processes `inboxd serve` starts and supervises (0: none).",
     )
 
-    @field_validator("schedules", "task_modules", "allowed_origins", mode="before")
+    fetch_allow: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Host names or CIDRs (10.0.0.0/8, ::1) that links from messages may reach "
+        "although they are loopback, private, link-local or otherwise not public; empty: none.",
+    )
+    fetch_timeout_seconds: float = Field(
+        default=8.0,
+        gt=0,
+        le=60,
+        description="How long one request to a link (one hop: connect, send, headers) may take.",
+    )
+    fetch_max_hops: int = Field(
+        default=5, ge=1, le=20, description="Most requests (redirects included) per link."
+    )
+    fetch_per_host: int = Field(
+        default=2, ge=1, description="Requests to one host name in flight at once."
+    )
+    fetch_concurrency: int = Field(
+        default=8, ge=1, le=256, description="Requests to links in flight at once in a process."
+    )
+    fetch_cache_seconds: float = Field(
+        default=3600.0,
+        ge=0,
+        description="How long a resolved link is remembered (so a link shared by many "
+        "messages is requested once); 0: no cache.",
+    )
+    fetch_ca_file: Path | None = Field(
+        default=None,
+        description="PEM file of extra CA certificates trusted when fetching links (besides "
+        "the usual ones), e.g. a private CA of an intranet listed in INBOXD_FETCH_ALLOW.",
+    )
+    fetch_user_agent: str = Field(
+        default="inboxd-linkcheck/1",
+        min_length=1,
+        description="User-Agent sent with requests to links from messages.",
+    )
+
+    @field_validator("schedules", "task_modules", "allowed_origins", "fetch_allow", mode="before")
     @classmethod
     def _json_or_csv(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -14,26 +14,26 @@ from inboxd.app import App
 from inboxd.db.engine import reading, writing
 from inboxd.errors import InvalidField, InvalidRequest, InvalidState, NotFound
 from inboxd.jobs.model import Job, JobStatus
+from inboxd.jobs.registry import get_task
+from inboxd.pipeline.changes import read_only_reason
 from inboxd.pipeline.cleanup import CleanupParams, criteria_of
 from inboxd.store import cleanups as store
 from inboxd.store.accounts import Account, Accounts
 from inboxd.store.search import parse_query
 from inboxd.vocabulary import CleanupAction, ItemRole
 
-__all__ = ["approve", "list_cleanups", "propose", "show"]
+__all__ = ["approve", "list_cleanups", "propose", "show", "start_cleanup_job"]
 
-#: Providers whose accounts inboxd never changes.
-READ_ONLY_PROVIDERS = frozenset({"mbox"})
 #: Actions that change mail (an unsubscribe only posts to the list's server).
 CHANGING = frozenset({CleanupAction.ARCHIVE, CleanupAction.MARK_READ, CleanupAction.LABEL})
 
 
-def _refuse_read_only(account: Account, action: CleanupAction) -> None:
-    if action in CHANGING and account.provider in READ_ONLY_PROVIDERS:
-        raise InvalidRequest(
-            f"{account.provider} accounts are read-only: inboxd never changes them "
-            f"(a clean-up that would {action.value} cannot run here)"
-        )
+def _refuse_read_only(app: App, account: Account, action: CleanupAction) -> None:
+    if action not in CHANGING:
+        return
+    why = read_only_reason(app.engine, app.settings, account)
+    if why is not None:
+        raise InvalidRequest(f"{why} (a clean-up that would {action.value} cannot run here)")
 
 
 def propose(
@@ -59,7 +59,7 @@ def propose(
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise InvalidField(f"{where}: {first['msg']}") from None
-    _refuse_read_only(account, params.cleanup_action)
+    _refuse_read_only(app, account, params.cleanup_action)
     if params.query is not None:
         parse_query(params.query)  # a bad query is refused now, not by a failed job later
     job = app.queue.enqueue(
@@ -78,6 +78,23 @@ def propose(
             criteria=criteria_of(params),
         )
     return job
+
+
+def start_cleanup_job(app: App, params: dict[str, Any], account: Account) -> Job:
+    """A clean-up asked for as a generic job (``POST /api/jobs``): the same proposal."""
+    checked = CleanupParams.model_validate(
+        get_task("cleanup").validate({"account_id": account.id} | params)
+    )
+    if checked.account_id != account.id:
+        raise InvalidField("params.account_id must be the job's account_id")
+    return propose(
+        app,
+        account,
+        categories=checked.categories,
+        older_than=checked.older_than,
+        query=checked.query,
+        action=checked.action,
+    )
 
 
 def _view(app: App, found: store.Cleanup, job: Job | None) -> dict[str, Any]:
@@ -174,7 +191,7 @@ def approve(
             f"clean-up {job_id} is {job.status.value}: there is no proposal waiting for approval"
         )
     account = Accounts(app.engine, app.settings).get(found.account_id)
-    _refuse_read_only(account, CleanupAction(found.action))
+    _refuse_read_only(app, account, CleanupAction(found.action))
     _check_ids(roles, only, exclude)
     with writing(app.engine) as conn:
         approved = store.approve(conn, job_id, by=by, only=only, exclude=exclude)

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from inboxd.actions.changes import start_change, undo_job
+from inboxd.actions.cleanups import start_cleanup_job
 from inboxd.actions.export import start_export_job
 from inboxd.actions.triage import start_triage_job
 from inboxd.app import App
@@ -32,7 +33,7 @@ def check_may_start(kind: str, *, admin: bool) -> TaskSpec:
 
 
 #: Kinds whose job is always for one account: started with an ``account_id``.
-ACCOUNT_KINDS = frozenset({"sync", "index", "triage", "change"})
+ACCOUNT_KINDS = frozenset({"sync", "index", "triage", "change", "cleanup"})
 
 
 def start_job(
@@ -80,6 +81,9 @@ def start_job(
     if kind == "triage":
         assert account is not None
         return start_triage_job(app, params, account)
+    if kind == "cleanup":
+        assert account is not None
+        return start_cleanup_job(app, params, account)
     if kind == "change":
         assert account is not None
         return start_change(app, account, params)

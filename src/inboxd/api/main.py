@@ -228,8 +228,8 @@ def create_api(app: App) -> FastAPI:
         routes_jobs,
         routes_messages,
         routes_triage,
-        routes_changes,
         routes_cleanups,
+        routes_changes,
         live,
     ):
         api.include_router(module.router)

@@ -576,58 +576,11 @@ class RuleCreated(BaseModel):
     job_ids: list[str]
 
 
-# -- changes (marks, undo, the journal) ------------------------------------------------------
-
-
-class MarkIn(_In):
-    """What to set on a message (written back to the server)."""
-
-    action: Annotated[MarkAction, Strict(False)]
-
-
-class UndoAccepted(Accepted):
-    """An undo job was queued (or the job's active undo is returned)."""
-
-    undoes: str = Field(description="the job whose changes it puts back")
-
-
-class JournalPlace(BaseModel):
-    """Where a message was, or is after the change, and its marks there."""
-
-    model_config = ConfigDict(extra="allow")
-
-    folder: str | None = None
-    key: str | None = Field(default=None, description="its location key (an IMAP UID)")
-    uid: int | None = None
-    flags: list[str] | None = None
-    labels: list[str] | None = Field(default=None, description="Gmail labels; null elsewhere")
-
-
-class JournalEntry(BaseModel):
-    """One message location a change acted on (or skipped, saying why)."""
-
-    message_pk: int
-    op: str = Field(description='what the change did, in words ("mark read", "archive")')
-    state: JournalState
-    reason: str | None = Field(description="why it was skipped or failed")
-    before: JournalPlace
-    after: JournalPlace | None
-
-
-class JournalOut(BaseModel):
-    """A job's change journal: counts per state and a page of its rows."""
-
-    job_id: str
-    counts: dict[str, int] = Field(description="rows per journal state")
-    undoable: bool = Field(description="finished, with changes done and not undone")
-    undone_by: str | None = Field(description="the job that undid (some of) its changes")
-    entries: list[JournalEntry]
-
-
 # -- clean-ups ----------------------------------------------------------------------------------
 
-#: A message id in a request body (strict: a JSON integer).
-MessageIdIn = Annotated[int, Ge(1), Le(2**63 - 1), BeforeValidator(_integral)]
+#: A message id in a request body (strict: a JSON integer; at most 2^53, the largest a JSON
+#: number carries exactly everywhere, so the bound in the schema is the bound checked).
+MessageIdIn = Annotated[int, Ge(1), Le(2**53), BeforeValidator(_integral)]
 
 
 class CleanupCreate(_In):
@@ -773,3 +726,50 @@ class CleanupList(BaseModel):
     """The caller's clean-ups, newest first."""
 
     cleanups: list[CleanupOut]
+
+
+# -- changes (marks, undo, the journal) ------------------------------------------------------
+
+
+class MarkIn(_In):
+    """What to set on a message (written back to the server)."""
+
+    action: Annotated[MarkAction, Strict(False)]
+
+
+class UndoAccepted(Accepted):
+    """An undo job was queued (or the job's active undo is returned)."""
+
+    undoes: str = Field(description="the job whose changes it puts back")
+
+
+class JournalPlace(BaseModel):
+    """Where a message was, or is after the change, and its marks there."""
+
+    model_config = ConfigDict(extra="allow")
+
+    folder: str | None = None
+    key: str | None = Field(default=None, description="its location key (an IMAP UID)")
+    uid: int | None = None
+    flags: list[str] | None = None
+    labels: list[str] | None = Field(default=None, description="Gmail labels; null elsewhere")
+
+
+class JournalEntry(BaseModel):
+    """One message location a change acted on (or skipped, saying why)."""
+
+    message_pk: int
+    op: str = Field(description='what the change did, in words ("mark read", "archive")')
+    state: JournalState
+    reason: str | None = Field(description="why it was skipped or failed")
+    before: JournalPlace
+    after: JournalPlace | None
+
+
+class JournalOut(BaseModel):
+    """A job's change journal: counts per state and a page of its rows."""
+
+    counts: dict[str, int] = Field(description="rows per journal state")
+    undoable: bool = Field(description="finished, with changes done and not undone")
+    undone_by: str | None = Field(description="the job that undid (some of) its changes")
+    entries: list[JournalEntry]

@@ -37,7 +37,7 @@ from inboxd.triage.types import Context
 from inboxd.vocabulary import BULK_CATEGORIES, Category, CleanupAction, ItemRole, Step
 
 if TYPE_CHECKING:
-    from inboxd.pipeline.changes import Change
+    from inboxd.pipeline.changes import Change, Located
 
 __all__ = [
     "DEFAULT_CATEGORIES",
@@ -518,17 +518,16 @@ def _apply(
     with reading(ctx.engine) as conn:
         protection = Protection.of(conn, account)
 
-    def recheck(conn: Connection, located: Sequence[Any]) -> dict[int, str]:
-        # The server's marks now, and the store as the latest sync left it.
+    def recheck(conn: Connection, located: Sequence[Located]) -> dict[int, str]:
+        # The server's marks now (a message gone is skipped by apply_changes itself), and
+        # the store as the latest sync left it (a reply in the thread, a new address).
         skip: dict[int, str] = {}
-        now = _rows_of(conn, sorted({int(loc.message_pk) for loc in located}))
+        now = _rows_of(conn, sorted({loc.message_pk for loc in located}))
         for loc in located:
-            pk = int(loc.message_pk)
-            marks = getattr(loc, "marks", None)
-            flags = set(getattr(marks, "flags", ()) or ()) if marks is not None else set()
-            if marks is None and getattr(loc, "gone", False):
-                skip[pk] = GONE
-            elif FLAGGED in flags:
+            pk = loc.message_pk
+            flags = set(loc.flags)
+            labels = set(loc.labels or ())
+            if FLAGGED in flags or labels & _STARRED_LABELS:
                 skip[pk] = "flagged since the proposal"
             elif ANSWERED in flags:
                 skip[pk] = "replied to since the proposal"
@@ -539,7 +538,7 @@ def _apply(
     result = apply_changes(ctx, account, changes, recheck=recheck, total=len(changes))
     with writing(ctx.engine) as conn:
         store.record_outcomes(conn, ctx.job.id, store.outcomes_from_journal(conn, ctx.job.id))
-    return {"changed": result.to_dict() if hasattr(result, "to_dict") else None}
+    return {"changed": result.to_dict()}
 
 
 def _unsubscribe(ctx: TaskContext, job_id: str, ready: Sequence[Any]) -> dict[str, Any]:
@@ -591,9 +590,13 @@ def _unsubscribe(ctx: TaskContext, job_id: str, ready: Sequence[Any]) -> dict[st
                     failed.append({"list": key, "url": target, "why": exc.reason})
                     outcome = (store.FAILED, f"unsubscribe refused: {exc.reason}")
                 else:
-                    status = getattr(answer, "status", None)
-                    posted.append({"list": key, "url": target, "status": status})
-                    outcome = (store.DONE, None)
+                    if answer.ok:
+                        posted.append({"list": key, "url": target, "status": answer.status})
+                        outcome = (store.DONE, None)
+                    else:
+                        why = f"the list's server answered {answer.status}"
+                        failed.append({"list": key, "url": target, "why": why})
+                        outcome = (store.FAILED, f"unsubscribe not accepted: {why}")
             with writing(ctx.engine) as conn:
                 store.record_outcomes(conn, job_id, {int(r.id): outcome for r in group})
                 store.merge_summary(
