@@ -186,3 +186,18 @@ def test_extra_cas_come_from_the_settings(
     assert client.post_one_click(https.url("/unsub", NAME)).ok
     with pytest.raises(ConfigError, match="fetch_ca_file"):
         harness.client(fetch_ca_file=tmp_path / "missing.pem")
+
+
+def test_one_click_to_an_allowed_ip_literal_with_its_certificate(
+    harness: Harness, tmp_path: Path
+) -> None:
+    # How a clean-up test reaches its local list server: an address, no name to resolve.
+    ip_tls = tls_contexts(["127.0.0.1"])
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_bytes(ip_tls.ca_pem)
+    with LinkServer(tls=ip_tls.server) as server:
+        server.routes["/u"] = Route(status=202)
+        result = harness.client(fetch_ca_file=ca_file).post_one_click(server.url("/u"))
+        assert result.ok and result.status == 202 and result.address == "127.0.0.1"
+        assert harness.dns.calls == []
+        assert server.seen[0].body == b"List-Unsubscribe=One-Click"
