@@ -376,6 +376,9 @@ class Vocabulary(BaseModel):
     bulk_categories: list[Category] = Field(
         description="categories mail a person sent directly to the user never gets"
     )
+    mark_actions: list[MarkAction] = Field(description="what a message can be marked")
+    cleanup_actions: list[CleanupAction] = Field(description="what an approved clean-up does")
+    journal_states: list[JournalState] = Field(description="where a journaled change stands")
 
 
 # -- reading mail -------------------------------------------------------------------------------

@@ -26,6 +26,11 @@ const RUNNING_ACCOUNT = new Set();
 const STEP_STATES = Object.create(null);
 // Triage categories, in the server's order.
 const CATEGORIES = [];
+// The categories a clean-up looks at unless told otherwise.
+const BULK_CATEGORIES = new Set();
+// What an approved clean-up may do, and the states of a journaled change.
+const CLEANUP_ACTIONS = [];
+const JOURNAL_STATES = [];
 let vocabularyLoaded = false;
 
 const numberFormat = new Intl.NumberFormat();
@@ -242,7 +247,11 @@ async function loadVocabulary() {
   for (const name of names.running_activity_states) RUNNING_ACCOUNT.add(name);
   Object.assign(STEP_STATES, names.step_activity);
   CATEGORIES.splice(0, CATEGORIES.length, ...(names.categories || []));
+  for (const name of names.bulk_categories || []) BULK_CATEGORIES.add(name);
+  CLEANUP_ACTIONS.splice(0, CLEANUP_ACTIONS.length, ...(names.cleanup_actions || []));
+  JOURNAL_STATES.splice(0, JOURNAL_STATES.length, ...(names.journal_states || []));
   fillCategoryChoices();
+  fillCleanupChoices();
   vocabularyLoaded = true;
 }
 
@@ -429,6 +438,7 @@ function renderAccounts() {
   placeRows(list, state.accountOrder, views.accounts, createAccountView);
   state.accountOrder.forEach(renderAccount);
   $('#accounts-empty').hidden = state.accountOrder.length > 0;
+  fillCleanupAccounts();
   // Job and run rows show account names.
   state.jobOrder.forEach(renderJob);
   renderRuns();
@@ -515,9 +525,13 @@ function createJobView(id) {
     created: part('created'),
     cancel: part('job-cancel'),
     retry: part('job-retry'),
+    review: part('job-review'),
+    undo: part('job-undo'),
+    journal: part('job-journal'),
   };
   view.cancel.addEventListener('click', () => jobAction(id, 'cancel'));
   view.retry.addEventListener('click', () => jobAction(id, 'retry'));
+  view.undo.addEventListener('click', () => undoJob(id));
   return view;
 }
 
@@ -562,6 +576,18 @@ function renderJob(id) {
   const label = `${job.kind} job ${shortId(job.id)}`;
   view.cancel.setAttribute('aria-label', `Cancel ${label}`);
   view.retry.setAttribute('aria-label', `Retry ${label}`);
+
+  // A clean-up opens on its review screen (the proposal waits there for a yes).
+  view.review.hidden = job.kind !== CLEANUP_KIND;
+  view.review.href = cleanupHash(job.id);
+  view.review.textContent = job.status === 'awaiting_approval' ? 'Review' : 'Details';
+  view.review.setAttribute('aria-label', `${view.review.textContent} ${label}`);
+  const journal = journals.get(job.id);
+  view.journal.textContent = journalText(journal);
+  view.journal.hidden = !view.journal.textContent;
+  view.undo.hidden = !canUndo(job, journal);
+  view.undo.disabled = view.busy || undoing.has(job.id);
+  view.undo.setAttribute('aria-label', `Undo ${label}`);
 }
 
 function renderJobs() {
@@ -593,6 +619,7 @@ function upsertJob(job) {
   notifyIfStarted(job);
   const ended = FINISHED_JOB.has(job.status) && (!previous || !FINISHED_JOB.has(previous.status));
   if (ended) mailMayHaveChanged(job);
+  jobSnapshot(job);
   return ended;
 }
 
@@ -616,9 +643,13 @@ const loadJobs = coalesced(async () => {
   const list = await api('GET', `/api/jobs?limit=${JOBS_LIMIT}`);
   if (loggedOut()) return;
   state.jobs = new Map(list.map((j) => [j.id, j]));
+  state.jobs = new Map(list.map((j) => [j.id, j]));
   state.jobOrder = list.map((j) => j.id);
   renderJobs();
   list.forEach(notifyIfStarted);
+  list.forEach(jobSnapshot);
+  // Changes that ended before this tab looked are history, not news for the mail view.
+  jobsPrimed = true;
 });
 
 // Status changes arrive in bursts (a replay, a batch finishing): one GET per job, once.
@@ -719,6 +750,7 @@ function onJobStatus(data) {
     renderJob(job.id);
     applyJobToAccount(job);
   }
+  reviewJobNews(data.job_id, job || null);
   fetchJobSoon(data.job_id, { ended: FINISHED_JOB.has(status) });
 }
 
@@ -742,6 +774,7 @@ function onJobEvent(data) {
   });
   renderJob(job.id);
   applyJobToAccount(job);
+  reviewJobNews(job.id, job);
 }
 
 function setConnection(name, title) {
@@ -916,6 +949,7 @@ const poll = coalesced(async () => {
     });
     renderJob(job.id);
     applyJobToAccount(job);
+    reviewJobNews(job.id, job);
   }
   for (const job of state.jobs.values()) {
     if ((job.status === 'pending' || job.status === 'running') && !current.has(job.id)) {
@@ -1022,11 +1056,12 @@ function folderTerm(name) {
 
 function currentTab() {
   if (location.hash === '#top') return 'top';
+  if (location.hash === '#cleanups' || location.hash.startsWith('#cleanups/')) return 'cleanups';
   return location.hash === '#mail' ? 'mail' : 'overview';
 }
 
 function markTab(tab) {
-  for (const name of ['overview', 'mail', 'top']) {
+  for (const name of ['overview', 'mail', 'top', 'cleanups']) {
     const link = $(`#tab-${name}`);
     if (name === tab) link.setAttribute('aria-current', 'page');
     else link.removeAttribute('aria-current');
@@ -1038,10 +1073,12 @@ function markTab(tab) {
 function route() {
   if (!state.user) return;
   const tab = currentTab();
-  const inMail = tab !== 'overview';
-  $('#overview-panel').hidden = inMail;
+  const inMail = tab === 'mail' || tab === 'top';
+  $('#overview-panel').hidden = tab !== 'overview';
   $('#mail-panel').hidden = !inMail;
+  $('#cleanups-panel').hidden = tab !== 'cleanups';
   markTab(tab);
+  if (tab === 'cleanups') routeCleanups();
   if (!inMail) return;
   const modeSelect = $('#mail-mode');
   const wantTop = tab === 'top';
@@ -1503,8 +1540,7 @@ function headerRow(list, name, value) {
   list.append(el('dt', '', name), el('dd', '', value));
 }
 
-function renderMessage(message, thread) {
-  $('#reader-subject').textContent = message.subject || '(no subject)';
+function renderHeaders(message) {
   const from = message.from || {};
   const sender = from.name && from.address ? `${from.name} <${from.address}>` : senderText(from);
   const headers = $('#reader-headers');
@@ -1518,7 +1554,14 @@ function renderMessage(message, thread) {
   const flags = (message.flags || []).map((f) => f.replace(/^\\/, '').toLowerCase());
   headerRow(headers, 'Flags', flags.join(', '));
   headerRow(headers, 'Labels', (message.labels || []).join(', '));
+}
+
+function renderMessage(message, thread) {
+  $('#reader-subject').textContent = message.subject || '(no subject)';
+  renderHeaders(message);
   renderTriage(message);
+  renderMarks(message);
+  $('#reader-mark-status').textContent = '';
 
   const notes = $('#reader-notes');
   notes.replaceChildren(...(message.parse_notes || []).map((note) => el('li', '', note)));
@@ -1627,6 +1670,126 @@ async function changeCategory() {
   loadCounts().catch(reportLoadError);
 }
 
+// -- read/unread and flagged, written back to the server by a journaled change job
+
+const isFlagged = (message) => (message.flags || []).includes('\\Flagged');
+// The message whose mark is being written (one at a time per message).
+const marking = new Set();
+
+function renderMarks(message) {
+  const read = $('#reader-mark-read');
+  const flag = $('#reader-mark-flag');
+  const unread = isUnread(message);
+  const flagged = isFlagged(message);
+  read.textContent = unread ? 'Mark as read' : 'Mark as unread';
+  read.dataset.action = unread ? 'read' : 'unread';
+  flag.textContent = flagged ? 'Unflag' : 'Flag';
+  flag.dataset.action = flagged ? 'unflagged' : 'flagged';
+  flag.setAttribute('aria-pressed', flagged ? 'true' : 'false');
+  $('#reader-marks').dataset.unread = String(unread);
+  $('#reader-marks').dataset.flagged = String(flagged);
+  const busy = marking.has(message.id);
+  read.disabled = busy;
+  flag.disabled = busy;
+}
+
+const MARK_WORDS = {
+  read: 'Marked as read.',
+  unread: 'Marked as unread.',
+  flagged: 'Flagged.',
+  unflagged: 'Flag removed.',
+};
+
+async function markOpenMessage(button) {
+  const id = mail.openId;
+  const action = button.dataset.action;
+  if (id === null || !action || marking.has(id)) return;
+  const status = $('#reader-mark-status');
+  marking.add(id);
+  $('#reader-mark-read').disabled = true;
+  $('#reader-mark-flag').disabled = true;
+  status.textContent = 'Writing to the server…';
+  const stillOpen = () => mail.openId === id && !loggedOut();
+  let accepted;
+  try {
+    accepted = await api('POST', `${messagePath(id)}/mark`, { action });
+  } catch (error) {
+    marking.delete(id);
+    if (!stillOpen()) return;
+    status.textContent = error.status === 401 ? '' : `Not changed: ${describeError(error)}`;
+    $('#reader-mark-read').disabled = false;
+    $('#reader-mark-flag').disabled = false;
+    return;
+  }
+  // The flags shown are the store's once the job has written them, never a guess.
+  watchJob(accepted.job_id, async (job) => {
+    marking.delete(id);
+    let message = null;
+    try {
+      message = await api('GET', messagePath(id));
+    } catch (error) {
+      if (error.status !== 401 && stillOpen()) status.textContent = describeError(error);
+    }
+    if (message) updateMessageRows(message);
+    if (!stillOpen()) return;
+    if (message) {
+      renderHeaders(message);
+      renderMarks(message);
+    } else {
+      $('#reader-mark-read').disabled = false;
+      $('#reader-mark-flag').disabled = false;
+    }
+    status.textContent = job.status === 'completed'
+      ? changeOutcome(job, MARK_WORDS[action] || 'Changed.')
+      : `Not changed: ${job.error || job.status}`;
+  });
+  fetchJobSoon(accepted.job_id);
+}
+
+// What a finished change job says about its one message: done, or skipped and why.
+function changeOutcome(job, doneText) {
+  const result = job.result && typeof job.result === 'object' ? job.result : {};
+  const report = result.changed && typeof result.changed === 'object' ? result.changed : result;
+  if (report.failed) return `Not changed: ${firstReason(report.errors) || 'the server refused'}`;
+  if (report.skipped && !report.done) {
+    return `Not changed: ${firstReason(report.skipped_reasons) || 'skipped'}`;
+  }
+  return doneText;
+}
+
+function firstReason(reasons) {
+  if (!reasons) return '';
+  if (Array.isArray(reasons)) return reasons.length ? String(reasons[0]) : '';
+  if (typeof reasons === 'object') return Object.keys(reasons)[0] || '';
+  return String(reasons);
+}
+
+// The list rows of a message follow its read state.
+function updateMessageRows(message) {
+  const unread = isUnread(message);
+  for (const row of document.querySelectorAll(`.mail-row[data-message-id="${Number(message.id)}"]`)) {
+    row.classList.toggle('unread', unread);
+    if (unread) row.dataset.unread = 'true';
+    else delete row.dataset.unread;
+  }
+}
+
+// A change job ended (a mark, an undo, a clean-up): the open message may be one it changed.
+async function refreshOpenMessage() {
+  const id = mail.openId;
+  if (id === null || marking.has(id)) return;
+  let message;
+  try {
+    message = await api('GET', messagePath(id));
+  } catch {
+    return;
+  }
+  if (mail.openId !== id || loggedOut()) return;
+  renderHeaders(message);
+  renderMarks(message);
+  updateMessageRows(message);
+}
+
 function updateRowBadge(id, category) {
   for (const row of document.querySelectorAll(`#mail-list .mail-row[data-message-id="${Number(id)}"]`)) {
     const tags = row.querySelector('.mail-tags');
@@ -1729,6 +1892,8 @@ function initMail() {
   $('#mail-category').addEventListener('change', () => runSearch());
   $('#mail-sort').addEventListener('change', () => runSearch());
   $('#reader-category').addEventListener('change', changeCategory);
+  $('#reader-mark-read').addEventListener('click', (e) => markOpenMessage(e.currentTarget));
+  $('#reader-mark-flag').addEventListener('click', (e) => markOpenMessage(e.currentTarget));
   $('#mail-more').addEventListener('click', () => runSearch({ more: true }));
   $('#show-remote').addEventListener('click', showRemoteContent);
   $('#reader-back').addEventListener('click', () => {
@@ -1739,6 +1904,725 @@ function initMail() {
     if (id) openThread(id);
   });
   window.addEventListener('hashchange', route);
+}
+
+// -- journaled changes: what a job changed, and its undo -------------------------------------
+
+// Job kinds that change mail through the journal (inboxd.pipeline.changes); only these have
+// a journal to summarize and maybe undo.
+const CLEANUP_KIND = 'cleanup';
+const JOURNALED_KINDS = new Set(['change', 'label', CLEANUP_KIND, 'undo']);
+// Per job id: the journal's {counts, undoable, undone_by}, or null when it has none.
+const journals = new Map();
+// Jobs whose undo was asked for and not yet seen in the journal.
+const undoing = new Set();
+// Callbacks waiting for a job to finish (or to park for approval): job id -> [fn].
+const jobWatchers = new Map();
+// Finished jobs already handled here. Kept apart from the job snapshots, which the live
+// stream updates in place (a snapshot's "previous status" may already be the new one).
+const finishSeen = new Set();
+let jobsPrimed = false;
+
+const journalPath = (id) => `${jobPath(id)}/journal`;
+
+function watchJob(id, callback) {
+  const list = jobWatchers.get(id) || [];
+  list.push(callback);
+  jobWatchers.set(id, list);
+}
+
+// A full snapshot of a job came in (a GET, or the list): wake who waits for it and keep its
+// journal summary current.
+function jobSnapshot(job) {
+  const settled = FINISHED_JOB.has(job.status) || job.status === 'awaiting_approval';
+  if (settled && jobWatchers.has(job.id)) {
+    const callbacks = jobWatchers.get(job.id);
+    jobWatchers.delete(job.id);
+    for (const callback of callbacks) callback(job);
+  }
+  reviewJobNews(job.id, job);
+  if (!FINISHED_JOB.has(job.status)) {
+    finishSeen.delete(job.id);
+    return;
+  }
+  if (finishSeen.has(job.id)) return;
+  finishSeen.add(job.id);
+  if (!JOURNALED_KINDS.has(job.kind)) return;
+  loadJournal(job.id);
+  // An undo that ended changes what the job it undid can still do.
+  if (job.kind === 'undo' && job.params && job.params.job_id) {
+    loadJournal(job.params.job_id, { undoEnded: true });
+  }
+  if (jobsPrimed) mailWasChanged();
+}
+
+// A change reached the store: the open message, the folder counts and the list follow.
+function mailWasChanged() {
+  if (!mail.loaded) return;
+  refreshOpenMessage();
+  loadFolders().catch(reportLoadError);
+  if (mail.pagedOn) return;
+  if (currentTab() === 'mail' || currentTab() === 'top') runSearch({ quiet: true });
+  else mail.stale = true;
+}
+
+async function loadJournal(id, { undoEnded = false } = {}) {
+  let found = null;
+  try {
+    const answer = await api('GET', `${journalPath(id)}?limit=1`);
+    found = {
+      counts: answer.counts || {},
+      undoable: Boolean(answer.undoable),
+      undone_by: answer.undone_by || null,
+    };
+  } catch (error) {
+    // 404: no journal (the job changed nothing), or the job is gone.
+    if (error.status !== 404) return;
+  }
+  if (loggedOut()) return;
+  journals.set(id, found);
+  // Its undo ended (done or not): the journal now says whether there is more to undo.
+  if (undoEnded || (found && found.undone_by)) undoing.delete(id);
+  renderJob(id);
+  if (cleanups.openId === id) renderReviewJournal();
+}
+
+// "3 done · 1 skipped", in the vocabulary's order of states.
+function journalText(journal) {
+  if (!journal) return '';
+  const parts = [];
+  const states = JOURNAL_STATES.length ? JOURNAL_STATES : Object.keys(journal.counts);
+  for (const name of states) {
+    const count = journal.counts[name];
+    if (count) parts.push(`${fmtNumber(count)} ${name}`);
+  }
+  let text = parts.join(' · ');
+  if (journal.undone_by) text += `${text ? ' — ' : ''}undone by ${shortId(journal.undone_by)}`;
+  return text;
+}
+
+function canUndo(job, journal) {
+  return Boolean(job && FINISHED_JOB.has(job.status) && journal && journal.undoable);
+}
+
+async function undoJob(id) {
+  if (undoing.has(id)) return;
+  undoing.add(id);
+  renderJob(id);
+  if (cleanups.openId === id) renderReviewJournal();
+  try {
+    const accepted = await api('POST', `${jobPath(id)}/undo`);
+    // The undo job shows its progress in the list like any other job.
+    fetchJobSoon(accepted.job_id);
+  } catch (error) {
+    undoing.delete(id);
+    if (error.status !== 401) showBanner(`Could not undo the job: ${describeError(error)}`);
+    loadJournal(id);
+  } finally {
+    renderJob(id);
+    if (cleanups.openId === id) renderReviewJournal();
+  }
+}
+
+// -- clean-ups: propose, review, approve -----------------------------------------------------
+
+const cleanupPath = (id) => `/api/cleanups/${encodeURIComponent(id)}`;
+const cleanupHash = (id) => `#cleanups/${encodeURIComponent(id)}`;
+// Above this many candidates the sender groups start folded: the counts are what one reviews.
+const REVIEW_UNFOLDED_MAX = 200;
+
+const cleanups = {
+  list: [],
+  openId: null,
+  // GET /api/cleanups/{id} and the job behind it (kept fresh by the live stream).
+  detail: null,
+  job: null,
+  // Candidates the person deselected; everything else is approved.
+  excluded: new Set(),
+  // Sender groups the person folded or unfolded.
+  folded: new Map(),
+  // The job status the screen last showed (the job object itself changes in place).
+  seenStatus: null,
+  seq: 0,
+  approving: false,
+  starting: false,
+};
+
+function actionLabel(action) {
+  if (action === 'mark-read') return 'Mark as read';
+  if (action === 'unsubscribe') return 'Unsubscribe (one-click)';
+  return capitalize(String(action).replace(/[-_]/g, ' '));
+}
+
+// A sender as the proposal gives it: a string, or {name, address}.
+function fromText(from) {
+  if (!from) return '(no sender)';
+  if (typeof from === 'string') return from;
+  if (from.name && from.address) return `${from.name} <${from.address}>`;
+  return from.address || from.name || '(no sender)';
+}
+
+// A proposal's message: its sender's address in `from`, the display name beside it.
+function itemSender(item) {
+  if (item.from_name && typeof item.from === 'string' && item.from) {
+    return `${item.from_name} <${item.from}>`;
+  }
+  return fromText(item.from || item.from_name);
+}
+
+function fillCleanupChoices() {
+  const box = $('#cleanup-categories');
+  const chosen = new Set(
+    [...box.querySelectorAll('input:checked')].map((input) => input.value),
+  );
+  const fresh = box.children.length === 0;
+  box.replaceChildren(...CATEGORIES.map((name) => {
+    const label = el('label', 'check');
+    const input = el('input');
+    input.type = 'checkbox';
+    input.name = 'category';
+    input.value = name;
+    input.checked = fresh ? BULK_CATEGORIES.has(name) : chosen.has(name);
+    input.setAttribute('data-testid', 'cleanup-category');
+    label.append(input, ` ${categoryLabel(name)}`);
+    return label;
+  }));
+  const action = $('#cleanup-action');
+  const current = action.value;
+  action.replaceChildren(...CLEANUP_ACTIONS.map((name) => {
+    const option = el('option', '', actionLabel(name));
+    option.value = name;
+    return option;
+  }));
+  if (current) action.value = current;
+}
+
+function fillCleanupAccounts() {
+  const select = $('#cleanup-account');
+  const current = select.value;
+  select.replaceChildren(...state.accountOrder.map((id) => {
+    const account = state.accounts.get(id);
+    const option = el('option', '', `${account.name} (${account.provider})`);
+    option.value = id;
+    return option;
+  }));
+  if (current && state.accounts.has(current)) select.value = current;
+}
+
+function setCleanupFormError(message) {
+  const error = $('#cleanup-form-error');
+  error.textContent = message;
+  error.hidden = !message;
+}
+
+async function startCleanup(event) {
+  event.preventDefault();
+  if (cleanups.starting) return;
+  const accountId = $('#cleanup-account').value;
+  const categories = [...document.querySelectorAll('#cleanup-categories input:checked')]
+    .map((input) => input.value);
+  if (!accountId) {
+    setCleanupFormError('Choose an account.');
+    return;
+  }
+  const olderThan = $('#cleanup-older-than').value.trim();
+  const query = $('#cleanup-query').value.trim();
+  // Without a search, the categories are what keeps a clean-up to bulk mail.
+  if (categories.length === 0 && !query) {
+    setCleanupFormError('Choose at least one category, or search for the mail to clean up.');
+    return;
+  }
+  const body = { account_id: accountId, categories, action: $('#cleanup-action').value };
+  if (olderThan) body.older_than = olderThan;
+  if (query) body.query = query;
+  cleanups.starting = true;
+  $('#cleanup-start').disabled = true;
+  setCleanupFormError('');
+  try {
+    const accepted = await api('POST', '/api/cleanups', body);
+    fetchJobSoon(accepted.job_id);
+    location.hash = cleanupHash(accepted.job_id);
+  } catch (error) {
+    if (error.status !== 401) setCleanupFormError(describeError(error));
+  } finally {
+    cleanups.starting = false;
+    $('#cleanup-start').disabled = false;
+  }
+}
+
+const loadCleanups = coalesced(async () => {
+  const answer = await api('GET', '/api/cleanups');
+  if (loggedOut()) return;
+  cleanups.list = Array.isArray(answer) ? answer : answer.cleanups || [];
+  renderCleanupList();
+});
+
+function renderCleanupList() {
+  const rows = cleanups.list.map((item) => {
+    const row = el('li', 'cleanup-row');
+    row.setAttribute('data-testid', 'cleanup-row');
+    row.dataset.jobId = item.job_id;
+    const link = el('a', 'cleanup-link');
+    link.href = cleanupHash(item.job_id);
+    const status = item.status || '';
+    const badge = el('span', `badge status-${status}`, status.replace('_', ' '));
+    const counts = item.counts || {};
+    const what = [
+      accountName(item.account_id),
+      actionLabel(item.action || ''),
+      counts.candidates != null ? `${fmtNumber(counts.candidates)} candidates` : '',
+      counts.protected ? `${fmtNumber(counts.protected)} protected` : '',
+    ].filter(Boolean).join(' · ');
+    link.append(el('span', 'mono job-id', shortId(item.job_id)), el('span', '', ` ${what} `));
+    const when = el('span', 'hint');
+    setTime(when, item.created_at || item.proposed_at, '');
+    row.append(link, badge, when);
+    if (item.job_id === cleanups.openId) row.setAttribute('aria-current', 'true');
+    return row;
+  });
+  $('#cleanup-list').replaceChildren(...rows);
+  $('#cleanups-empty').hidden = rows.length > 0;
+}
+
+function routeCleanups() {
+  const match = /^#cleanups\/(.+)$/.exec(location.hash);
+  const id = match ? decodeURIComponent(match[1]) : null;
+  loadCleanups().catch(reportLoadError);
+  if (id === null) {
+    closeReview();
+  } else if (id !== cleanups.openId) {
+    openCleanup(id);
+  } else {
+    loadReview();
+  }
+}
+
+function closeReview() {
+  cleanups.seq += 1;
+  cleanups.openId = null;
+  cleanups.detail = null;
+  cleanups.job = null;
+  $('#review').hidden = true;
+  renderCleanupList();
+}
+
+function openCleanup(id) {
+  cleanups.openId = id;
+  cleanups.detail = null;
+  cleanups.job = state.jobs.get(id) || null;
+  cleanups.seenStatus = cleanups.job ? cleanups.job.status : null;
+  cleanups.excluded = new Set();
+  cleanups.folded = new Map();
+  setReviewError('');
+  $('#review-title').textContent = `Clean-up ${shortId(id)}`;
+  $('#review-criteria').textContent = 'Loading…';
+  $('#review-proposal').hidden = true;
+  $('#review-outcome').hidden = true;
+  $('#review-protected').hidden = true;
+  $('#review').hidden = false;
+  renderCleanupList();
+  loadReview();
+}
+
+// The proposal and its job, asked again (opened, approved, or the job moved on).
+async function loadReview() {
+  const id = cleanups.openId;
+  if (id === null) return;
+  const seq = ++cleanups.seq;
+  let detail;
+  let job;
+  try {
+    [detail, job] = await Promise.all([api('GET', cleanupPath(id)), api('GET', jobPath(id))]);
+  } catch (error) {
+    if (seq !== cleanups.seq || error.status === 401) return;
+    setReviewError(error.status === 404
+      ? 'This clean-up does not exist (or is not yours).'
+      : `Could not load the clean-up: ${describeError(error)}`);
+    $('#review-criteria').textContent = '';
+    return;
+  }
+  if (seq !== cleanups.seq || loggedOut()) return;
+  cleanups.detail = detail;
+  cleanups.job = job;
+  if (cleanups.seenStatus !== job.status) loadCleanups().catch(reportLoadError);
+  cleanups.seenStatus = job.status;
+  if (FINISHED_JOB.has(job.status) && !journals.has(id)) loadJournal(id);
+  renderReview();
+}
+
+// Live news about a job: the review screen follows its clean-up's job.
+function reviewJobNews(id, job) {
+  if (cleanups.openId !== id) return;
+  if (job) cleanups.job = job;
+  const now = cleanups.job ? cleanups.job.status : null;
+  const changed = now !== cleanups.seenStatus;
+  cleanups.seenStatus = now;
+  // A new phase (proposal ready, execution ended): the proposal itself changed.
+  const settled = now === 'awaiting_approval' || FINISHED_JOB.has(now);
+  if (changed && settled) loadReview();
+  else renderReviewProgress();
+  if (changed) loadCleanups().catch(reportLoadError);
+}
+
+function setReviewError(message) {
+  const error = $('#review-error');
+  error.textContent = message;
+  error.hidden = !message;
+}
+
+function criteriaText(detail) {
+  const criteria = detail.criteria || {};
+  const parts = [accountName(detail.account_id), actionLabel(detail.action || '')];
+  if (criteria.categories && criteria.categories.length) {
+    parts.push(criteria.categories.map(categoryLabel).join(', '));
+  }
+  if (criteria.older_than) parts.push(`older than ${criteria.older_than}`);
+  if (criteria.query) parts.push(`matching “${criteria.query}”`);
+  return parts.filter(Boolean).join(' · ');
+}
+
+function reviewStatus() {
+  return (cleanups.job && cleanups.job.status) || (cleanups.detail && cleanups.detail.status) || '';
+}
+
+function renderReview() {
+  const detail = cleanups.detail;
+  if (!detail) return;
+  $('#review-criteria').textContent = criteriaText(detail);
+  renderReviewProgress();
+  const awaiting = reviewStatus() === 'awaiting_approval' && !detail.approved_at;
+  $('#review-proposal').hidden = !awaiting;
+  if (awaiting) renderProposal();
+  renderOutcome();
+  renderProtected();
+  renderReviewJournal();
+}
+
+function renderReviewProgress() {
+  const job = cleanups.job;
+  const status = reviewStatus();
+  const badge = $('#review-status');
+  badge.textContent = status.replace('_', ' ');
+  badge.className = `badge status-${status}`;
+  const active = ACTIVE_JOB.has(status) && status !== 'awaiting_approval';
+  setMeter($('#review-meter'), $('#review-progress'), $('#review-progress-text'),
+    active && job ? job.progress : null, {
+      active: status === 'running',
+      label: 'Progress of the clean-up',
+    });
+  setRateEta($('#review-rate'), $('#review-eta'), job || {}, status === 'running', '/s');
+  const step = $('#review-step');
+  let text = '';
+  if (active && job) {
+    text = [job.step ? capitalize(job.step) : '', job.message].filter(Boolean).join(' — ');
+    if (!text) text = status === 'pending' ? 'Waiting for a worker…' : 'Working…';
+  } else if (status === 'failed' && job && job.error) {
+    text = job.error;
+  }
+  step.textContent = text;
+  step.hidden = !text;
+  step.classList.toggle('error-text', status === 'failed');
+}
+
+// The candidates by sender (their address: display names vary), biggest groups first.
+function senderGroups(candidates) {
+  const groups = new Map();
+  for (const item of candidates) {
+    const key = typeof item.from === 'string' && item.from ? item.from.toLowerCase() : itemSender(item);
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key).push(item);
+  }
+  return [...groups.values()]
+    .map((items) => [itemSender(items[0]), items])
+    .sort((a, b) => b[1].length - a[1].length || a[0].localeCompare(b[0]));
+}
+
+function renderProposal() {
+  const detail = cleanups.detail;
+  const candidates = detail.candidates || [];
+  const counts = detail.counts || {};
+  const groups = senderGroups(candidates);
+  const senders = groups.length === 1 ? '1 sender' : `${fmtNumber(groups.length)} senders`;
+  $('#review-counts').textContent = candidates.length
+    ? `${fmtNumber(candidates.length)} candidates from ${senders}; ` +
+      `${fmtNumber(counts.protected || 0)} protected.`
+    : 'Nothing to clean up: no message matched, or every match is protected.';
+  const folded = candidates.length > REVIEW_UNFOLDED_MAX;
+  $('#review-groups').replaceChildren(...groups.map(([sender, items]) => {
+    const box = el('section', 'review-group');
+    box.setAttribute('data-testid', 'review-group');
+    box.dataset.sender = sender;
+    const head = el('div', 'review-group-head');
+    const label = el('label', 'check');
+    const check = el('input');
+    check.type = 'checkbox';
+    check.setAttribute('data-testid', 'review-group-check');
+    check.addEventListener('change', () => {
+      for (const item of items) {
+        if (check.checked) cleanups.excluded.delete(item.id);
+        else cleanups.excluded.add(item.id);
+      }
+      syncSelection();
+    });
+    const name = el('span', 'review-sender', sender);
+    name.setAttribute('data-testid', 'review-sender');
+    const count = el('span', 'review-count', fmtNumber(items.length));
+    count.setAttribute('data-testid', 'review-group-count');
+    label.append(check, name);
+    const toggle = el('button', 'btn btn-small');
+    toggle.type = 'button';
+    toggle.setAttribute('data-testid', 'review-group-toggle');
+    const list = el('ul', 'review-items');
+    list.id = `review-items-${box.dataset.sender.replace(/[^A-Za-z0-9_-]/g, '_')}-${items[0].id}`;
+    toggle.setAttribute('aria-controls', list.id);
+    const setFolded = (fold) => {
+      cleanups.folded.set(sender, fold);
+      list.hidden = fold;
+      toggle.textContent = fold ? 'Show' : 'Hide';
+      toggle.setAttribute('aria-expanded', String(!fold));
+      toggle.setAttribute('aria-label', `${fold ? 'Show' : 'Hide'} the messages from ${sender}`);
+    };
+    toggle.addEventListener('click', () => setFolded(!list.hidden));
+    head.append(label, count, toggle);
+    list.append(...items.map(candidateRow));
+    box.append(head, list);
+    setFolded(cleanups.folded.has(sender) ? cleanups.folded.get(sender) : folded);
+    return box;
+  }));
+  syncSelection();
+}
+
+function candidateRow(item) {
+  const row = el('li', 'review-item');
+  row.setAttribute('data-testid', 'review-item');
+  row.dataset.messageId = String(item.id);
+  const label = el('label', 'check');
+  const check = el('input');
+  check.type = 'checkbox';
+  check.setAttribute('data-testid', 'review-item-check');
+  check.dataset.messageId = String(item.id);
+  check.addEventListener('change', () => {
+    if (check.checked) cleanups.excluded.delete(item.id);
+    else cleanups.excluded.add(item.id);
+    syncSelection();
+  });
+  const subject = el('span', 'review-subject', item.subject || '(no subject)');
+  subject.setAttribute('data-testid', 'review-subject');
+  label.append(check, subject);
+  const meta = el('span', 'review-meta');
+  if (item.category) meta.append(categoryBadge(item.category));
+  meta.append(el('span', 'mail-date', fmtListDate(item.date)));
+  const reasons = el('span', 'review-reasons', (item.reasons || []).join(' · '));
+  reasons.setAttribute('data-testid', 'review-reasons');
+  row.append(label, meta, reasons);
+  return row;
+}
+
+// The checkboxes, the groups' partial state and the Approve button follow `excluded`.
+function syncSelection() {
+  const candidates = (cleanups.detail && cleanups.detail.candidates) || [];
+  for (const check of document.querySelectorAll('[data-testid="review-item-check"]')) {
+    check.checked = !cleanups.excluded.has(Number(check.dataset.messageId));
+  }
+  for (const box of document.querySelectorAll('[data-testid="review-group"]')) {
+    const checks = [...box.querySelectorAll('[data-testid="review-item-check"]')];
+    const on = checks.filter((c) => c.checked).length;
+    const group = box.querySelector('[data-testid="review-group-check"]');
+    group.checked = on === checks.length;
+    group.indeterminate = on > 0 && on < checks.length;
+    group.setAttribute('aria-label', `All ${checks.length} from ${box.dataset.sender}`);
+    box.dataset.selected = String(on);
+  }
+  const selected = candidates.filter((c) => !cleanups.excluded.has(c.id)).length;
+  $('#review-selected').textContent =
+    `${fmtNumber(selected)} of ${fmtNumber(candidates.length)} selected`;
+  const approve = $('#review-approve');
+  approve.textContent = selected === 1 ? 'Approve 1 message' : `Approve ${fmtNumber(selected)} messages`;
+  approve.disabled = selected === 0 || cleanups.approving;
+  $('#review-select-all').disabled = cleanups.approving;
+  $('#review-select-none').disabled = cleanups.approving;
+  $('#review-discard').disabled = cleanups.approving;
+}
+
+function selectAll(on) {
+  const candidates = (cleanups.detail && cleanups.detail.candidates) || [];
+  cleanups.excluded = on ? new Set() : new Set(candidates.map((c) => c.id));
+  syncSelection();
+}
+
+// Sends the exact list: the shorter of "only these" and "all but these".
+async function approveCleanup() {
+  const id = cleanups.openId;
+  const detail = cleanups.detail;
+  if (!id || !detail || cleanups.approving) return;
+  const candidates = detail.candidates || [];
+  const selected = candidates.filter((c) => !cleanups.excluded.has(c.id)).map((c) => c.id);
+  if (selected.length === 0) return;
+  const excluded = candidates.filter((c) => cleanups.excluded.has(c.id)).map((c) => c.id);
+  let body = {};
+  if (excluded.length > 0) {
+    body = selected.length < excluded.length ? { only: selected } : { exclude: excluded };
+  }
+  cleanups.approving = true;
+  syncSelection();
+  setReviewError('');
+  try {
+    const answer = await api('POST', `${cleanupPath(id)}/approve`, body);
+    if (answer && answer.already_approved) showBanner('This clean-up was already approved.');
+    fetchJobSoon(id);
+  } catch (error) {
+    if (error.status !== 401 && cleanups.openId === id) {
+      setReviewError(`Not approved: ${describeError(error)}`);
+    }
+  } finally {
+    cleanups.approving = false;
+  }
+  if (cleanups.openId === id) loadReview();
+}
+
+// No to the whole proposal: its job is cancelled and nothing is changed.
+async function discardCleanup() {
+  const id = cleanups.openId;
+  if (!id || cleanups.approving) return;
+  cleanups.approving = true;
+  syncSelection();
+  setReviewError('');
+  try {
+    upsertJob(await api('POST', `${jobPath(id)}/cancel`));
+  } catch (error) {
+    if (error.status !== 401 && cleanups.openId === id) {
+      setReviewError(`Not discarded: ${describeError(error)}`);
+    }
+  } finally {
+    cleanups.approving = false;
+  }
+  if (cleanups.openId === id) loadReview();
+}
+
+function candidateById(id) {
+  const detail = cleanups.detail;
+  const all = [...((detail && detail.candidates) || []), ...((detail && detail.protected) || [])];
+  return all.find((item) => item.id === id) || null;
+}
+
+function renderOutcome() {
+  const detail = cleanups.detail;
+  const box = $('#review-outcome');
+  if (!detail.approved_at) {
+    box.hidden = true;
+    return;
+  }
+  box.hidden = false;
+  const me = state.user && [state.user.id, state.user.name].includes(detail.approved_by);
+  const by = detail.approved_by ? ` by ${me ? 'you' : detail.approved_by}` : '';
+  const count = detail.approved_count == null ? '' : ` ${fmtNumber(detail.approved_count)} messages`;
+  const approved = $('#review-approved');
+  approved.replaceChildren(`Approved${count}${by} `);
+  const when = el('span');
+  setTime(when, detail.approved_at, '');
+  approved.append(when, '.');
+  const execution = detail.execution;
+  const result = $('#review-result');
+  const skippedList = $('#review-skipped');
+  if (!execution) {
+    result.textContent = FINISHED_JOB.has(reviewStatus())
+      ? 'The execution left no report.'
+      : 'Executing…';
+    skippedList.hidden = true;
+  } else {
+    const skipped = execution.skipped || [];
+    result.textContent = `${fmtNumber(execution.done || 0)} done, ` +
+      `${fmtNumber(skipped.length)} skipped, ${fmtNumber(execution.failed || 0)} failed.`;
+    skippedList.replaceChildren(...skipped.map((item) => {
+      const found = candidateById(item.id);
+      const what = found ? `${found.subject || '(no subject)'} — ${itemSender(found)}` : `#${item.id}`;
+      const row = el('li', '', `${what}: ${item.why || 'skipped'}`);
+      row.setAttribute('data-testid', 'review-skipped-item');
+      row.dataset.messageId = String(item.id);
+      return row;
+    }));
+    skippedList.hidden = skipped.length === 0;
+  }
+  renderUnsubscribe(detail.unsubscribe);
+}
+
+// A list in an unsubscribe report: its List-Id (else the sender) and what was done.
+function unsubscribeItem(entry, detail) {
+  const row = el('li', '', `${entry.list || entry.url || '?'}`);
+  row.setAttribute('data-testid', 'review-unsubscribe-item');
+  if (detail) row.append(el('span', 'hint', ` — ${detail}`));
+  return row;
+}
+
+function renderUnsubscribe(unsub) {
+  const box = $('#review-unsubscribe');
+  if (!unsub) {
+    box.hidden = true;
+    return;
+  }
+  const parts = [];
+  const section = (title, entries, describe) => {
+    if (!entries || entries.length === 0) return;
+    const list = el('ul', 'review-skipped');
+    list.append(...entries.map((entry) => unsubscribeItem(entry, describe(entry))));
+    parts.push(el('p', '', title), list);
+  };
+  section('Unsubscribed (one-click request sent):', unsub.posted,
+    (e) => (e.status ? `answered ${e.status}` : ''));
+  // Only a mail unsubscribes from these: the person sends it, inboxd never does.
+  section('These lists unsubscribe only by mail, for you to send:', unsub.mailto_only, (e) => {
+    const mailto = typeof e.mailto === 'string' && /^mailto:/i.test(e.mailto) ? e.mailto : '';
+    return mailto.replace(/^mailto:/i, '');
+  });
+  section('Not unsubscribed:', unsub.failed, (e) => e.why || '');
+  box.replaceChildren(...parts);
+  box.hidden = parts.length === 0;
+}
+
+function renderProtected() {
+  const detail = cleanups.detail;
+  const items = detail.protected || [];
+  const box = $('#review-protected');
+  box.hidden = items.length === 0;
+  $('#review-protected-title').textContent = items.length === 1
+    ? '1 message protected'
+    : `${fmtNumber(items.length)} messages protected`;
+  $('#review-protected-list').replaceChildren(...items.map((item) => {
+    const row = el('li', 'review-item');
+    row.setAttribute('data-testid', 'review-protected-item');
+    row.dataset.messageId = String(item.id);
+    row.append(
+      el('span', 'review-subject', item.subject || '(no subject)'),
+      el('span', 'review-meta', itemSender(item)),
+    );
+    const why = el('span', 'review-reasons', (item.why || []).join(' · '));
+    why.setAttribute('data-testid', 'review-why');
+    row.append(why);
+    return row;
+  }));
+}
+
+function renderReviewJournal() {
+  const id = cleanups.openId;
+  if (!id) return;
+  const journal = journals.get(id);
+  const text = $('#review-journal');
+  text.textContent = journalText(journal);
+  const undo = $('#review-undo');
+  undo.hidden = !canUndo(cleanups.job, journal);
+  undo.disabled = undoing.has(id);
+  undo.textContent = undoing.has(id) ? 'Undoing…' : 'Undo';
+}
+
+function initCleanups() {
+  $('#cleanup-form').addEventListener('submit', startCleanup);
+  $('#review-approve').addEventListener('click', approveCleanup);
+  $('#review-discard').addEventListener('click', discardCleanup);
+  $('#review-select-all').addEventListener('click', () => selectAll(true));
+  $('#review-select-none').addEventListener('click', () => selectAll(false));
+  $('#review-undo').addEventListener('click', () => {
+    if (cleanups.openId) undoJob(cleanups.openId);
+  });
 }
 
 // -- session --------------------------------------------------------------------------------
@@ -1755,6 +2639,15 @@ function show(view) {
 
 function clearData() {
   clearMail();
+  closeReview();
+  cleanups.list = [];
+  renderCleanupList();
+  journals.clear();
+  undoing.clear();
+  jobWatchers.clear();
+  finishSeen.clear();
+  marking.clear();
+  jobsPrimed = false;
   state.accounts = new Map();
   state.accountOrder = [];
   state.jobs = new Map();
@@ -1867,6 +2760,7 @@ function init() {
   $('#logout').addEventListener('click', onLogout);
   $('#notify-enable').addEventListener('click', enableNotifications);
   initMail();
+  initCleanups();
   window.addEventListener('online', () => live.onOnline());
   setInterval(refreshRelativeTimes, 30000);
   show('loading');
