@@ -20,6 +20,15 @@ from inboxd.vocabulary import STEP_ACTIVITY, AccountState, ActivityState
 ACCOUNT_STATES = tuple(ActivityState)
 
 
+_RANK = {JobStatus.AWAITING_APPROVAL: 0, JobStatus.PENDING: 1, JobStatus.RUNNING: 2}
+
+
+def _ranks_above(job: Job, current: Job) -> bool:
+    if job.status == current.status:
+        return job.status != JobStatus.RUNNING  # the newest waiting one; the first running
+    return _RANK[job.status] > _RANK[current.status]
+
+
 def job_state(job: Job) -> ActivityState:
     """The account state a job implies."""
     if job.status == JobStatus.RUNNING:
@@ -27,8 +36,10 @@ def job_state(job: Job) -> ActivityState:
             # claimed, not reported a step yet: it starts by connecting
             return ActivityState.CONNECTING
         return STEP_ACTIVITY.get(job.step or "", ActivityState.PROCESSING)
-    if job.status in (JobStatus.PENDING, JobStatus.AWAITING_APPROVAL):
+    if job.status == JobStatus.PENDING:
         return ActivityState.QUEUED
+    if job.status == JobStatus.AWAITING_APPROVAL:
+        return ActivityState.AWAITING_APPROVAL
     if job.status == JobStatus.COMPLETED:
         return ActivityState.COMPLETED
     if job.status == JobStatus.FAILED:
@@ -83,8 +94,9 @@ def latest_jobs(engine: Engine, account_ids: Sequence[str]) -> dict[str, Job]:
         for row in active:
             job = Job.from_row(row)
             current = found.get(row.account_id)
-            # A running job tells more than one waiting behind it.
-            if current is None or current.status != JobStatus.RUNNING:
+            # A running job tells more than one waiting behind it, and one waiting for a
+            # worker more than a proposal waiting (maybe for days) for a person's yes.
+            if current is None or _ranks_above(job, current):
                 found[row.account_id] = job
         rest = [a for a in account_ids if a not in found]
         if rest:

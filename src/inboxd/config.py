@@ -200,7 +200,7 @@ class Settings(BaseSettings):
         description="Worker processes `inboxd serve` starts and supervises (0: none).",
     )
 
-    fetch_allow: Annotated[list[str], NoDecode] = Field(
+    fetch_allow_networks: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Host names or CIDRs (10.0.0.0/8, ::1) that links from messages may reach "
         "although they are loopback, private, link-local or otherwise not public; empty: none.",
@@ -229,7 +229,7 @@ class Settings(BaseSettings):
     fetch_ca_file: Path | None = Field(
         default=None,
         description="PEM file of extra CA certificates trusted when fetching links (besides "
-        "the usual ones), e.g. a private CA of an intranet listed in INBOXD_FETCH_ALLOW.",
+        "the usual ones), e.g. a private CA of an intranet listed in INBOXD_FETCH_ALLOW_NETWORKS.",
     )
     fetch_user_agent: str = Field(
         default="inboxd-linkcheck/1",
@@ -237,7 +237,9 @@ class Settings(BaseSettings):
         description="User-Agent sent with requests to links from messages.",
     )
 
-    @field_validator("schedules", "task_modules", "allowed_origins", "fetch_allow", mode="before")
+    @field_validator(
+        "schedules", "task_modules", "allowed_origins", "fetch_allow_networks", mode="before"
+    )
     @classmethod
     def _json_or_csv(cls, value: Any) -> Any:
         if isinstance(value, str):

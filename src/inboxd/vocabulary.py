@@ -142,6 +142,7 @@ class ActivityState(StrEnum):
     PROCESSING = "processing"
     CATEGORIZING = "categorizing"
     LABELING = "labeling"
+    AWAITING_APPROVAL = "awaiting_approval"  #: a clean-up waits for a person's yes
     COMPLETED = "completed"
     ERROR = "error"
 

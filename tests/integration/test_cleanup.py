@@ -588,7 +588,9 @@ def test_unsubscribe_posts_once_per_list_and_lists_mailto_only(
         imap_user.append(
             "INBOX", mail("Shop <deals@shop.example>", "Big sale", msgid="<s@x>", headers=SHOP)
         )
-        app = make_app(database_url, tmp_path, fetch_allow=["127.0.0.1"], fetch_ca_file=str(ca))
+        app = make_app(
+            database_url, tmp_path, fetch_allow_networks=["127.0.0.1"], fetch_ca_file=str(ca)
+        )
         try:
             account = Accounts(app.engine, app.settings).add(
                 "imap",

@@ -303,7 +303,7 @@ class Harness:
 
     def client(self, allow: Sequence[str] = ("127.0.0.1",), **settings: Any) -> GuardedClient:
         options: dict[str, Any] = {
-            "fetch_allow": list(allow),
+            "fetch_allow_networks": list(allow),
             "fetch_timeout_seconds": 1.0,
             "fetch_cache_seconds": 0,
         }

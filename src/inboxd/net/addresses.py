@@ -133,14 +133,14 @@ def why_refused(address: IPAddress) -> str | None:
 
 @dataclass(frozen=True)
 class AddressPolicy:
-    """The refusal rules with the operator's exceptions (``fetch_allow``: names or CIDRs)."""
+    """The refusal rules with the operator's exceptions (``fetch_allow_networks``)."""
 
     allowed_names: frozenset[str] = frozenset()
     allowed_networks: tuple[IPNetwork, ...] = ()
 
     @classmethod
     def from_entries(cls, entries: Iterable[str]) -> AddressPolicy:
-        """Split ``fetch_allow`` entries into host names and networks."""
+        """Split ``fetch_allow_networks`` entries into host names and networks."""
         names: set[str] = set()
         networks: list[IPNetwork] = []
         for entry in entries:

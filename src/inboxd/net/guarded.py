@@ -219,7 +219,7 @@ class GuardedClient:
         connector: Connector | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._policy = AddressPolicy.from_entries(settings.fetch_allow)
+        self._policy = AddressPolicy.from_entries(settings.fetch_allow_networks)
         self._timeout = settings.fetch_timeout_seconds
         self._max_hops = settings.fetch_max_hops
         self._concurrency = settings.fetch_concurrency

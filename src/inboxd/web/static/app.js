@@ -262,7 +262,8 @@ function accountStateOf(status, step, kind) {
     if (!step && kind === 'sync') return 'connecting';
     return STEP_STATES[step] || 'processing';
   }
-  if (status === 'pending' || status === 'awaiting_approval') return 'queued';
+  if (status === 'pending') return 'queued';
+  if (status === 'awaiting_approval') return 'awaiting_approval';
   if (status === 'completed') return 'completed';
   if (status === 'failed') return 'error';
   return 'idle';
@@ -287,9 +288,9 @@ function followsJob(account, jobId, status) {
   const current = account.activity;
   if (!current || !current.job_id || current.job_id === jobId) return true;
   if (status === 'running') return true;
-  if (status === 'pending' || status === 'awaiting_approval') {
-    return !RUNNING_ACCOUNT.has(current.state);
-  }
+  if (status === 'pending') return !RUNNING_ACCOUNT.has(current.state);
+  // A proposal waiting for a person's yes says less than any work queued or running.
+  if (status === 'awaiting_approval') return !ACTIVE_ACCOUNT.has(current.state);
   return false;
 }
 
@@ -410,7 +411,7 @@ function renderAccount(id) {
   const sub = [account.provider, ...(account.addresses || [])];
   if (!account.enabled) sub.push('disabled');
   view.sub.textContent = sub.join(' · ');
-  view.badge.textContent = act.state;
+  view.badge.textContent = act.state.replaceAll('_', ' ');
   view.badge.className = `badge state-${act.state}`;
 
   const step = active && act.step ? capitalize(act.step) : '';
