@@ -112,6 +112,13 @@ class Settings(BaseSettings):
     imap_timeout_seconds: float = Field(
         default=60.0, gt=0, description="Socket timeout of IMAP connections."
     )
+    change_batch: int = Field(
+        default=2500,
+        ge=1,
+        le=20000,
+        description="Messages a change (mark, archive, label, clean-up, undo) journals and "
+        "hands the server at once: one command per folder and change for each batch.",
+    )
     triage_refiner_url: str | None = Field(
         default=None,
         pattern=r"^https?://",

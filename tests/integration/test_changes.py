@@ -29,7 +29,6 @@ from inboxd.jobs.model import Job, JobStatus
 from inboxd.jobs.progress import TaskContext
 from inboxd.jobs.queue import Queue
 from inboxd.jobs.registry import task
-from inboxd.pipeline import changes as changes_module
 from inboxd.pipeline.changes import ARCHIVE, Change, Located, apply_changes
 from inboxd.providers import registry
 from inboxd.providers.fake import ENTRY, MAILBOXES, FakeMailbox
@@ -282,7 +281,7 @@ def _cancel_midway(ctx: TaskContext, params: CancelParams) -> dict[str, Any]:
 def test_cancel_between_batches(app: App, synced: Synced, monkeypatch: pytest.MonkeyPatch) -> None:
     """Cancelled during its first batch, a change settles that batch, reports its progress
     and stops before the next: no row left planned; the cancelled job can be undone."""
-    monkeypatch.setattr(changes_module, "BATCH", 5)
+    monkeypatch.setattr(app.settings, "change_batch", 5)
     ids = sorted(synced.ids.values())
     job = finish(
         app,

@@ -110,7 +110,8 @@ def test_sigkill_between_acting_and_settling_then_resume(
     job = app.queue.enqueue(
         "change", {"message_ids": ids, "archive": True, "mark": "read"}, account_id=account.id
     )
-    env = subprocess_env(database_url, tmp_path / "data")
+    # Batches of 500: the kill lands after the first, while a later one is only planned.
+    env = subprocess_env(database_url, tmp_path / "data", INBOXD_CHANGE_BATCH="500")
     first = start_worker_process(env, "-c", "1", "--no-scheduler", log=tmp_path / "w1.log")
     try:
         # Past the first batch, and a later one journaled but not settled: kill it there.

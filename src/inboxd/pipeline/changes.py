@@ -1,13 +1,13 @@
 """The one path for every change to a mailbox: :func:`apply_changes` (and :func:`undo`,
 which replays a job's journal in reverse through it), and the ``change`` and ``undo`` jobs.
 
-Per batch of :data:`BATCH` changes: the store says where each message is; the server says
-what each location holds now (``current_marks``: gone ones are skipped, and the marks are
-the journal's exact ``before``); the caller's recheck may skip more; one transaction
-writes a ``planned`` row per location (skips settled at once); the provider applies the
-batch (UID sets: one command per folder and change); one transaction settles every row
-(``done`` with ``after``, or ``failed``) and updates the store to match. Progress and
-cancellation between batches.
+Per batch of ``settings.change_batch`` changes (:data:`BATCH` by default): the store says
+where each message is; the server says what each location holds now (``current_marks``:
+gone ones are skipped, and the marks are the journal's exact ``before``); the caller's
+recheck may skip more; one transaction writes a ``planned`` row per location (skips
+settled at once); the provider applies the batch (UID sets: one command per folder and
+change); one transaction settles every row (``done`` with ``after``, or ``failed``) and
+updates the store to match. Progress and cancellation between batches.
 
 A run that died between acting and settling leaves rows ``planned``: the next attempt
 asks the server first (still in the old folder: applied again, which changes nothing
@@ -65,8 +65,11 @@ __all__ = [
     "undo_dedupe_key",
 ]
 
-#: Changes per batch: one journal transaction, one provider call, one settling transaction.
-BATCH = 500
+#: Changes per batch unless the settings say (``change_batch``): one journal transaction,
+#: one provider call, one settling transaction. Dovecot's UID MOVE costs about as much per
+#: command as per message moved: 500 -> 2,500 a batch took a 10,000-message archive from
+#: 1,381 to 2,573-2,665 msg/s (bench/cleanup.py, SQLite, quiet machine).
+BATCH = 2500
 #: A move to the account's archive folder (``provider.archive_folder()``, asked once).
 ARCHIVE: Final = "\x00archive"
 #: Errors a report keeps word for word.
@@ -214,7 +217,8 @@ def apply_changes(
         run.resume()
         done_before = run.journaled_count()
         ctx.progress.update(0)
-        for batch in _batches(changes, BATCH):
+        size = ctx.settings.change_batch
+        for batch in _batches(changes, size):
             fresh = run.fresh(batch)
             if fresh:
                 run.apply(fresh, recheck)

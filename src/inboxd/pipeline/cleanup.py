@@ -61,7 +61,12 @@ _ARCHIVE_NAMES = frozenset({"archive", "archives", "all mail"})
 #: Precedence values that say "bulk" (not a person's mail).
 _BULK_PRECEDENCE = frozenset({"bulk", "list", "junk"})
 #: Triage's own reasons that mean a person wrote to the user, or the mail names them.
-_DIRECT_REASONS = ("addressed to you", "a person wrote to few recipients")
+_DIRECT_REASONS = (
+    "addressed to you",
+    "a person wrote to few recipients",
+    "a person wrote to you",  # priority's word for a decision triage marked direct
+    "a person wrote to you: never filed as bulk",
+)
 _NAMING_REASONS = ("greets you by name", "the subject names your address")
 _AGE = re.compile(r"\A\d{1,5}[dwmy]\Z")
 _ONE_CLICK = re.compile(r"list-unsubscribe\s*=\s*one-click", re.IGNORECASE)
