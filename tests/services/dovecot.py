@@ -8,7 +8,6 @@ is only acceptable because the listener is bound to the loopback address.
 from __future__ import annotations
 
 import atexit
-import base64
 import grp
 import imaplib
 import ipaddress
@@ -30,6 +29,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from imapclient import imap_utf7 as imap_utf7_codec
 
 from tests.services import (
     LOOPBACK,
@@ -131,23 +131,8 @@ def write_test_certificates(directory: Path, host: str) -> None:
 
 def imap_utf7(name: str) -> str:
     """Encode a mailbox name in IMAP modified UTF-7 (RFC 3501 section 5.1.3)."""
-    out: list[str] = []
-    pending: list[str] = []
-
-    def flush() -> None:
-        if pending:
-            raw = "".join(pending).encode("utf-16-be")
-            out.append("&" + base64.b64encode(raw).decode().rstrip("=").replace("/", ",") + "-")
-            pending.clear()
-
-    for char in name:
-        if 0x20 <= ord(char) <= 0x7E:
-            flush()
-            out.append("&-" if char == "&" else char)
-        else:
-            pending.append(char)
-    flush()
-    return "".join(out)
+    encoded: bytes = imap_utf7_codec.encode(name)
+    return encoded.decode("ascii")
 
 
 def quote_mailbox(name: str) -> str:
