@@ -3,7 +3,6 @@ person approving), and list them."""
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Annotated, Any
 
@@ -16,7 +15,7 @@ from inboxd.actions.accounts import find_account
 from inboxd.actions.jobs import get_job
 from inboxd.app import App
 from inboxd.cli.common import EXIT_FAILED, JsonOpt, app_session, err, out, print_json
-from inboxd.cli.sync import wait_with_progress
+from inboxd.cli.sync import wait_with_progress, worker_here
 from inboxd.jobs.model import Job, JobStatus
 from inboxd.vocabulary import Category, CleanupAction
 
@@ -48,27 +47,12 @@ def _ids(values: list[str] | None, option: str) -> list[int]:
 def _until_parked(opened: App, job: Job) -> Job:
     """Wait until discovery parked the job for approval (or ended); runs it here when no
     worker is alive."""
-    from inboxd.jobs.worker import Worker, live_workers
-
-    runner: threading.Thread | None = None
-    worker: Worker | None = None
-    if job.status == JobStatus.PENDING and live_workers(opened) == 0:
-        worker = Worker(opened, concurrency=1, only=[job.id], queues=[job.queue])
-        runner = threading.Thread(
-            target=worker.run, kwargs={"install_signals": False, "max_jobs": 1}, daemon=True
-        )
-        runner.start()
-    try:
+    with worker_here(opened, job):
         while True:
             job = get_job(opened, job.id)
             if job.status == JobStatus.AWAITING_APPROVAL or job.status.finished:
                 return job
             time.sleep(0.1)
-    finally:
-        if worker is not None:
-            worker.stop()
-        if runner is not None:
-            runner.join(timeout=30)
 
 
 @cleanup_app.command("propose")

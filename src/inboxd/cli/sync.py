@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
@@ -57,28 +58,35 @@ def run_job(
         raise typer.Exit(EXIT_FAILED)
 
 
-def wait_with_progress(opened: App, job: Job, *, quiet: bool = False) -> Job:
-    """Wait for a job, showing its progress; runs it here when no worker is alive."""
+@contextmanager
+def worker_here(opened: App, job: Job) -> Iterator[None]:
+    """Run ``job`` in this process while the block waits for it, when it is pending and no
+    worker is alive; Ctrl-C stops that worker at once (the job goes back to the queue)."""
     from inboxd.jobs.worker import Worker, live_workers
 
-    runner: threading.Thread | None = None
-    worker: Worker | None = None
-    if job.status == JobStatus.PENDING and live_workers(opened) == 0:
-        # Through the queue all the same, so history and progress look as with a worker.
-        worker = Worker(opened, concurrency=1, only=[job.id], queues=[job.queue])
-        runner = threading.Thread(
-            target=worker.run, kwargs={"install_signals": False, "max_jobs": 1}, daemon=True
-        )
-        runner.start()
+    if job.status != JobStatus.PENDING or live_workers(opened) > 0:
+        yield
+        return
+    # Through the queue all the same, so history and progress look as with a worker.
+    worker = Worker(opened, concurrency=1, only=[job.id], queues=[job.queue])
+    runner = threading.Thread(
+        target=worker.run, kwargs={"install_signals": False, "max_jobs": 1}, daemon=True
+    )
+    runner.start()
     try:
-        return _watch(opened, job.id, quiet)
+        yield
     except KeyboardInterrupt:
-        if worker is not None:
-            worker.stop(hard=True)
+        worker.stop(hard=True)
         raise
     finally:
-        if runner is not None:
-            runner.join(timeout=30)
+        worker.stop()
+        runner.join(timeout=30)
+
+
+def wait_with_progress(opened: App, job: Job, *, quiet: bool = False) -> Job:
+    """Wait for a job, showing its progress; runs it here when no worker is alive."""
+    with worker_here(opened, job):
+        return _watch(opened, job.id, quiet)
 
 
 def _watch(opened: App, job_id: str, quiet: bool) -> Job:
