@@ -6,7 +6,6 @@ refused, the undo rules and the owner checks; the API around them."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,7 +13,6 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from pydantic import BaseModel
 from sqlalchemy import Connection, select
@@ -34,6 +32,7 @@ from inboxd.providers import registry
 from inboxd.providers.fake import ENTRY, MAILBOXES, FakeMailbox
 from inboxd.store.accounts import Account, Accounts
 from inboxd.store.users import Users
+from tests.support.apps import AsgiClient as Client
 from tests.support.apps import (
     make_app,
     running_worker,
@@ -396,26 +395,6 @@ def test_refusals(app: App, synced: Synced, tmp_path: Path) -> None:
 
 
 # -- the API -------------------------------------------------------------------
-
-
-class Client:
-    """The API of an App in this process, over ASGI, as one user."""
-
-    def __init__(self, api: Any, key: str) -> None:
-        self.api = api
-        self.headers = {"Authorization": f"Bearer {key}"}
-
-    def call(self, method: str, path: str, body: Any = None) -> httpx.Response:
-        return asyncio.run(self._call(method, path, body))
-
-    async def _call(self, method: str, path: str, body: Any) -> httpx.Response:
-        transport = httpx.ASGITransport(app=self.api)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://testserver", headers=self.headers
-        ) as client:
-            response = await client.request(method, path, json=body)
-            await response.aread()
-            return response
 
 
 def test_api(app: App) -> None:

@@ -6,7 +6,6 @@ does nothing; another user's clean-up is not found; the command line."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,7 +15,6 @@ from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from imapclient import IMAPClient
 from sqlalchemy import select
@@ -34,6 +32,7 @@ from inboxd.store.accounts import Account, Accounts
 from inboxd.store.users import Users
 from inboxd.vocabulary import Category
 from tests.services.dovecot import ImapUser
+from tests.support.apps import AsgiClient as Client
 from tests.support.apps import (
     make_app,
     running_worker,
@@ -197,27 +196,6 @@ def server_state(user: ImapUser) -> dict[str, dict[str, tuple[str, ...]]]:
                 for data in got.values()
             }
     return found
-
-
-class Client:
-    """The API of an App in this process, over ASGI, as one user."""
-
-    def __init__(self, api: Any, key: str) -> None:
-        self.api = api
-        self.headers = {"Authorization": f"Bearer {key}"}
-
-    def call(self, method: str, path: str, body: Any = None) -> httpx.Response:
-        """One request, its answer read whole."""
-        return asyncio.run(self._call(method, path, body))
-
-    async def _call(self, method: str, path: str, body: Any) -> httpx.Response:
-        transport = httpx.ASGITransport(app=self.api)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://testserver", headers=self.headers
-        ) as client:
-            response = await client.request(method, path, json=body)
-            await response.aread()
-            return response
 
 
 @dataclass

@@ -4,12 +4,10 @@ rule is not found; bad input is refused with the one error shape."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -23,28 +21,8 @@ from inboxd.jobs.model import JobStatus
 from inboxd.store.accounts import Account, Accounts
 from inboxd.store.users import Users
 from tests.integration.test_triage import HAND_MADE, ME, finish_triage, write_maildir
+from tests.support.apps import AsgiClient as Client
 from tests.support.apps import make_app, run_cli, subprocess_env, sync_and_index
-
-
-class Client:
-    """The API of an App in this process, over ASGI, as one user."""
-
-    def __init__(self, api: Any, key: str) -> None:
-        self.api = api
-        self.headers = {"Authorization": f"Bearer {key}"}
-
-    def call(self, method: str, path: str, body: Any = None) -> httpx.Response:
-        """One request, its answer read whole."""
-        return asyncio.run(self._call(method, path, body))
-
-    async def _call(self, method: str, path: str, body: Any) -> httpx.Response:
-        transport = httpx.ASGITransport(app=self.api)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://testserver", headers=self.headers
-        ) as client:
-            response = await client.request(method, path, json=body)
-            await response.aread()
-            return response
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -11,6 +12,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import httpx
 
 from inboxd.app import App
 from inboxd.config import Settings
@@ -158,3 +161,24 @@ def sync_and_index(app: App, account: Account, timeout: float = 120) -> Job:
         indexed = wait_finished(app, queued[0].id, timeout=timeout)
     assert indexed.status == JobStatus.COMPLETED, indexed.error
     return indexed
+
+
+class AsgiClient:
+    """The API of an App in this process, over ASGI, as one user."""
+
+    def __init__(self, api: Any, key: str) -> None:
+        self.api = api
+        self.headers = {"Authorization": f"Bearer {key}"}
+
+    def call(self, method: str, path: str, body: Any = None) -> httpx.Response:
+        """One request, its answer read whole."""
+        return asyncio.run(self._call(method, path, body))
+
+    async def _call(self, method: str, path: str, body: Any) -> httpx.Response:
+        transport = httpx.ASGITransport(app=self.api)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://testserver", headers=self.headers
+        ) as client:
+            response = await client.request(method, path, json=body)
+            await response.aread()
+            return response
