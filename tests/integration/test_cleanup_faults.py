@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,7 +33,6 @@ from tests.support.apps import (
     start_worker_process,
     subprocess_env,
     wait_finished,
-    wait_for,
 )
 from tests.support.proxy import Proxy
 
@@ -197,12 +197,33 @@ def rows_in(app: App, job_id: str, state: JournalState) -> int:
         )
 
 
+class Holdup:
+    """A proxy rewrite that holds back the server's answer to the clean-up's second UID
+    MOVE (the first batch goes through): Dovecot has moved the batch, the worker has not
+    heard, and its journal rows are still ``planned`` for as long as it waits."""
+
+    def __init__(self) -> None:
+        self.moves = 0
+        self.held = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, data: bytes) -> bytes:
+        if b"[COPYUID " in data and not self.release.is_set():
+            self.moves += 1
+            if self.moves == 2:
+                self.held.set()
+                self.release.wait(30)
+        return data
+
+
 @pytest.fixture
-def slow(imap_user: ImapUser) -> Iterator[Proxy]:
-    """Dovecot 20 ms away: a batch's planned rows wait for its UID MOVE long enough to be
-    seen (and killed) from outside."""
-    with Proxy(imap_user.port, delay=0.02) as proxy:
-        yield proxy
+def holdup(imap_user: ImapUser) -> Iterator[tuple[Proxy, Holdup]]:
+    rewrite = Holdup()
+    with Proxy(imap_user.port, rewrite=rewrite) as proxy:
+        try:
+            yield proxy, rewrite
+        finally:
+            rewrite.release.set()
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -216,8 +237,9 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def test_sigkill_mid_execution_then_a_second_worker_archives_each_once(
-    database_url: str, tmp_path: Path, imap_user: ImapUser, slow: Proxy
+    database_url: str, tmp_path: Path, imap_user: ImapUser, holdup: tuple[Proxy, Holdup]
 ) -> None:
+    proxy, held = holdup
     with IMAPClient(imap_user.host, port=imap_user.port, ssl=False) as client:
         client.login(imap_user.username, imap_user.password)
         for n in range(COUNT):
@@ -228,7 +250,7 @@ def test_sigkill_mid_execution_then_a_second_worker_archives_each_once(
     protected = {f"<dg{n}@x>" for n in range(COUNT, COUNT + 3)} | {"<lunch@x>"}
     app = make_app(database_url, tmp_path)
     try:
-        account = add_account(app, imap_user, slow.port)
+        account = add_account(app, imap_user, proxy.port)
         settle(app, account)
         job, candidates = propose(app, account)
         assert candidates == {f"<dg{n}@x>" for n in range(COUNT)}
@@ -238,19 +260,16 @@ def test_sigkill_mid_execution_then_a_second_worker_archives_each_once(
         env = subprocess_env(database_url, tmp_path / "data", INBOXD_CHANGE_BATCH=str(BATCH))
         first = start_worker_process(env, "-c", "1", "--no-scheduler", log=tmp_path / "w1.log")
         try:
-            # Past the first batch, and a later one journaled but not settled: kill it there.
-            # (The journal, not the progress: discovery's count is still shown until the
-            # execution's first update.)
-            wait_for(lambda: rows_in(app, job.id, JournalState.DONE) >= BATCH, timeout=60)
-            wait_for(
-                lambda: rows_in(app, job.id, JournalState.PLANNED) > 0, timeout=30, interval=0.001
-            )
+            # The second batch moved on the server, its rows planned: kill the worker there.
+            assert held.held.wait(60), "the second batch was never moved"
         finally:
             first.send_signal(signal.SIGKILL)
             first.wait()
-        assert rows_in(app, job.id, JournalState.PLANNED) > 0
+            held.release.set()
+        assert rows_in(app, job.id, JournalState.DONE) == BATCH
+        assert rows_in(app, job.id, JournalState.PLANNED) == BATCH
+        assert len(folder_state(imap_user, "Archive")) == 2 * BATCH
         assert app.queue.get(job.id).status == JobStatus.RUNNING  # nobody told the queue
-        assert 0 < len(folder_state(imap_user, "Archive")) < COUNT
 
         second = start_worker_process(env, "-c", "1", "--no-scheduler", log=tmp_path / "w2.log")
         try:
