@@ -29,8 +29,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from imapclient import imap_utf7 as imap_utf7_codec
 
+from inboxd.providers.maildir import encode_mutf7
 from tests.services import (
     LOOPBACK,
     ServiceUnavailable,
@@ -131,8 +131,7 @@ def write_test_certificates(directory: Path, host: str) -> None:
 
 def imap_utf7(name: str) -> str:
     """Encode a mailbox name in IMAP modified UTF-7 (RFC 3501 section 5.1.3)."""
-    encoded: bytes = imap_utf7_codec.encode(name)
-    return encoded.decode("ascii")
+    return encode_mutf7(name)
 
 
 def quote_mailbox(name: str) -> str:

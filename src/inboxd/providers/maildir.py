@@ -19,8 +19,6 @@ from email.parser import BytesHeaderParser
 from pathlib import Path
 from typing import Any, Literal
 
-from imapclient import imap_utf7
-
 from inboxd.errors import InvalidField, NotFound
 from inboxd.providers.base import (
     Applied,
@@ -553,9 +551,25 @@ def create_folder(root: Path, name: str) -> Path:
 
 
 def encode_mutf7(name: str) -> str:
-    """Encode a folder name in IMAP modified UTF-7 (RFC 3501 5.1.3), as Maildir++ names it."""
-    encoded: bytes = imap_utf7.encode(name)
-    return encoded.decode("ascii")
+    """Encode a folder name in IMAP modified UTF-7 (RFC 3501 5.1.3). Hand-written rather than
+    IMAPClient's: the web process imports this module and must not load the IMAP stack."""
+    out: list[str] = []
+    pending: list[str] = []
+
+    def flush() -> None:
+        if pending:
+            raw = "".join(pending).encode("utf-16-be")
+            out.append("&" + base64.b64encode(raw).decode().rstrip("=").replace("/", ",") + "-")
+            pending.clear()
+
+    for char in name:
+        if 0x20 <= ord(char) <= 0x7E:
+            flush()
+            out.append("&-" if char == "&" else char)
+        else:
+            pending.append(char)
+    flush()
+    return "".join(out)
 
 
 def _message_id(path: str) -> str | None:
