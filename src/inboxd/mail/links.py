@@ -1,0 +1,783 @@
+"""The links of a newsletter worth following (its articles), the ones that must never be
+requested (unsubscribe, preferences, confirm, List-Unsubscribe) and its "view in browser"
+link; tracking redirects unwrapped and tracking parameters stripped, all offline."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, unquote, urljoin, urlsplit, urlunsplit
+
+from selectolax.lexbor import LexborHTMLParser, LexborNode
+
+__all__ = [
+    "HTML_CAP",
+    "MAX_ANCHORS",
+    "MAX_LINKS",
+    "MAX_URL_CHARS",
+    "REASONS",
+    "TEXT_CAP",
+    "UNWRAPPERS",
+    "Extracted",
+    "Link",
+    "Rejected",
+    "clean_url",
+    "extract_links",
+    "list_unsubscribe_urls",
+    "never_request",
+    "unwrap",
+]
+
+REASONS = (
+    "unsubscribe",
+    "preferences",
+    "confirm",
+    "social",
+    "tracking pixel",
+    "image-only",
+    "mailto/tel/javascript",
+    "invalid URL",
+    "duplicate",
+    "view in browser",
+    "list header",
+)
+HTML_CAP = 2 * 1024 * 1024  # characters of HTML parsed; newsletters are far smaller
+TEXT_CAP = 512 * 1024  # characters of a text part scanned for URLs
+MAX_ANCHORS = 3000  # anchors and images examined in one message
+MAX_LINKS = 500  # links kept of one message
+MAX_URL_CHARS = 4096  # longer "URLs" are junk (or data smuggled in a query string)
+MAX_UNWRAP = 5  # nested redirects unwrapped (a safelink around a Google redirect around …)
+
+#: The redirect wrappers ``unwrap`` sees through offline, for the docs and the report.
+UNWRAPPERS = (
+    "Outlook safe links (*.safelinks.protection.outlook.com/?url=)",
+    "Google (google.*/url?q= / url=), YouTube (/redirect?q=), Facebook (l.facebook.com?u=)",
+    "Proofpoint URL Defense v2 (?u=) and v3 (/v3/__URL__)",
+    "Amazon SES click tracking (awstrack.me/L0/<encoded URL>/...)",
+    "Substack (substack.com/redirect/2/<base64 JSON>), Mandrill (?p=<base64 JSON>)",
+    "any url=/u=/q=/redirect=/target=/link=/dest=/goto= parameter holding a URL, plain, "
+    "percent- or base64-encoded, and any path segment holding an encoded URL",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """A link worth resolving (an article candidate)."""
+
+    url: str  # as found (absolute, entity-decoded), before unwrapping
+    text: str  # anchor text, whitespace-collapsed ("" for none)
+    unwrapped: str  # after offline unwrapping of tracking redirects (== url when none)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A URL found in the message that is not followed, and why."""
+
+    url: str
+    reason: str  # one of REASONS
+
+
+@dataclass(frozen=True, slots=True)
+class Extracted:
+    """What one newsletter gives: its canonical link, its article links, the rest."""
+
+    canonical_url: str | None  # the "view in browser / view online" link
+    links: list[Link] = field(default_factory=list)  # by clean_url(unwrapped), first seen
+    rejected: list[Rejected] = field(default_factory=list)
+
+
+# --- what must never be requested ----------------------------------------------------------
+
+# A GET on any of these may act for the user; false positives only cost an article.
+_URL_UNSUBSCRIBE = re.compile(r"unsub|opt[-_.]?out|list[-_]?remove|/remove[-_]?me\b")
+_URL_PREFERENCES = re.compile(
+    r"preference|/prefs\b|manage[-_]?(?:your[-_]?)?subscription|subscription[-_]?"
+    r"(?:center|centre|settings|management|manager)|email[-_]?settings|"
+    r"list-manage\.com/profile|/manage[-_]?(?:email|notifications?)\b"
+)
+_URL_CONFIRM = re.compile(
+    r"(?:^|[/?&=._-])confirm(?:ation|ed)?(?:[/?&=._-]|$)|confirm[-_]?(?:subscri|email|opt|"
+    r"account|address)|verify[-_]?(?:email|subscri|address)|double[-_]?opt|/subscribe/confirm"
+)
+_TEXT_UNSUBSCRIBE = re.compile(r"\bunsub|\bopt[- ]?out\b|\bremove me\b|\bstop (?:receiving|these)")
+_TEXT_PREFERENCES = re.compile(
+    r"\b(?:manage|update|change|edit)\b.{0,20}\b(?:preferences|subscriptions?|profile|"
+    r"settings)\b|\b(?:email|mailing|subscription|notification) (?:preferences|settings)\b"
+    r"|\bsubscription cent(?:er|re)\b"
+)
+_TEXT_CONFIRM = re.compile(
+    r"\bconfirm (?:your |my )?(?:subscription|e-?mail|address|sign[- ]?up|account)\b"
+    r"|\bverify (?:your |my )?(?:e-?mail|address|subscription)\b"
+)
+_VIEW_IN_BROWSER = re.compile(
+    r"\b(?:view|read|see|open|display)\b.{0,40}?\b(?:in|on|with)\b.{0,15}?\b(?:browser|"
+    r"web)\b|\b(?:view|read|see)\b(?: (?:it|this|the) ?(?:e-?mail|message|newsletter|issue)?)?"
+    r" (?:online|as a web ?page)\b|\b(?:web|online|browser) version\b|having trouble "
+    r"(?:viewing|reading|seeing)|\b(?:can'?t|cannot|unable to) (?:see|view|read) this\b"
+    r"|\bnot display(?:ing)? (?:correctly|properly)\b",
+    re.IGNORECASE,
+)
+# Anchor texts too vague to name their link: the text around them says what they are.
+_GENERIC_TEXT = re.compile(r"^(?:click(?: here)?|here|this link|link|view(?: it)?|open|go)\W*$")
+
+
+def never_request(url: str, list_unsubscribe_urls: Iterable[str]) -> str | None:
+    """The reason ``url`` must never be requested (a List-Unsubscribe URL, or one that looks
+    like unsubscribe / preferences / opt-out / confirm / manage-subscription), else None."""
+    candidates = {url, unwrap(url)}
+    header = {_comparable(u) for u in list_unsubscribe_urls}
+    for candidate in candidates:
+        if _comparable(candidate) in header:
+            return "list header"
+    for candidate in candidates:
+        reason = _url_reason(candidate)
+        if reason is not None:
+            return reason
+    return None
+
+
+def _url_reason(url: str) -> str | None:
+    # Decoded twice: trackers percent-encode their targets, and "%2Funsubscribe" must match.
+    lowered = unquote(unquote(url)).lower()
+    if _URL_UNSUBSCRIBE.search(lowered):
+        return "unsubscribe"
+    if _URL_PREFERENCES.search(lowered):
+        return "preferences"
+    if _URL_CONFIRM.search(lowered):
+        return "confirm"
+    return None
+
+
+def _text_reason(text: str) -> str | None:
+    lowered = text.lower()
+    if _TEXT_UNSUBSCRIBE.search(lowered):
+        return "unsubscribe"
+    if _TEXT_PREFERENCES.search(lowered):
+        return "preferences"
+    if _TEXT_CONFIRM.search(lowered):
+        return "confirm"
+    return None
+
+
+def _comparable(url: str) -> str:
+    """A form of ``url`` two spellings of one List-Unsubscribe target share."""
+    url = url.strip()
+    if url[:7].lower() == "mailto:":
+        return url.lower()
+    return clean_url(url)
+
+
+def list_unsubscribe_urls(header: str | None) -> list[str]:
+    """The URLs of a List-Unsubscribe header (``<mailto:…>, <https://…>``), in order."""
+    if not header:
+        return []
+    found = re.findall(r"<\s*([^<>]+?)\s*>", header)
+    if not found:  # senders that forget the angle brackets
+        found = [part.strip() for part in header.split(",") if part.strip()]
+    return ["".join(url.split()) for url in found]
+
+
+# --- social profiles and share buttons -----------------------------------------------------
+
+_SOCIAL_HOSTS = frozenset(
+    {
+        "facebook.com",
+        "fb.com",
+        "fb.me",
+        "twitter.com",
+        "x.com",
+        "linkedin.com",
+        "lnkd.in",
+        "instagram.com",
+        "youtube.com",
+        "pinterest.com",
+        "tiktok.com",
+        "threads.net",
+        "bsky.app",
+        "snapchat.com",
+        "tumblr.com",
+        "reddit.com",
+        "whatsapp.com",
+        "wa.me",
+        "t.me",
+        "telegram.me",
+        "mastodon.social",
+        "flickr.com",
+        "vimeo.com",
+        "discord.gg",
+        "plus.google.com",
+    }
+)
+# On a social host these paths are content a newsletter links to (a post, a video), not
+# the sender's profile or a share button.
+_SOCIAL_CONTENT = re.compile(
+    r"^/[^/]+/status(?:es)?/\d|^/watch\b|^/shorts/|^/embed/|^/live/|^/playlist\b|^/pulse/"
+    r"|^/posts/|^/feed/update/|^/[^/]+/(?:posts|videos)/|^/p/|^/reels?/|^/@[^/]+/video/"
+    r"|^/r/[^/]+/comments/|^/\d{5,}(?:/|$)|^/profile/[^/]+/post/"
+)
+_SHARE = re.compile(
+    r"/sharer|/share(?:article)?\b|/intent/|/pin/create|/submit\b|/send\?|/dialog/(?:share|feed)"
+    r"|/sharing/|/addthis|/shareArticle",
+    re.IGNORECASE,
+)
+_SHARE_HOSTS = frozenset({"addthis.com", "sharethis.com", "addtoany.com"})
+
+
+def _is_social(host: str, path: str) -> bool:
+    bare = host[4:] if host.startswith("www.") else host
+    bare = bare[2:] if bare.startswith("m.") else bare
+    if bare in _SHARE_HOSTS or any(bare.endswith("." + h) for h in _SHARE_HOSTS):
+        return True
+    if bare not in _SOCIAL_HOSTS and not any(bare.endswith("." + h) for h in _SOCIAL_HOSTS):
+        return False
+    if bare == "youtu.be":
+        return False
+    if _SHARE.search(path):
+        return True
+    return not _SOCIAL_CONTENT.search(path)
+
+
+# --- unwrapping tracking redirects ---------------------------------------------------------
+
+_REDIRECT_PARAMS = (
+    "url",
+    "u",
+    "q",
+    "redirect",
+    "redirect_url",
+    "redirect_uri",
+    "redirecturl",
+    "target",
+    "targeturl",
+    "link",
+    "dest",
+    "destination",
+    "goto",
+    "to",
+    "r",
+    "href",
+    "out",
+    "l",
+)
+_REDIRECT_PARAM_SET = frozenset(_REDIRECT_PARAMS)
+_JSON_URL_KEYS = ("url", "u", "e", "href", "target", "link", "dest", "destination")
+_HTTP = re.compile(r"^https?://[^/\s]", re.IGNORECASE)
+# What base64 of "http" and of '{"' start with: anything else is not worth decoding.
+_B64_PREFIXES = ("aHR0c", "eyJ", "eyAi")
+_PROOFPOINT_V3 = re.compile(r"/v3/__(.+?)__;")
+
+
+def unwrap(url: str) -> str:
+    """The target of a tracking redirect whose destination is embedded in its URL (Outlook
+    safe links, Google, Proofpoint, SES, Substack, Mandrill, url=/u=/redirect=/target=…)."""
+    current = url
+    for _ in range(MAX_UNWRAP):
+        target = _unwrap_once(current)
+        if target is None or target == current:
+            break
+        current = target
+    return current
+
+
+def _unwrap_once(url: str) -> str | None:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    host = (parts.hostname or "").lower()
+    if host.endswith("urldefense.proofpoint.com") or host.endswith("urldefense.com"):
+        found = _proofpoint(parts.path, parts.query)
+        if found is not None:
+            return found
+    if parts.query:
+        found = _from_query(parts.query)
+        if found is not None:
+            return found
+    return _from_path(parts.path)
+
+
+def _from_query(query: str) -> str | None:
+    pairs = parse_qsl(query, keep_blank_values=False)
+    # The named redirect parameters first, in their order of likelihood.
+    named = {key.lower(): value for key, value in pairs if key.lower() in _REDIRECT_PARAM_SET}
+    for key in _REDIRECT_PARAMS:
+        value = named.get(key)
+        if value is not None:
+            found = _as_url(value)
+            if found is not None:
+                return found
+    for _key, value in pairs:  # Mandrill's p=, and others: base64 JSON with a URL inside
+        if value.startswith(_B64_PREFIXES):
+            found = _decode_base64_url(value)
+            if found is not None:
+                return found
+    return None
+
+
+def _from_path(path: str) -> str | None:
+    segments = path.split("/")
+    for index, segment in enumerate(segments[1:], start=1):
+        if not segment:
+            continue
+        lowered = segment[:12].lower()
+        if lowered.startswith(("http%3a", "https%3a", "http:", "https:")):
+            # SES and friends: the target percent-encoded as one segment; or left bare, so
+            # its own slashes split it over the rest of the path.
+            if "%2f" in segment.lower():
+                candidate = unquote(segment)
+            else:
+                candidate = unquote("/".join(segments[index:]))
+            if _HTTP.match(candidate):
+                return candidate
+        elif segment.startswith(_B64_PREFIXES) and len(segment) >= 12:
+            found = _decode_base64_url(segment)
+            if found is not None:
+                return found
+    return None
+
+
+def _as_url(value: str) -> str | None:
+    value = value.strip()
+    if _HTTP.match(value):
+        return value
+    lowered = value[:10].lower()
+    if lowered.startswith(("http%3a", "https%3a")):
+        decoded = unquote(value)
+        return decoded if _HTTP.match(decoded) else None
+    if lowered.startswith("//") and "." in value[2:].split("/", 1)[0]:
+        return "https:" + value
+    if value.startswith(_B64_PREFIXES):
+        return _decode_base64_url(value)
+    return None
+
+
+def _decode_base64_url(value: str) -> str | None:
+    token = value.split(".", 1)[0] if value.startswith("eyJ") else value  # a JWT's payload
+    token = token.strip().replace("-", "+").replace("_", "/")
+    try:
+        raw = base64.b64decode(token + "=" * (-len(token) % 4), validate=True)
+        text = raw.decode("utf-8")
+    except (binascii.Error, ValueError):
+        return None
+    text = text.strip()
+    if _HTTP.match(text) and not any(ch.isspace() for ch in text):
+        return text
+    if text.startswith("{"):
+        return _url_in_json(text, depth=0)
+    return None
+
+
+def _url_in_json(text: str, depth: int) -> str | None:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    for key in _JSON_URL_KEYS:
+        value = data.get(key)
+        if isinstance(value, str) and _HTTP.match(value):
+            return value
+    if depth < 2:  # Mandrill nests a JSON string inside its JSON
+        for value in data.values():
+            if isinstance(value, str) and value.lstrip().startswith("{"):
+                found = _url_in_json(value, depth + 1)
+                if found is not None:
+                    return found
+    return None
+
+
+def _proofpoint(path: str, query: str) -> str | None:
+    if path.startswith("/v3/"):
+        match = _PROOFPOINT_V3.search(path + (("?" + query) if query else ""))
+        # "*" stands for characters stored elsewhere in the token: not recoverable offline.
+        if match is not None and "*" not in match.group(1):
+            return match.group(1) if _HTTP.match(match.group(1)) else None
+        return None
+    if path.startswith("/v2/") or path.startswith("/v1/"):
+        for key, value in parse_qsl(query):
+            if key == "u":
+                decoded = re.sub(
+                    r"-([0-9A-Fa-f]{2})", lambda m: chr(int(m.group(1), 16)), value
+                ).replace("_", "/")
+                return decoded if _HTTP.match(decoded) else None
+    return None
+
+
+# --- cleaning ------------------------------------------------------------------------------
+
+_TRACKING_PARAMS = frozenset(
+    {
+        "fbclid",
+        "gclid",
+        "gclsrc",
+        "dclid",
+        "gbraid",
+        "wbraid",
+        "msclkid",
+        "twclid",
+        "ttclid",
+        "li_fat_id",
+        "yclid",
+        "igshid",
+        "mc_cid",
+        "mc_eid",
+        "_hsenc",
+        "_hsmi",
+        "__hstc",
+        "__hssc",
+        "__hsfp",
+        "hsctatracking",
+        "mkt_tok",
+        "ref_src",
+        "ref_url",
+        "_ga",
+        "_gl",
+        "oly_anon_id",
+        "oly_enc_id",
+        "vero_id",
+        "vero_conv",
+        "rb_clickid",
+        "s_cid",
+        "elqtrackid",
+        "elqtrack",
+        "elqaid",
+        "elqat",
+        "elqcampaignid",
+        "__s",
+        "_bta_tid",
+        "_bta_c",
+        "wt.mc_id",
+        "wt_mc",
+        "cm_mmc",
+        "ck_subscriber_id",
+        "_kx",
+        "ml_subscriber",
+        "ml_subscriber_hash",
+        "sc_cid",
+        "mbid",
+        "cmpid",
+        "sfmc_id",
+        "sfmc_sub",
+        "spm",
+    }
+)
+_TRACKING_PREFIXES = ("utm_", "pk_", "mtm_", "hsa_", "ga_")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def clean_url(url: str) -> str:
+    """``url`` without tracking parameters (utm_*, fbclid, gclid, mc_*, _hs*, mkt_tok…),
+    scheme and host lower-cased, default port and fragment dropped; the rest kept as is."""
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return url
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").rstrip(".")
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    netloc = host
+    if port is not None and port != _DEFAULT_PORTS.get(scheme):
+        netloc = f"{host}:{port}"
+    if parts.username is not None:
+        userinfo = parts.netloc.rpartition("@")[0]
+        netloc = f"{userinfo}@{netloc}"
+    path = parts.path or ("/" if netloc else "")
+    query = "&".join(p for p in parts.query.split("&") if p and not _is_tracking(p))
+    return urlunsplit((scheme, netloc, path, query, ""))
+
+
+def _is_tracking(pair: str) -> bool:
+    name = unquote(pair.split("=", 1)[0]).lower()
+    return name in _TRACKING_PARAMS or name.startswith(_TRACKING_PREFIXES)
+
+
+# --- extraction ----------------------------------------------------------------------------
+
+_BLOCKED_SCHEMES = ("mailto:", "tel:", "javascript:", "sms:", "callto:", "vbscript:", "data:")
+_PIXEL_PATH = re.compile(
+    r"/(?:track|trk|t)/open|/open(?:\.php|\.aspx|\.gif|\.png)?(?:[/?]|$)|/wf/open|/e/o/"
+    r"|/(?:pixel|beacon|tracking|track)(?:\.gif|\.png|\.php)?(?:[/?]|$)|/o\.gif|/t\.gif"
+    r"|/imp(?:ression)?(?:\.gif|\.php)?(?:[/?]|$)|/open-tracking|/mo/",
+    re.IGNORECASE,
+)
+_SIZE = re.compile(r"(?:^|;)\s*(width|height)\s*:\s*([0-9.]+)\s*px", re.IGNORECASE)
+_HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
+_URL_IN_TEXT = re.compile(r"""(?:https?://|www\.)[^\s<>"'`{}|\\^\[\]]+""", re.IGNORECASE)
+_TRAILING = ".,;:!?'\")]>*"
+
+
+class _Collector:
+    """The state of one extraction: what was kept, rejected, and seen."""
+
+    def __init__(self, list_unsubscribe: str | None) -> None:
+        self.header_urls = list_unsubscribe_urls(list_unsubscribe)
+        self.header_keys = {_comparable(url) for url in self.header_urls}
+        self.canonical: str | None = None
+        self.links: list[Link] = []
+        self.rejected: list[Rejected] = []
+        self.seen: set[str] = set()
+        self.rejected_seen: set[tuple[str, str]] = set()
+
+    def reject(self, url: str, reason: str) -> None:
+        if (url, reason) not in self.rejected_seen:
+            self.rejected_seen.add((url, reason))
+            self.rejected.append(Rejected(url, reason))
+
+    def offer(self, url: str, text: str, context: str = "", image_only: bool = False) -> None:
+        """Judge one link as found, with its anchor text and the text around it."""
+        url = "".join(url.split())  # hrefs wrapped over lines by the sender's mailer
+        if url[:11].lower().startswith(_BLOCKED_SCHEMES):
+            self.reject(url, "mailto/tel/javascript")
+            return
+        if len(url) > MAX_URL_CHARS or not _valid_http(url):
+            self.reject(url, "invalid URL")
+            return
+        target = unwrap(url)
+        if _comparable(url) in self.header_keys or _comparable(target) in self.header_keys:
+            self.reject(url, "list header")
+            return
+        reason = _url_reason(url) or _url_reason(target) or _text_reason(text)
+        if reason is None and _GENERIC_TEXT.match(text.lower()):
+            reason = _text_reason(context)
+        if reason is not None:
+            self.reject(url, reason)
+            return
+        if _VIEW_IN_BROWSER.search(text) or (
+            _GENERIC_TEXT.match(text.lower()) and _VIEW_IN_BROWSER.search(context)
+        ):
+            if self.canonical is None:
+                self.canonical = clean_url(target)
+            self.reject(url, "view in browser")
+            return
+        try:
+            parts = urlsplit(target)
+        except ValueError:
+            self.reject(url, "invalid URL")
+            return
+        if _is_social((parts.hostname or "").lower(), parts.path):
+            self.reject(url, "social")
+            return
+        if image_only:
+            self.reject(url, "image-only")
+            return
+        key = clean_url(target)
+        if key in self.seen:
+            self.reject(url, "duplicate")
+            return
+        self.seen.add(key)
+        self.links.append(Link(url=url, text=text, unwrapped=target))
+
+    def finish(self) -> Extracted:
+        # Every List-Unsubscribe URL is listed, so the job can show it was never requested.
+        for url in self.header_urls:
+            self.reject(url, "list header")
+        return Extracted(canonical_url=self.canonical, links=self.links, rejected=self.rejected)
+
+
+def _valid_http(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        return False
+    if parts.scheme.lower() not in ("http", "https"):
+        return False
+    host = parts.hostname or ""
+    return "." in host.strip(".") or host == "localhost" or host.startswith("[")
+
+
+def extract_links(
+    html: str | None,
+    text: str | None,
+    *,
+    list_unsubscribe: str | None = None,
+    base_url: str | None = None,
+) -> Extracted:
+    """The links of a newsletter: from its HTML (anchors and images) when it has links
+    there, else from its text part; never-request links, social, pixels and duplicates
+    rejected with a reason, the "view in browser" link kept apart as ``canonical_url``."""
+    collector = _Collector(list_unsubscribe)
+    found_in_html = False
+    if html and html.strip():
+        found_in_html = _from_html(html[:HTML_CAP], collector, base_url)
+    if not found_in_html and text:
+        _from_text(text[:TEXT_CAP], collector)
+    return collector.finish()
+
+
+def _from_html(markup: str, collector: _Collector, base_url: str | None) -> bool:
+    """Offer every anchor and reject every beacon of ``markup``; whether it had anchors."""
+    try:
+        tree = LexborHTMLParser(markup)
+        nodes = tree.css("base[href], a[href], area[href], img[src]")
+    except Exception:  # a parser failure on hostile markup: fall back to the text part
+        return False
+    base = base_url
+    anchors = 0
+    inside: set[int] = set()  # images already judged with their anchor
+    for node in nodes[:MAX_ANCHORS]:
+        tag = node.tag
+        if tag == "base":
+            base = base or (node.attributes.get("href") or "").strip() or None
+        elif tag == "img":
+            src = (node.attributes.get("src") or "").strip()
+            if node.mem_id not in inside and src and _is_pixel(node, src):
+                absolute = _absolute(src, base)
+                if absolute is not None:
+                    collector.reject(absolute, "tracking pixel")
+        else:
+            href = (node.attributes.get("href") or "").strip()
+            if not href or href.startswith("#"):
+                continue  # a jump within the message, not a link
+            anchors += 1
+            _offer_anchor(node, href, base, collector, inside)
+            if len(collector.links) >= MAX_LINKS:
+                break
+    return anchors > 0
+
+
+def _offer_anchor(
+    node: LexborNode, href: str, base: str | None, collector: _Collector, inside: set[int]
+) -> None:
+    images = node.css("img") if node.tag == "a" else []
+    inside.update(image.mem_id for image in images)
+    text = _collapse(node.text(deep=True, separator=" "))
+    image_only = False
+    if not text and images:
+        srcs = [(image.attributes.get("src") or "").strip() for image in images]
+        if all(_is_pixel(image, src) for image, src in zip(images, srcs, strict=True)):
+            collector.reject(_absolute(href, base) or href, "tracking pixel")
+            return
+        # An image with alt text is a named link (a "Read more" button); without, a picture.
+        text = " ".join(alt for image in images if (alt := _alt(image)))
+        image_only = not text
+    if node.tag == "area" and not text:
+        text = _alt(node)
+    absolute = _absolute(href, base)
+    if absolute is None:
+        blocked = href[:11].lower().startswith(_BLOCKED_SCHEMES)
+        collector.reject(href, "mailto/tel/javascript" if blocked else "invalid URL")
+        return
+    context = _context(node) if _GENERIC_TEXT.match(text.lower()) else ""
+    collector.offer(absolute, text, context, image_only=image_only)
+
+
+def _alt(node: LexborNode) -> str:
+    return _collapse(node.attributes.get("alt") or "")
+
+
+def _context(node: LexborNode) -> str:
+    """The text of the block around a vaguely named anchor ("click here")."""
+    parent = node.parent
+    for _ in range(2):
+        if parent is None:
+            return ""
+        context = _collapse(parent.text(deep=True, separator=" "))
+        if len(context) > len(_collapse(node.text(deep=True, separator=" "))) + 3:
+            return context[:300]
+        parent = parent.parent
+    return ""
+
+
+def _is_pixel(node: LexborNode, src: str) -> bool:
+    attributes = node.attributes
+    sizes: dict[str, float] = {}
+    for name in ("width", "height"):
+        value = (attributes.get(name) or "").strip().removesuffix("px")
+        with contextlib.suppress(ValueError):
+            sizes[name] = float(value)
+    style = attributes.get("style") or ""
+    for name, value in _SIZE.findall(style):
+        with contextlib.suppress(ValueError):
+            sizes[name.lower()] = float(value)
+    if sizes and all(size <= 3 for size in sizes.values()):
+        return True
+    if style and _HIDDEN_STYLE.search(style):
+        return True
+    return bool(_PIXEL_PATH.search(src)) and not (attributes.get("alt") or "").strip()
+
+
+def _absolute(href: str, base: str | None) -> str | None:
+    href = "".join(href.split())
+    lowered = href[:11].lower()
+    if lowered.startswith(("http://", "https://")):
+        return href
+    if lowered.startswith(_BLOCKED_SCHEMES):
+        return None
+    if href.startswith("//"):
+        return "https:" + href
+    if lowered.startswith("www."):
+        return "http://" + href
+    if base and "://" not in href.split("?", 1)[0] and ":" not in href.split("/", 1)[0]:
+        try:
+            joined = urljoin(base, href)
+        except ValueError:
+            return None
+        return joined if _HTTP.match(joined) else None
+    return None
+
+
+def _collapse(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _from_text(text: str, collector: _Collector) -> None:
+    """Offer every URL of a plain-text newsletter, named by the text that introduces it."""
+    previous = ""
+    view_pending = 0  # lines left in which a URL is the "view online" one
+    for line in text.splitlines():
+        stripped = line.strip()
+        matches = list(_URL_IN_TEXT.finditer(stripped)) if stripped else []
+        if not matches:
+            if _VIEW_IN_BROWSER.search(stripped):
+                view_pending = 3
+            else:
+                view_pending = max(0, view_pending - 1)
+                if len(stripped.strip("-=*_~# ")) > 3:  # not a rule or a blank line
+                    previous = stripped
+            continue
+        before = _collapse(stripped[: matches[0].start()]).strip(" :-|>*\u2013\u2014")
+        for match in matches:
+            url = _trim(match.group(0))
+            if url[:4].lower() == "www.":
+                url = "http://" + url
+            if view_pending or _VIEW_IN_BROWSER.search(before):
+                view_pending = 0
+                if _view_online(url, f"{previous} {before}", collector):
+                    continue
+            # "To unsubscribe, go to:" introduces the URL on its line or the line above.
+            reason = _text_reason(before) or (None if before else _text_reason(previous))
+            if reason is not None:
+                collector.reject(url, reason)
+                continue
+            label = before or (previous if len(previous) <= 160 else "")
+            collector.offer(url, label, f"{previous} {stripped}")
+            if len(collector.links) >= MAX_LINKS:
+                return
+        previous = ""
+
+
+def _view_online(url: str, context: str, collector: _Collector) -> bool:
+    """Take ``url`` as the "view online" link a text part announced, unless it is unsafe."""
+    if _text_reason(context) is not None or never_request(url, collector.header_urls):
+        return False
+    if collector.canonical is None:
+        collector.canonical = clean_url(unwrap(url))
+    collector.reject(url, "view in browser")
+    return True
+
+
+def _trim(url: str) -> str:
+    url = url.rstrip(_TRAILING)
+    while url.endswith(")") and url.count(")") > url.count("("):
+        url = url[:-1]
+    return url
