@@ -228,18 +228,33 @@ _SHARE = re.compile(
 _SHARE_HOSTS = frozenset({"addthis.com", "sharethis.com", "addtoany.com"})
 
 
-def _is_social(host: str, path: str) -> bool:
+def _is_social(url: str, *, share_only: bool) -> bool:
+    """Whether ``url`` is a share button, or (unless ``share_only``) a social profile."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    host = (parts.hostname or "").lower()
     bare = host[4:] if host.startswith("www.") else host
     bare = bare[2:] if bare.startswith("m.") else bare
-    if bare in _SHARE_HOSTS or any(bare.endswith("." + h) for h in _SHARE_HOSTS):
+    if _on(bare, _SHARE_HOSTS):
         return True
-    if bare not in _SOCIAL_HOSTS and not any(bare.endswith("." + h) for h in _SOCIAL_HOSTS):
+    if not _on(bare, _SOCIAL_HOSTS):
         return False
-    if bare == "youtu.be":
-        return False
-    if _SHARE.search(path):
+    if _SHARE.search(parts.path):
         return True
-    return not _SOCIAL_CONTENT.search(path)
+    return not share_only and not _SOCIAL_CONTENT.search(parts.path)
+
+
+def _on(host: str, domains: frozenset[str]) -> bool:
+    if host in domains:
+        return True
+    dot = host.find(".")
+    while dot != -1:
+        if host[dot + 1 :] in domains:
+            return True
+        dot = host.find(".", dot + 1)
+    return False
 
 
 # --- unwrapping tracking redirects ---------------------------------------------------------
@@ -558,12 +573,8 @@ class _Collector:
                 self.canonical = clean_url(target)
             self.reject(url, "view in browser")
             return
-        try:
-            parts = urlsplit(target)
-        except ValueError:
-            self.reject(url, "invalid URL")
-            return
-        if _is_social((parts.hostname or "").lower(), parts.path):
+        # A share button wraps the article itself: judged before unwrapping as well.
+        if _is_social(url, share_only=True) or _is_social(target, share_only=False):
             self.reject(url, "social")
             return
         if image_only:
@@ -743,9 +754,9 @@ def _from_text(text: str, collector: _Collector) -> None:
             else:
                 view_pending = max(0, view_pending - 1)
                 if len(stripped.strip("-=*_~# ")) > 3:  # not a rule or a blank line
-                    previous = stripped
+                    previous = _collapse(stripped)
             continue
-        before = _collapse(stripped[: matches[0].start()]).strip(" :-|>*\u2013\u2014")
+        before = _collapse(stripped[: matches[0].start()]).strip(" :-|<>(*\u2013\u2014")
         for match in matches:
             url = _trim(match.group(0))
             if url[:4].lower() == "www.":
