@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from urllib.parse import parse_qsl, unquote, urljoin, urlsplit, urlunsplit
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
@@ -122,6 +123,22 @@ _VIEW_IN_BROWSER = re.compile(
     r"|\bnot display(?:ing)? (?:correctly|properly)\b",
     re.IGNORECASE,
 )
+# Words without which none of the patterns above can match.
+_URL_HINT = re.compile(
+    r"unsub|opt|remove|prefer|prefs|manage|subscri|settings|profile|confirm|verif"
+)
+_TEXT_HINT = re.compile(r"unsub|opt|remove|stop|prefer|subscri|profile|setting|confirm|verif")
+_VIEW_HINT = re.compile(r"browser|web|online|trouble|display|can|unable", re.IGNORECASE)
+
+
+def _looks_like_view(text: str) -> bool:
+    return (
+        bool(text)
+        and _VIEW_HINT.search(text) is not None
+        and (_VIEW_IN_BROWSER.search(text) is not None)
+    )
+
+
 # Anchor texts too vague to name their link: the text around them says what they are.
 _GENERIC_TEXT = re.compile(r"^(?:click(?: here)?|here|this link|link|view(?: it)?|open|go)\W*$")
 
@@ -144,6 +161,8 @@ def never_request(url: str, list_unsubscribe_urls: Iterable[str]) -> str | None:
 def _url_reason(url: str) -> str | None:
     # Decoded twice: trackers percent-encode their targets, and "%2Funsubscribe" must match.
     lowered = unquote(unquote(url)).lower()
+    if not _URL_HINT.search(lowered):  # one cheap pass rules out most links
+        return None
     if _URL_UNSUBSCRIBE.search(lowered):
         return "unsubscribe"
     if _URL_PREFERENCES.search(lowered):
@@ -155,6 +174,8 @@ def _url_reason(url: str) -> str | None:
 
 def _text_reason(text: str) -> str | None:
     lowered = text.lower()
+    if not _TEXT_HINT.search(lowered):
+        return None
     if _TEXT_UNSUBSCRIBE.search(lowered):
         return "unsubscribe"
     if _TEXT_PREFERENCES.search(lowered):
@@ -553,45 +574,54 @@ class _Collector:
         if url[:11].lower().startswith(_BLOCKED_SCHEMES):
             self.reject(url, "mailto/tel/javascript")
             return
-        if len(url) > MAX_URL_CHARS or not _valid_http(url):
+        judged = _judge(url)
+        if judged is None:
             self.reject(url, "invalid URL")
             return
-        target = unwrap(url)
-        if _comparable(url) in self.header_keys or _comparable(target) in self.header_keys:
+        target, reason, social, key = judged
+        if self.header_keys and (
+            _comparable(url) in self.header_keys or _comparable(target) in self.header_keys
+        ):
             self.reject(url, "list header")
             return
-        reason = _url_reason(url) or _url_reason(target) or _text_reason(text)
-        if reason is None and _GENERIC_TEXT.match(text.lower()):
-            reason = _text_reason(context)
+        generic = _GENERIC_TEXT.match(text.lower()) is not None
+        reason = reason or _text_reason(text) or (_text_reason(context) if generic else None)
         if reason is not None:
             self.reject(url, reason)
             return
-        if _VIEW_IN_BROWSER.search(text) or (
-            _GENERIC_TEXT.match(text.lower()) and _VIEW_IN_BROWSER.search(context)
-        ):
+        if _looks_like_view(text) or (generic and _looks_like_view(context)):
             if self.canonical is None:
-                self.canonical = clean_url(target)
+                self.canonical = key
             self.reject(url, "view in browser")
             return
-        # A share button wraps the article itself: judged before unwrapping as well.
-        if _is_social(url, share_only=True) or _is_social(target, share_only=False):
+        if social:
             self.reject(url, "social")
-            return
-        if image_only:
+        elif image_only:
             self.reject(url, "image-only")
-            return
-        key = clean_url(target)
-        if key in self.seen:
+        elif key in self.seen:
             self.reject(url, "duplicate")
-            return
-        self.seen.add(key)
-        self.links.append(Link(url=url, text=text, unwrapped=target))
+        else:
+            self.seen.add(key)
+            self.links.append(Link(url=url, text=text, unwrapped=target))
 
     def finish(self) -> Extracted:
         # Every List-Unsubscribe URL is listed, so the job can show it was never requested.
         for url in self.header_urls:
             self.reject(url, "list header")
         return Extracted(canonical_url=self.canonical, links=self.links, rejected=self.rejected)
+
+
+@lru_cache(maxsize=16384)
+def _judge(url: str) -> tuple[str, str | None, bool, str] | None:
+    """What ``url`` alone says: (unwrapped target, never-request reason, social, dedup key),
+    or None if it is no http(s) URL. Cached: a sender repeats its links in every issue."""
+    if len(url) > MAX_URL_CHARS or not _valid_http(url):
+        return None
+    target = unwrap(url)
+    reason = _url_reason(url) or (_url_reason(target) if target != url else None)
+    # A share button wraps the article itself: judged before unwrapping as well.
+    social = _is_social(url, share_only=True) or _is_social(target, share_only=False)
+    return target, reason, social, clean_url(target)
 
 
 def _valid_http(url: str) -> bool:
@@ -742,39 +772,50 @@ def _collapse(text: str) -> str:
 
 
 def _from_text(text: str, collector: _Collector) -> None:
-    """Offer every URL of a plain-text newsletter, named by the text that introduces it."""
+    """Offer every URL of a plain-text newsletter, named by the text that introduces it:
+    on its line before it, else the line above (a headline over its link)."""
+    line_start = -1
+    cursor = 0  # where the text introducing the next URL on this line starts
     previous = ""
-    view_pending = 0  # lines left in which a URL is the "view online" one
-    for line in text.splitlines():
-        stripped = line.strip()
-        matches = list(_URL_IN_TEXT.finditer(stripped)) if stripped else []
-        if not matches:
-            if _VIEW_IN_BROWSER.search(stripped):
-                view_pending = 3
-            else:
-                view_pending = max(0, view_pending - 1)
-                if len(stripped.strip("-=*_~# ")) > 3:  # not a rule or a blank line
-                    previous = _collapse(stripped)
+    for match in _URL_IN_TEXT.finditer(text):
+        start = match.start()
+        this_line = text.rfind("\n", 0, start) + 1
+        if this_line != line_start:  # the first URL of its line
+            line_start = cursor = this_line
+            previous = _line_above(text, line_start)
+        before = _collapse(text[cursor:start]).strip(" :-|<>(*\u2013\u2014")
+        cursor = match.end()
+        url = _trim(match.group(0))
+        if url[:4].lower() == "www.":
+            url = "http://" + url
+        intro = before or previous
+        if _looks_like_view(intro) and _view_online(url, intro, collector):
             continue
-        before = _collapse(stripped[: matches[0].start()]).strip(" :-|<>(*\u2013\u2014")
-        for match in matches:
-            url = _trim(match.group(0))
-            if url[:4].lower() == "www.":
-                url = "http://" + url
-            if view_pending or _VIEW_IN_BROWSER.search(before):
-                view_pending = 0
-                if _view_online(url, f"{previous} {before}", collector):
-                    continue
-            # "To unsubscribe, go to:" introduces the URL on its line or the line above.
-            reason = _text_reason(before) or (None if before else _text_reason(previous))
-            if reason is not None:
-                collector.reject(url, reason)
-                continue
-            label = before or (previous if len(previous) <= 160 else "")
-            collector.offer(url, label, f"{previous} {stripped}")
-            if len(collector.links) >= MAX_LINKS:
-                return
-        previous = ""
+        # "To unsubscribe, go to:" introduces the URL on its line or the line above.
+        reason = _text_reason(intro)
+        if reason is not None:
+            collector.reject(url, reason)
+            continue
+        label = before or (previous if len(previous) <= 160 else "")
+        collector.offer(url, label, intro)
+        if len(collector.links) >= MAX_LINKS:
+            return
+
+
+def _line_above(text: str, line_start: int) -> str:
+    """The nearest line above ``line_start`` with words and no URL, within three lines."""
+    end = line_start - 1
+    for _ in range(3):
+        if end <= 0:
+            return ""
+        start = text.rfind("\n", 0, end) + 1
+        line = text[start:end]
+        if len(line.strip("-=*_~#> \t\r")) > 3:
+            if _URL_IN_TEXT.search(line):
+                return ""
+            return _collapse(line).strip(" :-|<>(*\u2013\u2014")
+        end = start - 1
+    return ""
 
 
 def _view_online(url: str, context: str, collector: _Collector) -> bool:
