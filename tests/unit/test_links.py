@@ -562,3 +562,17 @@ def test_real_mailman_list_header() -> None:
     reasons = _reasons(extracted)
     assert reasons["http://www.winehq.com/mailman/listinfo/wine-announce"] == "list header"
     assert reasons["mailto:wine-announce-request@winehq.com?subject=unsubscribe"] == ("list header")
+
+
+def test_urls_written_out_in_html_without_anchors() -> None:
+    html = "<html><head><style>a{}</style></head><body><p>Story</p><p>https://x.org/s</p></body>"
+    assert [(link.url, link.text) for link in extract_links(html, None).links] == [
+        ("https://x.org/s", "Story")
+    ]
+
+
+def test_scheme_hidden_by_whitespace_is_still_javascript() -> None:
+    html = '<a href="java&#x09;script:alert(1)">x</a><a href=" https://x.org/\na ">y</a>'
+    extracted = extract_links(html, None)
+    assert _reasons(extracted) == {"javascript:alert(1)": "mailto/tel/javascript"}
+    assert _urls(extracted) == ["https://x.org/a"]

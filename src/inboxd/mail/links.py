@@ -647,21 +647,23 @@ def extract_links(
     there, else from its text part; never-request links, social, pixels and duplicates
     rejected with a reason, the "view in browser" link kept apart as ``canonical_url``."""
     collector = _Collector(list_unsubscribe)
-    found_in_html = False
     if html and html.strip():
-        found_in_html = _from_html(html[:HTML_CAP], collector, base_url)
-    if not found_in_html and text:
+        html_text = _from_html(html[:HTML_CAP], collector, base_url)
+        if html_text is not None:  # no anchors: the URLs are in the words, if anywhere
+            _from_text((text if text and text.strip() else html_text)[:TEXT_CAP], collector)
+    elif text:
         _from_text(text[:TEXT_CAP], collector)
     return collector.finish()
 
 
-def _from_html(markup: str, collector: _Collector, base_url: str | None) -> bool:
-    """Offer every anchor and reject every beacon of ``markup``; whether it had anchors."""
+def _from_html(markup: str, collector: _Collector, base_url: str | None) -> str | None:
+    """Offer every anchor and reject every beacon of ``markup``; None if it had anchors,
+    else its visible text (for the URLs written out in it)."""
     try:
         tree = LexborHTMLParser(markup)
         nodes = tree.css("base[href], a[href], area[href], img[src]")
     except Exception:  # a parser failure on hostile markup: fall back to the text part
-        return False
+        return ""
     base = base_url
     anchors = 0
     inside: set[int] = set()  # images already judged with their anchor
@@ -676,14 +678,20 @@ def _from_html(markup: str, collector: _Collector, base_url: str | None) -> bool
                 if absolute is not None:
                     collector.reject(absolute, "tracking pixel")
         else:
-            href = (node.attributes.get("href") or "").strip()
+            href = "".join((node.attributes.get("href") or "").split())
             if not href or href.startswith("#"):
                 continue  # a jump within the message, not a link
             anchors += 1
             _offer_anchor(node, href, base, collector, inside)
             if len(collector.links) >= MAX_LINKS:
                 break
-    return anchors > 0
+    return None if anchors else _visible_text(tree)
+
+
+def _visible_text(tree: LexborHTMLParser) -> str:
+    tree.strip_tags(["script", "style", "head", "template", "noscript"])
+    body = tree.body
+    return body.text(deep=True, separator="\n") if body is not None else ""
 
 
 def _offer_anchor(
