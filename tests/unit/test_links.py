@@ -185,6 +185,13 @@ def test_view_online_in_a_text_part() -> None:
 
 def test_no_canonical_link_when_there_is_none() -> None:
     assert extract_links('<a href="https://x.org/a">Story</a>', None).canonical_url is None
+    title = (
+        "Astronomers explain at length, in a story we liked, why you can view the comet "
+        "online in your browser tonight and what else to look for in the sky this week"
+    )
+    headline = extract_links(f'<a href="https://x.org/comet">{title}</a>', None)
+    assert headline.canonical_url is None
+    assert _urls(headline) == ["https://x.org/comet"]
 
 
 # --- social, pixels, images, schemes ---------------------------------------------------------
@@ -413,6 +420,11 @@ _MANDRILL = _b64(json.dumps({"p": json.dumps({"u": 1, "url": "https://x.org/mand
         (f"https://trk.example.net/r?target={_b64(b'https://x.org/b64')}", "https://x.org/b64"),
         ("https://trk.example.net/r?redirect=https%3A%2F%2Fx.org%2Fr", "https://x.org/r"),
         ("https://trk.example.net/r?link=https://x.org/l", "https://x.org/l"),
+        (
+            "https://trk.example.net/c?j="
+            + ".".join([_b64(b'{"alg":"HS256"}'), _b64(b'{"url":"https://x.org/jwt"}'), "c2ln"]),
+            "https://x.org/jwt",
+        ),
         # Nested: a safe link around a Google redirect.
         (
             "https://eur01.safelinks.protection.outlook.com/?url=https%3A%2F%2Fwww.google.com"
@@ -434,6 +446,7 @@ def test_unwrap(wrapped: str, target: str) -> None:
         "https://urldefense.com/v3/__https://x.org/a*b__;Kw!!x$",
         "https://x.org/r?url=not-a-url",
         "https://x.org/r?u=aHR0cA",
+        "https://web.archive.org/web/2020/https://x.org/gone",
     ],
 )
 def test_nothing_to_unwrap(url: str) -> None:

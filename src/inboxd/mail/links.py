@@ -49,6 +49,7 @@ HTML_CAP = 2 * 1024 * 1024  # characters of HTML parsed; newsletters are far sma
 TEXT_CAP = 512 * 1024  # characters of a text part scanned for URLs
 MAX_ANCHORS = 3000  # anchors and images examined in one message
 MAX_LINKS = 500  # links kept of one message
+MAX_VIEW_TEXT = 120  # characters of a "view in browser" sentence, at most
 MAX_URL_CHARS = 4096  # longer "URLs" are junk (or data smuggled in a query string)
 
 
@@ -118,10 +119,11 @@ _VIEW_HINT = re.compile(r"browser|web|online|trouble|display|can|unable", re.IGN
 
 
 def _looks_like_view(text: str) -> bool:
+    # Short: a headline such as "How to watch the eclipse online in your browser" is an article.
     return (
-        bool(text)
+        0 < len(text) <= MAX_VIEW_TEXT
         and _VIEW_HINT.search(text) is not None
-        and (_VIEW_IN_BROWSER.search(text) is not None)
+        and _VIEW_IN_BROWSER.search(text) is not None
     )
 
 

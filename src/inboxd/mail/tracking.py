@@ -53,6 +53,7 @@ _HTTP = re.compile(r"^https?://[^/\s]", re.IGNORECASE)
 # What base64 of "http" and of '{"' start with: anything else is not worth decoding.
 _B64_PREFIXES = ("aHR0c", "eyJ", "eyAi")
 _PROOFPOINT_V3 = re.compile(r"/v3/__(.+?)__;")
+_ARCHIVES = frozenset({"web.archive.org", "archive.org", "archive.ph", "archive.today"})
 
 
 def unwrap(url: str) -> str:
@@ -77,6 +78,8 @@ def _unwrap_once(url: str) -> str | None:
         found = _proofpoint(parts.path, parts.query)
         if found is not None:
             return found
+    if host in _ARCHIVES:  # an archived copy is the article, not a redirect to it
+        return None
     if parts.query:
         found = _from_query(parts.query)
         if found is not None:
@@ -140,8 +143,10 @@ def _as_url(value: str) -> str | None:
 
 
 def _decode_base64_url(value: str) -> str | None:
-    token = value.split(".", 1)[0] if value.startswith("eyJ") else value  # a JWT's payload
-    token = token.strip().replace("-", "+").replace("_", "/")
+    pieces = value.split(".")
+    if len(pieces) == 3 and value.startswith("eyJ"):
+        return _decode_base64_url(pieces[1])  # a JWT: its payload, not its header
+    token = value.strip().replace("-", "+").replace("_", "/")
     try:
         raw = base64.b64decode(token + "=" * (-len(token) % 4), validate=True)
         text = raw.decode("utf-8")
