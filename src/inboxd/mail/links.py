@@ -4,16 +4,16 @@ link; tracking redirects unwrapped and tracking parameters stripped, all offline
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, unquote, urljoin, urlsplit, urlunsplit
+from functools import lru_cache
+from urllib.parse import unquote, urljoin, urlsplit
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
+
+from inboxd.mail.tracking import clean_url, unwrap
 
 __all__ = [
     "HTML_CAP",
@@ -22,7 +22,6 @@ __all__ = [
     "MAX_URL_CHARS",
     "REASONS",
     "TEXT_CAP",
-    "UNWRAPPERS",
     "Extracted",
     "Link",
     "Rejected",
@@ -50,19 +49,8 @@ HTML_CAP = 2 * 1024 * 1024  # characters of HTML parsed; newsletters are far sma
 TEXT_CAP = 512 * 1024  # characters of a text part scanned for URLs
 MAX_ANCHORS = 3000  # anchors and images examined in one message
 MAX_LINKS = 500  # links kept of one message
+MAX_VIEW_TEXT = 120  # characters of a "view in browser" sentence, at most
 MAX_URL_CHARS = 4096  # longer "URLs" are junk (or data smuggled in a query string)
-MAX_UNWRAP = 5  # nested redirects unwrapped (a safelink around a Google redirect around …)
-
-#: The redirect wrappers ``unwrap`` sees through offline, for the docs and the report.
-UNWRAPPERS = (
-    "Outlook safe links (*.safelinks.protection.outlook.com/?url=)",
-    "Google (google.*/url?q= / url=), YouTube (/redirect?q=), Facebook (l.facebook.com?u=)",
-    "Proofpoint URL Defense v2 (?u=) and v3 (/v3/__URL__)",
-    "Amazon SES click tracking (awstrack.me/L0/<encoded URL>/...)",
-    "Substack (substack.com/redirect/2/<base64 JSON>), Mandrill (?p=<base64 JSON>)",
-    "any url=/u=/q=/redirect=/target=/link=/dest=/goto= parameter holding a URL, plain, "
-    "percent- or base64-encoded, and any path segment holding an encoded URL",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +110,23 @@ _VIEW_IN_BROWSER = re.compile(
     r"|\bnot display(?:ing)? (?:correctly|properly)\b",
     re.IGNORECASE,
 )
+# Words without which none of the patterns above can match.
+_URL_HINT = re.compile(
+    r"unsub|opt|remove|prefer|prefs|manage|subscri|settings|profile|confirm|verif"
+)
+_TEXT_HINT = re.compile(r"unsub|opt|remove|stop|prefer|subscri|profile|setting|confirm|verif")
+_VIEW_HINT = re.compile(r"browser|web|online|trouble|display|can|unable", re.IGNORECASE)
+
+
+def _looks_like_view(text: str) -> bool:
+    # Short: a headline such as "How to watch the eclipse online in your browser" is an article.
+    return (
+        0 < len(text) <= MAX_VIEW_TEXT
+        and _VIEW_HINT.search(text) is not None
+        and _VIEW_IN_BROWSER.search(text) is not None
+    )
+
+
 # Anchor texts too vague to name their link: the text around them says what they are.
 _GENERIC_TEXT = re.compile(r"^(?:click(?: here)?|here|this link|link|view(?: it)?|open|go)\W*$")
 
@@ -144,6 +149,8 @@ def never_request(url: str, list_unsubscribe_urls: Iterable[str]) -> str | None:
 def _url_reason(url: str) -> str | None:
     # Decoded twice: trackers percent-encode their targets, and "%2Funsubscribe" must match.
     lowered = unquote(unquote(url)).lower()
+    if not _URL_HINT.search(lowered):  # one cheap pass rules out most links
+        return None
     if _URL_UNSUBSCRIBE.search(lowered):
         return "unsubscribe"
     if _URL_PREFERENCES.search(lowered):
@@ -155,6 +162,8 @@ def _url_reason(url: str) -> str | None:
 
 def _text_reason(text: str) -> str | None:
     lowered = text.lower()
+    if not _TEXT_HINT.search(lowered):
+        return None
     if _TEXT_UNSUBSCRIBE.search(lowered):
         return "unsubscribe"
     if _TEXT_PREFERENCES.search(lowered):
@@ -228,276 +237,33 @@ _SHARE = re.compile(
 _SHARE_HOSTS = frozenset({"addthis.com", "sharethis.com", "addtoany.com"})
 
 
-def _is_social(host: str, path: str) -> bool:
+def _is_social(url: str, *, share_only: bool) -> bool:
+    """Whether ``url`` is a share button, or (unless ``share_only``) a social profile."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    host = (parts.hostname or "").lower()
     bare = host[4:] if host.startswith("www.") else host
     bare = bare[2:] if bare.startswith("m.") else bare
-    if bare in _SHARE_HOSTS or any(bare.endswith("." + h) for h in _SHARE_HOSTS):
+    if _on(bare, _SHARE_HOSTS):
         return True
-    if bare not in _SOCIAL_HOSTS and not any(bare.endswith("." + h) for h in _SOCIAL_HOSTS):
+    if not _on(bare, _SOCIAL_HOSTS):
         return False
-    if bare == "youtu.be":
-        return False
-    if _SHARE.search(path):
+    if _SHARE.search(parts.path):
         return True
-    return not _SOCIAL_CONTENT.search(path)
+    return not share_only and not _SOCIAL_CONTENT.search(parts.path)
 
 
-# --- unwrapping tracking redirects ---------------------------------------------------------
-
-_REDIRECT_PARAMS = (
-    "url",
-    "u",
-    "q",
-    "redirect",
-    "redirect_url",
-    "redirect_uri",
-    "redirecturl",
-    "target",
-    "targeturl",
-    "link",
-    "dest",
-    "destination",
-    "goto",
-    "to",
-    "r",
-    "href",
-    "out",
-    "l",
-)
-_REDIRECT_PARAM_SET = frozenset(_REDIRECT_PARAMS)
-_JSON_URL_KEYS = ("url", "u", "e", "href", "target", "link", "dest", "destination")
-_HTTP = re.compile(r"^https?://[^/\s]", re.IGNORECASE)
-# What base64 of "http" and of '{"' start with: anything else is not worth decoding.
-_B64_PREFIXES = ("aHR0c", "eyJ", "eyAi")
-_PROOFPOINT_V3 = re.compile(r"/v3/__(.+?)__;")
-
-
-def unwrap(url: str) -> str:
-    """The target of a tracking redirect whose destination is embedded in its URL (Outlook
-    safe links, Google, Proofpoint, SES, Substack, Mandrill, url=/u=/redirect=/target=…)."""
-    current = url
-    for _ in range(MAX_UNWRAP):
-        target = _unwrap_once(current)
-        if target is None or target == current:
-            break
-        current = target
-    return current
-
-
-def _unwrap_once(url: str) -> str | None:
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return None
-    host = (parts.hostname or "").lower()
-    if host.endswith("urldefense.proofpoint.com") or host.endswith("urldefense.com"):
-        found = _proofpoint(parts.path, parts.query)
-        if found is not None:
-            return found
-    if parts.query:
-        found = _from_query(parts.query)
-        if found is not None:
-            return found
-    return _from_path(parts.path)
-
-
-def _from_query(query: str) -> str | None:
-    pairs = parse_qsl(query, keep_blank_values=False)
-    # The named redirect parameters first, in their order of likelihood.
-    named = {key.lower(): value for key, value in pairs if key.lower() in _REDIRECT_PARAM_SET}
-    for key in _REDIRECT_PARAMS:
-        value = named.get(key)
-        if value is not None:
-            found = _as_url(value)
-            if found is not None:
-                return found
-    for _key, value in pairs:  # Mandrill's p=, and others: base64 JSON with a URL inside
-        if value.startswith(_B64_PREFIXES):
-            found = _decode_base64_url(value)
-            if found is not None:
-                return found
-    return None
-
-
-def _from_path(path: str) -> str | None:
-    segments = path.split("/")
-    for index, segment in enumerate(segments[1:], start=1):
-        if not segment:
-            continue
-        lowered = segment[:12].lower()
-        if lowered.startswith(("http%3a", "https%3a", "http:", "https:")):
-            # SES and friends: the target percent-encoded as one segment; or left bare, so
-            # its own slashes split it over the rest of the path.
-            if "%2f" in segment.lower():
-                candidate = unquote(segment)
-            else:
-                candidate = unquote("/".join(segments[index:]))
-            if _HTTP.match(candidate):
-                return candidate
-        elif segment.startswith(_B64_PREFIXES) and len(segment) >= 12:
-            found = _decode_base64_url(segment)
-            if found is not None:
-                return found
-    return None
-
-
-def _as_url(value: str) -> str | None:
-    value = value.strip()
-    if _HTTP.match(value):
-        return value
-    lowered = value[:10].lower()
-    if lowered.startswith(("http%3a", "https%3a")):
-        decoded = unquote(value)
-        return decoded if _HTTP.match(decoded) else None
-    if lowered.startswith("//") and "." in value[2:].split("/", 1)[0]:
-        return "https:" + value
-    if value.startswith(_B64_PREFIXES):
-        return _decode_base64_url(value)
-    return None
-
-
-def _decode_base64_url(value: str) -> str | None:
-    token = value.split(".", 1)[0] if value.startswith("eyJ") else value  # a JWT's payload
-    token = token.strip().replace("-", "+").replace("_", "/")
-    try:
-        raw = base64.b64decode(token + "=" * (-len(token) % 4), validate=True)
-        text = raw.decode("utf-8")
-    except (binascii.Error, ValueError):
-        return None
-    text = text.strip()
-    if _HTTP.match(text) and not any(ch.isspace() for ch in text):
-        return text
-    if text.startswith("{"):
-        return _url_in_json(text, depth=0)
-    return None
-
-
-def _url_in_json(text: str, depth: int) -> str | None:
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return None
-    if not isinstance(data, dict):
-        return None
-    for key in _JSON_URL_KEYS:
-        value = data.get(key)
-        if isinstance(value, str) and _HTTP.match(value):
-            return value
-    if depth < 2:  # Mandrill nests a JSON string inside its JSON
-        for value in data.values():
-            if isinstance(value, str) and value.lstrip().startswith("{"):
-                found = _url_in_json(value, depth + 1)
-                if found is not None:
-                    return found
-    return None
-
-
-def _proofpoint(path: str, query: str) -> str | None:
-    if path.startswith("/v3/"):
-        match = _PROOFPOINT_V3.search(path + (("?" + query) if query else ""))
-        # "*" stands for characters stored elsewhere in the token: not recoverable offline.
-        if match is not None and "*" not in match.group(1):
-            return match.group(1) if _HTTP.match(match.group(1)) else None
-        return None
-    if path.startswith("/v2/") or path.startswith("/v1/"):
-        for key, value in parse_qsl(query):
-            if key == "u":
-                decoded = re.sub(
-                    r"-([0-9A-Fa-f]{2})", lambda m: chr(int(m.group(1), 16)), value
-                ).replace("_", "/")
-                return decoded if _HTTP.match(decoded) else None
-    return None
-
-
-# --- cleaning ------------------------------------------------------------------------------
-
-_TRACKING_PARAMS = frozenset(
-    {
-        "fbclid",
-        "gclid",
-        "gclsrc",
-        "dclid",
-        "gbraid",
-        "wbraid",
-        "msclkid",
-        "twclid",
-        "ttclid",
-        "li_fat_id",
-        "yclid",
-        "igshid",
-        "mc_cid",
-        "mc_eid",
-        "_hsenc",
-        "_hsmi",
-        "__hstc",
-        "__hssc",
-        "__hsfp",
-        "hsctatracking",
-        "mkt_tok",
-        "ref_src",
-        "ref_url",
-        "_ga",
-        "_gl",
-        "oly_anon_id",
-        "oly_enc_id",
-        "vero_id",
-        "vero_conv",
-        "rb_clickid",
-        "s_cid",
-        "elqtrackid",
-        "elqtrack",
-        "elqaid",
-        "elqat",
-        "elqcampaignid",
-        "__s",
-        "_bta_tid",
-        "_bta_c",
-        "wt.mc_id",
-        "wt_mc",
-        "cm_mmc",
-        "ck_subscriber_id",
-        "_kx",
-        "ml_subscriber",
-        "ml_subscriber_hash",
-        "sc_cid",
-        "mbid",
-        "cmpid",
-        "sfmc_id",
-        "sfmc_sub",
-        "spm",
-    }
-)
-_TRACKING_PREFIXES = ("utm_", "pk_", "mtm_", "hsa_", "ga_")
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-def clean_url(url: str) -> str:
-    """``url`` without tracking parameters (utm_*, fbclid, gclid, mc_*, _hs*, mkt_tok…),
-    scheme and host lower-cased, default port and fragment dropped; the rest kept as is."""
-    url = url.strip()
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return url
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").rstrip(".")
-    if ":" in host:  # IPv6 literal
-        host = f"[{host}]"
-    netloc = host
-    if port is not None and port != _DEFAULT_PORTS.get(scheme):
-        netloc = f"{host}:{port}"
-    if parts.username is not None:
-        userinfo = parts.netloc.rpartition("@")[0]
-        netloc = f"{userinfo}@{netloc}"
-    path = parts.path or ("/" if netloc else "")
-    query = "&".join(p for p in parts.query.split("&") if p and not _is_tracking(p))
-    return urlunsplit((scheme, netloc, path, query, ""))
-
-
-def _is_tracking(pair: str) -> bool:
-    name = unquote(pair.split("=", 1)[0]).lower()
-    return name in _TRACKING_PARAMS or name.startswith(_TRACKING_PREFIXES)
+def _on(host: str, domains: frozenset[str]) -> bool:
+    if host in domains:
+        return True
+    dot = host.find(".")
+    while dot != -1:
+        if host[dot + 1 :] in domains:
+            return True
+        dot = host.find(".", dot + 1)
+    return False
 
 
 # --- extraction ----------------------------------------------------------------------------
@@ -513,6 +279,7 @@ _SIZE = re.compile(r"(?:^|;)\s*(width|height)\s*:\s*([0-9.]+)\s*px", re.IGNORECA
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
 _URL_IN_TEXT = re.compile(r"""(?:https?://|www\.)[^\s<>"'`{}|\\^\[\]]+""", re.IGNORECASE)
 _TRAILING = ".,;:!?'\")]>*"
+_HTTP = re.compile(r"^https?://[^/\s]", re.IGNORECASE)
 
 
 class _Collector:
@@ -538,49 +305,54 @@ class _Collector:
         if url[:11].lower().startswith(_BLOCKED_SCHEMES):
             self.reject(url, "mailto/tel/javascript")
             return
-        if len(url) > MAX_URL_CHARS or not _valid_http(url):
+        judged = _judge(url)
+        if judged is None:
             self.reject(url, "invalid URL")
             return
-        target = unwrap(url)
-        if _comparable(url) in self.header_keys or _comparable(target) in self.header_keys:
+        target, reason, social, key = judged
+        if self.header_keys and (
+            _comparable(url) in self.header_keys or _comparable(target) in self.header_keys
+        ):
             self.reject(url, "list header")
             return
-        reason = _url_reason(url) or _url_reason(target) or _text_reason(text)
-        if reason is None and _GENERIC_TEXT.match(text.lower()):
-            reason = _text_reason(context)
+        generic = _GENERIC_TEXT.match(text.lower()) is not None
+        reason = reason or _text_reason(text) or (_text_reason(context) if generic else None)
         if reason is not None:
             self.reject(url, reason)
             return
-        if _VIEW_IN_BROWSER.search(text) or (
-            _GENERIC_TEXT.match(text.lower()) and _VIEW_IN_BROWSER.search(context)
-        ):
+        if _looks_like_view(text) or (generic and _looks_like_view(context)):
             if self.canonical is None:
-                self.canonical = clean_url(target)
+                self.canonical = key
             self.reject(url, "view in browser")
             return
-        try:
-            parts = urlsplit(target)
-        except ValueError:
-            self.reject(url, "invalid URL")
-            return
-        if _is_social((parts.hostname or "").lower(), parts.path):
+        if social:
             self.reject(url, "social")
-            return
-        if image_only:
+        elif image_only:
             self.reject(url, "image-only")
-            return
-        key = clean_url(target)
-        if key in self.seen:
+        elif key in self.seen:
             self.reject(url, "duplicate")
-            return
-        self.seen.add(key)
-        self.links.append(Link(url=url, text=text, unwrapped=target))
+        else:
+            self.seen.add(key)
+            self.links.append(Link(url=url, text=text, unwrapped=target))
 
     def finish(self) -> Extracted:
         # Every List-Unsubscribe URL is listed, so the job can show it was never requested.
         for url in self.header_urls:
             self.reject(url, "list header")
         return Extracted(canonical_url=self.canonical, links=self.links, rejected=self.rejected)
+
+
+@lru_cache(maxsize=16384)
+def _judge(url: str) -> tuple[str, str | None, bool, str] | None:
+    """What ``url`` alone says: (unwrapped target, never-request reason, social, dedup key),
+    or None if it is no http(s) URL. Cached: a sender repeats its links in every issue."""
+    if len(url) > MAX_URL_CHARS or not _valid_http(url):
+        return None
+    target = unwrap(url)
+    reason = _url_reason(url) or (_url_reason(target) if target != url else None)
+    # A share button wraps the article itself: judged before unwrapping as well.
+    social = _is_social(url, share_only=True) or _is_social(target, share_only=False)
+    return target, reason, social, clean_url(target)
 
 
 def _valid_http(url: str) -> bool:
@@ -606,21 +378,23 @@ def extract_links(
     there, else from its text part; never-request links, social, pixels and duplicates
     rejected with a reason, the "view in browser" link kept apart as ``canonical_url``."""
     collector = _Collector(list_unsubscribe)
-    found_in_html = False
     if html and html.strip():
-        found_in_html = _from_html(html[:HTML_CAP], collector, base_url)
-    if not found_in_html and text:
+        html_text = _from_html(html[:HTML_CAP], collector, base_url)
+        if html_text is not None:  # no anchors: the URLs are in the words, if anywhere
+            _from_text((text if text and text.strip() else html_text)[:TEXT_CAP], collector)
+    elif text:
         _from_text(text[:TEXT_CAP], collector)
     return collector.finish()
 
 
-def _from_html(markup: str, collector: _Collector, base_url: str | None) -> bool:
-    """Offer every anchor and reject every beacon of ``markup``; whether it had anchors."""
+def _from_html(markup: str, collector: _Collector, base_url: str | None) -> str | None:
+    """Offer every anchor and reject every beacon of ``markup``; None if it had anchors,
+    else its visible text (for the URLs written out in it)."""
     try:
         tree = LexborHTMLParser(markup)
         nodes = tree.css("base[href], a[href], area[href], img[src]")
     except Exception:  # a parser failure on hostile markup: fall back to the text part
-        return False
+        return ""
     base = base_url
     anchors = 0
     inside: set[int] = set()  # images already judged with their anchor
@@ -635,14 +409,20 @@ def _from_html(markup: str, collector: _Collector, base_url: str | None) -> bool
                 if absolute is not None:
                     collector.reject(absolute, "tracking pixel")
         else:
-            href = (node.attributes.get("href") or "").strip()
+            href = "".join((node.attributes.get("href") or "").split())
             if not href or href.startswith("#"):
                 continue  # a jump within the message, not a link
             anchors += 1
             _offer_anchor(node, href, base, collector, inside)
             if len(collector.links) >= MAX_LINKS:
                 break
-    return anchors > 0
+    return None if anchors else _visible_text(tree)
+
+
+def _visible_text(tree: LexborHTMLParser) -> str:
+    tree.strip_tags(["script", "style", "head", "template", "noscript"])
+    body = tree.body
+    return body.text(deep=True, separator="\n") if body is not None else ""
 
 
 def _offer_anchor(
@@ -731,39 +511,50 @@ def _collapse(text: str) -> str:
 
 
 def _from_text(text: str, collector: _Collector) -> None:
-    """Offer every URL of a plain-text newsletter, named by the text that introduces it."""
+    """Offer every URL of a plain-text newsletter, named by the text that introduces it:
+    on its line before it, else the line above (a headline over its link)."""
+    line_start = -1
+    cursor = 0  # where the text introducing the next URL on this line starts
     previous = ""
-    view_pending = 0  # lines left in which a URL is the "view online" one
-    for line in text.splitlines():
-        stripped = line.strip()
-        matches = list(_URL_IN_TEXT.finditer(stripped)) if stripped else []
-        if not matches:
-            if _VIEW_IN_BROWSER.search(stripped):
-                view_pending = 3
-            else:
-                view_pending = max(0, view_pending - 1)
-                if len(stripped.strip("-=*_~# ")) > 3:  # not a rule or a blank line
-                    previous = stripped
+    for match in _URL_IN_TEXT.finditer(text):
+        start = match.start()
+        this_line = text.rfind("\n", 0, start) + 1
+        if this_line != line_start:  # the first URL of its line
+            line_start = cursor = this_line
+            previous = _line_above(text, line_start)
+        before = _collapse(text[cursor:start]).strip(" :-|<>(*\u2013\u2014")
+        cursor = match.end()
+        url = _trim(match.group(0))
+        if url[:4].lower() == "www.":
+            url = "http://" + url
+        intro = before or previous
+        if _looks_like_view(intro) and _view_online(url, intro, collector):
             continue
-        before = _collapse(stripped[: matches[0].start()]).strip(" :-|>*\u2013\u2014")
-        for match in matches:
-            url = _trim(match.group(0))
-            if url[:4].lower() == "www.":
-                url = "http://" + url
-            if view_pending or _VIEW_IN_BROWSER.search(before):
-                view_pending = 0
-                if _view_online(url, f"{previous} {before}", collector):
-                    continue
-            # "To unsubscribe, go to:" introduces the URL on its line or the line above.
-            reason = _text_reason(before) or (None if before else _text_reason(previous))
-            if reason is not None:
-                collector.reject(url, reason)
-                continue
-            label = before or (previous if len(previous) <= 160 else "")
-            collector.offer(url, label, f"{previous} {stripped}")
-            if len(collector.links) >= MAX_LINKS:
-                return
-        previous = ""
+        # "To unsubscribe, go to:" introduces the URL on its line or the line above.
+        reason = _text_reason(intro)
+        if reason is not None:
+            collector.reject(url, reason)
+            continue
+        label = before or (previous if len(previous) <= 160 else "")
+        collector.offer(url, label, intro)
+        if len(collector.links) >= MAX_LINKS:
+            return
+
+
+def _line_above(text: str, line_start: int) -> str:
+    """The nearest line above ``line_start`` with words and no URL, within three lines."""
+    end = line_start - 1
+    for _ in range(3):
+        if end <= 0:
+            return ""
+        start = text.rfind("\n", 0, end) + 1
+        line = text[start:end]
+        if len(line.strip("-=*_~#> \t\r")) > 3:
+            if _URL_IN_TEXT.search(line):
+                return ""
+            return _collapse(line).strip(" :-|<>(*\u2013\u2014")
+        end = start - 1
+    return ""
 
 
 def _view_online(url: str, context: str, collector: _Collector) -> bool:
