@@ -237,19 +237,30 @@ def test_links_are_resolved_safely_cleaned_and_merged(w: World) -> None:
     assert w.server.count("/article1") == 1  # a second spelling of a link: no second request
 
 
-@pytest.mark.parametrize(
-    ("window", "subjects"),
-    [
-        ({"hours_back": 1}, ["Daily one"]),
-        ({"days_back": 1}, ["Daily one", "Weekly two"]),
-        ({"hours_back": 6}, ["Daily one", "Weekly two"]),
-        ({"hours_back": 3, "days_back": 1}, ["Daily one", "Weekly two"]),
-        ({"days_back": 7}, ["Daily one", "Weekly two", "Weekly three"]),
-    ],
-)
-def test_windows(w: World, window: dict[str, int], subjects: list[str]) -> None:
-    shown = run(w, {"account_id": w.account.id} | window)
-    assert [n["subject"] for n in shown["result"]["newsletters"]] == subjects
+WINDOWS: list[tuple[dict[str, int], list[str]]] = [
+    ({"hours_back": 1}, ["Daily one"]),
+    ({"hours_back": 6}, ["Daily one", "Weekly two"]),
+    ({"days_back": 1}, ["Daily one", "Weekly two"]),
+    ({"hours_back": 3, "days_back": 1}, ["Daily one", "Weekly two"]),
+    ({"days_back": 7}, ["Daily one", "Weekly two", "Weekly three"]),
+    ({}, ["Daily one", "Weekly two", "Weekly three"]),  # 7 days when none is given
+]
+
+
+def test_windows(w: World) -> None:
+    for window, subjects in WINDOWS:
+        shown = run(w, {"account_id": w.account.id} | window)
+        assert [n["subject"] for n in shown["result"]["newsletters"]] == subjects, window
+    # The generic jobs route starts the same extraction, for the account it names.
+    generic = {"kind": "newsletter_extraction", "params": {"hours_back": 1}}
+    started = w.alice.call("POST", "/api/jobs", generic | {"account_id": w.account.id})
+    assert started.status_code == 202, started.text
+    with running_worker(w.app, concurrency=1):
+        done = wait_finished(w.app, started.json()["job_id"], timeout=30)
+    assert (done.params["hours_back"], done.params["account_id"]) == (1, w.account.id)
+    assert [n["subject"] for n in done.result["newsletters"]] == ["Daily one"]
+    theirs = w.bob.call("POST", "/api/jobs", generic | {"account_id": w.account.id})
+    assert theirs.status_code == 404
 
 
 def test_senders_max_results_and_head_refused(w: World) -> None:
