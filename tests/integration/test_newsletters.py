@@ -99,7 +99,7 @@ class World:
     data_dir: Path
 
 
-NEVER = ("/unsub", "/confirm", "/prefs")
+NEVER = ("/unsub", "/confirm", "/prefs", "/unsubscribe")
 
 
 def routes(s: LinkServer, other: LinkServer) -> None:
@@ -111,6 +111,10 @@ def routes(s: LinkServer, other: LinkServer) -> None:
     s.routes["/article4"] = Route(body=ARTICLE)
     s.routes["/evil"] = Route(status=302, headers={"Location": other.url("/internal")})
     s.routes["/gone"] = Route(status=404)
+    # A short link whose target is an unsubscribe page: that target is never requested.
+    s.routes["/short"] = Route(status=302, headers={"Location": "/unsubscribe?list=1"})
+    s.routes["/loop"] = Route(status=302, headers={"Location": s.url("/loop2")})
+    s.routes["/loop2"] = Route(status=302, headers={"Location": s.url("/loop")})
     for path in NEVER:
         s.routes[path] = Route(body=b"you are unsubscribed")
     other.routes["/internal"] = Route(body=b"secret")
@@ -123,7 +127,8 @@ def mailbox(s: LinkServer) -> list[bytes]:
 <p><a href="{s.url("/view?id=1")}">View in browser</a></p>
 <h2><a href="{s.url("/r1?utm_source=news&amp;utm_medium=email")}">Article one</a></h2>
 <p><a href="{s.url("/article1?fbclid=abc&amp;utm_campaign=x")}">Article one again</a></p>
-<p><a href="{s.url("/evil")}">Read inside</a> <a href="{s.url("/gone")}">Gone</a></p>
+<p><a href="{s.url("/evil")}">Read inside</a> <a href="{s.url("/gone")}">Gone</a>
+<a href="{s.url("/short")}">Short</a> <a href="{s.url("/loop")}">Around</a></p>
 <p><a href="{s.url("/confirm?token=9")}">Confirm your subscription</a>
 <a href="{s.url("/prefs?u=1")}">Update your preferences</a>
 <a href="{s.url("/unsub?u=1")}">Unsubscribe</a></p></body></html>"""
@@ -231,6 +236,8 @@ def test_links_are_resolved_safely_cleaned_and_merged(w: World) -> None:
     reasons = {r["url"]: r["reason"] for r in daily["rejected"]}
     assert reasons[w.server.url("/evil")] == "private address"
     assert reasons[w.server.url("/gone")] == "HTTP error"
+    assert reasons[w.server.url("/short")] == "unsubscribe"
+    assert reasons[w.server.url("/loop")] == "loop"
     for path in ("/confirm?token=9", "/prefs?u=1", "/unsub?u=1"):
         assert w.server.url(path) in reasons, path
     assert result["counts"]["newsletters"] == 1 and result["counts"]["articles"] == 1
@@ -280,8 +287,8 @@ def test_resolution_off_requests_nothing(w: World) -> None:
     assert w.server.seen == []
     [daily] = shown["result"]["newsletters"]
     urls = {a["url"] for a in daily["articles"]}
-    assert urls == {w.server.url("/r1"), w.server.url("/article1"), w.server.url("/evil"),
-                    w.server.url("/gone")}  # fmt: skip
+    assert urls == {w.server.url(p) for p in ("/r1", "/article1", "/evil", "/gone", "/short",
+                                              "/loop")}  # fmt: skip
     assert shown["result"]["counts"]["network"] is False
 
 

@@ -183,21 +183,62 @@ def _extract(ctx: TaskContext, rows: list[Any]) -> list[_Found]:
 def _resolve(ctx: TaskContext, found: list[_Found]) -> dict[str, Any]:
     """Each distinct link (after offline unwrapping) resolved once, a few at a time; cancel
     is checked between each group (``fetch_concurrency`` links)."""
-    from inboxd.mail.links import clean_url
+    import concurrent.futures
+
+    from inboxd.mail.links import clean_url, list_unsubscribe_urls
     from inboxd.net.guarded import GuardedClient
 
     wanted = list(dict.fromkeys(clean_url(link.unwrapped) for f in found for link in f.links))
+    listed = frozenset(u for f in found for u in list_unsubscribe_urls(f.row.list_unsubscribe))
     ctx.progress.step(RESOLVING, total=len(wanted))
     out: dict[str, Any] = {}
     step = max(1, ctx.settings.fetch_concurrency)
-    with GuardedClient(ctx.settings) as client:
+    # One request per resolve: each redirect's target is checked here before it is asked
+    # for, so a short link that leads to an unsubscribe page never reaches it.
+    one_hop = ctx.settings.model_copy(update={"fetch_max_hops": 1})
+    hops = ctx.settings.fetch_max_hops
+    with (
+        GuardedClient(one_hop) as client,
+        concurrent.futures.ThreadPoolExecutor(max_workers=step) as pool,
+    ):
         for start in range(0, len(wanted), step):
             ctx.progress.check_cancelled()
             part = wanted[start : start + step]
-            for url, resolution in zip(part, client.resolve_many(part), strict=True):
+            done = pool.map(lambda u: follow(client, u, max_hops=hops, listed=listed), part)
+            for url, resolution in zip(part, done, strict=True):
                 out[url] = resolution
             ctx.progress.update(advance=len(part))
     return out
+
+
+def follow(client: Any, url: str, *, max_hops: int, listed: frozenset[str]) -> Any:
+    """Resolve ``url`` one hop at a time with a one-hop ``GuardedClient``: a redirect to a
+    URL that must never be requested (unsubscribe, confirm, a List-Unsubscribe URL) ends
+    the resolution with that reason instead of being followed."""
+    from dataclasses import replace
+
+    from inboxd.mail.links import never_request
+    from inboxd.net.guarded import LOOP, TOO_MANY_HOPS, Resolution
+
+    hops: list[Any] = []
+    current, seen = url, {url}
+    first_cached: bool | None = None
+    for _ in range(max_hops):
+        got = client.resolve(current)
+        first_cached = got.cached if first_cached is None else first_cached
+        hops.extend(got.hops)
+        location = got.hops[-1].location if got.hops else None
+        if got.reason != TOO_MANY_HOPS or location is None:
+            return replace(got, url=url, hops=tuple(hops), cached=bool(first_cached))
+        why = never_request(location, listed)
+        if why is not None:
+            return Resolution(url=url, hops=tuple(hops), reason=why, detail=location)
+        if location in seen:
+            return Resolution(url=url, hops=tuple(hops), reason=LOOP, detail=location)
+        seen.add(location)
+        current = location
+    detail = f"still redirecting after {max_hops} requests"
+    return Resolution(url=url, hops=tuple(hops), reason=TOO_MANY_HOPS, detail=detail)
 
 
 def _result(found: list[_Found], resolutions: dict[str, Any], *, resolved: bool) -> dict[str, Any]:
