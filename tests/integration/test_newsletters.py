@@ -108,7 +108,7 @@ def routes(s: LinkServer, other: LinkServer) -> None:
     s.routes["/article1"] = Route(body=ARTICLE)
     s.routes["/article2"] = Route(body=ARTICLE)
     s.routes["/article3"] = Route(body=ARTICLE, head_status=405)
-    s.routes["/article4"] = Route(body=ARTICLE)
+    s.routes["/article4"] = Route(body=ARTICLE, headers={"Content-Type": "text/html"})
     s.routes["/evil"] = Route(status=302, headers={"Location": other.url("/internal")})
     s.routes["/gone"] = Route(status=404)
     # A short link whose target is an unsubscribe page: that target is never requested.
@@ -143,7 +143,7 @@ def mailbox(s: LinkServer) -> list[bytes]:
         newsletter(
             "Weekly <weekly@weekly.example>",
             "Weekly two",
-            f'<a href="{s.url("/article2")}">Two</a>',
+            f'<a href="{s.url("/article2")}">Two</a> <a href="{s.url("/article4")}"> </a>',
             age=timedelta(hours=5),
         ),
         newsletter(
@@ -277,6 +277,11 @@ def test_senders_max_results_and_head_refused(w: World) -> None:
     three = found[1]["articles"][0]
     assert three["url"] == w.server.url("/article3") and three["hops"] == 1
     assert [s.method for s in w.server.seen if s.path.startswith("/article3")] == ["HEAD", "GET"]
+    two = found[0]["articles"]
+    assert [(a["url"], a["title"]) for a in two] == [
+        (w.server.url("/article2"), "Two"),
+        (w.server.url("/article4"), "Page title"),  # no anchor text: the page's title
+    ]
     few = run(w, {"days_back": 30, "max_results": 2, "senders": ["m@monthly.example"]})
     assert [n["subject"] for n in few["result"]["newsletters"]] == ["Monthly four"]
 

@@ -38,6 +38,8 @@ KIND = "newsletter_extraction"
 SELECTING, EXTRACTING, RESOLVING, CLEANING = "selecting", "extracting", "resolving", "cleaning"
 #: Messages whose bodies are read at once while extracting.
 _BATCH = 200
+#: Bytes of a page read for its <title> when a link has no anchor text.
+_TITLE_BYTES = 65536
 #: The window when neither hours_back nor days_back is given.
 _DEFAULT_DAYS = 7
 
@@ -189,6 +191,10 @@ def _resolve(ctx: TaskContext, found: list[_Found]) -> dict[str, Any]:
     from inboxd.net.guarded import GuardedClient
 
     wanted = list(dict.fromkeys(clean_url(link.unwrapped) for f in found for link in f.links))
+    # A link with no anchor text gets its page's <title>: its hops are GETs, read that far.
+    untitled = {
+        clean_url(link.unwrapped) for f in found for link in f.links if not link.text.strip()
+    }
     listed = frozenset(u for f in found for u in list_unsubscribe_urls(f.row.list_unsubscribe))
     ctx.progress.step(RESOLVING, total=len(wanted))
     out: dict[str, Any] = {}
@@ -204,14 +210,25 @@ def _resolve(ctx: TaskContext, found: list[_Found]) -> dict[str, Any]:
         for start in range(0, len(wanted), step):
             ctx.progress.check_cancelled()
             part = wanted[start : start + step]
-            done = pool.map(lambda u: follow(client, u, max_hops=hops, listed=listed), part)
+            done = pool.map(
+                lambda u: follow(
+                    client,
+                    u,
+                    max_hops=hops,
+                    listed=listed,
+                    max_body=_TITLE_BYTES if u in untitled else 0,
+                ),
+                part,
+            )
             for url, resolution in zip(part, done, strict=True):
                 out[url] = resolution
             ctx.progress.update(advance=len(part))
     return out
 
 
-def follow(client: Any, url: str, *, max_hops: int, listed: frozenset[str]) -> Any:
+def follow(
+    client: Any, url: str, *, max_hops: int, listed: frozenset[str], max_body: int = 0
+) -> Any:
     """Resolve ``url`` one hop at a time with a one-hop ``GuardedClient``: a redirect to a
     URL that must never be requested (unsubscribe, confirm, a List-Unsubscribe URL) ends
     the resolution with that reason instead of being followed."""
@@ -224,7 +241,7 @@ def follow(client: Any, url: str, *, max_hops: int, listed: frozenset[str]) -> A
     current, seen = url, {url}
     first_cached: bool | None = None
     for _ in range(max_hops):
-        got = client.resolve(current)
+        got = client.resolve(current, max_body=max_body)
         first_cached = got.cached if first_cached is None else first_cached
         hops.extend(got.hops)
         location = got.hops[-1].location if got.hops else None
