@@ -310,6 +310,12 @@ def test_cancel_mid_resolution(w: World) -> None:
     assert done.status == JobStatus.CANCELLED
     slow = sum(w.server.count(f"/slow{n}") for n in range(8))
     assert 0 < slow < 8  # it stopped between links (two at a time here)
+    # Retry runs it again from the start, to the end this time.
+    assert w.alice.call("POST", f"/api/jobs/{job_id}/retry").status_code in (200, 202)
+    with running_worker(w.app, concurrency=1):
+        again = wait_finished(w.app, job_id, timeout=30)
+    assert again.status == JobStatus.COMPLETED, again.error
+    assert again.result["counts"]["articles"] == 8
 
 
 def test_owner_only_list_export_and_limit(w: World) -> None:
