@@ -344,10 +344,22 @@ class _Collector:
         return Extracted(canonical_url=self.canonical, links=self.links, rejected=self.rejected)
 
 
-@lru_cache(maxsize=16384)
-def _judge(url: str) -> tuple[str, str | None, bool, str] | None:
+_Judgement = tuple[str, str | None, bool, str]
+
+
+def _judge(url: str) -> _Judgement | None:
     """What ``url`` alone says: (unwrapped target, never-request reason, social, dedup key),
     or None if it is no http(s) URL. Cached: a sender repeats its links in every issue."""
+    # Long URLs bypass the cache, so its memory stays bounded (8,192 x 1 KiB at most).
+    return _judge_cached(url) if len(url) <= 1024 else _judge_url(url)
+
+
+@lru_cache(maxsize=8192)
+def _judge_cached(url: str) -> _Judgement | None:
+    return _judge_url(url)
+
+
+def _judge_url(url: str) -> _Judgement | None:
     if len(url) > MAX_URL_CHARS or not _valid_http(url):
         return None
     target = unwrap(url)
