@@ -335,6 +335,13 @@ def test_link_fields() -> None:
     assert link.unwrapped == "https://x.org/p"
 
 
+def test_picture_urls_in_a_text_part_are_images() -> None:
+    text = "News <https://cdn.x.org/head.GIF> Story <https://x.org/s?img=a.png>"
+    extracted = extract_links(None, text)
+    assert _reasons(extracted) == {"https://cdn.x.org/head.GIF": "image-only"}
+    assert _urls(extracted) == ["https://x.org/s?img=a.png"]
+
+
 def test_text_part_used_when_the_html_has_no_links() -> None:
     extracted = extract_links("<p>No links here</p>", "Story\nhttps://x.org/s.\n")
     assert [(link.url, link.text) for link in extracted.links] == [("https://x.org/s", "Story")]

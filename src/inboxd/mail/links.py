@@ -280,6 +280,7 @@ _PIXEL_PATH = re.compile(
 _SIZE = re.compile(r"(?:^|;)\s*(width|height)\s*:\s*([0-9.]+)\s*px", re.IGNORECASE)
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
 _URL_IN_TEXT = re.compile(r"""(?:https?://|www\.)[^\s<>"'`{}|\\^\[\]]+""", re.IGNORECASE)
+_IMAGE_FILE = re.compile(r"\.(?:gif|jpe?g|png|webp|bmp|svg)$", re.IGNORECASE)
 _TRAILING = ".,;:!?'\")]>*"
 _HTTP = re.compile(r"^https?://[^/\s]", re.IGNORECASE)
 
@@ -553,7 +554,9 @@ def _from_text(text: str, collector: _Collector) -> None:
             collector.reject(url, reason)
             continue
         label = before or (previous if len(previous) <= 160 else "")
-        collector.offer(url, label, intro)
+        # A text part's picture URLs are what its HTML twin showed as images.
+        picture = _IMAGE_FILE.search(url.split("?", 1)[0].split("#", 1)[0]) is not None
+        collector.offer(url, label, intro, image_only=picture)
         if len(collector.links) >= MAX_LINKS:
             return
 
