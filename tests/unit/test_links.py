@@ -437,6 +437,13 @@ _MANDRILL = _b64(json.dumps({"p": json.dumps({"u": 1, "url": "https://x.org/mand
         ("https://trk.example.net/r?redirect=https%3A%2F%2Fx.org%2Fr", "https://x.org/r"),
         ("https://trk.example.net/r?link=https://x.org/l", "https://x.org/l"),
         ("https://t.example.net/click.php?id=1&D=http%3A%2F%2Fx.org%2Fd", "http://x.org/d"),
+        # ConvertKit-style: the target base64-encoded as a path segment.
+        (f"https://click.ck.example/abc/{_b64(b'https://x.org/ck')}", "https://x.org/ck"),
+        (
+            "https://www.linkedin.com/redir/redirect?url=https%3A%2F%2Fx.org%2Fli",
+            "https://x.org/li",
+        ),
+        ("https://slack-redir.net/link?url=https%3A%2F%2Fx.org%2Fsl", "https://x.org/sl"),
         (
             "https://trk.example.net/c?j="
             + ".".join([_b64(b'{"alg":"HS256"}'), _b64(b'{"url":"https://x.org/jwt"}'), "c2ln"]),

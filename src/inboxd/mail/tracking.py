@@ -19,7 +19,9 @@ UNWRAPPERS = (
     "Google (google.*/url?q= / url=), YouTube (/redirect?q=), Facebook (l.facebook.com?u=)",
     "Proofpoint URL Defense v2 (?u=) and v3 (/v3/__URL__)",
     "Amazon SES click tracking (awstrack.me/L0/<encoded URL>/...)",
-    "Substack (substack.com/redirect/2/<base64 JSON>), Mandrill (?p=<base64 JSON>)",
+    "Substack (substack.com/redirect/2/<base64 JSON>), Mandrill (?p=<base64 JSON>), "
+    "ConvertKit-style base64 path segments, JWT payloads holding a URL",
+    "LinkedIn (/redir/redirect?url=), Slack (slack-redir.net/link?url=)",
     "any url=/u=/q=/redirect=/target=/link=/dest=/goto= parameter holding a URL, plain, "
     "percent- or base64-encoded (on click-tracker paths such as /click, /track, /redirect, "
     "/r/: any parameter), and any path segment holding an encoded URL",
