@@ -150,6 +150,7 @@ def test_vague_anchor_judged_by_its_sentence() -> None:
         '<a href="{u}">View online</a>',
         '<a href="{u}">Read online</a>',
         '<a href="{u}">Web version</a>',
+        '<a href="{u}">View this email as HTML</a>',
         "<p>Having trouble viewing this email? <a href='{u}'>Click here</a></p>",
         "<p>If this message is not displaying properly, <a href='{u}'>click here</a>.</p>",
     ],
@@ -181,6 +182,14 @@ def test_view_online_in_a_text_part() -> None:
         ("https://example.org/story-1", "Big story")
     ]
     assert _reasons(extracted)["https://news.example.com/leave?id=9"] == "unsubscribe"
+
+
+def test_view_online_named_only_in_the_text_alternative() -> None:
+    html = '<a href="https://x.org/a">A</a>'
+    text = "You may view this message online by following this link:\n\nhttps://w.x.org/7/\n"
+    extracted = extract_links(html, text)
+    assert extracted.canonical_url == "https://w.x.org/7/"
+    assert _urls(extracted) == ["https://x.org/a"]
 
 
 def test_no_canonical_link_when_there_is_none() -> None:
@@ -326,6 +335,13 @@ def test_link_fields() -> None:
     assert link.unwrapped == "https://x.org/p"
 
 
+def test_picture_urls_in_a_text_part_are_images() -> None:
+    text = "News <https://cdn.x.org/head.GIF> Story <https://x.org/s?img=a.png>"
+    extracted = extract_links(None, text)
+    assert _reasons(extracted) == {"https://cdn.x.org/head.GIF": "image-only"}
+    assert _urls(extracted) == ["https://x.org/s?img=a.png"]
+
+
 def test_text_part_used_when_the_html_has_no_links() -> None:
     extracted = extract_links("<p>No links here</p>", "Story\nhttps://x.org/s.\n")
     assert [(link.url, link.text) for link in extracted.links] == [("https://x.org/s", "Story")]
@@ -420,6 +436,14 @@ _MANDRILL = _b64(json.dumps({"p": json.dumps({"u": 1, "url": "https://x.org/mand
         (f"https://trk.example.net/r?target={_b64(b'https://x.org/b64')}", "https://x.org/b64"),
         ("https://trk.example.net/r?redirect=https%3A%2F%2Fx.org%2Fr", "https://x.org/r"),
         ("https://trk.example.net/r?link=https://x.org/l", "https://x.org/l"),
+        ("https://t.example.net/click.php?id=1&D=http%3A%2F%2Fx.org%2Fd", "http://x.org/d"),
+        # ConvertKit-style: the target base64-encoded as a path segment.
+        (f"https://click.ck.example/abc/{_b64(b'https://x.org/ck')}", "https://x.org/ck"),
+        (
+            "https://www.linkedin.com/redir/redirect?url=https%3A%2F%2Fx.org%2Fli",
+            "https://x.org/li",
+        ),
+        ("https://slack-redir.net/link?url=https%3A%2F%2Fx.org%2Fsl", "https://x.org/sl"),
         (
             "https://trk.example.net/c?j="
             + ".".join([_b64(b'{"alg":"HS256"}'), _b64(b'{"url":"https://x.org/jwt"}'), "c2ln"]),
@@ -447,6 +471,7 @@ def test_unwrap(wrapped: str, target: str) -> None:
         "https://x.org/r?url=not-a-url",
         "https://x.org/r?u=aHR0cA",
         "https://web.archive.org/web/2020/https://x.org/gone",
+        "https://x.org/article?ref=https%3A%2F%2Fnews.example.com%2F",
     ],
 )
 def test_nothing_to_unwrap(url: str) -> None:
@@ -480,15 +505,18 @@ def test_clean_url(url: str, cleaned: str) -> None:
 
 
 @cache
-def _newsletters() -> tuple[tuple[str, ParsedMessage], ...]:
+def _labelled() -> tuple[tuple[str, str, ParsedMessage], ...]:
     path = FIXTURES / "triage" / "labels.tsv"
     with path.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
     return tuple(
-        (row["file"], parse_message((FIXTURES / row["file"]).read_bytes()))
+        (row["file"], row["category"], parse_message((FIXTURES / row["file"]).read_bytes()))
         for row in rows
-        if row["category"] == "newsletter"
     )
+
+
+def _newsletters() -> list[tuple[str, ParsedMessage]]:
+    return [(file, message) for file, category, message in _labelled() if category == "newsletter"]
 
 
 def _extract(message: ParsedMessage) -> Extracted:
@@ -505,8 +533,19 @@ def _one(name: str) -> tuple[ParsedMessage, Extracted]:
 def test_real_newsletters_never_keep_an_unsafe_link() -> None:
     newsletters = _newsletters()
     assert len(newsletters) >= 80
+    assert _check_invariants(newsletters) > 2000
+
+
+def test_all_labelled_mail_never_keeps_an_unsafe_link() -> None:
+    # Promotions, receipts, spam-like ham: other shapes of HTML, the same guarantees.
+    everything = [(file, message) for file, _category, message in _labelled()]
+    assert len(everything) >= 600
+    assert _check_invariants(everything) > 3500
+
+
+def _check_invariants(mails: list[tuple[str, ParsedMessage]]) -> int:
     kept = 0
-    for file, message in newsletters:
+    for file, message in mails:
         extracted = _extract(message)
         header = list_unsubscribe_urls(message.list_unsubscribe)
         keys = [clean_url(link.unwrapped) for link in extracted.links]
@@ -521,7 +560,7 @@ def test_real_newsletters_never_keep_an_unsafe_link() -> None:
             assert reasons.get(url) == "list header", (file, url)
         assert all(r.reason in REASONS for r in extracted.rejected)
         kept += len(extracted.links)
-    assert kept > 2000
+    return kept
 
 
 def test_real_html_newsletter_with_a_view_in_browser_link() -> None:
@@ -533,6 +572,14 @@ def test_real_html_newsletter_with_a_view_in_browser_link() -> None:
     assert ("http://www.lindows.com/walmart", "Walmart.com") in [
         (link.url, link.text) for link in extracted.links
     ]
+
+
+def test_real_mail_with_the_web_version_in_its_text_part() -> None:
+    path = FIXTURES / "triage/spamassassin-public/hard_ham/00234.12555461ce0bc373baab8daf9280d4ca"
+    message = parse_message(path.read_bytes())
+    assert message.html_body is not None
+    extracted = _extract(message)
+    assert extracted.canonical_url == "http://www.twelvehorses.com/S/FQXLU/DW3YV/FQV1Z/9141ZD2V/M/"
 
 
 def test_real_cnet_newsletter() -> None:

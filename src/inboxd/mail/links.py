@@ -49,6 +49,7 @@ HTML_CAP = 2 * 1024 * 1024  # characters of HTML parsed; newsletters are far sma
 TEXT_CAP = 512 * 1024  # characters of a text part scanned for URLs
 MAX_ANCHORS = 3000  # anchors and images examined in one message
 MAX_LINKS = 500  # links kept of one message
+CANONICAL_SCAN = 4096  # characters at the start of a text part searched for the web version
 MAX_VIEW_TEXT = 120  # characters of a "view in browser" sentence, at most
 MAX_URL_CHARS = 4096  # longer "URLs" are junk (or data smuggled in a query string)
 
@@ -107,7 +108,8 @@ _VIEW_IN_BROWSER = re.compile(
     r"web)\b|\b(?:view|read|see)\b(?: (?:it|this|the) ?(?:e-?mail|message|newsletter|issue)?)?"
     r" (?:online|as a web ?page)\b|\b(?:web|online|browser) version\b|having trouble "
     r"(?:viewing|reading|seeing)|\b(?:can'?t|cannot|unable to) (?:see|view|read) this\b"
-    r"|\bnot display(?:ing)? (?:correctly|properly)\b",
+    r"|\bnot display(?:ing)? (?:correctly|properly)\b|\bview (?:this|the) (?:e-?mail|message"
+    r"|newsletter) (?:in|as) html\b",
     re.IGNORECASE,
 )
 # Words without which none of the patterns above can match.
@@ -115,7 +117,7 @@ _URL_HINT = re.compile(
     r"unsub|opt|remove|prefer|prefs|manage|subscri|settings|profile|confirm|verif"
 )
 _TEXT_HINT = re.compile(r"unsub|opt|remove|stop|prefer|subscri|profile|setting|confirm|verif")
-_VIEW_HINT = re.compile(r"browser|web|online|trouble|display|can|unable", re.IGNORECASE)
+_VIEW_HINT = re.compile(r"browser|web|online|trouble|display|can|unable|html", re.IGNORECASE)
 
 
 def _looks_like_view(text: str) -> bool:
@@ -278,6 +280,7 @@ _PIXEL_PATH = re.compile(
 _SIZE = re.compile(r"(?:^|;)\s*(width|height)\s*:\s*([0-9.]+)\s*px", re.IGNORECASE)
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
 _URL_IN_TEXT = re.compile(r"""(?:https?://|www\.)[^\s<>"'`{}|\\^\[\]]+""", re.IGNORECASE)
+_IMAGE_FILE = re.compile(r"\.(?:gif|jpe?g|png|webp|bmp|svg)$", re.IGNORECASE)
 _TRAILING = ".,;:!?'\")]>*"
 _HTTP = re.compile(r"^https?://[^/\s]", re.IGNORECASE)
 
@@ -342,10 +345,22 @@ class _Collector:
         return Extracted(canonical_url=self.canonical, links=self.links, rejected=self.rejected)
 
 
-@lru_cache(maxsize=16384)
-def _judge(url: str) -> tuple[str, str | None, bool, str] | None:
+_Judgement = tuple[str, str | None, bool, str]
+
+
+def _judge(url: str) -> _Judgement | None:
     """What ``url`` alone says: (unwrapped target, never-request reason, social, dedup key),
     or None if it is no http(s) URL. Cached: a sender repeats its links in every issue."""
+    # Long URLs bypass the cache, so its memory stays bounded (8,192 x 1 KiB at most).
+    return _judge_cached(url) if len(url) <= 1024 else _judge_url(url)
+
+
+@lru_cache(maxsize=8192)
+def _judge_cached(url: str) -> _Judgement | None:
+    return _judge_url(url)
+
+
+def _judge_url(url: str) -> _Judgement | None:
     if len(url) > MAX_URL_CHARS or not _valid_http(url):
         return None
     target = unwrap(url)
@@ -382,6 +397,9 @@ def extract_links(
         html_text = _from_html(html[:HTML_CAP], collector, base_url)
         if html_text is not None:  # no anchors: the URLs are in the words, if anywhere
             _from_text((text if text and text.strip() else html_text)[:TEXT_CAP], collector)
+        elif collector.canonical is None and text:
+            # Some senders name the web version only in the text alternative.
+            _canonical_from_text(text, collector)
     elif text:
         _from_text(text[:TEXT_CAP], collector)
     return collector.finish()
@@ -536,8 +554,21 @@ def _from_text(text: str, collector: _Collector) -> None:
             collector.reject(url, reason)
             continue
         label = before or (previous if len(previous) <= 160 else "")
-        collector.offer(url, label, intro)
+        # A text part's picture URLs are what its HTML twin showed as images.
+        picture = _IMAGE_FILE.search(url.split("?", 1)[0].split("#", 1)[0]) is not None
+        collector.offer(url, label, intro, image_only=picture)
         if len(collector.links) >= MAX_LINKS:
+            return
+
+
+def _canonical_from_text(text: str, collector: _Collector) -> None:
+    """The "view online" URL of a text part, looked for where senders put it: the start."""
+    head = text[:CANONICAL_SCAN]
+    for view in _VIEW_IN_BROWSER.finditer(head):
+        url = _URL_IN_TEXT.search(head, view.end(), view.end() + 300)
+        if url is not None:
+            intro = _collapse(head[max(0, view.start() - 80) : url.start()])
+            _view_online(_trim(url.group(0)), intro, collector)
             return
 
 

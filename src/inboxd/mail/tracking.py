@@ -19,9 +19,12 @@ UNWRAPPERS = (
     "Google (google.*/url?q= / url=), YouTube (/redirect?q=), Facebook (l.facebook.com?u=)",
     "Proofpoint URL Defense v2 (?u=) and v3 (/v3/__URL__)",
     "Amazon SES click tracking (awstrack.me/L0/<encoded URL>/...)",
-    "Substack (substack.com/redirect/2/<base64 JSON>), Mandrill (?p=<base64 JSON>)",
+    "Substack (substack.com/redirect/2/<base64 JSON>), Mandrill (?p=<base64 JSON>), "
+    "ConvertKit-style base64 path segments, JWT payloads holding a URL",
+    "LinkedIn (/redir/redirect?url=), Slack (slack-redir.net/link?url=)",
     "any url=/u=/q=/redirect=/target=/link=/dest=/goto= parameter holding a URL, plain, "
-    "percent- or base64-encoded, and any path segment holding an encoded URL",
+    "percent- or base64-encoded (on click-tracker paths such as /click, /track, /redirect, "
+    "/r/: any parameter), and any path segment holding an encoded URL",
 )
 
 
@@ -53,6 +56,9 @@ _HTTP = re.compile(r"^https?://[^/\s]", re.IGNORECASE)
 # What base64 of "http" and of '{"' start with: anything else is not worth decoding.
 _B64_PREFIXES = ("aHR0c", "eyJ", "eyAi")
 _PROOFPOINT_V3 = re.compile(r"/v3/__(.+?)__;")
+_TRACKER_PATH = re.compile(
+    r"click|track|redir|/r/|/go[/.]|/out[/.]|/link[/.]|/ls/|/c/|routage|/t/|/cl/", re.IGNORECASE
+)
 _ARCHIVES = frozenset({"web.archive.org", "archive.org", "archive.ph", "archive.today"})
 
 
@@ -81,13 +87,13 @@ def _unwrap_once(url: str) -> str | None:
     if host in _ARCHIVES:  # an archived copy is the article, not a redirect to it
         return None
     if parts.query:
-        found = _from_query(parts.query)
+        found = _from_query(parts.query, parts.path)
         if found is not None:
             return found
     return _from_path(parts.path)
 
 
-def _from_query(query: str) -> str | None:
+def _from_query(query: str, path: str) -> str | None:
     pairs = parse_qsl(query, keep_blank_values=False)
     # The named redirect parameters first, in their order of likelihood.
     named = {key.lower(): value for key, value in pairs if key.lower() in _REDIRECT_PARAM_SET}
@@ -100,6 +106,13 @@ def _from_query(query: str) -> str | None:
     for _key, value in pairs:  # Mandrill's p=, and others: base64 JSON with a URL inside
         if value.startswith(_B64_PREFIXES):
             found = _decode_base64_url(value)
+            if found is not None:
+                return found
+    if _TRACKER_PATH.search(path):
+        # A click tracker's own parameter name (komtools' D=): any parameter holding a URL.
+        # Only on tracker paths: elsewhere "?ref=https://…" is an article's own parameter.
+        for _key, value in pairs:
+            found = _as_url(value)
             if found is not None:
                 return found
     return None
