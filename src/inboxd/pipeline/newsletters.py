@@ -104,7 +104,8 @@ _COLUMNS = (
 def select_newsletters(
     conn: Connection, params: NewsletterParams, *, owner: str | None, now: datetime
 ) -> list[Any]:
-    """The newest newsletters of the window (the owner's accounts, or the one named)."""
+    """The newest newsletters of the window (the one account named, else the owner's
+    accounts, else every account)."""
     where: list[ColumnElement[bool]] = [
         m.c.expunged_at.is_(None),
         m.c.sort_date >= window_start(params, now),
@@ -115,8 +116,10 @@ def select_newsletters(
         ),
     ]
     if params.account_id is not None:
+        # Whoever started it was checked to own the account (or to be an admin): an admin's
+        # extraction of a user's account reads that account.
         where.append(m.c.account_id == params.account_id)
-    if owner is not None:
+    elif owner is not None:
         owned = select(accounts.c.id).where(accounts.c.owner == owner)
         where.append(m.c.account_id.in_(owned))
     senders = _sender_filter(params.senders)
