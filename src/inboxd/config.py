@@ -243,6 +243,17 @@ class Settings(BaseSettings):
         min_length=1,
         description="User-Agent sent with requests to links from messages.",
     )
+    newsletter_resolve: bool = Field(
+        default=True,
+        description="Whether newsletter extraction follows links over the network (off: "
+        "tracking redirects are unwrapped offline only, so no sender sees a click).",
+    )
+    newsletter_max_running: int = Field(
+        default=2,
+        ge=1,
+        description="Newsletter extractions one user may have waiting or running at once; "
+        "one more is refused with 429.",
+    )
 
     @field_validator(
         "schedules", "task_modules", "allowed_origins", "fetch_allow_networks", mode="before"

@@ -18,6 +18,7 @@ import inboxd.pipeline.cleanup  # registers cleanup
 import inboxd.pipeline.export  # registers export
 import inboxd.pipeline.index  # registers index
 import inboxd.pipeline.labels  # registers label
+import inboxd.pipeline.newsletters  # registers newsletter_extraction
 import inboxd.pipeline.triage  # registers triage
 import inboxd.sync.task  # noqa: F401  (registers sync)
 

@@ -918,6 +918,8 @@ def _covered_routes() -> set[tuple[str, str]]:
         ("GET", "/api/jobs/{job_id}/journal"),
         ("GET", "/api/cleanups/{cleanup_id}"),
         ("POST", "/api/cleanups/{cleanup_id}/approve"),
+        ("GET", "/api/newsletters/extractions/{extraction_id}"),
+        ("GET", "/api/newsletters/extractions/{extraction_id}/export"),
     }
 
 
@@ -1017,6 +1019,14 @@ def test_another_users_objects_answer_404_on_every_route(
     same_as_unknown("POST", "/api/cleanups/{id}/approve", cleanup.json()["job_id"], {})
     assert b.get("/api/cleanups").json() == {"cleanups": []}
     assert_error(b.post("/api/cleanups", json={"account_id": mail_account}), 404)
+    extraction = carol.client.post("/api/newsletters/extractions", json={"days_back": 1})
+    assert extraction.status_code == 202, extraction.text
+    same_as_unknown("GET", "/api/newsletters/extractions/{id}", extraction.json()["extraction_id"])
+    exported = extraction.json()["extraction_id"]
+    same_as_unknown("GET", "/api/newsletters/extractions/{id}/export", exported)
+    assert b.get("/api/newsletters/extractions").json() == {"extractions": []}
+    aimed_at = {"account_id": mail_account}
+    assert_error(b.post("/api/newsletters/extractions", json=aimed_at), 404)
     rule = carol.client.post("/api/rules", json={"match": "from:x", "category": "spam"})
     assert rule.status_code == 201, rule.text
     same_as_unknown("DELETE", "/api/rules/{id}", str(rule.json()["rule"]["id"]), missing=str(2**62))

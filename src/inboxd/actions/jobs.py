@@ -9,6 +9,7 @@ from typing import Any
 from inboxd.actions.changes import start_change, undo_job
 from inboxd.actions.cleanups import start_cleanup_job
 from inboxd.actions.export import start_export_job
+from inboxd.actions.newsletters import start_extraction
 from inboxd.actions.triage import start_triage_job
 from inboxd.app import App
 from inboxd.config import Settings
@@ -49,10 +50,9 @@ def start_job(
     """Start a job of ``kind`` for a user (a sync goes through its one-per-account rule, an
     export through its own rules)."""
     check_may_start(kind, admin=admin)
-    if kind == "export":
-        return start_export_job(
-            app, params, user_id=user_id, admin=admin, account_id=account.id if account else None
-        )
+    own = _by_own_rules(app, kind, params, user_id=user_id, admin=admin, account=account)
+    if own is not None:
+        return own
     if kind == "undo":
         # Through the undo's own rules; the account is the undone job's.
         wanted = str(get_task(kind).validate(params)["job_id"])
@@ -97,6 +97,28 @@ def start_job(
         owner=account.owner if account else user_id,
         account_id=account.id if account else None,
     )
+
+
+def _by_own_rules(
+    app: App,
+    kind: str,
+    params: dict[str, Any],
+    *,
+    user_id: str,
+    admin: bool,
+    account: Account | None,
+) -> Job | None:
+    """Kinds for one user, an account optional, started through their own rules (None:
+    not one of them)."""
+    if kind == "export":
+        return start_export_job(
+            app, params, user_id=user_id, admin=admin, account_id=account.id if account else None
+        )
+    if kind == "newsletter_extraction":
+        extra = {"account_id": account.id} if account is not None else {}
+        owner = account.owner if account is not None and account.owner else user_id
+        return start_extraction(app, params | extra, owner=owner, any_account=admin)
+    return None
 
 
 def enqueue_job(

@@ -26,6 +26,7 @@ from inboxd.api import (
     routes_cleanups,
     routes_jobs,
     routes_messages,
+    routes_newsletters,
     routes_status,
     routes_triage,
 )
@@ -229,6 +230,7 @@ def create_api(app: App) -> FastAPI:
         routes_messages,
         routes_triage,
         routes_cleanups,
+        routes_newsletters,
         routes_changes,
         live,
     ):

@@ -15,6 +15,7 @@ from inboxd.cli.common import app_session, err, out
 from inboxd.cli.export import export_cmd
 from inboxd.cli.jobs import jobs_app
 from inboxd.cli.messages import search_cmd, show_cmd, top_cmd
+from inboxd.cli.newsletters import newsletters_app
 from inboxd.cli.sync import demo_cmd, sync_cmd
 from inboxd.cli.triage import categorize_cmd, rules_app, triage_cmd
 from inboxd.cli.users import keys_app, users_app
@@ -33,6 +34,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 app.add_typer(rules_app, name="rules")
 app.add_typer(cleanup_app, name="cleanup")
+app.add_typer(newsletters_app, name="newsletters")
 app.command("sync")(sync_cmd)
 app.command("demo")(demo_cmd)
 app.command("export")(export_cmd)

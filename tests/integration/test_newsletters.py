@@ -1,0 +1,374 @@
+"""Newsletter extraction end to end on SQLite and PostgreSQL, against a local HTTP server
+only: redirect chains resolved, unsubscribe and confirm links never requested (counted),
+a redirect to a loopback address that is not allow-listed refused, tracking parameters
+stripped and duplicates merged, 1 hour / 1 day / 7 days windows, cancel mid-resolution,
+network resolution off, owner-only access, the per-user limit and the command line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from typer.testing import CliRunner, Result
+
+from inboxd.api.main import create_api
+from inboxd.app import App
+from inboxd.cli.main import app as cli_app
+from inboxd.jobs.model import Job, JobStatus
+from inboxd.store.accounts import Account, Accounts
+from inboxd.store.users import Users
+from tests.support.apps import (
+    make_app,
+    running_worker,
+    subprocess_env,
+    sync_and_index,
+    wait_finished,
+    wait_for,
+)
+from tests.support.link_server import LinkServer, Route
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+ARTICLE = b"<html><head><title>Page title</title></head><body>x</body></html>"
+
+
+def newsletter(
+    sender: str, subject: str, html: str, *, age: timedelta, unsubscribe: str | None = None
+) -> bytes:
+    """One HTML newsletter ``age`` old, with list headers."""
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = "alice@home.example"
+    msg["Subject"] = subject
+    msg["Date"] = format_datetime(NOW - age)
+    msg["Message-ID"] = f"<{subject.replace(' ', '.')}@news.example>"
+    msg["List-Id"] = f"{subject} <{subject.replace(' ', '.')}.news.example>"
+    if unsubscribe:
+        msg["List-Unsubscribe"] = f"<{unsubscribe}>"
+    msg.set_content("See the HTML part.\n")
+    msg.add_alternative(html, subtype="html")
+    return msg.as_bytes()
+
+
+def write_maildir(root: Path, raws: list[bytes]) -> None:
+    for sub in ("cur", "new", "tmp"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    for n, raw in enumerate(raws):
+        (root / "cur" / f"{1000 + n}.news.host:2,S").write_bytes(raw)
+
+
+class Client:
+    """The API of an App in this process, over ASGI, as one user."""
+
+    def __init__(self, api: Any, key: str) -> None:
+        self.api = api
+        self.headers = {"Authorization": f"Bearer {key}"}
+
+    def call(self, method: str, path: str, body: Any = None) -> httpx.Response:
+        """One request, its answer read whole."""
+        return asyncio.run(self._call(method, path, body))
+
+    async def _call(self, method: str, path: str, body: Any) -> httpx.Response:
+        transport = httpx.ASGITransport(app=self.api)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://testserver", headers=self.headers
+        ) as client:
+            response = await client.request(method, path, json=body)
+            await response.aread()
+            return response
+
+
+@dataclass
+class World:
+    app: App
+    server: LinkServer
+    other: LinkServer  # on 127.0.0.2: not allow-listed
+    account: Account
+    slow_account: Account
+    alice: Client
+    bob: Client
+    database_url: str
+    data_dir: Path
+
+
+NEVER = ("/unsub", "/confirm", "/prefs", "/unsubscribe")
+
+
+def routes(s: LinkServer, other: LinkServer) -> None:
+    s.routes["/r1"] = Route(status=302, headers={"Location": s.url("/r2")})
+    s.routes["/r2"] = Route(status=301, headers={"Location": "/article1?utm_source=chain"})
+    s.routes["/article1"] = Route(body=ARTICLE)
+    s.routes["/article2"] = Route(body=ARTICLE)
+    s.routes["/article3"] = Route(body=ARTICLE, head_status=405)
+    s.routes["/article4"] = Route(body=ARTICLE, headers={"Content-Type": "text/html"})
+    s.routes["/evil"] = Route(status=302, headers={"Location": other.url("/internal")})
+    s.routes["/gone"] = Route(status=404)
+    # A short link whose target is an unsubscribe page: that target is never requested.
+    s.routes["/short"] = Route(status=302, headers={"Location": "/unsubscribe?list=1"})
+    s.routes["/loop"] = Route(status=302, headers={"Location": s.url("/loop2")})
+    s.routes["/loop2"] = Route(status=302, headers={"Location": s.url("/loop")})
+    for path in NEVER:
+        s.routes[path] = Route(body=b"you are unsubscribed")
+    other.routes["/internal"] = Route(body=b"secret")
+    for n in range(8):
+        s.routes[f"/slow{n}"] = Route(body=ARTICLE, delay=0.4)
+
+
+def mailbox(s: LinkServer) -> list[bytes]:
+    one = f"""<html><body>
+<p><a href="{s.url("/view?id=1")}">View in browser</a></p>
+<h2><a href="{s.url("/r1?utm_source=news&amp;utm_medium=email")}">Article one</a></h2>
+<p><a href="{s.url("/article1?fbclid=abc&amp;utm_campaign=x")}">Article one again</a></p>
+<p><a href="{s.url("/evil")}">Read inside</a> <a href="{s.url("/gone")}">Gone</a>
+<a href="{s.url("/short")}">Short</a> <a href="{s.url("/loop")}">Around</a></p>
+<p><a href="{s.url("/confirm?token=9")}">Confirm your subscription</a>
+<a href="{s.url("/prefs?u=1")}">Update your preferences</a>
+<a href="{s.url("/unsub?u=1")}">Unsubscribe</a></p></body></html>"""
+    return [
+        newsletter(
+            "Daily <daily@daily.example>",
+            "Daily one",
+            one,
+            age=timedelta(minutes=30),
+            unsubscribe=s.url("/unsub?u=1"),
+        ),
+        newsletter(
+            "Weekly <weekly@weekly.example>",
+            "Weekly two",
+            f'<a href="{s.url("/article2")}">Two</a> <a href="{s.url("/article4")}"> </a>',
+            age=timedelta(hours=5),
+        ),
+        newsletter(
+            "Weekly <weekly@weekly.example>",
+            "Weekly three",
+            f'<a href="{s.url("/article3?mc_cid=1")}">Three</a>',
+            age=timedelta(days=3),
+        ),
+        newsletter(
+            "Monthly <m@monthly.example>",
+            "Monthly four",
+            f'<a href="{s.url("/article4")}">Four</a>',
+            age=timedelta(days=20),
+        ),
+    ]
+
+
+@pytest.fixture
+def w(database_url: str, tmp_path: Path) -> Iterator[World]:
+    app = make_app(
+        database_url,
+        tmp_path,
+        fetch_allow_networks=["127.0.0.1/32"],
+        fetch_timeout_seconds=3.0,
+        fetch_concurrency=2,
+    )
+    users = Users(app.engine)
+    alice, bob = users.add("alice"), users.add("bob")
+    with LinkServer() as server, LinkServer(host="127.0.0.2") as other:
+        routes(server, other)
+        write_maildir(tmp_path / "alice", mailbox(server))
+        slow = "".join(f'<a href="{server.url(f"/slow{n}")}">Slow {n}</a>' for n in range(8))
+        write_maildir(
+            tmp_path / "slow",
+            [newsletter("Slow <s@slow.example>", "Slow one", slow, age=timedelta(minutes=5))],
+        )
+        accounts = Accounts(app.engine, app.settings)
+        account = accounts.add("maildir", "news", {"path": str(tmp_path / "alice")}, owner=alice.id)
+        slow_account = accounts.add(
+            "maildir", "slow", {"path": str(tmp_path / "slow")}, owner=alice.id
+        )
+        sync_and_index(app, account)
+        sync_and_index(app, slow_account)
+        api = create_api(app)
+        try:
+            yield World(
+                app,
+                server,
+                other,
+                account,
+                slow_account,
+                Client(api, users.create_key(alice).key),
+                Client(api, users.create_key(bob).key),
+                database_url,
+                tmp_path / "data",
+            )
+        finally:
+            app.close()
+    for path in NEVER:
+        assert server.count(path) == 0, f"{path} was requested"
+    assert other.seen == [], "the non-allow-listed address was reached"
+
+
+def run(w: World, body: dict[str, Any]) -> dict[str, Any]:
+    """Start an extraction over the API as Alice, run it, and return it as shown."""
+    started = w.alice.call("POST", "/api/newsletters/extractions", body)
+    assert started.status_code == 202, started.text
+    job_id = started.json()["extraction_id"]
+    with running_worker(w.app, concurrency=1):
+        done = wait_finished(w.app, job_id, timeout=30)
+    assert done.status == JobStatus.COMPLETED, done.error
+    shown = w.alice.call("GET", f"/api/newsletters/extractions/{job_id}")
+    assert shown.status_code == 200, shown.text
+    return shown.json()  # type: ignore[no-any-return]
+
+
+def test_links_are_resolved_safely_cleaned_and_merged(w: World) -> None:
+    shown = run(w, {"account_id": w.account.id, "hours_back": 1})
+    assert shown["status"] == "completed" and shown["completed_at"]
+    result = shown["result"]
+    [daily] = result["newsletters"]
+    assert daily["subject"] == "Daily one" and daily["from"] == "daily@daily.example"
+    assert daily["canonical_url"] == w.server.url("/view?id=1")
+    # /r1 → /r2 → /article1?utm_source=… and /article1?fbclid…: one article, cleaned.
+    assert len(daily["articles"]) == 1, daily
+    [article] = daily["articles"]
+    assert article["url"] == w.server.url("/article1")
+    assert article["original_url"] == w.server.url("/r1?utm_source=news&utm_medium=email")
+    assert article["hops"] == 3 and article["title"] == "Article one"
+    reasons = {r["url"]: r["reason"] for r in daily["rejected"]}
+    assert reasons[w.server.url("/evil")] == "private address"
+    assert reasons[w.server.url("/gone")] == "HTTP error"
+    assert reasons[w.server.url("/short")] == "unsubscribe"
+    assert reasons[w.server.url("/loop")] == "loop"
+    for path in ("/confirm?token=9", "/prefs?u=1", "/unsub?u=1"):
+        assert w.server.url(path) in reasons, path
+    assert result["counts"]["newsletters"] == 1 and result["counts"]["articles"] == 1
+    assert w.server.count("/article1") == 1  # a second spelling of a link: no second request
+
+
+WINDOWS: list[tuple[dict[str, int], list[str]]] = [
+    ({"hours_back": 1}, ["Daily one"]),
+    ({"hours_back": 6}, ["Daily one", "Weekly two"]),
+    ({"days_back": 1}, ["Daily one", "Weekly two"]),
+    ({"hours_back": 3, "days_back": 1}, ["Daily one", "Weekly two"]),
+    ({"days_back": 7}, ["Daily one", "Weekly two", "Weekly three"]),
+    ({}, ["Daily one", "Weekly two", "Weekly three"]),  # 7 days when none is given
+]
+
+
+def test_windows(w: World) -> None:
+    for window, subjects in WINDOWS:
+        shown = run(w, {"account_id": w.account.id} | window)
+        assert [n["subject"] for n in shown["result"]["newsletters"]] == subjects, window
+    # The generic jobs route starts the same extraction, for the account it names.
+    generic = {"kind": "newsletter_extraction", "params": {"hours_back": 1}}
+    started = w.alice.call("POST", "/api/jobs", generic | {"account_id": w.account.id})
+    assert started.status_code == 202, started.text
+    with running_worker(w.app, concurrency=1):
+        done = wait_finished(w.app, started.json()["job_id"], timeout=30)
+    assert (done.params["hours_back"], done.params["account_id"]) == (1, w.account.id)
+    assert [n["subject"] for n in done.result["newsletters"]] == ["Daily one"]
+    theirs = w.bob.call("POST", "/api/jobs", generic | {"account_id": w.account.id})
+    assert theirs.status_code == 404
+
+
+def test_senders_max_results_and_head_refused(w: World) -> None:
+    shown = run(w, {"account_id": w.account.id, "days_back": 30, "senders": ["weekly.example"]})
+    found = shown["result"]["newsletters"]
+    assert [n["subject"] for n in found] == ["Weekly two", "Weekly three"]
+    three = found[1]["articles"][0]
+    assert three["url"] == w.server.url("/article3") and three["hops"] == 1
+    assert [s.method for s in w.server.seen if s.path.startswith("/article3")] == ["HEAD", "GET"]
+    two = found[0]["articles"]
+    assert [(a["url"], a["title"]) for a in two] == [
+        (w.server.url("/article2"), "Two"),
+        (w.server.url("/article4"), "Page title"),  # no anchor text: the page's title
+    ]
+    few = run(w, {"days_back": 30, "max_results": 2, "senders": ["m@monthly.example"]})
+    assert [n["subject"] for n in few["result"]["newsletters"]] == ["Monthly four"]
+
+
+def test_resolution_off_requests_nothing(w: World) -> None:
+    w.app.settings.newsletter_resolve = False
+    shown = run(w, {"account_id": w.account.id, "hours_back": 1})
+    assert w.server.seen == []
+    [daily] = shown["result"]["newsletters"]
+    urls = {a["url"] for a in daily["articles"]}
+    assert urls == {w.server.url(p) for p in ("/r1", "/article1", "/evil", "/gone", "/short",
+                                              "/loop")}  # fmt: skip
+    assert shown["result"]["counts"]["network"] is False
+
+
+def test_cancel_mid_resolution(w: World) -> None:
+    started = w.alice.call(
+        "POST", "/api/newsletters/extractions", {"account_id": w.slow_account.id}
+    )
+    job_id = started.json()["extraction_id"]
+    with running_worker(w.app, concurrency=1):
+        wait_for(lambda: w.server.count("/slow0") > 0, timeout=20)
+        assert w.app.queue.get(job_id).step == "resolving"
+        assert w.alice.call("POST", f"/api/jobs/{job_id}/cancel").status_code in (200, 202)
+        done = wait_finished(w.app, job_id, timeout=20)
+    assert done.status == JobStatus.CANCELLED
+    slow = sum(w.server.count(f"/slow{n}") for n in range(8))
+    assert 0 < slow < 8  # it stopped between links (two at a time here)
+    # Retry runs it again from the start, to the end this time.
+    assert w.alice.call("POST", f"/api/jobs/{job_id}/retry").status_code in (200, 202)
+    with running_worker(w.app, concurrency=1):
+        again = wait_finished(w.app, job_id, timeout=30)
+    assert again.status == JobStatus.COMPLETED, again.error
+    assert again.result["counts"]["articles"] == 8
+
+
+def test_owner_only_list_export_and_limit(w: World) -> None:
+    shown = run(w, {"account_id": w.account.id, "hours_back": 1})
+    job_id = shown["extraction_id"]
+    assert w.bob.call("GET", f"/api/newsletters/extractions/{job_id}").status_code == 404
+    assert w.bob.call("GET", f"/api/newsletters/extractions/{job_id}/export").status_code == 404
+    assert w.bob.call("GET", "/api/newsletters/extractions").json() == {"extractions": []}
+    bob_start = {"account_id": w.account.id}
+    assert w.bob.call("POST", "/api/newsletters/extractions", bob_start).status_code == 404
+    listed = w.alice.call("GET", "/api/newsletters/extractions").json()["extractions"]
+    assert [e["extraction_id"] for e in listed] == [job_id]
+    as_json = w.alice.call("GET", f"/api/newsletters/extractions/{job_id}/export?format=json")
+    assert as_json.status_code == 200 and as_json.json() == shown["result"]
+    text = w.alice.call("GET", f"/api/newsletters/extractions/{job_id}/export?format=text")
+    assert text.status_code == 200 and "Article one <" + w.server.url("/article1") in text.text
+    assert "private address: " + w.server.url("/evil") in text.text
+    bad = w.alice.call("POST", "/api/newsletters/extractions", {"days_back": 0})
+    assert bad.status_code == 422
+    # Two waiting (no worker): a third is refused, with the first's queue position shown.
+    first = w.alice.call("POST", "/api/newsletters/extractions", {"days_back": 1}).json()
+    w.alice.call("POST", "/api/newsletters/extractions", {"days_back": 1})
+    third = w.alice.call("POST", "/api/newsletters/extractions", {"days_back": 1})
+    assert third.status_code == 429
+    waiting = w.alice.call("GET", f"/api/newsletters/extractions/{first['extraction_id']}")
+    assert waiting.json()["status"] == "pending" and waiting.json()["queue_position"] == 1
+
+
+def cli(w: World, monkeypatch: pytest.MonkeyPatch, *args: str) -> Result:
+    """``inboxd ARGS`` in this process (a child process costs seconds of imports each)."""
+    for name, value in subprocess_env(w.database_url, w.data_dir).items():
+        if name.startswith("INBOXD_"):
+            monkeypatch.setenv(name, value)
+    monkeypatch.setenv("INBOXD_FETCH_ALLOW_NETWORKS", "127.0.0.1/32")
+    return CliRunner().invoke(cli_app, list(args))
+
+
+def test_the_command_line(w: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    done = cli(w, monkeypatch, "newsletters", "extract", "--account", w.account.id,
+               "--hours-back", "1", "--wait", "--json")  # fmt: skip
+    assert done.exit_code == 0, done.output
+    body = json.loads(done.stdout)
+    assert body["status"] == "completed"
+    [daily] = body["result"]["newsletters"]
+    assert [a["url"] for a in daily["articles"]] == [w.server.url("/article1")]
+    job_id = body["extraction_id"]
+    shown = cli(w, monkeypatch, "newsletters", "show", job_id, "--format", "text")
+    assert shown.exit_code == 0 and w.server.url("/article1") in shown.stdout
+    listed = cli(w, monkeypatch, "newsletters", "list", "--json")
+    assert [e["extraction_id"] for e in json.loads(listed.stdout)["extractions"]] == [job_id]
+    plain = cli(w, monkeypatch, "newsletters", "extract", "--days-back", "1")
+    assert plain.exit_code == 0
+    job: Job = w.app.queue.get(plain.stdout.strip())
+    assert job.kind == "newsletter_extraction"
+    bad = cli(w, monkeypatch, "newsletters", "extract", "--days-back", "0")
+    assert bad.exit_code == 2
