@@ -440,6 +440,7 @@ function renderAccounts() {
   state.accountOrder.forEach(renderAccount);
   $('#accounts-empty').hidden = state.accountOrder.length > 0;
   fillCleanupAccounts();
+  fillExtractionAccounts();
   // Job and run rows show account names.
   state.jobOrder.forEach(renderJob);
   renderRuns();
@@ -1058,11 +1059,14 @@ function folderTerm(name) {
 function currentTab() {
   if (location.hash === '#top') return 'top';
   if (location.hash === '#cleanups' || location.hash.startsWith('#cleanups/')) return 'cleanups';
+  if (location.hash === '#newsletters' || location.hash.startsWith('#newsletters/')) {
+    return 'newsletters';
+  }
   return location.hash === '#mail' ? 'mail' : 'overview';
 }
 
 function markTab(tab) {
-  for (const name of ['overview', 'mail', 'top', 'cleanups']) {
+  for (const name of ['overview', 'mail', 'top', 'cleanups', 'newsletters']) {
     const link = $(`#tab-${name}`);
     if (name === tab) link.setAttribute('aria-current', 'page');
     else link.removeAttribute('aria-current');
@@ -1078,8 +1082,10 @@ function route() {
   $('#overview-panel').hidden = tab !== 'overview';
   $('#mail-panel').hidden = !inMail;
   $('#cleanups-panel').hidden = tab !== 'cleanups';
+  $('#newsletters-panel').hidden = tab !== 'newsletters';
   markTab(tab);
   if (tab === 'cleanups') routeCleanups();
+  if (tab === 'newsletters') routeExtractions();
   if (!inMail) return;
   const modeSelect = $('#mail-mode');
   const wantTop = tab === 'top';
@@ -2253,6 +2259,7 @@ async function loadReview() {
 
 // Live news about a job: the review screen follows its clean-up's job.
 function reviewJobNews(id, job) {
+  extractionJobNews(id, job);
   if (cleanups.openId !== id) return;
   if (job) cleanups.job = job;
   const now = cleanups.job ? cleanups.job.status : null;
@@ -2626,6 +2633,347 @@ function initCleanups() {
   });
 }
 
+// -- newsletters: extract the articles, read them, export ------------------------------------
+
+const extractionPath = (id) => `/api/newsletters/extractions/${encodeURIComponent(id)}`;
+const extractionHash = (id) => `#newsletters/${encodeURIComponent(id)}`;
+
+const extractions = {
+  list: [],
+  openId: null,
+  // GET /api/newsletters/extractions/{id}; the job's live ticks come through state.jobs.
+  detail: null,
+  seenStatus: null,
+  seq: 0,
+  starting: false,
+};
+
+// Only web links become hrefs: a newsletter's javascript: or data: URL stays text.
+function safeHref(url) {
+  if (typeof url !== 'string') return null;
+  try {
+    const parsed = new URL(url);
+    return parsed.protocol === 'http:' || parsed.protocol === 'https:' ? parsed.href : null;
+  } catch {
+    return null;
+  }
+}
+
+// A link the person opens in a new tab, telling the target nothing about the dashboard.
+function outsideLink(url, text, testId) {
+  const href = safeHref(url);
+  const link = href ? el('a', 'news-link', text || url) : el('span', 'news-link', text || url);
+  if (href) {
+    link.href = href;
+    link.target = '_blank';
+    link.rel = 'noopener noreferrer';
+    link.referrerPolicy = 'no-referrer';
+  }
+  if (testId) link.setAttribute('data-testid', testId);
+  return link;
+}
+
+function fillExtractionAccounts() {
+  const select = $('#extraction-account');
+  const current = select.value;
+  const options = state.accountOrder.map((id) => {
+    const account = state.accounts.get(id);
+    const option = el('option', '', `${account.name} (${account.provider})`);
+    option.value = id;
+    return option;
+  });
+  const all = el('option', '', 'All my accounts');
+  all.value = '';
+  select.replaceChildren(all, ...options);
+  if (current && state.accounts.has(current)) select.value = current;
+  else if (options.length === 1) select.value = options[0].value;
+}
+
+function setExtractionFormError(message) {
+  const error = $('#extraction-form-error');
+  error.textContent = message;
+  error.hidden = !message;
+}
+
+async function startExtraction(event) {
+  event.preventDefault();
+  if (extractions.starting) return;
+  const amount = Number($('#extraction-window').value);
+  const max = Number($('#extraction-max').value);
+  if (!Number.isInteger(amount) || amount < 1) {
+    setExtractionFormError('The window is a whole number of hours or days, at least 1.');
+    return;
+  }
+  if (!Number.isInteger(max) || max < 1 || max > 1000) {
+    setExtractionFormError('Max newsletters is a whole number from 1 to 1000.');
+    return;
+  }
+  const senders = $('#extraction-senders').value.split(',')
+    .map((s) => s.trim()).filter(Boolean);
+  const body = { max_results: max, senders };
+  if ($('#extraction-unit').value === 'hours') body.hours_back = amount;
+  else body.days_back = amount;
+  const accountId = $('#extraction-account').value;
+  if (accountId) body.account_id = accountId;
+  extractions.starting = true;
+  $('#extraction-start').disabled = true;
+  setExtractionFormError('');
+  try {
+    const accepted = await api('POST', '/api/newsletters/extractions', body);
+    fetchJobSoon(accepted.extraction_id);
+    location.hash = extractionHash(accepted.extraction_id);
+  } catch (error) {
+    if (error.status !== 401) setExtractionFormError(describeError(error));
+  } finally {
+    extractions.starting = false;
+    $('#extraction-start').disabled = false;
+  }
+}
+
+const loadExtractions = coalesced(async () => {
+  const answer = await api('GET', '/api/newsletters/extractions');
+  if (loggedOut()) return;
+  extractions.list = answer.extractions || [];
+  renderExtractionList();
+});
+
+function windowText(params) {
+  const p = params || {};
+  if (p.hours_back) return `last ${fmtNumber(p.hours_back)} h`;
+  if (p.days_back) return `last ${fmtNumber(p.days_back)} d`;
+  return '';
+}
+
+function extractionCriteria(item) {
+  const p = item.params || {};
+  return [
+    p.account_id ? accountName(p.account_id) : 'all accounts',
+    windowText(p),
+    p.senders && p.senders.length ? `from ${p.senders.join(', ')}` : '',
+    p.max_results ? `at most ${fmtNumber(p.max_results)}` : '',
+  ].filter(Boolean).join(' · ');
+}
+
+function renderExtractionList() {
+  const rows = extractions.list.map((item) => {
+    const row = el('li', 'cleanup-row');
+    row.setAttribute('data-testid', 'extraction-row');
+    row.dataset.jobId = item.extraction_id;
+    const link = el('a', 'cleanup-link');
+    link.href = extractionHash(item.extraction_id);
+    const counts = item.counts || {};
+    const what = [
+      extractionCriteria(item),
+      counts.newsletters != null ? `${fmtNumber(counts.newsletters)} newsletters` : '',
+      counts.articles != null ? `${fmtNumber(counts.articles)} articles` : '',
+    ].filter(Boolean).join(' · ');
+    link.append(el('span', 'mono job-id', shortId(item.extraction_id)), el('span', '', ` ${what} `));
+    const status = item.status || '';
+    const badge = el('span', `badge status-${status}`, status.replace('_', ' '));
+    const when = el('span', 'hint');
+    setTime(when, item.created_at, '');
+    row.append(link, badge, when);
+    if (item.extraction_id === extractions.openId) row.setAttribute('aria-current', 'true');
+    return row;
+  });
+  $('#extraction-list').replaceChildren(...rows);
+  $('#extractions-empty').hidden = rows.length > 0;
+}
+
+function routeExtractions() {
+  const match = /^#newsletters\/(.+)$/.exec(location.hash);
+  const id = match ? decodeURIComponent(match[1]) : null;
+  loadExtractions().catch(reportLoadError);
+  if (id === null) closeExtraction();
+  else if (id !== extractions.openId) openExtraction(id);
+  else loadExtraction();
+}
+
+function closeExtraction() {
+  extractions.seq += 1;
+  extractions.openId = null;
+  extractions.detail = null;
+  $('#extraction').hidden = true;
+  renderExtractionList();
+}
+
+function setExtractionError(message) {
+  const error = $('#extraction-error');
+  error.textContent = message;
+  error.hidden = !message;
+}
+
+function openExtraction(id) {
+  extractions.openId = id;
+  extractions.detail = null;
+  const job = state.jobs.get(id);
+  extractions.seenStatus = job ? job.status : null;
+  setExtractionError('');
+  $('#extraction-title').textContent = `Extraction ${shortId(id)}`;
+  $('#extraction-criteria').textContent = 'Loading…';
+  $('#extraction-newsletters').replaceChildren();
+  $('#extraction-counts').textContent = '';
+  $('#extraction-exports').hidden = true;
+  $('#extraction').hidden = false;
+  renderExtractionList();
+  loadExtraction();
+}
+
+async function loadExtraction() {
+  const id = extractions.openId;
+  if (id === null) return;
+  const seq = ++extractions.seq;
+  let detail;
+  try {
+    detail = await api('GET', extractionPath(id));
+  } catch (error) {
+    if (seq !== extractions.seq || error.status === 401) return;
+    setExtractionError(error.status === 404
+      ? 'This extraction does not exist (or is not yours).'
+      : `Could not load the extraction: ${describeError(error)}`);
+    $('#extraction-criteria').textContent = '';
+    return;
+  }
+  if (seq !== extractions.seq || loggedOut()) return;
+  extractions.detail = detail;
+  if (extractions.seenStatus !== detail.status) loadExtractions().catch(reportLoadError);
+  extractions.seenStatus = detail.status;
+  renderExtraction();
+}
+
+// Live news about a job: the open extraction follows it, and reloads once it has ended.
+function extractionJobNews(id, job) {
+  if (extractions.openId !== id || !extractions.detail) return;
+  const now = job ? job.status : extractions.seenStatus;
+  if (now !== extractions.seenStatus) {
+    extractions.seenStatus = now;
+    loadExtractions().catch(reportLoadError);
+    if (FINISHED_JOB.has(now)) {
+      loadExtraction();
+      return;
+    }
+  }
+  renderExtractionProgress();
+}
+
+function extractionStatus() {
+  const job = extractions.openId ? state.jobs.get(extractions.openId) : null;
+  const detail = extractions.detail;
+  // The detail is the truth once the job ended; before, the live job is fresher.
+  if (detail && FINISHED_JOB.has(detail.status)) return detail.status;
+  return (job && job.status) || (detail && detail.status) || '';
+}
+
+function renderExtractionProgress() {
+  const detail = extractions.detail;
+  if (!detail) return;
+  const job = state.jobs.get(extractions.openId);
+  const status = extractionStatus();
+  const badge = $('#extraction-status');
+  badge.textContent = status.replace('_', ' ');
+  badge.className = `badge status-${status}`;
+  const active = ACTIVE_JOB.has(status);
+  const progress = job && job.progress ? job.progress : {
+    current: detail.progress_current,
+    total: detail.progress_total,
+    percent: detail.progress_total
+      ? Math.round((100 * detail.progress_current) / detail.progress_total) : null,
+  };
+  setMeter($('#extraction-meter'), $('#extraction-progress'), $('#extraction-progress-text'),
+    active ? progress : null, { active: status === 'running', label: 'Progress of the extraction' });
+  setRateEta($('#extraction-rate'), $('#extraction-eta'), job || {}, status === 'running', '/s');
+  const source = job || detail;
+  let text = '';
+  if (active) {
+    text = [source.step ? capitalize(source.step) : '', source.message].filter(Boolean).join(' — ');
+    if (!text && status === 'pending') {
+      text = detail.queue_position != null
+        ? `Waiting for a worker (position ${fmtNumber(detail.queue_position)})…`
+        : 'Waiting for a worker…';
+    }
+    if (!text) text = 'Working…';
+  } else if (status === 'failed') {
+    text = detail.error || (job && job.error) || 'The extraction failed.';
+  }
+  const step = $('#extraction-step');
+  step.textContent = text;
+  step.hidden = !text;
+  step.classList.toggle('error-text', status === 'failed');
+}
+
+function renderExtraction() {
+  const detail = extractions.detail;
+  if (!detail) return;
+  $('#extraction-criteria').textContent = extractionCriteria(detail);
+  renderExtractionProgress();
+  const result = detail.status === 'completed' ? detail.result || {} : null;
+  const exports = $('#extraction-exports');
+  exports.hidden = !result;
+  if (result) {
+    const base = `${extractionPath(detail.extraction_id)}/export`;
+    $('#extraction-export-json').href = `${base}?format=json`;
+    $('#extraction-export-text').href = `${base}?format=text`;
+  }
+  const letters = result ? result.newsletters || [] : [];
+  const articles = letters.reduce((n, letter) => n + (letter.articles || []).length, 0);
+  $('#extraction-counts').textContent = result
+    ? `${fmtNumber(letters.length)} newsletters, ${fmtNumber(articles)} articles.`
+    : '';
+  $('#extraction-newsletters').replaceChildren(...letters.map(newsletterBox));
+}
+
+function newsletterBox(letter) {
+  const box = el('section', 'review-group news-letter');
+  box.setAttribute('data-testid', 'newsletter');
+  const head = el('div', 'news-head');
+  const subject = letter.canonical_url
+    ? outsideLink(letter.canonical_url, letter.subject || '(no subject)', 'newsletter-subject')
+    : el('strong', '', letter.subject || '(no subject)');
+  if (!letter.canonical_url) subject.setAttribute('data-testid', 'newsletter-subject');
+  const meta = el('p', 'hint');
+  meta.setAttribute('data-testid', 'newsletter-meta');
+  meta.append(fromText(letter.from), ' · ', el('span', 'mail-date', fmtListDate(letter.date)));
+  head.append(subject, meta);
+  const items = (letter.articles || []).map((article) => {
+    const row = el('li', 'review-item');
+    row.setAttribute('data-testid', 'newsletter-article');
+    row.append(outsideLink(article.url, article.title || article.url, 'article-link'));
+    if (article.title) row.append(el('span', 'hint mono', ` ${article.url}`));
+    if (article.hops) row.append(el('span', 'hint', ` · ${fmtNumber(article.hops)} redirects`));
+    return row;
+  });
+  const list = el('ul', 'review-items');
+  list.append(...items);
+  box.append(head);
+  if (items.length) box.append(list);
+  else box.append(el('p', 'hint', 'No article links.'));
+  const rejected = letter.rejected || [];
+  if (rejected.length) {
+    const fold = el('details', 'review-protected');
+    fold.setAttribute('data-testid', 'newsletter-rejected');
+    fold.append(el('summary', '', rejected.length === 1
+      ? '1 link rejected' : `${fmtNumber(rejected.length)} links rejected`));
+    const rows = el('ul', 'review-items');
+    // Rejected links are shown as text only: several of them act when merely opened.
+    rows.append(...rejected.map((item) => {
+      const row = el('li', 'review-item');
+      row.setAttribute('data-testid', 'rejected-link');
+      const url = el('span', 'mono', item.url || '');
+      const reason = el('span', 'review-reasons', item.reason || '');
+      reason.setAttribute('data-testid', 'rejected-reason');
+      row.append(url, reason);
+      return row;
+    }));
+    fold.append(rows);
+    box.append(fold);
+  }
+  return box;
+}
+
+function initExtractions() {
+  $('#extraction-form').addEventListener('submit', startExtraction);
+}
+
 // -- session --------------------------------------------------------------------------------
 
 function show(view) {
@@ -2643,6 +2991,9 @@ function clearData() {
   closeReview();
   cleanups.list = [];
   renderCleanupList();
+  closeExtraction();
+  extractions.list = [];
+  renderExtractionList();
   journals.clear();
   undoing.clear();
   jobWatchers.clear();
@@ -2762,6 +3113,7 @@ function init() {
   $('#notify-enable').addEventListener('click', enableNotifications);
   initMail();
   initCleanups();
+  initExtractions();
   window.addEventListener('online', () => live.onOnline());
   setInterval(refreshRelativeTimes, 30000);
   show('loading');
