@@ -2839,6 +2839,13 @@ async function loadExtraction() {
   if (extractions.seenStatus !== detail.status) loadExtractions().catch(reportLoadError);
   extractions.seenStatus = detail.status;
   renderExtraction();
+  // The job ended while this GET was answered: its news was seen before the detail came.
+  const live = state.jobs.get(id);
+  if (live && FINISHED_JOB.has(live.status) && !FINISHED_JOB.has(detail.status)) {
+    setTimeout(() => {
+      if (extractions.openId === id) loadExtraction();
+    }, 500);
+  }
 }
 
 // Live news about a job: the open extraction follows it, and reloads once it has ended.
