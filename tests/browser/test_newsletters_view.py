@@ -16,6 +16,7 @@ import pytest
 from playwright.sync_api import Browser, Page, Response, expect
 
 from tests.support.apps import wait_for
+from tests.support.dashboard import logged_in_tab
 from tests.support.server import ServerProcess, start_server
 
 ENV = {
@@ -88,19 +89,8 @@ def mail_root(server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -
 @pytest.fixture
 def page(browser: Browser, server: ServerProcess, mail_root: Path) -> Iterator[Page]:
     """A logged-in tab on the Newsletters view; afterwards it must not have thrown."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    tab = context.new_page()
-    errors: list[str] = []
-    tab.on("pageerror", lambda exc: errors.append(str(exc)))
-    tab.goto(server.base_url + "/")
-    tab.get_by_test_id("login-key").fill(server.admin_key)
-    tab.get_by_test_id("login-submit").click()
-    expect(tab.locator("#dashboard-view")).to_be_visible()
-    tab.get_by_test_id("tab-newsletters").click()
-    expect(tab.get_by_test_id("newsletters-panel")).to_be_visible()
-    yield tab
-    context.close()
-    assert errors == [], errors
+    with logged_in_tab(browser, server, "newsletters") as tab:
+        yield tab
 
 
 def _started(response: Response) -> bool:

@@ -23,6 +23,7 @@ from sqlalchemy import update
 from inboxd.db.engine import writing
 from inboxd.db.tables import messages
 from tests.support.apps import wait_for
+from tests.support.dashboard import logged_in_tab
 from tests.support.server import ServerProcess, start_server
 
 ENV = {
@@ -125,19 +126,8 @@ def account(server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> 
 @pytest.fixture
 def page(browser: Browser, server: ServerProcess, account: dict[str, Any]) -> Iterator[Page]:
     """A logged-in tab on the Mail view; afterwards it must not have thrown."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    tab = context.new_page()
-    errors: list[str] = []
-    tab.on("pageerror", lambda exc: errors.append(str(exc)))
-    tab.goto(server.base_url + "/")
-    tab.get_by_test_id("login-key").fill(server.admin_key)
-    tab.get_by_test_id("login-submit").click()
-    expect(tab.locator("#dashboard-view")).to_be_visible()
-    tab.get_by_test_id("tab-mail").click()
-    expect(tab.get_by_test_id("mail-panel")).to_be_visible()
-    yield tab
-    context.close()
-    assert errors == [], errors
+    with logged_in_tab(browser, server, "mail") as tab:
+        yield tab
 
 
 def _expect_subjects(page: Page, subjects: list[str]) -> None:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
+
+from playwright.sync_api import Browser, Page, expect
 
 from tests.services.dovecot import ImapUser
 from tests.support.mail import make_message
@@ -50,3 +54,22 @@ def restart_server(server: ServerProcess, timeout: float = 30.0) -> None:
             command, env=server.env, stdout=out, stderr=subprocess.STDOUT
         )
     wait_ready(server, timeout)
+
+
+@contextmanager
+def logged_in_tab(browser: Browser, server: ServerProcess, view: str) -> Iterator[Page]:
+    """A tab logged in with the admin key, on the dashboard's ``view`` (mail, cleanups,
+    newsletters…); when the block ends, the page must not have thrown."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    tab.goto(server.base_url + "/")
+    tab.get_by_test_id("login-key").fill(server.admin_key)
+    tab.get_by_test_id("login-submit").click()
+    expect(tab.locator("#dashboard-view")).to_be_visible()
+    tab.get_by_test_id(f"tab-{view}").click()
+    expect(tab.get_by_test_id(f"{view}-panel")).to_be_visible()
+    yield tab
+    context.close()
+    assert errors == [], errors
