@@ -6,7 +6,6 @@ network resolution off, owner-only access, the per-user limit and the command li
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,7 +15,6 @@ from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from typer.testing import CliRunner, Result
 
@@ -26,6 +24,7 @@ from inboxd.cli.main import app as cli_app
 from inboxd.jobs.model import Job, JobStatus
 from inboxd.store.accounts import Account, Accounts
 from inboxd.store.users import Users
+from tests.support.apps import AsgiClient as Client
 from tests.support.apps import (
     make_app,
     running_worker,
@@ -63,27 +62,6 @@ def write_maildir(root: Path, raws: list[bytes]) -> None:
         (root / sub).mkdir(parents=True, exist_ok=True)
     for n, raw in enumerate(raws):
         (root / "cur" / f"{1000 + n}.news.host:2,S").write_bytes(raw)
-
-
-class Client:
-    """The API of an App in this process, over ASGI, as one user."""
-
-    def __init__(self, api: Any, key: str) -> None:
-        self.api = api
-        self.headers = {"Authorization": f"Bearer {key}"}
-
-    def call(self, method: str, path: str, body: Any = None) -> httpx.Response:
-        """One request, its answer read whole."""
-        return asyncio.run(self._call(method, path, body))
-
-    async def _call(self, method: str, path: str, body: Any) -> httpx.Response:
-        transport = httpx.ASGITransport(app=self.api)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://testserver", headers=self.headers
-        ) as client:
-            response = await client.request(method, path, json=body)
-            await response.aread()
-            return response
 
 
 @dataclass
