@@ -254,6 +254,17 @@ class Settings(BaseSettings):
         description="Newsletter extractions one user may have waiting or running at once; "
         "one more is refused with 429.",
     )
+    graph_authority: str = Field(
+        default="https://login.microsoftonline.com",
+        min_length=1,
+        description="Microsoft identity platform authority (sign-in and token requests go to "
+        "AUTHORITY/TENANT/oauth2/v2.0/...); another cloud's, or a local one for tests.",
+    )
+    graph_url: str = Field(
+        default="https://graph.microsoft.com/v1.0",
+        min_length=1,
+        description="Microsoft Graph endpoint Graph accounts sync from.",
+    )
 
     @field_validator(
         "schedules", "task_modules", "allowed_origins", "fetch_allow_networks", mode="before"
