@@ -442,6 +442,9 @@ def test_the_command_line(w: World, monkeypatch: pytest.MonkeyPatch) -> None:
     listed = cli(w, monkeypatch, "cleanup", "list", "--json")
     assert [c["job_id"] for c in json.loads(listed.stdout)["cleanups"]] == [job_id]
     assert cli(w, monkeypatch, "cleanup", "approve", job_id, "--only", "x").exit_code == 2
+    generic = cli(w, monkeypatch, "jobs", "approve", job_id)  # would skip the exact list
+    assert "inboxd cleanup approve" in str(generic.exception)
+    assert w.app.queue.get(job_id).status.value == "awaiting_approval"
     plain = cli(w, monkeypatch, "cleanup", "propose", w.account.id)
     assert plain.exit_code == 0 and w.app.queue.get(plain.stdout.strip()).kind == "cleanup"
     ids = w.ids()

@@ -13,7 +13,7 @@ from inboxd.actions.newsletters import start_extraction
 from inboxd.actions.triage import start_triage_job
 from inboxd.app import App
 from inboxd.config import Settings
-from inboxd.errors import Forbidden, InvalidField
+from inboxd.errors import Forbidden, InvalidField, InvalidState
 from inboxd.jobs.model import Job, JobEvent
 from inboxd.jobs.registry import TaskSpec, all_tasks, get_task
 from inboxd.pipeline.index import index_dedupe_key
@@ -183,7 +183,14 @@ def retry_job(app: App, job_id: str, *, owner: str | None = None) -> Job:
 
 
 def approve_job(app: App, job_id: str, *, owner: str | None = None) -> Job:
-    """Let a job that awaits a person's approval run."""
+    """Let a job that awaits a person's approval run (not a clean-up: a clean-up is
+    approved with its exact list, through the clean-up actions)."""
+    job = app.queue.get(job_id, owner=owner)
+    if job.kind == "cleanup":
+        raise InvalidState(
+            f"job {job_id} is a clean-up: approve it with `inboxd cleanup approve {job_id}`"
+            " (or POST /api/cleanups/{id}/approve), which records the exact list"
+        )
     return app.queue.approve(job_id, owner=owner)
 
 
