@@ -10,7 +10,6 @@ from __future__ import annotations
 import atexit
 import grp
 import imaplib
-import ipaddress
 import math
 import os
 import pwd
@@ -22,18 +21,14 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from inboxd.providers.maildir import encode_mutf7
 from tests.services import (
     LOOPBACK,
     ServiceUnavailable,
+    certs,
     ensure_system_user,
     free_port,
     is_root,
@@ -67,65 +62,11 @@ def find_dovecot() -> tuple[Path, Path]:
 def write_test_certificates(directory: Path, host: str) -> None:
     """A throwaway CA (``ca.pem``) and a certificate for ``host`` (an IP address) that it
     issued (``server.pem``, ``server.key``), valid for a day."""
-    key_ca = ec.generate_private_key(ec.SECP256R1())
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.now(UTC)
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "inboxd test CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(key_ca.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(key_ca.public_key()), critical=False
-        )
-        .sign(key_ca, hashes.SHA256())
-    )
-    server = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(key_ca.public_key()),
-            critical=False,
-        )
-        .sign(key_ca, hashes.SHA256())
-    )
-    pem = serialization.Encoding.PEM
-    (directory / "ca.pem").write_bytes(ca.public_bytes(pem))
-    (directory / "server.pem").write_bytes(server.public_bytes(pem))
+    made = certs.issue([host], ca_name="inboxd test CA")
+    (directory / "ca.pem").write_bytes(made.ca_pem)
+    (directory / "server.pem").write_bytes(made.cert_pem)
     key_file = directory / "server.key"
-    key_file.write_bytes(
-        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
+    key_file.write_bytes(made.key_pem)
     key_file.chmod(0o600)
 
 
