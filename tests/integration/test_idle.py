@@ -26,7 +26,8 @@ from inboxd.store.accounts import NEEDS_ATTENTION, Account, Accounts
 from inboxd.sync.idle import Backoff, IdleMonitor
 from inboxd.sync.idle_status import read_status, status_path
 from inboxd.sync.task import enqueue_sync
-from tests.services.dovecot import ImapUser
+from tests.integration.test_imap_changes import without
+from tests.services.dovecot import DovecotServer, ImapUser
 from tests.support.apps import (
     add_imap_account,
     make_app,
@@ -129,6 +130,60 @@ def test_a_dropped_connection_is_reopened_with_backoff_and_mail_still_arrives(
             proxy.cut()
             wait_for(lambda: monitor.live_connections == 1, timeout=5)
             arrives_within(app, account, imap_user, 2, 2.0)
+
+
+def test_idle_is_renewed_and_changes_between_renewals_are_not_lost(
+    app: App, imap_user: ImapUser
+) -> None:
+    with Proxy(imap_user.port) as proxy:
+        account = add_imap_account(app, imap_user, port=proxy.port)
+        why: list[str] = []
+        with (
+            running_worker(app, concurrency=2),
+            watching(app, renew_seconds=0.2, on_sync=lambda _a, w: why.append(w)) as monitor,
+        ):
+            wait_for(lambda: monitor.live_connections == 1, timeout=5)
+            time.sleep(0.8)
+            for n in range(3):
+                arrives_within(app, account, imap_user, n, 2.0)
+        idles = bytes(proxy.sent).count(b" IDLE\r\n")
+        assert idles >= 4 and bytes(proxy.sent).count(b"DONE\r\n") >= idles - 1
+        # Renewed on the same connection: never dropped and reopened.
+        assert "reconnected" not in why and len(why) >= 3
+
+
+def test_idle_over_implicit_tls_and_starttls(
+    tmp_path: Path, tls_dovecot_server: DovecotServer
+) -> None:
+    user = tls_dovecot_server.add_user(f"idletls{time.time_ns()}", "secret-pw")
+    ca = tls_dovecot_server.ca_path.read_text()
+    with make_app(f"sqlite:///{tmp_path}/inboxd.db", tmp_path) as app:
+        ports = {"tls": tls_dovecot_server.tls_port, "starttls": tls_dovecot_server.port}
+        accounts = {
+            add_imap_account(
+                app, user, port=port, name=security, security=security, ca_pem=ca
+            ).id: security
+            for security, port in ports.items()
+        }
+        told: dict[str, str] = {}
+        with watching(app, on_sync=lambda a, why: told.setdefault(a.id, why)) as monitor:
+            wait_for(lambda: monitor.live_connections == 2, timeout=5)
+            user.append("INBOX", make_message(1))
+            wait_for(lambda: set(told) == set(accounts), timeout=2)
+    assert all("EXISTS" in why for why in told.values())
+
+
+def test_a_server_without_idle_is_left_to_the_periodic_sync(app: App, imap_user: ImapUser) -> None:
+    with Proxy(imap_user.port, rewrite=without("IDLE")) as proxy:
+        account = add_imap_account(app, imap_user, port=proxy.port)
+        with watching(app) as monitor:
+            wait_for(lambda: (s := idle_status(app)) and account.id in s.left_out, timeout=5)
+            assert "does not offer IMAP IDLE" in idle_status(app).left_out[account.id]  # type: ignore[union-attr]
+            # A sync that logs in proves nothing new here: no second try.
+            assert sync_now(app, account).status == JobStatus.COMPLETED
+            connections = proxy.accepted
+            time.sleep(0.5)
+            assert proxy.accepted == connections and monitor.watching == []
 
 
 def test_the_connection_budget_is_kept_and_removed_accounts_are_dropped(
