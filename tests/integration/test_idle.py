@@ -3,6 +3,7 @@ PostgreSQL, with a worker of this process doing the syncs it queues."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -38,6 +39,7 @@ from tests.support.apps import (
 )
 from tests.support.mail import make_message
 from tests.support.proxy import Proxy
+from tests.support.server import start_server
 
 pytestmark = pytest.mark.dovecot
 
@@ -317,3 +319,22 @@ def test_the_idle_command_watches_and_stops_on_sigterm(
     assert idle_status(app) is None
     text = log.read_text()
     assert "IDLE on INBOX of account" in text and "queueing a sync" in text
+
+
+def test_serve_runs_the_watcher_beside_its_workers_and_stops_it(
+    tmp_path: Path, imap_user: ImapUser
+) -> None:
+    data = tmp_path / "data"
+    with make_app(f"sqlite:///{data / 'inboxd.db'}", tmp_path) as app:
+        account = add_imap_account(app, imap_user)  # there before the watcher starts
+        server = start_server(data)
+        try:
+            status = wait_for(lambda: (s := idle_status(app)) and s.connections == 1 and s, 30)
+            assert status.watching == [account.id] and status.pid != server.proc.pid
+            arrives_within(app, account, imap_user, 1, 5.0)  # a loaded machine: some slack
+        finally:
+            assert server.stop() == 0
+        assert idle_status(app) is None
+        with pytest.raises(ProcessLookupError):
+            os.kill(status.pid, 0)  # the watcher went with the server
+    assert "started idle 0" in server.log()
