@@ -128,10 +128,15 @@ def test_a_dropped_connection_is_reopened_with_backoff_and_mail_still_arrives(
             wait_for(lambda: monitor.live_connections == 1 and proxy.accepted > first, timeout=5)
             wait_for(lambda: "reconnected" in synced, timeout=3)
             arrives_within(app, account, imap_user, 1, 2.0)
-            # Cut again while the server is unreachable: the watcher keeps trying.
+            # Cut again: the watcher keeps trying.
             proxy.cut()
             wait_for(lambda: monitor.live_connections == 1, timeout=5)
             arrives_within(app, account, imap_user, 2, 2.0)
+            # The server ends the session itself (* BYE): the same.
+            synced.clear()
+            imap_user.server.kick(imap_user.username)
+            wait_for(lambda: "reconnected" in synced, timeout=5)
+            arrives_within(app, account, imap_user, 3, 2.0)
 
 
 def test_idle_is_renewed_and_changes_between_renewals_are_not_lost(

@@ -134,7 +134,8 @@ class _Watcher:
                     account.id,
                     extra={"account_id": account.id},
                 )
-                if not first:
+                if not first or attempt > 0:
+                    # Mail may have come while no connection watched (the server was down).
                     monitor.changed(account, "reconnected")
                 first = False
                 connection.watch(
