@@ -28,6 +28,7 @@ from inboxd.sync.idle import Backoff, IdleMonitor
 from inboxd.sync.idle_status import read_status, status_path
 from inboxd.sync.task import enqueue_sync
 from tests.integration.test_imap_changes import without
+from tests.integration.test_imap_oauth import add_oauth_account, xoauth2_logins
 from tests.services.dovecot import DovecotServer, ImapUser
 from tests.support.apps import (
     add_imap_account,
@@ -38,6 +39,7 @@ from tests.support.apps import (
     wait_for,
 )
 from tests.support.mail import make_message
+from tests.support.oauth_server import OAuthServer
 from tests.support.proxy import Proxy
 from tests.support.server import start_server
 
@@ -178,6 +180,38 @@ def test_idle_over_implicit_tls_and_starttls(
             user.append("INBOX", make_message(1))
             wait_for(lambda: set(told) == set(accounts), timeout=2)
     assert all("EXISTS" in why for why in told.values())
+
+
+def test_idle_with_xoauth2_renews_its_token_and_stops_on_a_revoked_grant(
+    app: App, oauth_server: OAuthServer, oauth_dovecot_server: DovecotServer
+) -> None:
+    oauth = oauth_server
+    user = oauth_dovecot_server.add_user(f"oidle{time.time_ns()}", "unused-password")
+    refresh_token = oauth.grant(user.username)
+    account = add_oauth_account(app, user, oauth, refresh_token)
+    told: list[str] = []
+    try:
+        with watching(app, on_sync=lambda _a, why: told.append(why)) as monitor:
+            wait_for(lambda: monitor.live_connections == 1, timeout=5)
+            assert xoauth2_logins(oauth_dovecot_server, user) == 1
+            user.append("INBOX", make_message(1))
+            wait_for(lambda: any("EXISTS" in why for why in told), timeout=2)
+            # The access token ran out while watching: the next login gets a new one.
+            oauth.expire_access_tokens()
+            requests = len(oauth.token_requests)
+            oauth_dovecot_server.kick(user.username)
+            wait_for(lambda: "reconnected" in told, timeout=5)
+            assert len(oauth.token_requests) == requests + 1
+            # Consent withdrawn: the watcher stops at once, without a storm of requests.
+            oauth.revoke(refresh_token)
+            oauth.expire_access_tokens()
+            requests = len(oauth.token_requests)
+            oauth_dovecot_server.kick(user.username)
+            wait_for(lambda: (s := idle_status(app)) and account.id in s.left_out, timeout=5)
+            time.sleep(0.5)
+            assert len(oauth.token_requests) == requests + 1 and monitor.live_connections == 0
+    finally:
+        oauth.token_requests.clear()  # the session's server, shared with other tests
 
 
 def test_a_server_without_idle_is_left_to_the_periodic_sync(app: App, imap_user: ImapUser) -> None:
