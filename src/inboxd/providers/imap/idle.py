@@ -45,9 +45,9 @@ class InboxIdle(ImapConnection):
     _buffer = b""
     _tags = 0
 
-    def open(self) -> int:
-        """Log in and EXAMINE INBOX; returns the number of messages in it. IdleNotOffered
-        when the server has no IDLE (nothing is retried for that)."""
+    def open(self) -> None:
+        """Log in and EXAMINE INBOX; IdleNotOffered when the server has no IDLE (nothing
+        is retried for that)."""
         self.connect()
         if "IDLE" not in self.capabilities:
             self.close()
@@ -56,13 +56,7 @@ class InboxIdle(ImapConnection):
             answer = stream.command("EXAMINE INBOX")
         self._check(answer, "EXAMINE INBOX")
         self.selected, self.writable = "INBOX", False
-        exists = 0
-        for response in answer.responses:
-            found = re.match(rb"\* (\d+) EXISTS", response.line)
-            if found:
-                exists = int(found.group(1))
         self._take_over_socket()
-        return exists
 
     def watch(
         self,
@@ -75,7 +69,9 @@ class InboxIdle(ImapConnection):
         responses; ProviderError (or ServerClosedConnection) when the connection fails."""
         try:
             while not stop.is_set():
-                tag = self._begin_idle()
+                tag, changes = self._begin_idle()
+                if changes:
+                    on_change(changes)
                 deadline = time.monotonic() + renew_seconds
                 while not stop.is_set() and time.monotonic() < deadline:
                     changes = self._read_changes(TICK_SECONDS)
@@ -98,8 +94,7 @@ class InboxIdle(ImapConnection):
         whatever that file holds already (nothing, unless the server spoke unasked)."""
         sock = self.client.socket()
         file = self.client._imap.file
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        _keep_alive(sock)
         sock.setblocking(False)
         try:
             # peek gives the buffered bytes without a read; an empty buffer tries one read,
@@ -114,19 +109,23 @@ class InboxIdle(ImapConnection):
     def _send(self, text: str) -> None:
         self.client.socket().sendall(text.encode() + b"\r\n")
 
-    def _begin_idle(self) -> str:
+    def _begin_idle(self) -> tuple[str, list[bytes]]:
+        """IDLE, up to the server's continuation; its tag, and the changes the server
+        reported before it (those since EXAMINE or the last DONE)."""
         self._tags += 1
         tag = f"IDL{self._tags}"
         self._send(f"{tag} IDLE")
+        changes: list[bytes] = []
         while True:
             line = self._line(self.config.timeout)
             if line is None:
                 raise ProviderError(f"{self.config.host} did not answer IDLE")
             if line.startswith(b"+"):
-                return tag
+                return tag, changes
             if line.startswith(tag.encode() + b" "):
                 raise ProviderError(f"{self.config.host} refused IDLE: {_text(line)[:200]}")
-            self._untagged(line)  # whatever came before the continuation (a BYE raises)
+            if self._untagged(line):
+                changes.append(line)
 
     def _end_idle(self, tag: str) -> list[bytes]:
         """DONE, then the responses up to IDLE's tagged answer (changes among them)."""
@@ -208,6 +207,17 @@ class InboxIdle(ImapConnection):
         if not data:
             raise EOFError("the server closed the connection")
         self._buffer += data
+
+
+def _keep_alive(sock: socket.socket) -> None:
+    """TCP keepalive probes after a minute of silence: a peer that vanished (a NAT box
+    that forgot the connection, a host that died) is noticed in about two minutes, not
+    at the next renewal, while IDLE itself sends nothing."""
+    with contextlib.suppress(OSError, AttributeError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 60)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 20)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
 
 
 def _text(data: bytes) -> str:
