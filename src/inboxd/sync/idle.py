@@ -165,7 +165,7 @@ class _Watcher:
             self.stop.wait(delay)
 
     def _leave(self, exc: PermanentError) -> None:
-        reason = exc.message if isinstance(exc, InboxdError) else str(exc)
+        reason = exc.message
         self.left_out = _LeftOut(
             self.fingerprint, reason, utcnow(), after_sync=not isinstance(exc, IdleNotOffered)
         )
