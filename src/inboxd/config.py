@@ -265,6 +265,13 @@ class Settings(BaseSettings):
         min_length=1,
         description="Microsoft Graph endpoint Graph accounts sync from.",
     )
+    idle_max_connections: int = Field(
+        default=20,
+        ge=0,
+        description="IMAP connections the IDLE watcher keeps open (one per account, oldest "
+        "accounts first) so new mail is synced within seconds; accounts beyond it wait for "
+        "the periodic sync; 0 turns IDLE off.",
+    )
 
     @field_validator(
         "schedules", "task_modules", "allowed_origins", "fetch_allow_networks", mode="before"

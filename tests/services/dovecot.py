@@ -543,6 +543,11 @@ class DovecotServer:
             raise RuntimeError(f"UIDVALIDITY of {folder!r} did not change ({old})")
         return current
 
+    def kick(self, user: str) -> None:
+        """End every IMAP session of ``user`` (each is told ``* BYE``), as a server restart
+        or an admin would."""
+        self._doveadm_run("kick", user)
+
     def _doveadm_run(self, *args: str) -> None:
         assert self._doveadm is not None
         log = self.base_dir / "doveadm.log"

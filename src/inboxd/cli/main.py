@@ -13,6 +13,7 @@ from inboxd.cli.changes import mark_cmd, undo_cmd
 from inboxd.cli.cleanup import cleanup_app
 from inboxd.cli.common import app_session, err, out
 from inboxd.cli.export import export_cmd
+from inboxd.cli.idle import idle_cmd
 from inboxd.cli.jobs import jobs_app
 from inboxd.cli.messages import search_cmd, show_cmd, top_cmd
 from inboxd.cli.newsletters import newsletters_app
@@ -45,6 +46,7 @@ app.command("triage")(triage_cmd)
 app.command("categorize")(categorize_cmd)
 app.command("mark")(mark_cmd)
 app.command("undo")(undo_cmd)
+app.command("idle")(idle_cmd)
 
 
 def _print_version(wanted: bool) -> None:

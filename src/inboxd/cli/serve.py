@@ -2,7 +2,8 @@
 
 Mail work never runs in the web process: the workers are child processes (``inboxd worker
 --no-scheduler``), restarted if they die, so a sync's parsing never competes with requests
-for the web process's interpreter lock.
+for the web process's interpreter lock. The IMAP IDLE watcher (``inboxd idle``) is one more
+such child when workers run here.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ class WorkerPool:
 
     count: int
     grace_seconds: float = 25.0
+    #: the ``inboxd`` command each child runs: workers, or the IDLE watcher
+    command: tuple[str, ...] = ("worker", "--no-scheduler")
     _procs: list[subprocess.Popen[bytes] | None] = field(default_factory=list)
     _failures: list[int] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -53,12 +56,13 @@ class WorkerPool:
         self._thread.start()
 
     def _spawn(self, index: int) -> subprocess.Popen[bytes]:
-        command = [sys.executable, "-m", "inboxd", "worker", "--no-scheduler"]
-        command += ["--grace", str(self.grace_seconds)]
+        command = [sys.executable, "-m", "inboxd", *self.command]
+        if self.command[0] == "worker":
+            command += ["--grace", str(self.grace_seconds)]
         # Own process group: a Ctrl-C in the terminal reaches the server, which then stops
         # the workers in order (graceful first), instead of all at once.
         proc = subprocess.Popen(command, start_new_session=True, preexec_fn=_die_with_parent)
-        log.info("started worker %d (pid %d)", index, proc.pid)
+        log.info("started %s %d (pid %d)", self.command[0], index, proc.pid)
         return proc
 
     def _supervise(self) -> None:
@@ -69,7 +73,11 @@ class WorkerPool:
                 failures = self._failures[index]
                 delay = _RESTART_BACKOFF[min(failures, len(_RESTART_BACKOFF) - 1)]
                 log.warning(
-                    "worker %d exited with %s; restarting in %.0fs", index, proc.returncode, delay
+                    "%s %d exited with %s; restarting in %.0fs",
+                    self.command[0],
+                    index,
+                    proc.returncode,
+                    delay,
                 )
                 self._procs[index] = None
                 if self._stop.wait(delay):
@@ -168,6 +176,7 @@ def serve(
     if demo:
         _prepare_demo(app)
     pool = WorkerPool(workers) if workers > 0 else None
+    idle = _idle_watcher(app, workers)
     stop = threading.Event()
     sched_thread = None
     if scheduler:
@@ -177,6 +186,8 @@ def serve(
         sched_thread.start()
     if pool is not None:
         pool.start()
+    if idle is not None:
+        idle.start()
     api = create_api(app)
     config = uvicorn.Config(
         DirectStreams(api),
@@ -206,10 +217,23 @@ def serve(
         server.run()
     finally:
         stop.set()
+        if idle is not None:
+            idle.stop()
         if pool is not None:
             pool.stop()
         if sched_thread is not None:
             sched_thread.join(timeout=5)
+
+
+def _idle_watcher(app: App, workers: int) -> WorkerPool | None:
+    """The IMAP IDLE watcher (``inboxd idle``) as one more supervised child, beside the
+    workers: its connections and threads stay out of the web process, a crash restarts it
+    alone, and a split deployment runs the very same command next to its workers. None
+    without workers here (run ``inboxd idle`` beside them) or with IDLE off."""
+    if workers <= 0 or app.settings.idle_max_connections <= 0:
+        return None
+    # Its connections log out at once on SIGTERM: a short grace is plenty.
+    return WorkerPool(1, grace_seconds=5.0, command=("idle",))
 
 
 def _prepare_demo(app: App) -> None:
