@@ -265,6 +265,11 @@ class Settings(BaseSettings):
         min_length=1,
         description="Microsoft Graph endpoint Graph accounts sync from.",
     )
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="The API key the command line sends with `--server URL` (never a flag: "
+        "flags show in process listings and shell history).",
+    )
 
     @field_validator(
         "schedules", "task_modules", "allowed_origins", "fetch_allow_networks", mode="before"
