@@ -4,6 +4,7 @@ state and exit code, progress lines, a dropped stream resumed, and Ctrl-C."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pty
@@ -12,6 +13,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -96,15 +98,15 @@ def inboxd(
     env: dict[str, str], *args: str, stdin: Any = subprocess.DEVNULL, err_path: Path | None = None
 ) -> subprocess.Popen[str]:
     """``python -m inboxd ARGS`` as a child; stderr to ``err_path`` when given."""
-    stderr: Any = subprocess.PIPE if err_path is None else err_path.open("w")
-    return subprocess.Popen(
-        [sys.executable, "-m", "inboxd", *args],
-        env=env,
-        stdin=stdin,
-        stdout=subprocess.PIPE,
-        stderr=stderr,
-        text=True,
-    )
+    command = [sys.executable, "-m", "inboxd", *args]
+    if err_path is None:
+        return subprocess.Popen(
+            command, env=env, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+    with err_path.open("w") as err:  # the child keeps its own copy
+        return subprocess.Popen(
+            command, env=env, stdin=stdin, stdout=subprocess.PIPE, stderr=err, text=True
+        )
 
 
 def finish(proc: subprocess.Popen[str], timeout: float = 120) -> tuple[int, str, str]:
@@ -241,69 +243,73 @@ def test_a_dropped_stream_resumes_without_losing_or_repeating_events(
 # -- Ctrl-C -----------------------------------------------------------------------------------
 
 
+#: Long enough to outlast a slow start of the command (it is cancelled at the end).
+LONG_JOB = {"steps": 2000, "step_ms": 50}
+
+
+@contextlib.contextmanager
+def watching(
+    server: ServerProcess, tmp_path: Path, job_id: str, stdin: Any
+) -> Iterator[tuple[subprocess.Popen[str], Path]]:
+    """``jobs watch JOB --server`` with ``stdin``, once it shows the job running; killed
+    and the job cancelled when the test is done."""
+    err_path = tmp_path / "stderr"
+    env = cli_env(tmp_path, server.admin_key)
+    proc = inboxd(
+        env, "jobs", "watch", job_id, "--server", server.base_url, stdin=stdin, err_path=err_path
+    )
+    try:
+        wait_running(server, job_id, err_path)
+        yield proc, err_path
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+        with server.client() as client:
+            client.post(f"/api/jobs/{job_id}/cancel")
+
+
 @pytest.mark.parametrize(
-    ("answer", "code", "end"),
-    [("c\n", 1, "cancelled"), ("w\n", 130, "completed"), ("", 130, "completed")],
+    ("answer", "code"), [("c\n", 1), ("w\n", 130), ("", 130)], ids=["cancel", "watch", "eof"]
 )
 def test_ctrl_c_cancels_or_stops_watching(
-    server: ServerProcess, tmp_path: Path, answer: str, code: int, end: str
+    server: ServerProcess, tmp_path: Path, answer: str, code: int
 ) -> None:
-    job_id = start_job(server, "selftest", {"steps": 80, "step_ms": 50})
+    job_id = start_job(server, "selftest", LONG_JOB)
     answers = tmp_path / "stdin"
     answers.write_text(answer)
-    err_path = tmp_path / "stderr"
-    with answers.open() as stdin:
-        proc = inboxd(
-            cli_env(tmp_path, server.admin_key),
-            "jobs",
-            "watch",
-            job_id,
-            "--server",
-            server.base_url,
-            stdin=stdin,
-            err_path=err_path,
-        )
-        wait_running(server, job_id, err_path)
+    with answers.open() as stdin, watching(server, tmp_path, job_id, stdin) as (proc, err_path):
         proc.send_signal(signal.SIGINT)
         got, out, _ = finish(proc)
-    err = err_path.read_text()
-    assert got == code, (out, err)
-    if end == "cancelled":
-        assert "cancel the job or stop watching? [c/w] (w) c" in err
-        assert "selftest cancelled in" in out
-    else:
-        assert f"stopped watching; job {job_id} goes on" in err
-        assert job_status(server, job_id) == "running"  # the job did not stop with the watch
-    wait_for(lambda: job_status(server, job_id) == end, timeout=60, interval=0.1)
+        err = err_path.read_text()
+        assert got == code, (out, err)
+        if answer == "c\n":
+            assert "cancel the job or stop watching? [c/w] (w) c" in err
+            assert "selftest cancelled in" in out
+            assert job_status(server, job_id) == "cancelled"
+        else:
+            assert f"stopped watching; job {job_id} goes on" in err
+            assert out == ""
+            time.sleep(0.5)
+            assert job_status(server, job_id) == "running"  # it did not stop with the watch
 
 
 def test_a_second_ctrl_c_at_the_question_exits(server: ServerProcess, tmp_path: Path) -> None:
-    job_id = start_job(server, "selftest", {"steps": 80, "step_ms": 50})
-    err_path = tmp_path / "stderr"
+    job_id = start_job(server, "selftest", LONG_JOB)
     controller, terminal = pty.openpty()  # a terminal on stdin only: the question is asked
     try:
-        proc = inboxd(
-            cli_env(tmp_path, server.admin_key),
-            "jobs",
-            "watch",
-            job_id,
-            "--server",
-            server.base_url,
-            stdin=terminal,
-            err_path=err_path,
-        )
-        wait_running(server, job_id, err_path)
-        proc.send_signal(signal.SIGINT)
-        wait_for(lambda: "[c/w]" in err_path.read_text(), timeout=30, interval=0.05)
-        assert proc.poll() is None  # waiting for the answer
-        proc.send_signal(signal.SIGINT)
-        code, out, _ = finish(proc, timeout=30)
+        with watching(server, tmp_path, job_id, terminal) as (proc, err_path):
+            proc.send_signal(signal.SIGINT)
+            wait_for(lambda: "[c/w]" in err_path.read_text(), timeout=30, interval=0.05)
+            time.sleep(0.3)
+            assert proc.poll() is None  # waiting for the answer
+            proc.send_signal(signal.SIGINT)
+            code, out, _ = finish(proc, timeout=30)
+            assert code == 130, (out, err_path.read_text())
+            assert job_status(server, job_id) == "running"
     finally:
         os.close(controller)
         os.close(terminal)
-    assert code == 130, (out, err_path.read_text())
-    assert job_status(server, job_id) == "running"
-    wait_for(lambda: job_status(server, job_id) == "completed", timeout=60, interval=0.1)
 
 
 # -- local ------------------------------------------------------------------------------------

@@ -186,7 +186,7 @@ def _ask(console: Console, interrupted: threading.Event) -> str:
     question = "cancel the job or stop watching? [c/w] (w) "
     interactive = sys.stdin.isatty()
     if interactive:
-        console.print(question, end="", highlight=False)
+        console.print(question, end="", highlight=False, markup=False)
     elif not _waiting(sys.stdin):
         return "w"
     interrupted.set()  # marks "asking": a second Ctrl-C now exits (see _sigint_flag)
@@ -195,7 +195,7 @@ def _ask(console: Console, interrupted: threading.Event) -> str:
     finally:
         interrupted.clear()
     if not interactive:
-        console.print(f"{question}{answer}", highlight=False)
+        console.print(f"{question}{answer}", highlight=False, markup=False)
     return "c" if answer.startswith("c") else "w"
 
 
