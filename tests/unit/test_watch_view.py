@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import io
+import re
+
+from rich.console import Console
+
 from inboxd.cli.job_view import JobView
 from inboxd.cli.remote import StreamEvent, _parse_sse
-from inboxd.cli.watch import final_line
+from inboxd.cli.watch import final_line, watch
 from inboxd.vocabulary import JobStatus
 
 
@@ -84,3 +89,66 @@ def test_the_stream_parser_takes_ids_data_and_retry() -> None:
         StreamEvent(7, "status", {"status": "running"}),
         StreamEvent(8, "progress", {"current": 3}),
     ]
+
+
+class ScriptedFeed:
+    """A job whose events come from a script: one batch per read, the row following them."""
+
+    def __init__(self, batches: list[list[StreamEvent]]) -> None:
+        self.batches = batches
+        self.row = snapshot()
+        self.cancelled = False
+
+    def snapshot(self) -> dict[str, object]:
+        return dict(self.row)
+
+    def next_events(self, timeout: float) -> list[StreamEvent]:
+        batch = self.batches.pop(0) if self.batches else []
+        for event in batch:
+            if event.type == "status":
+                self.row["status"] = event.payload["status"]
+                self.row["queue_position"] = None
+            elif event.type == "progress":
+                self.row["progress"] = {"current": event.payload["current"], "total": 4}
+        return batch
+
+    def cancel(self) -> dict[str, object]:
+        self.cancelled = True
+        return self.snapshot()
+
+    def close(self) -> None:
+        pass
+
+
+def sync_script() -> list[list[StreamEvent]]:
+    progress = [
+        StreamEvent(i + 2, "progress", {"step": "fetching", "current": i, "total": 4})
+        for i in range(5)
+    ]
+    return [
+        [],
+        [StreamEvent(1, "status", {"status": "running"})],
+        progress[:3],
+        progress[3:],
+        [StreamEvent(9, "status", {"status": "completed"})],
+    ]
+
+
+def test_without_a_terminal_the_watch_prints_a_line_per_state() -> None:
+    text = io.StringIO()
+    console = Console(file=text, width=200, force_terminal=False)
+    view = watch(ScriptedFeed(sync_script()), console)
+    assert view.status == JobStatus.COMPLETED
+    lines = text.getvalue().splitlines()
+    # The state changes at once; progress of one state at most once a second.
+    assert lines == ["pending #3", "running", "running fetching 2/4 (50%)"]
+
+
+def test_on_a_terminal_the_watch_draws_a_bar() -> None:
+    text = io.StringIO()
+    console = Console(file=text, width=120, force_terminal=True)
+    view = watch(ScriptedFeed(sync_script()), console)
+    assert view.status == JobStatus.COMPLETED
+    # The bar's last frame (it is redrawn ten times a second, so earlier ones may not be).
+    drawn = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text.getvalue())
+    assert re.search(r"completed ━+ 100% 4/4", drawn), drawn

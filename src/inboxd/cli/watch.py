@@ -182,7 +182,8 @@ def watch(feed: JobFeed, console: Console, *, quiet: bool = False) -> JobView:
 
 
 def _ask(console: Console, interrupted: threading.Event) -> str:
-    """ "c" or "w" (stop watching, also the default and the answer of a closed stdin)."""
+    """The answer: c (cancel the job) or w (stop watching: the default, and what a closed
+    or silent stdin means)."""
     question = "cancel the job or stop watching? [c/w] (w) "
     interactive = sys.stdin.isatty()
     if interactive:
