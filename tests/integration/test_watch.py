@@ -341,3 +341,48 @@ def test_local_sync_watch_runs_the_sync_here_without_a_worker(
     assert code == 0, (out, err)
     assert re.search(r"^sync completed in .*new=300", out), out
     assert err.startswith("pending"), err
+
+
+def test_local_ctrl_c_cancels_through_the_actions(
+    app: App, database_url: str, tmp_path: Path
+) -> None:
+    env = subprocess_env(database_url, tmp_path / "data", COLUMNS="200")
+    job = app.queue.enqueue("selftest", LONG_JOB)
+    err_path = tmp_path / "stderr"
+    with running_worker(app, concurrency=1), (tmp_path / "stdin").open("w+") as stdin:
+        stdin.write("c\n")
+        stdin.seek(0)
+        proc = inboxd(env, "jobs", "watch", job.id, stdin=stdin, err_path=err_path)
+        try:
+            wait_for(lambda: COUNTS_LINE.search(err_path.read_text()), timeout=60, interval=0.1)
+            proc.send_signal(signal.SIGINT)
+            code, out, _ = finish(proc)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert code == 1, (out, err_path.read_text())
+    assert "selftest cancelled in" in out
+    assert app.queue.get(job.id).status.value == "cancelled"
+
+
+def test_stopping_a_sync_watched_and_run_here_puts_it_back_in_the_queue(
+    app: App, database_url: str, tmp_path: Path
+) -> None:
+    root = tmp_path / "mail"
+    generate_demo_maildir(root, count=3000)
+    Accounts(app.engine, app.settings).add("maildir", "big", {"path": str(root)})
+    env = subprocess_env(database_url, tmp_path / "data", COLUMNS="200")
+    err_path = tmp_path / "stderr"
+    proc = inboxd(env, "sync", "big", "--watch", err_path=err_path)
+    try:
+        wait_for(lambda: COUNTS_LINE.search(err_path.read_text()), timeout=90, interval=0.05)
+        proc.send_signal(signal.SIGINT)
+        code, out, _ = finish(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    err = err_path.read_text()
+    assert code == 130, (out, err)
+    assert re.search(r"stopped watching; job \S+ goes back to the queue", err), err
+    (job,) = app.queue.list_jobs(kind="sync")
+    assert job.status.value == "pending" and job.progress_current < 3000
