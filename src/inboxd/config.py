@@ -272,6 +272,11 @@ class Settings(BaseSettings):
         "accounts first) so new mail is synced within seconds; accounts beyond it wait for "
         "the periodic sync; 0 turns IDLE off.",
     )
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="The API key the command line sends with `--server URL` (never a flag: "
+        "flags show in process listings and shell history).",
+    )
 
     @field_validator(
         "schedules", "task_modules", "allowed_origins", "fetch_allow_networks", mode="before"

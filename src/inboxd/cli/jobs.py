@@ -22,6 +22,8 @@ from inboxd.cli.common import (
     out,
     print_json,
 )
+from inboxd.cli.remote import Remote, ServerOpt
+from inboxd.cli.watch import LocalFeed, RemoteFeed, follow
 from inboxd.config import load_settings
 from inboxd.db.types import utcnow
 from inboxd.errors import InvalidRequest
@@ -157,6 +159,18 @@ def _wait(opened: App, job_id: str, timeout: float | None, *, show: bool) -> Job
         time.sleep(0.1)
         job = actions.get_job(opened, job_id)
     return job
+
+
+@jobs_app.command("watch")
+def jobs_watch(job_id: str, server: ServerOpt = None, as_json: JsonOpt = False) -> None:
+    """Follow a job with a live progress bar; exit 0 if it completed, 1 if not. Ctrl-C asks
+    whether to cancel the job or stop watching (exit 130)."""
+    if server:
+        with Remote.connect(server) as remote:
+            follow(RemoteFeed(remote, job_id), job_id, as_json=as_json)
+        return
+    with app_session() as opened:
+        follow(LocalFeed(opened, job_id), job_id, as_json=as_json)
 
 
 @jobs_app.command("cancel")

@@ -17,6 +17,9 @@ from inboxd.actions.demo import start_demo
 from inboxd.actions.jobs import get_job
 from inboxd.app import App
 from inboxd.cli.common import EXIT_FAILED, JsonOpt, app_session, err, out, print_json
+from inboxd.cli.remote import Remote, ServerOpt
+from inboxd.cli.watch import LocalFeed, RemoteFeed, StoppedWatching, follow, report, stopped
+from inboxd.cli.watch import watch as watch_job
 from inboxd.jobs.model import Job, JobStatus
 
 
@@ -25,15 +28,54 @@ def sync_cmd(
     wait: Annotated[
         bool, typer.Option("--wait", help="Wait for the end, showing progress.")
     ] = False,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch", help="Follow it with a live progress bar (Ctrl-C: cancel or stop)."
+        ),
+    ] = False,
+    server: ServerOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Sync an account now; prints the job id (with --wait: waits, exit 1 if it failed)."""
+    """Sync an account now; prints the job id (with --wait or --watch: follows it, exit 1
+    if it failed)."""
+    if server:
+        _sync_remote(server, account, follow_it=watch or wait, as_json=as_json)
+        return
+    if watch:
+        _sync_watch(account, as_json=as_json)
+        return
     run_job(
         lambda opened: actions.sync_now(opened, actions.find_account(opened, account)),
         wait=wait,
         as_json=as_json,
         summary=_summary,
     )
+
+
+def _sync_remote(server: str, account: str, *, follow_it: bool, as_json: bool) -> None:
+    """Start the sync as the dashboard does (``POST /api/accounts/{id}/sync``)."""
+    with Remote.connect(server) as remote:
+        job = remote.sync_account(str(remote.find_account(account)["id"]))
+        if follow_it:
+            follow(RemoteFeed(remote, job["id"]), job["id"], as_json=as_json)
+        elif as_json:
+            print_json(job)
+        else:
+            sys.stdout.write(f"{job['id']}\n")
+
+
+def _sync_watch(account: str, *, as_json: bool) -> None:
+    """Start the sync here and watch it; it runs in this process when no worker is alive."""
+    with app_session() as opened:
+        job = actions.sync_now(opened, actions.find_account(opened, account))
+        here = False
+        try:
+            with worker_here(opened, job) as here:
+                view = watch_job(LocalFeed(opened, job.id), err, quiet=as_json)
+        except StoppedWatching:
+            stopped(job.id, here=here)
+    report(view, as_json=as_json)
 
 
 def run_job(
@@ -59,13 +101,14 @@ def run_job(
 
 
 @contextmanager
-def worker_here(opened: App, job: Job) -> Iterator[None]:
+def worker_here(opened: App, job: Job) -> Iterator[bool]:
     """Run ``job`` in this process while the block waits for it, when it is pending and no
-    worker is alive; Ctrl-C stops that worker at once (the job goes back to the queue)."""
+    worker is alive (yields whether it does); Ctrl-C stops that worker at once (the job goes
+    back to the queue)."""
     from inboxd.jobs.worker import Worker, live_workers
 
     if job.status != JobStatus.PENDING or live_workers(opened) > 0:
-        yield
+        yield False
         return
     # Through the queue all the same, so history and progress look as with a worker.
     worker = Worker(opened, concurrency=1, only=[job.id], queues=[job.queue])
@@ -74,7 +117,7 @@ def worker_here(opened: App, job: Job) -> Iterator[None]:
     )
     runner.start()
     try:
-        yield
+        yield True
     except KeyboardInterrupt:
         worker.stop(hard=True)
         raise
