@@ -7,6 +7,8 @@ network resolution off, owner-only access, the per-user limit and the command li
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,6 +23,7 @@ from typer.testing import CliRunner, Result
 from inboxd.api.main import create_api
 from inboxd.app import App
 from inboxd.cli.main import app as cli_app
+from inboxd.errors import NotFound
 from inboxd.jobs.model import Job, JobStatus
 from inboxd.store.accounts import Account, Accounts
 from inboxd.store.users import Users
@@ -78,6 +81,7 @@ class World:
 
 
 NEVER = ("/unsub", "/confirm", "/prefs", "/unsubscribe")
+SLOW, SLOW_HOPS, SLOW_DELAY = 4, 4, 0.5
 
 
 def routes(s: LinkServer, other: LinkServer) -> None:
@@ -96,8 +100,13 @@ def routes(s: LinkServer, other: LinkServer) -> None:
     for path in NEVER:
         s.routes[path] = Route(body=b"you are unsubscribed")
     other.routes["/internal"] = Route(body=b"secret")
-    for n in range(8):
-        s.routes[f"/slow{n}"] = Route(body=ARTICLE, delay=0.4)
+    # Slow links: four hops of half a second each, so a cancel lands between two hops.
+    for n in range(SLOW):
+        for hop in range(1, SLOW_HOPS):
+            here = f"/slow{n}" if hop == 1 else f"/slow{n}-{hop}"
+            nxt = s.url(f"/slow{n}-{hop + 1}")
+            s.routes[here] = Route(status=302, headers={"Location": nxt}, delay=SLOW_DELAY)
+        s.routes[f"/slow{n}-{SLOW_HOPS}"] = Route(body=ARTICLE, delay=SLOW_DELAY)
 
 
 def mailbox(s: LinkServer) -> list[bytes]:
@@ -153,7 +162,7 @@ def w(database_url: str, tmp_path: Path) -> Iterator[World]:
     with LinkServer() as server, LinkServer(host="127.0.0.2") as other:
         routes(server, other)
         write_maildir(tmp_path / "alice", mailbox(server))
-        slow = "".join(f'<a href="{server.url(f"/slow{n}")}">Slow {n}</a>' for n in range(8))
+        slow = "".join(f'<a href="{server.url(f"/slow{n}")}">Slow {n}</a>' for n in range(SLOW))
         write_maildir(
             tmp_path / "slow",
             [newsletter("Slow <s@slow.example>", "Slow one", slow, age=timedelta(minutes=5))],
@@ -243,7 +252,10 @@ def test_windows(w: World) -> None:
     with running_worker(w.app, concurrency=1):
         done = wait_finished(w.app, started.json()["job_id"], timeout=30)
     assert (done.params["hours_back"], done.params["account_id"]) == (1, w.account.id)
-    assert [n["subject"] for n in done.result["newsletters"]] == ["Daily one"]
+    # The job keeps the counts; the result is the extraction's, stored apart from the job.
+    assert "newsletters" not in done.result and done.result["counts"]["newsletters"] == 1
+    shown = w.alice.call("GET", f"/api/newsletters/extractions/{done.id}").json()
+    assert [n["subject"] for n in shown["result"]["newsletters"]] == ["Daily one"]
     theirs = w.bob.call("POST", "/api/jobs", generic | {"account_id": w.account.id})
     assert theirs.status_code == 404
 
@@ -276,6 +288,8 @@ def test_resolution_off_requests_nothing(w: World) -> None:
 
 
 def test_cancel_mid_resolution(w: World) -> None:
+    """Cancel lands during the first hops of two slow four-hop links (two at a time): the
+    job stops before the next hop, not after the links (or a group of them) end."""
     started = w.alice.call(
         "POST", "/api/newsletters/extractions", {"account_id": w.slow_account.id}
     )
@@ -283,17 +297,33 @@ def test_cancel_mid_resolution(w: World) -> None:
     with running_worker(w.app, concurrency=1):
         wait_for(lambda: w.server.count("/slow0") > 0, timeout=20)
         assert w.app.queue.get(job_id).step == "resolving"
+        before = len(w.server.seen)
+        asked = time.monotonic()
         assert w.alice.call("POST", f"/api/jobs/{job_id}/cancel").status_code in (200, 202)
         done = wait_finished(w.app, job_id, timeout=20)
+        took = time.monotonic() - asked
+        after = len(w.server.seen)
+        time.sleep(2 * SLOW_DELAY)
+        assert len(w.server.seen) == after, "a request after the job ended"
     assert done.status == JobStatus.CANCELLED
-    slow = sum(w.server.count(f"/slow{n}") for n in range(8))
-    assert 0 < slow < 8  # it stopped between links (two at a time here)
-    # Retry runs it again from the start, to the end this time.
+    # Ending the links in flight would take 1.5 s more and 6 requests; a hop in flight
+    # ends (0.5 s) and at most one more per link starts before the cancel is seen.
+    assert took < 1.3, took
+    assert after - before <= 2, w.server.seen[before:]
+    assert w.app.queue.get(job_id).progress_current == 0  # no link got to its end
+    shown = w.alice.call("GET", f"/api/newsletters/extractions/{job_id}").json()
+    assert shown["status"] == "cancelled" and shown["result"] is None
+    # Retry runs it again from the start, to the end this time (fast now).
+    for route in w.server.routes.values():
+        route.delay = 0.0
     assert w.alice.call("POST", f"/api/jobs/{job_id}/retry").status_code in (200, 202)
     with running_worker(w.app, concurrency=1):
         again = wait_finished(w.app, job_id, timeout=30)
     assert again.status == JobStatus.COMPLETED, again.error
-    assert again.result["counts"]["articles"] == 8
+    assert again.result["counts"]["articles"] == SLOW
+    shown = w.alice.call("GET", f"/api/newsletters/extractions/{job_id}").json()
+    assert shown["status"] == "completed" and shown["counts"]["articles"] == SLOW
+    assert all(a["hops"] == SLOW_HOPS for a in shown["result"]["newsletters"][0]["articles"])
 
 
 def test_owner_only_list_export_and_limit(w: World) -> None:
@@ -313,13 +343,18 @@ def test_owner_only_list_export_and_limit(w: World) -> None:
     assert "private address: " + w.server.url("/evil") in text.text
     bad = w.alice.call("POST", "/api/newsletters/extractions", {"days_back": 0})
     assert bad.status_code == 422
-    # Two waiting (no worker): a third is refused, with the first's queue position shown.
+    # Two waiting (no worker): a third is refused, with the first's queue position shown;
+    # the same as one waiting is that one, limit or not.
     first = w.alice.call("POST", "/api/newsletters/extractions", {"days_back": 1}).json()
-    w.alice.call("POST", "/api/newsletters/extractions", {"days_back": 1})
-    third = w.alice.call("POST", "/api/newsletters/extractions", {"days_back": 1})
+    w.alice.call("POST", "/api/newsletters/extractions", {"days_back": 2})
+    third = w.alice.call("POST", "/api/newsletters/extractions", {"days_back": 3})
     assert third.status_code == 429
+    again = w.alice.call("POST", "/api/newsletters/extractions", {"hours_back": 24})
+    assert again.status_code == 202 and again.json() == first | {"deduplicated": True}
     waiting = w.alice.call("GET", f"/api/newsletters/extractions/{first['extraction_id']}")
     assert waiting.json()["status"] == "pending" and waiting.json()["queue_position"] == 1
+    listed = w.alice.call("GET", "/api/newsletters/extractions").json()["extractions"]
+    assert [e["status"] for e in listed] == ["pending", "pending", "completed"]
 
 
 def cli(w: World, monkeypatch: pytest.MonkeyPatch, *args: str) -> Result:
@@ -350,3 +385,146 @@ def test_the_command_line(w: World, monkeypatch: pytest.MonkeyPatch) -> None:
     assert job.kind == "newsletter_extraction"
     bad = cli(w, monkeypatch, "newsletters", "extract", "--days-back", "0")
     assert bad.exit_code == 2
+
+
+def test_an_extraction_outlives_its_job(w: World) -> None:
+    from inboxd.jobs.retention import prune
+
+    shown = run(w, {"account_id": w.account.id, "hours_back": 1})
+    job_id = shown["extraction_id"]
+    # Cancelled while it waited: its task never ran, the job tells the end.
+    waiting = w.alice.call("POST", "/api/newsletters/extractions", {"days_back": 2}).json()
+    cancelled_id = waiting["extraction_id"]
+    assert w.alice.call("POST", f"/api/jobs/{cancelled_id}/cancel").status_code in (200, 202)
+    prune(w.app.engine, w.app.settings.model_copy(update={"retention_days": 0}))
+    for pruned in (job_id, cancelled_id):
+        with pytest.raises(NotFound):
+            w.app.queue.get(pruned)
+    again = w.alice.call("GET", f"/api/newsletters/extractions/{job_id}")
+    assert again.status_code == 200
+    kept = again.json()
+    assert kept["result"] == shown["result"] and kept["counts"] == shown["result"]["counts"]
+    assert (kept["status"], kept["completed_at"]) == ("completed", shown["completed_at"])
+    assert kept["params"] == shown["params"]
+    assert kept["params"] | {"days_back": None} == {
+        "account_id": w.account.id,
+        "hours_back": 1,
+        "days_back": None,
+        "max_results": 50,
+        "senders": [],
+    }
+    gone = w.alice.call("GET", f"/api/newsletters/extractions/{cancelled_id}").json()
+    assert gone["status"] == "cancelled" and gone["result"] is None
+    listed = w.alice.call("GET", "/api/newsletters/extractions").json()["extractions"]
+    assert [(e["extraction_id"], e["status"]) for e in listed] == [
+        (cancelled_id, "cancelled"),
+        (job_id, "completed"),
+    ]
+    text = w.alice.call("GET", f"/api/newsletters/extractions/{job_id}/export?format=text")
+    assert text.status_code == 200 and w.server.url("/article1") in text.text
+    for path in (f"/{job_id}", f"/{job_id}/export", f"/{cancelled_id}"):
+        assert w.bob.call("GET", "/api/newsletters/extractions" + path).status_code == 404
+    assert w.bob.call("DELETE", f"/api/newsletters/extractions/{job_id}").status_code == 404
+    assert w.bob.call("GET", "/api/newsletters/extractions").json() == {"extractions": []}
+
+
+def test_kept_per_user_and_deleted(w: World) -> None:
+    w.app.settings.newsletter_keep = 2
+    first, second, third = (
+        run(w, {"account_id": w.account.id, "hours_back": h})["extraction_id"] for h in (1, 2, 3)
+    )
+    listed = w.alice.call("GET", "/api/newsletters/extractions").json()["extractions"]
+    assert [e["extraction_id"] for e in listed] == [third, second]
+    assert w.alice.call("GET", f"/api/newsletters/extractions/{first}").status_code == 404
+    # Bob's extractions are kept apart from Alice's.
+    assert w.bob.call("DELETE", f"/api/newsletters/extractions/{third}").status_code == 404
+    assert w.alice.call("DELETE", f"/api/newsletters/extractions/{third}").status_code == 204
+    assert w.alice.call("GET", f"/api/newsletters/extractions/{third}").status_code == 404
+    assert w.alice.call("DELETE", f"/api/newsletters/extractions/{third}").status_code == 404
+    live = w.alice.call("POST", "/api/newsletters/extractions", {"days_back": 1}).json()
+    refused = w.alice.call("DELETE", f"/api/newsletters/extractions/{live['extraction_id']}")
+    assert refused.status_code == 409
+
+
+def test_a_second_start_is_the_same_extraction(w: World) -> None:
+    start = "/api/newsletters/extractions"
+    body = {"account_id": w.account.id, "days_back": 1, "senders": ["b.example", "a.example"]}
+    first = w.alice.call("POST", start, body)
+    assert first.status_code == 202 and first.json()["deduplicated"] is False
+    job_id = first.json()["extraction_id"]
+    same = body | {"days_back": None, "hours_back": 24, "senders": ["a.example", "B.example"]}
+    again = w.alice.call("POST", start, same)
+    assert again.status_code == 202
+    assert again.json() == {"extraction_id": job_id, "status": "pending", "deduplicated": True}
+    others: list[dict[str, Any]] = [
+        {"max_results": 10},
+        {"days_back": 2},
+        {"senders": []},
+        {"account_id": None},
+    ]
+    for other in others:
+        got = w.alice.call("POST", start, {k: v for k, v in (body | other).items() if v})
+        assert got.json()["extraction_id"] != job_id, other
+        w.app.queue.cancel(got.json()["extraction_id"])
+    # Another user's same parameters are another extraction (Bob has no account: all his).
+    bobs = w.bob.call("POST", start, {"days_back": 1}).json()
+    alices = w.alice.call("POST", start, {"days_back": 1}).json()
+    assert bobs["extraction_id"] != alices["extraction_id"]
+    with running_worker(w.app, concurrency=1):
+        wait_finished(w.app, job_id, timeout=30)
+    # Once it ended, the same parameters run again.
+    fresh = w.alice.call("POST", start, body).json()
+    assert fresh["extraction_id"] != job_id and fresh["deduplicated"] is False
+
+
+def test_concurrent_starts_make_one_extraction(w: World) -> None:
+    from inboxd.actions.newsletters import start_extraction
+
+    owner = w.account.owner
+    for days in range(1, 6):
+        params = {"account_id": w.account.id, "days_back": days}
+        barrier = threading.Barrier(4)
+        got: list[Job] = []
+
+        def start(params: dict[str, Any], barrier: threading.Barrier, got: list[Job]) -> None:
+            barrier.wait()
+            got.append(start_extraction(w.app, params, owner=owner, any_account=False))
+
+        threads = [threading.Thread(target=start, args=(params, barrier, got)) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        assert len(got) == 4
+        assert len({j.id for j in got}) == 1, [j.id for j in got]
+        assert sorted(j.deduplicated for j in got) == [False, True, True, True]
+        w.app.queue.cancel(got[0].id)
+    jobs = w.app.queue.list_jobs(kind="newsletter_extraction")
+    assert len(jobs) == 5
+    listed = w.alice.call("GET", "/api/newsletters/extractions").json()["extractions"]
+    assert len(listed) == 5 and {e["status"] for e in listed} == {"cancelled"}
+
+
+def test_extractions_from_before_the_table_are_copied_into_it(w: World) -> None:
+    from alembic import command
+    from sqlalchemy import update
+
+    from inboxd.db.engine import writing
+    from inboxd.db.migrate import alembic_config, upgrade
+    from inboxd.db.tables import jobs
+
+    shown = run(w, {"account_id": w.account.id, "hours_back": 1})
+    job_id = shown["extraction_id"]
+    with w.app.engine.connect() as conn:
+        cfg = alembic_config()
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0009")
+        conn.commit()
+    # As an earlier version left it: the whole result in the job row, and nowhere else.
+    with writing(w.app.engine) as conn:
+        conn.execute(update(jobs).where(jobs.c.id == job_id).values(result=shown["result"]))
+    upgrade(w.app.engine)
+    kept = w.alice.call("GET", f"/api/newsletters/extractions/{job_id}").json()
+    assert kept["status"] == "completed" and kept["result"] == shown["result"]
+    assert kept["counts"] == shown["counts"]
+    assert w.bob.call("GET", f"/api/newsletters/extractions/{job_id}").status_code == 404
