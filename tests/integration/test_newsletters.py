@@ -23,7 +23,7 @@ from typer.testing import CliRunner, Result
 from inboxd.api.main import create_api
 from inboxd.app import App
 from inboxd.cli.main import app as cli_app
-from inboxd.errors import NotFound
+from inboxd.errors import InvalidState, NotFound
 from inboxd.jobs.model import Job, JobStatus
 from inboxd.store.accounts import Account, Accounts
 from inboxd.store.users import Users
@@ -385,6 +385,22 @@ def test_the_command_line(w: World, monkeypatch: pytest.MonkeyPatch) -> None:
     assert job.kind == "newsletter_extraction"
     bad = cli(w, monkeypatch, "newsletters", "extract", "--days-back", "0")
     assert bad.exit_code == 2
+    # The same while it waits: that one, said so.
+    same = cli(w, monkeypatch, "newsletters", "extract", "--days-back", "1", "--json")
+    assert same.exit_code == 0
+    assert json.loads(same.stdout) == {
+        "extraction_id": job.id,
+        "status": "pending",
+        "deduplicated": True,
+    }
+    busy = cli(w, monkeypatch, "newsletters", "delete", job.id)
+    # (inboxd's main() turns these errors into a message and an exit status)
+    assert isinstance(busy.exception, InvalidState), busy.output
+    assert cli(w, monkeypatch, "newsletters", "delete", job_id).exit_code == 0
+    gone = cli(w, monkeypatch, "newsletters", "show", job_id)
+    assert isinstance(gone.exception, NotFound), gone.output
+    listed = cli(w, monkeypatch, "newsletters", "list", "--json")
+    assert [e["extraction_id"] for e in json.loads(listed.stdout)["extractions"]] == [job.id]
 
 
 def test_an_extraction_outlives_its_job(w: World) -> None:

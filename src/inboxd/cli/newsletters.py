@@ -59,6 +59,8 @@ def extract_cmd(
         job = actions.start_extraction(opened, params, owner=owner, any_account=True)
         if job.deduplicated:
             err.print(f"the same extraction is {job.status.value} already: {job.id}")
+        if job.queue_position is not None and job.queue_position > 1 and not as_json:
+            err.print(f"waiting for a worker: position {job.queue_position} in the queue")
         shown: dict[str, Any] | None = None
         if wait:
             job = wait_with_progress(opened, job, quiet=as_json)
