@@ -81,7 +81,7 @@ class World:
 
 
 NEVER = ("/unsub", "/confirm", "/prefs", "/unsubscribe")
-SLOW, SLOW_HOPS, SLOW_DELAY = 4, 4, 0.5
+SLOW, SLOW_HOPS, SLOW_DELAY = 4, 4, 0.8
 
 
 def routes(s: LinkServer, other: LinkServer) -> None:
@@ -100,7 +100,7 @@ def routes(s: LinkServer, other: LinkServer) -> None:
     for path in NEVER:
         s.routes[path] = Route(body=b"you are unsubscribed")
     other.routes["/internal"] = Route(body=b"secret")
-    # Slow links: four hops of half a second each, so a cancel lands between two hops.
+    # Slow links: four slow hops each, so a cancel lands between two hops of a link.
     for n in range(SLOW):
         for hop in range(1, SLOW_HOPS):
             here = f"/slow{n}" if hop == 1 else f"/slow{n}-{hop}"
@@ -306,9 +306,10 @@ def test_cancel_mid_resolution(w: World) -> None:
         time.sleep(2 * SLOW_DELAY)
         assert len(w.server.seen) == after, "a request after the job ended"
     assert done.status == JobStatus.CANCELLED
-    # Ending the links in flight would take 1.5 s more and 6 requests; a hop in flight
-    # ends (0.5 s) and at most one more per link starts before the cancel is seen.
-    assert took < 1.3, took
+    # Ending the links in flight would take three more hops (2.4 s) and 6 requests; here
+    # the hops in flight end (0.8 s) and at most one more per link starts before the
+    # cancel is seen.
+    assert took < SLOW_DELAY + 1.0, took
     assert after - before <= 2, w.server.seen[before:]
     assert w.app.queue.get(job_id).progress_current == 0  # no link got to its end
     shown = w.alice.call("GET", f"/api/newsletters/extractions/{job_id}").json()
