@@ -97,6 +97,8 @@ def routes(s: LinkServer, other: LinkServer) -> None:
     s.routes["/short"] = Route(status=302, headers={"Location": "/unsubscribe?list=1"})
     s.routes["/loop"] = Route(status=302, headers={"Location": s.url("/loop2")})
     s.routes["/loop2"] = Route(status=302, headers={"Location": s.url("/loop")})
+    for n in range(7):  # one redirect more than INBOXD_FETCH_MAX_HOPS allows
+        s.routes[f"/far{n}"] = Route(status=302, headers={"Location": f"/far{n + 1}"})
     for path in NEVER:
         s.routes[path] = Route(body=b"you are unsubscribed")
     other.routes["/internal"] = Route(body=b"secret")
@@ -115,7 +117,8 @@ def mailbox(s: LinkServer) -> list[bytes]:
 <h2><a href="{s.url("/r1?utm_source=news&amp;utm_medium=email")}">Article one</a></h2>
 <p><a href="{s.url("/article1?fbclid=abc&amp;utm_campaign=x")}">Article one again</a></p>
 <p><a href="{s.url("/evil")}">Read inside</a> <a href="{s.url("/gone")}">Gone</a>
-<a href="{s.url("/short")}">Short</a> <a href="{s.url("/loop")}">Around</a></p>
+<a href="{s.url("/short")}">Short</a> <a href="{s.url("/loop")}">Around</a>
+<a href="{s.url("/far0")}">Far away</a></p>
 <p><a href="{s.url("/confirm?token=9")}">Confirm your subscription</a>
 <a href="{s.url("/prefs?u=1")}">Update your preferences</a>
 <a href="{s.url("/unsub?u=1")}">Unsubscribe</a></p></body></html>"""
@@ -225,6 +228,8 @@ def test_links_are_resolved_safely_cleaned_and_merged(w: World) -> None:
     assert reasons[w.server.url("/gone")] == "HTTP error"
     assert reasons[w.server.url("/short")] == "unsubscribe"
     assert reasons[w.server.url("/loop")] == "loop"
+    assert reasons[w.server.url("/far0")] == "too many hops"
+    assert w.server.count("/far5") == 0  # five requests, /far0 to /far4, then no more
     for path in ("/confirm?token=9", "/prefs?u=1", "/unsub?u=1"):
         assert w.server.url(path) in reasons, path
     assert result["counts"]["newsletters"] == 1 and result["counts"]["articles"] == 1
@@ -283,7 +288,7 @@ def test_resolution_off_requests_nothing(w: World) -> None:
     [daily] = shown["result"]["newsletters"]
     urls = {a["url"] for a in daily["articles"]}
     assert urls == {w.server.url(p) for p in ("/r1", "/article1", "/evil", "/gone", "/short",
-                                              "/loop")}  # fmt: skip
+                                              "/loop", "/far0")}  # fmt: skip
     assert shown["result"]["counts"]["network"] is False
 
 
@@ -520,6 +525,17 @@ def test_concurrent_starts_make_one_extraction(w: World) -> None:
     assert len(jobs) == 5
     listed = w.alice.call("GET", "/api/newsletters/extractions").json()["extractions"]
     assert len(listed) == 5 and {e["status"] for e in listed} == {"cancelled"}
+    # Their task never ran: the next one to complete writes their end into their rows.
+    from inboxd.db.engine import reading
+    from inboxd.store import newsletters as stored
+
+    def rows() -> list[str]:
+        with reading(w.app.engine) as conn:
+            return [e.status for e in stored.list_extractions(conn, owner=owner, limit=10)]
+
+    assert rows() == ["pending"] * 5
+    run(w, {"account_id": w.account.id, "hours_back": 1})
+    assert rows() == ["completed"] + ["cancelled"] * 5
 
 
 def test_extractions_from_before_the_table_are_copied_into_it(w: World) -> None:
