@@ -10,8 +10,8 @@ point at ``--hosts`` local servers (127.0.0.1, 127.0.0.2, …), each answering e
 ``--delay`` seconds; a link redirects 1-3 times before its article. Measured: extraction
 alone (store → bodies → links, newsletters per second), then the whole job on a worker in
 this process (resolution through the guarded client), the most requests any one server saw
-at once (the per-host cap), repeats answered from the cache, and requests to unsubscribe
-pages (must be 0).
+at once (the per-host cap), repeats answered from the cache, requests to unsubscribe
+pages (must be 0), and the stored result's size (JSON, and as stored: compressed).
 """
 
 # ruff: noqa: E402  (the sys.path fix below must run before the other imports)
@@ -31,6 +31,7 @@ if str(ROOT) not in sys.path:
 
 import argparse
 import contextlib
+import json
 import random
 import tempfile
 import time
@@ -47,6 +48,7 @@ from inboxd.jobs.model import JobStatus
 from inboxd.mail.links import extract_links
 from inboxd.mail.reading import parse_message
 from inboxd.pipeline.newsletters import NewsletterParams, select_newsletters
+from inboxd.store import newsletters as extractions
 from inboxd.store.accounts import Accounts
 from inboxd.store.bodies import read_bodies
 
@@ -155,6 +157,14 @@ def main() -> None:
             f"{requests} requests; most at once on one server: "
             f"{max(s.max_in_flight for s in servers)} (cap {app.settings.fetch_per_host}); "
             f"unsubscribe requests: {unsubscribed}"
+        )
+        with reading(app.engine) as conn:
+            stored = extractions.get(conn, job.id, owner=None)
+        assert stored is not None and stored.packed_result is not None
+        plain = len(json.dumps(stored.result, ensure_ascii=False, separators=(",", ":")))
+        packed = len(stored.packed_result)
+        print(
+            f"stored result: {plain:,} bytes of JSON, {packed:,} compressed ({plain / packed:.1f}x)"
         )
 
 

@@ -254,6 +254,12 @@ class Settings(BaseSettings):
         description="Newsletter extractions one user may have waiting or running at once; "
         "one more is refused with 429.",
     )
+    newsletter_keep: int = Field(
+        default=50,
+        ge=1,
+        description="Ended newsletter extractions kept per user (results included); older "
+        "ones are removed when a new one completes.",
+    )
     graph_authority: str = Field(
         default="https://login.microsoftonline.com",
         min_length=1,

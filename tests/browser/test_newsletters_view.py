@@ -160,3 +160,27 @@ def test_extract_read_rejected_and_export(page: Page, server: ServerProcess) -> 
     row = page.locator(f'[data-testid="extraction-row"][data-job-id="{job_id}"]')
     expect(row).to_contain_text("completed")
     expect(row).to_contain_text("2 newsletters")
+
+
+def test_delete_an_ended_extraction(page: Page, server: ServerProcess) -> None:
+    form = page.get_by_test_id("extraction-form")
+    form.get_by_test_id("extraction-window").fill("5")
+    form.get_by_test_id("extraction-unit").select_option("hours")
+    with page.expect_response(_started) as started:
+        page.get_by_test_id("extraction-start").click()
+    job_id = started.value.json()["extraction_id"]
+    box = page.get_by_test_id("extraction")
+    expect(box.get_by_test_id("extraction-status")).to_have_text("completed")
+    row = page.locator(f'[data-testid="extraction-row"][data-job-id="{job_id}"]')
+    expect(row).to_have_count(1)
+    delete = box.get_by_test_id("extraction-delete")
+    delete.click()
+    # The first click only asks: nothing is gone yet.
+    expect(delete).to_have_text("Delete for good?")
+    assert page.request.get(f"{server.base_url}/api/newsletters/extractions/{job_id}").ok
+    delete.click()
+    expect(page).to_have_url(f"{server.base_url}/#newsletters")
+    expect(box).to_be_hidden()
+    expect(row).to_have_count(0)
+    gone = page.request.get(f"{server.base_url}/api/newsletters/extractions/{job_id}")
+    assert gone.status == 404

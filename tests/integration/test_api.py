@@ -920,6 +920,7 @@ def _covered_routes() -> set[tuple[str, str]]:
         ("POST", "/api/cleanups/{cleanup_id}/approve"),
         ("GET", "/api/newsletters/extractions/{extraction_id}"),
         ("GET", "/api/newsletters/extractions/{extraction_id}/export"),
+        ("DELETE", "/api/newsletters/extractions/{extraction_id}"),
     }
 
 
@@ -1024,6 +1025,7 @@ def test_another_users_objects_answer_404_on_every_route(
     same_as_unknown("GET", "/api/newsletters/extractions/{id}", extraction.json()["extraction_id"])
     exported = extraction.json()["extraction_id"]
     same_as_unknown("GET", "/api/newsletters/extractions/{id}/export", exported)
+    same_as_unknown("DELETE", "/api/newsletters/extractions/{id}", exported)
     assert b.get("/api/newsletters/extractions").json() == {"extractions": []}
     aimed_at = {"account_id": mail_account}
     assert_error(b.post("/api/newsletters/extractions", json=aimed_at), 404)

@@ -1,8 +1,9 @@
 """``/api/newsletters/extractions``: the articles behind a user's newsletters, as a job.
 
 Starting answers at once with the job's id; the extraction runs on a worker (its links
-filtered before any request, resolved through the guarded client) and its result stays
-with the job, so a refresh loses nothing and a second look runs nothing again."""
+filtered before any request, resolved through the guarded client) and its result is stored
+with the extraction, which outlives its job: a refresh loses nothing, a second look runs
+nothing again, and a second start of the same one while it waits or runs returns it."""
 
 from __future__ import annotations
 
@@ -38,10 +39,11 @@ class ExtractionCreate(_In):
 
 
 class ExtractionAccepted(BaseModel):
-    """The extraction's job was queued."""
+    """The extraction's job was queued (or the same one was waiting or running already)."""
 
     extraction_id: str
     status: str
+    deduplicated: bool = False
 
 
 class ExtractionOut(BaseModel):
@@ -80,21 +82,21 @@ def start(body: ExtractionCreate, user: CurrentUser, state: State) -> Any:
     wait = state.job_limiter.take(user.id)
     if wait is not None:
         raise rate_limited(wait)
-    limit = state.app.settings.newsletter_max_running
-    if actions.live_count(state.app, user.id) >= limit:
-        raise ApiError(
-            429,
-            "rate_limited",
-            f"{limit} newsletter extractions are waiting or running already; retry when one ends",
-            {"Retry-After": "10"},
+    try:
+        job = actions.start_extraction(
+            state.app,
+            body.model_dump(exclude_none=True),
+            owner=user.id,
+            any_account=user.is_admin,
+            limit=state.app.settings.newsletter_max_running,
         )
-    job = actions.start_extraction(
-        state.app,
-        body.model_dump(exclude_none=True),
-        owner=user.id,
-        any_account=user.is_admin,
-    )
-    return {"extraction_id": job.id, "status": job.status.value}
+    except actions.AtLimit as exc:
+        raise ApiError(429, "rate_limited", exc.message, {"Retry-After": "10"}) from None
+    return {
+        "extraction_id": job.id,
+        "status": job.status.value,
+        "deduplicated": job.deduplicated,
+    }
 
 
 @router.get("", response_model=ExtractionList, responses=error_responses(401, 422))
@@ -112,8 +114,19 @@ def list_extractions(
 def show(extraction_id: ExtractionId, user: CurrentUser, state: State) -> Any:
     """An extraction's status, progress, error, times, queue position and, when completed,
     its result."""
-    job = actions.get_extraction(state.app, extraction_id, owner=user.owner_filter())
-    return actions.view(job)
+    return actions.show(state.app, extraction_id, owner=user.owner_filter())
+
+
+@router.delete(
+    "/{extraction_id}",
+    status_code=204,
+    response_class=Response,
+    responses=error_responses(401, 404, 409, 422),
+)
+def delete(extraction_id: ExtractionId, user: CurrentUser, state: State) -> Response:
+    """Remove an ended extraction and its result (409 while it waits or runs: cancel it)."""
+    actions.delete_extraction(state.app, extraction_id, owner=user.owner_filter())
+    return Response(status_code=204)
 
 
 _EXPORTS: dict[int | str, dict[str, Any]] = {

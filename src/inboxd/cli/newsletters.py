@@ -1,4 +1,5 @@
-"""``inboxd newsletters``: extract the articles behind newsletters (a job), show one, list."""
+"""``inboxd newsletters``: extract the articles behind newsletters (a job), show one, list,
+delete."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from inboxd.cli.sync import wait_with_progress
 from inboxd.jobs.model import JobStatus
 
 newsletters_app = typer.Typer(
-    help="The articles behind your newsletters: extract, show, list.", no_args_is_help=True
+    help="The articles behind your newsletters: extract, show, list, delete.",
+    no_args_is_help=True,
 )
 
 
@@ -55,13 +57,26 @@ def extract_cmd(
             params["account_id"] = found.id
             owner = found.owner
         job = actions.start_extraction(opened, params, owner=owner, any_account=True)
+        if job.deduplicated:
+            err.print(f"the same extraction is {job.status.value} already: {job.id}")
+        if job.queue_position is not None and job.queue_position > 1 and not as_json:
+            err.print(f"waiting for a worker: position {job.queue_position} in the queue")
+        shown: dict[str, Any] | None = None
         if wait:
             job = wait_with_progress(opened, job, quiet=as_json)
-            job = actions.get_extraction(opened, job.id, owner=None)
+            shown = actions.show(opened, job.id, owner=None)
     if as_json:
-        print_json(actions.view(job) if wait else {"extraction_id": job.id, "status": job.status})
-    elif wait and job.status == JobStatus.COMPLETED:
-        out.print(escape(actions.result_as_text(job.result)), highlight=False, end="")
+        print_json(
+            shown
+            if shown is not None
+            else {
+                "extraction_id": job.id,
+                "status": job.status,
+                "deduplicated": job.deduplicated,
+            }
+        )
+    elif shown is not None and job.status == JobStatus.COMPLETED:
+        out.print(escape(actions.result_as_text(shown["result"])), highlight=False, end="")
     else:
         out.print(job.id, highlight=False)
     if job.status.finished and job.status != JobStatus.COMPLETED:
@@ -77,7 +92,7 @@ def show_cmd(
 ) -> None:
     """An extraction: its state and, once completed, its result."""
     with app_session() as opened:
-        job = actions.get_extraction(opened, extraction_id, owner=None)
+        shown = actions.show(opened, extraction_id, owner=None)
         if fmt:
             out.print(
                 escape(actions.export(opened, extraction_id, owner=None, fmt=fmt)),
@@ -85,23 +100,30 @@ def show_cmd(
                 end="",
             )
             return
-    shown = actions.view(job)
     if as_json:
         print_json(shown)
         return
-    where = f" ({job.step} {job.progress_current}/{job.progress_total or '?'})" if job.step else ""
-    out.print(f"{job.id}: {job.status.value}{where}", highlight=False)
-    if job.error:
-        out.print(f"error: {escape(job.error)}", highlight=False)
-    if job.status == JobStatus.COMPLETED:
-        out.print(escape(actions.result_as_text(job.result)), highlight=False, end="")
+    step, position = shown["step"], shown["queue_position"]
+    where = ""
+    if step:
+        where = f" ({step} {shown['progress_current']}/{shown['progress_total'] or '?'})"
+    elif position is not None:
+        where = f" (position {position} in the queue)"
+    out.print(f"{shown['extraction_id']}: {shown['status']}{where}", highlight=False)
+    if shown["error"]:
+        out.print(f"error: {escape(shown['error'])}", highlight=False)
+    if shown["result"] is not None:
+        out.print(escape(actions.result_as_text(shown["result"])), highlight=False, end="")
 
 
 @newsletters_app.command("list")
-def list_cmd(as_json: JsonOpt = False) -> None:
+def list_cmd(
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="Most shown.")] = 100,
+    as_json: JsonOpt = False,
+) -> None:
     """Extractions, newest first."""
     with app_session() as opened:
-        found = actions.list_extractions(opened, owner=None)
+        found = actions.list_extractions(opened, owner=None, limit=limit)
     if as_json:
         print_json({"extractions": found})
         return
@@ -112,3 +134,13 @@ def list_cmd(as_json: JsonOpt = False) -> None:
             f"{counts.get('newsletters', '-')} newsletters, {counts.get('articles', '-')} articles",
             highlight=False,
         )
+
+
+@newsletters_app.command("delete")
+def delete_cmd(
+    extraction_id: Annotated[str, typer.Argument(help="The extraction's id.")],
+) -> None:
+    """Remove an ended extraction and its result (cancel a running one first)."""
+    with app_session() as opened:
+        actions.delete_extraction(opened, extraction_id, owner=None)
+    out.print(f"deleted {extraction_id}", highlight=False)

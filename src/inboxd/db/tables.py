@@ -452,3 +452,22 @@ cleanup_items = Table(
     Column("outcome_reason", Text, nullable=True),
     Index("ix_cleanup_items_role", "job_id", "role"),
 )
+
+#: A newsletter extraction (its id is its job's id): what it looked for and, once it ended,
+#: its counts and result (zlib-compressed JSON), kept after job retention pruned the job.
+newsletter_extractions = Table(
+    "newsletter_extractions",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("owner", String(64), nullable=True),
+    Column("account_id", String(36), nullable=True),
+    Column("params", JSONDoc, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("error", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime, nullable=True),
+    Column("completed_at", UTCDateTime, nullable=True),
+    Column("counts", JSONDoc, nullable=True),
+    Column("result", LargeBinary, nullable=True),
+    Index("ix_newsletter_extractions_owner", "owner", "created_at"),
+)

@@ -5,11 +5,14 @@ Steps: select newsletters from the store (List-Id, List-Unsubscribe or triage's
 links (:func:`inboxd.mail.links.extract_links`, which rejects unsubscribe/confirm/... links
 before anything is requested) → resolve the rest through the guarded client (unless the
 ``newsletter_resolve`` setting is off: offline unwrapping only) → clean and merge duplicates.
-The result is the job's result JSON; nothing is stored elsewhere and nothing in mail changes.
+The result is stored in ``newsletter_extractions`` (:mod:`inboxd.store.newsletters`), where it
+outlives the job row; the job's own result is its counts. Nothing in mail changes.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,13 +20,14 @@ from typing import Any
 from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import ColumnElement, Connection, func, or_, select
 
-from inboxd.db.engine import reading
+from inboxd.db.engine import reading, writing
 from inboxd.db.tables import accounts
 from inboxd.db.tables import messages as m
 from inboxd.db.types import utcnow
-from inboxd.errors import InvalidParams
+from inboxd.errors import InvalidParams, JobCancelled
 from inboxd.jobs.progress import TaskContext
 from inboxd.jobs.registry import task
+from inboxd.store import newsletters as store
 from inboxd.vocabulary import Category
 
 __all__ = [
@@ -147,9 +151,18 @@ class _Found:
 @task(KIND, params=NewsletterParams)
 def newsletter_extraction(ctx: TaskContext, params: NewsletterParams) -> dict[str, Any]:
     """Find the articles behind the user's newsletters of a window, resolved safely."""
-    owner = ctx.job.owner
-    if params.account_id is not None and ctx.job.account_id not in (None, params.account_id):
+    job, owner = ctx.job, ctx.job.owner
+    if params.account_id is not None and job.account_id not in (None, params.account_id):
         raise InvalidParams("the job's account and its params' account_id differ")
+    with writing(ctx.engine) as conn:
+        store.start(
+            conn,
+            extraction_id=job.id,
+            owner=owner,
+            account_id=params.account_id,
+            params=job.params,
+            created_at=job.created_at,
+        )
     ctx.progress.step(SELECTING)
     with reading(ctx.engine) as conn:
         rows = select_newsletters(conn, params, owner=owner, now=utcnow())
@@ -157,7 +170,20 @@ def newsletter_extraction(ctx: TaskContext, params: NewsletterParams) -> dict[st
     found = _extract(ctx, rows)
     resolutions = _resolve(ctx, found) if ctx.settings.newsletter_resolve else {}
     ctx.progress.step(CLEANING, total=len(found))
-    return _result(found, resolutions, resolved=ctx.settings.newsletter_resolve)
+    result = _result(found, resolutions, resolved=ctx.settings.newsletter_resolve)
+    ctx.progress.check_cancelled()
+    with writing(ctx.engine) as conn:
+        store.complete(conn, job.id, result)
+        # Ends the task never saw (a cancel before it ran, a crash) are written down now,
+        # while their jobs are still there to tell them, and only ended ones are pruned.
+        store.settle(conn, owner=owner)
+        store.prune(conn, owner=owner, keep=ctx.settings.newsletter_keep)
+    # The job keeps the counts only: the result, which may be large, lives in one place.
+    return {
+        "extraction_id": job.id,
+        "counts": result["counts"],
+        "rejected_reasons": result["rejected_reasons"],
+    }
 
 
 def _extract(ctx: TaskContext, rows: list[Any]) -> list[_Found]:
@@ -186,9 +212,10 @@ def _extract(ctx: TaskContext, rows: list[Any]) -> list[_Found]:
 
 
 def _resolve(ctx: TaskContext, found: list[_Found]) -> dict[str, Any]:
-    """Each distinct link (after offline unwrapping) resolved once, a few at a time; cancel
-    is checked between each group (``fetch_concurrency`` links)."""
-    import concurrent.futures
+    """Each distinct link (after offline unwrapping) resolved once, ``fetch_concurrency``
+    at a time; cancel is checked after each link and before each hop, so a cancelled job
+    sends no request once it noticed, and leaves as soon as the hops in flight end."""
+    import concurrent.futures as cf
 
     from inboxd.mail.links import clean_url, list_unsubscribe_urls
     from inboxd.net.guarded import GuardedClient
@@ -201,40 +228,66 @@ def _resolve(ctx: TaskContext, found: list[_Found]) -> dict[str, Any]:
     listed = frozenset(u for f in found for u in list_unsubscribe_urls(f.row.list_unsubscribe))
     ctx.progress.step(RESOLVING, total=len(wanted))
     out: dict[str, Any] = {}
-    step = max(1, ctx.settings.fetch_concurrency)
+    in_flight = max(1, ctx.settings.fetch_concurrency)
     # One request per resolve: each redirect's target is checked here before it is asked
     # for, so a short link that leads to an unsubscribe page never reaches it.
     one_hop = ctx.settings.model_copy(update={"fetch_max_hops": 1})
     hops = ctx.settings.fetch_max_hops
+    stop = threading.Event()
+
+    def before_hop() -> None:
+        if stop.is_set():
+            raise JobCancelled()
+        ctx.progress.check_cancelled()
+
+    todo = iter(wanted)
+    running: dict[cf.Future[Any], str] = {}
     with (
         GuardedClient(one_hop) as client,
-        concurrent.futures.ThreadPoolExecutor(max_workers=step) as pool,
+        cf.ThreadPoolExecutor(max_workers=in_flight) as pool,
     ):
-        for start in range(0, len(wanted), step):
-            ctx.progress.check_cancelled()
-            part = wanted[start : start + step]
-            done = pool.map(
-                lambda u: follow(
-                    client,
-                    u,
-                    max_hops=hops,
-                    listed=listed,
-                    max_body=_TITLE_BYTES if u in untitled else 0,
-                ),
-                part,
-            )
-            for url, resolution in zip(part, done, strict=True):
-                out[url] = resolution
-            ctx.progress.update(advance=len(part))
+        try:
+            while True:
+                while len(running) < in_flight and (url := next(todo, None)) is not None:
+                    size = _TITLE_BYTES if url in untitled else 0
+                    fut = pool.submit(
+                        follow,
+                        client,
+                        url,
+                        max_hops=hops,
+                        listed=listed,
+                        max_body=size,
+                        before_hop=before_hop,
+                    )
+                    running[fut] = url
+                if not running:
+                    break
+                # A slow hop must not hide a cancel: look at least every tenth of a second.
+                done, _ = cf.wait(running, timeout=0.1, return_when=cf.FIRST_COMPLETED)
+                ctx.progress.check_cancelled()
+                for fut in done:
+                    out[running.pop(fut)] = fut.result()
+                    ctx.progress.update(advance=1)
+        except BaseException:
+            # The hops in flight end; none after them starts (the pool waits for them).
+            stop.set()
+            raise
     return out
 
 
 def follow(
-    client: Any, url: str, *, max_hops: int, listed: frozenset[str], max_body: int = 0
+    client: Any,
+    url: str,
+    *,
+    max_hops: int,
+    listed: frozenset[str],
+    max_body: int = 0,
+    before_hop: Callable[[], None] | None = None,
 ) -> Any:
     """Resolve ``url`` one hop at a time with a one-hop ``GuardedClient``: a redirect to a
     URL that must never be requested (unsubscribe, confirm, a List-Unsubscribe URL) ends
-    the resolution with that reason instead of being followed."""
+    the resolution with that reason instead of being followed. ``before_hop`` runs before
+    each request (it raises to stop: a cancelled job)."""
     from dataclasses import replace
 
     from inboxd.mail.links import never_request
@@ -244,6 +297,8 @@ def follow(
     current, seen = url, {url}
     first_cached: bool | None = None
     for _ in range(max_hops):
+        if before_hop is not None:
+            before_hop()
         got = client.resolve(current, max_body=max_body)
         first_cached = got.cached if first_cached is None else first_cached
         hops.extend(got.hops)

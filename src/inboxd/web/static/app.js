@@ -2722,6 +2722,10 @@ async function startExtraction(event) {
     const accepted = await api('POST', '/api/newsletters/extractions', body);
     fetchJobSoon(accepted.extraction_id);
     location.hash = extractionHash(accepted.extraction_id);
+    // A second click while the same one waits or runs gets that one: say so.
+    if (accepted.deduplicated) {
+      setExtractionFormError('The same extraction is already under way: showing it.');
+    }
   } catch (error) {
     if (error.status !== 401) setExtractionFormError(describeError(error));
   } finally {
@@ -2814,6 +2818,7 @@ function openExtraction(id) {
   $('#extraction-newsletters').replaceChildren();
   $('#extraction-counts').textContent = '';
   $('#extraction-exports').hidden = true;
+  disarmExtractionDelete();
   $('#extraction').hidden = false;
   renderExtractionList();
   loadExtraction();
@@ -2906,6 +2911,40 @@ function renderExtractionProgress() {
   step.textContent = text;
   step.hidden = !text;
   step.classList.toggle('error-text', status === 'failed');
+  // Only an ended extraction may be deleted (the server answers 409 before).
+  $('#extraction-delete').hidden = !FINISHED_JOB.has(status);
+}
+
+function disarmExtractionDelete() {
+  const button = $('#extraction-delete');
+  delete button.dataset.armed;
+  button.textContent = 'Delete';
+}
+
+// Two clicks: the result goes for good.
+async function deleteExtraction() {
+  const id = extractions.openId;
+  const button = $('#extraction-delete');
+  if (id === null) return;
+  if (!button.dataset.armed) {
+    button.dataset.armed = 'true';
+    button.textContent = 'Delete for good?';
+    setTimeout(() => {
+      if (extractions.openId === id) disarmExtractionDelete();
+    }, 5000);
+    return;
+  }
+  disarmExtractionDelete();
+  button.disabled = true;
+  try {
+    await api('DELETE', extractionPath(id));
+    extractions.list = extractions.list.filter((item) => item.extraction_id !== id);
+    location.hash = '#newsletters';
+  } catch (error) {
+    if (error.status !== 401) setExtractionError(`Could not delete: ${describeError(error)}`);
+  } finally {
+    button.disabled = false;
+  }
 }
 
 function renderExtraction() {
@@ -2979,6 +3018,7 @@ function newsletterBox(letter) {
 
 function initExtractions() {
   $('#extraction-form').addEventListener('submit', startExtraction);
+  $('#extraction-delete').addEventListener('click', deleteExtraction);
 }
 
 // -- session --------------------------------------------------------------------------------
