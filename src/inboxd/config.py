@@ -265,6 +265,16 @@ class Settings(BaseSettings):
         min_length=1,
         description="Microsoft Graph endpoint Graph accounts sync from.",
     )
+    mcp_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Host names (a reverse proxy's public name, a LAN address) whose Host "
+        "header /mcp accepts besides the loopback names and the bound address.",
+    )
+
+    @field_validator("mcp_allowed_hosts", mode="before")
+    @classmethod
+    def _mcp_hosts(cls, value: Any) -> Any:
+        return cls._json_or_csv(value)
 
     @field_validator(
         "schedules", "task_modules", "allowed_origins", "fetch_allow_networks", mode="before"
