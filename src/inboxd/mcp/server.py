@@ -174,7 +174,8 @@ class InboxTools:
         ] = None,
         limit: Annotated[int, Field(ge=1, le=200, description="At most this many.")] = 20,
     ) -> CallToolResult:
-        """The user's jobs, newest first."""
+        """The user's jobs, newest first, with their state and progress; filter them by
+        state, kind or account."""
         user = self.caller(ctx)
         try:
             account_id = self._account(user, account).id if account is not None else None
