@@ -26,6 +26,22 @@ from tests.support.server import free_port
 #: The session-based protocol (initialize handshake) and the stateless revision.
 LEGACY = "legacy"
 STATELESS = "2026-07-28"
+#: Every tool the server offers (and nothing that approves).
+TOOLS = {
+    "trigger_email_fetch",
+    "get_email_status",
+    "list_jobs",
+    "get_job",
+    "cancel_job",
+    "wait_for_job",
+    "search_messages",
+    "get_message",
+    "top_messages",
+    "start_newsletter_extraction",
+    "get_extraction",
+    "propose_cleanup",
+    "get_cleanup",
+}
 
 
 @contextmanager
