@@ -75,9 +75,11 @@ def _maildir(root: Path, messages: list[bytes]) -> Path:
 
 
 @contextmanager
-def world(database_url: str, tmp_path: Path, *, mail: Path | None = None) -> Iterator[World]:
+def world(
+    database_url: str, tmp_path: Path, *, mail: Path | None = None, **settings: Any
+) -> Iterator[World]:
     """Ann owns a Maildir account (the demo mailbox unless ``mail`` says), Bob another."""
-    app = make_app(database_url, tmp_path, sync_batch_messages=20)
+    app = make_app(database_url, tmp_path, **({"sync_batch_messages": 20} | settings))
     with ExitStack() as stack:
         stack.callback(app.close)
         users = Users(app.engine)
@@ -368,6 +370,23 @@ def test_mail_reaches_the_agent_marked_untrusted_and_capped(tmp_path: Path) -> N
                 assert missing.is_error and "NotFound" in text(missing)
 
         asyncio.run(main())
+
+
+def test_an_agent_starting_jobs_in_a_loop_is_slowed_down(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/inboxd.db"
+    with world(url, tmp_path, jobs_rate_per_minute=2) as w:
+
+        async def main() -> None:
+            async with over_http(w.url, bearer(w.ann_key)) as client:
+                first = await client.call_tool("trigger_email_fetch", {"account": "inbox"})
+                assert not first.is_error
+                again = await client.call_tool("propose_cleanup", {"account": "inbox"})
+                assert again.is_error and "too many jobs started" in text(again)
+                # Reading is never limited.
+                assert not (await client.call_tool("list_jobs", {})).is_error
+
+        asyncio.run(main())
+        assert [j.kind for j in w.app.queue.list_jobs(owner=w.ann.id)] == ["sync"]
 
 
 def test_keys_hosts_and_origins_are_checked(w: World) -> None:

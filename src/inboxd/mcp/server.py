@@ -27,6 +27,7 @@ from inboxd.actions import jobs as job_actions
 from inboxd.actions import messages as message_actions
 from inboxd.actions import newsletters as newsletter_actions
 from inboxd.activity import current_status
+from inboxd.api.limits import RateLimiter
 from inboxd.app import App
 from inboxd.errors import InboxdError
 from inboxd.jobs.model import Job
@@ -87,6 +88,14 @@ class InboxTools:
     def __init__(self, app: App, user: User | None) -> None:
         self.app = app
         self.user = user
+        # The REST API's rate for starting jobs, so an agent in a loop cannot flood the queue.
+        self.starts = RateLimiter(app.settings.jobs_rate_per_minute)
+
+    def may_start(self, user: User) -> None:
+        """Refuse a tool that starts a job when the user started too many just now."""
+        wait = self.starts.take(user.id)
+        if wait is not None:
+            raise ToolError(f"too many jobs started; retry in {wait:.0f} s")
 
     def caller(self, ctx: Context[Any, Any]) -> User:
         """Who calls: the server's user, else the request's authenticated one."""
@@ -109,6 +118,7 @@ class InboxTools:
         when a sync of that account is already waiting or running, that job is returned.
         Follow it with get_job or wait_for_job."""
         user = self.caller(ctx)
+        self.may_start(user)
         try:
             job = account_actions.sync_now(self.app, self._account(user, account))
         except InboxdError as exc:
@@ -363,6 +373,7 @@ class InboxTools:
         """Start extracting the articles linked from recent newsletters (a job); returns its
         id at once. Read the outcome with get_extraction."""
         user = self.caller(ctx)
+        self.may_start(user)
         params: dict[str, Any] = {"max_results": max_results, "senders": senders or []}
         if days_back is not None:
             params["days_back"] = days_back
@@ -422,6 +433,7 @@ class InboxTools:
         then waits for a person's approval (nothing changes before; an agent cannot
         approve). Inspect it with get_cleanup."""
         user = self.caller(ctx)
+        self.may_start(user)
         try:
             job = cleanup_actions.propose(
                 self.app,
