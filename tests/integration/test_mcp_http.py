@@ -150,8 +150,9 @@ def test_tools_are_listed_with_schemas_on_both_protocols(w: World, mode: str) ->
     asyncio.run(main())
 
 
+@pytest.mark.parametrize("mode", [LEGACY, STATELESS])
 def test_a_fetch_is_started_at_once_and_waited_for_with_progress(
-    database_url: str, tmp_path: Path
+    database_url: str, tmp_path: Path, mode: str
 ) -> None:
     with world(database_url, tmp_path) as w:
         notes: list[tuple[float, float | None, str | None]] = []
@@ -162,7 +163,7 @@ def test_a_fetch_is_started_at_once_and_waited_for_with_progress(
             notes.append((progress, total, message))
 
         async def main() -> dict[str, Any]:
-            async with over_http(w.url, bearer(w.ann_key)) as client:
+            async with over_http(w.url, bearer(w.ann_key), mode=mode) as client:
                 started = time.monotonic()
                 fetch = data(await client.call_tool("trigger_email_fetch", {"account": "inbox"}))
                 assert time.monotonic() - started < 5
