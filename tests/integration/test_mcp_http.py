@@ -423,11 +423,15 @@ def test_keys_hosts_and_origins_are_checked(w: World) -> None:
         hijack = accept | bearer(w.bob_key) | {"mcp-session-id": session}
         assert http.post(url, json=listing, headers=hijack).status_code == 404
 
-    async def main() -> None:
-        async with over_http(w.url, {"X-API-Key": w.ann_key}, mode=STATELESS) as client:
-            assert len((await client.list_tools()).tools) == len(TOOLS)
+        async def main() -> None:
+            async with over_http(w.url, {"X-API-Key": w.ann_key}, mode=STATELESS) as client:
+                assert len((await client.list_tools()).tools) == len(TOOLS)
 
-    asyncio.run(main())
+        asyncio.run(main())
+        # A revoked key ends its open session at the next request.
+        Users(w.app.engine).revoke_key(w.ann_key)
+        again = accept | bearer(w.ann_key) | {"mcp-session-id": session}
+        assert http.post(url, json=listing, headers=again).status_code == 401
 
 
 def test_inboxd_serve_mounts_mcp(tmp_path: Path) -> None:

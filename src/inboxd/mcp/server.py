@@ -9,6 +9,8 @@ dashboard, the API or the CLI.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from typing import Annotated, Any, Literal
 
@@ -76,9 +78,13 @@ _CANCEL = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempote
 _START = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False)
 
 
-def _refused(exc: InboxdError) -> ToolError:
-    """An inboxd refusal (not found, invalid, forbidden) as the tool's error text."""
-    return ToolError(f"{type(exc).__name__}: {exc}")
+@contextmanager
+def _refusals() -> Iterator[None]:
+    """inboxd's refusals (not found, invalid, forbidden) as the tool's error, named."""
+    try:
+        yield
+    except InboxdError as exc:
+        raise ToolError(f"{type(exc).__name__}: {exc}") from None
 
 
 class InboxTools:
@@ -119,10 +125,8 @@ class InboxTools:
         Follow it with get_job or wait_for_job."""
         user = self.caller(ctx)
         self.may_start(user)
-        try:
+        with _refusals():
             job = account_actions.sync_now(self.app, self._account(user, account))
-        except InboxdError as exc:
-            raise _refused(exc) from None
         return answer({"job_id": job.id, "job": job_view(job)})
 
     def get_email_status(
@@ -136,14 +140,12 @@ class InboxTools:
         doing), the jobs running or waiting now with their progress, and the last runs."""
         user = self.caller(ctx)
         owner = user.owner_filter()
-        try:
+        with _refusals():
             found = (
                 [self._account(user, account)]
                 if account is not None
                 else account_actions.list_accounts(self.app, owner=owner)
             )
-        except InboxdError as exc:
-            raise _refused(exc) from None
         status = current_status(self.app.engine, owner)
         ids = {a.id for a in found}
         views = account_actions.views(self.app, found)
@@ -187,10 +189,8 @@ class InboxTools:
         """The user's jobs, newest first, with their state and progress; filter them by
         state, kind or account."""
         user = self.caller(ctx)
-        try:
+        with _refusals():
             account_id = self._account(user, account).id if account is not None else None
-        except InboxdError as exc:
-            raise _refused(exc) from None
         found = job_actions.list_jobs(
             self.app,
             status=status,
@@ -202,10 +202,8 @@ class InboxTools:
         return answer({"jobs": [job_view(j) for j in found]})
 
     def _job(self, user: User, job_id: str) -> Job:
-        try:
+        with _refusals():
             return job_actions.get_job(self.app, job_id, owner=user.owner_filter())
-        except InboxdError as exc:
-            raise _refused(exc) from None
 
     def get_job(self, job_id: JobId, ctx: Context[Any, Any]) -> CallToolResult:
         """One job: its state, step, progress, error and result."""
@@ -215,10 +213,8 @@ class InboxTools:
         """Cancel a job: at once when it waits, at its next checkpoint when it runs (what it
         stored so far stays)."""
         user = self.caller(ctx)
-        try:
+        with _refusals():
             job = job_actions.cancel_job(self.app, job_id, owner=user.owner_filter())
-        except InboxdError as exc:
-            raise _refused(exc) from None
         return answer({"job": job_view(job)})
 
     async def wait_for_job(
@@ -273,7 +269,7 @@ class InboxTools:
         """Find messages, newest first. What senders wrote (subjects, names, snippets) comes
         in untrusted_content; open one with get_message."""
         user = self.caller(ctx)
-        try:
+        with _refusals():
             account_id = self._account(user, account).id if account is not None else None
             page = message_actions.search(
                 self.app,
@@ -283,8 +279,6 @@ class InboxTools:
                 limit=limit,
                 cursor=cursor,
             )
-        except InboxdError as exc:
-            raise _refused(exc) from None
         return _message_list(page["messages"], {"next_cursor": page["next_cursor"]})
 
     def get_message(
@@ -299,10 +293,8 @@ class InboxTools:
         """One message as text (never its HTML or files): headers and its plain text, cut
         at max_chars, all in untrusted_content."""
         user = self.caller(ctx)
-        try:
+        with _refusals():
             found = message_actions.detail(self.app, message_id, owner=user.owner_filter())
-        except InboxdError as exc:
-            raise _refused(exc) from None
         known, written = message_summary(found)
         text = found.get("text") or ""
         known |= {
@@ -337,7 +329,7 @@ class InboxTools:
         """The most important triaged messages (priority, then newest); what senders wrote
         comes in untrusted_content."""
         user = self.caller(ctx)
-        try:
+        with _refusals():
             account_id = self._account(user, account).id if account is not None else None
             found = message_actions.top(
                 self.app,
@@ -349,8 +341,6 @@ class InboxTools:
                 text=query,
                 account_id=account_id,
             )
-        except InboxdError as exc:
-            raise _refused(exc) from None
         return _message_list(found["messages"], {})
 
     # -- newsletters and clean-ups -----------------------------------------------------------
@@ -378,7 +368,7 @@ class InboxTools:
         if days_back is not None:
             params["days_back"] = days_back
         limit = self.app.settings.newsletter_max_running
-        try:
+        with _refusals():
             if account is not None:
                 params["account_id"] = self._account(user, account).id
             if newsletter_actions.live_count(self.app, user.id) >= limit:
@@ -389,8 +379,6 @@ class InboxTools:
             job = newsletter_actions.start_extraction(
                 self.app, params, owner=user.id, any_account=user.is_admin
             )
-        except InboxdError as exc:
-            raise _refused(exc) from None
         return answer({"extraction_id": job.id, "job": job_view(job)})
 
     def get_extraction(
@@ -401,12 +389,10 @@ class InboxTools:
         """A newsletter extraction: its state and, once completed, its articles (in
         untrusted_content: titles and links come from the mail)."""
         user = self.caller(ctx)
-        try:
+        with _refusals():
             job = newsletter_actions.get_extraction(
                 self.app, extraction_id, owner=user.owner_filter()
             )
-        except InboxdError as exc:
-            raise _refused(exc) from None
         view = newsletter_actions.view(job)
         result = view.pop("result")
         return answer({"extraction": view}, untrusted=result)
@@ -434,7 +420,7 @@ class InboxTools:
         approve). Inspect it with get_cleanup."""
         user = self.caller(ctx)
         self.may_start(user)
-        try:
+        with _refusals():
             job = cleanup_actions.propose(
                 self.app,
                 self._account(user, account),
@@ -443,8 +429,6 @@ class InboxTools:
                 query=query,
                 action=action,
             )
-        except InboxdError as exc:
-            raise _refused(exc) from None
         return answer(
             {
                 "job_id": job.id,
@@ -457,10 +441,8 @@ class InboxTools:
         """A proposed clean-up: counts, its state and, once proposed, the candidates and
         the protected messages with why (senders and subjects in untrusted_content)."""
         user = self.caller(ctx)
-        try:
+        with _refusals():
             shown = cleanup_actions.show(self.app, job_id, owner=user.owner_filter())
-        except InboxdError as exc:
-            raise _refused(exc) from None
         written = {key: shown.pop(key) for key in ("senders", "preview", "candidates", "protected")}
         return answer({"cleanup": shown}, untrusted=written)
 
