@@ -43,6 +43,8 @@ SCOPE_USER = "inboxd.mcp.user"
 MAX_WAIT_SECONDS = 60.0
 #: How often a wait looks at the job.
 POLL_SECONDS = 0.25
+#: The most progress a job that has not ended yet reports.
+_LAST_STEP = 99.9
 #: get_message's text cap when the caller does not say, and at most.
 DEFAULT_TEXT_CHARS = 20_000
 MAX_TEXT_CHARS = 100_000
@@ -237,8 +239,9 @@ class InboxTools:
         while True:
             job = await anyio.to_thread.run_sync(fetch)
             settled = job.status.finished or job.status == JobStatus.AWAITING_APPROVAL
-            # Progress must only grow: a new step restarting its count holds the value.
-            value = 100.0 if job.status.finished else max(job.percent or 0.0, 0.0)
+            # Progress must only grow: a new step restarting its count holds the value. A
+            # step at 100% while the job still runs stays below, so the end is always told.
+            value = 100.0 if job.status.finished else min(job.percent or 0.0, _LAST_STEP)
             if value > sent:
                 sent = value
                 await ctx.report_progress(value, 100.0, _progress_message(job))
