@@ -283,6 +283,16 @@ class Settings(BaseSettings):
         description="The API key the command line sends with `--server URL` (never a flag: "
         "flags show in process listings and shell history).",
     )
+    mcp_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Host names (a reverse proxy's public name, a LAN address) whose Host "
+        "header /mcp accepts besides the loopback names and the bound address.",
+    )
+
+    @field_validator("mcp_allowed_hosts", mode="before")
+    @classmethod
+    def _mcp_hosts(cls, value: Any) -> Any:
+        return cls._json_or_csv(value)
 
     @field_validator(
         "schedules", "task_modules", "allowed_origins", "fetch_allow_networks", mode="before"

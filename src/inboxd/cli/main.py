@@ -15,6 +15,7 @@ from inboxd.cli.common import app_session, err, out
 from inboxd.cli.export import export_cmd
 from inboxd.cli.idle import idle_cmd
 from inboxd.cli.jobs import jobs_app
+from inboxd.cli.mcp import mcp_cmd
 from inboxd.cli.messages import search_cmd, show_cmd, top_cmd
 from inboxd.cli.newsletters import newsletters_app
 from inboxd.cli.sync import demo_cmd, sync_cmd
@@ -47,6 +48,7 @@ app.command("categorize")(categorize_cmd)
 app.command("mark")(mark_cmd)
 app.command("undo")(undo_cmd)
 app.command("idle")(idle_cmd)
+app.command("mcp")(mcp_cmd)
 
 
 def _print_version(wanted: bool) -> None:

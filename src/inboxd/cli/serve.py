@@ -28,6 +28,7 @@ from inboxd.api.main import DirectStreams, create_api
 from inboxd.api.pump import EventPump
 from inboxd.app import App
 from inboxd.jobs.scheduler import Scheduler
+from inboxd.mcp.http import mount as mount_mcp
 from inboxd.store.users import Users
 
 log = logging.getLogger(__name__)
@@ -189,6 +190,7 @@ def serve(
     if idle is not None:
         idle.start()
     api = create_api(app)
+    mount_mcp(api, app)
     config = uvicorn.Config(
         DirectStreams(api),
         host=host,
