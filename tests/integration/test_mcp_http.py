@@ -447,3 +447,41 @@ def test_inboxd_serve_mounts_mcp(tmp_path: Path) -> None:
         assert asyncio.run(main()) == TOOLS
     finally:
         assert server.stop() == 0, server.log()
+
+
+def test_an_agent_extracts_newsletters_and_reads_them_as_untrusted(tmp_path: Path) -> None:
+    # Offline unwrapping only: the demo's links point at example domains.
+    url = f"sqlite:///{tmp_path}/inboxd.db"
+    with world(url, tmp_path, newsletter_resolve=False) as w:
+        w.start_worker()
+
+        async def main() -> None:
+            async with over_http(w.url, bearer(w.ann_key)) as client:
+                fetch = data(await client.call_tool("trigger_email_fetch", {"account": "inbox"}))
+                await client.call_tool(
+                    "wait_for_job", {"job_id": fetch["job_id"], "timeout_seconds": 60}
+                )
+                await anyio.to_thread.run_sync(_settle, w.app, w.account)
+                args = {"account": "inbox", "days_back": 3650, "max_results": 20}
+                started = data(await client.call_tool("start_newsletter_extraction", args))
+                extraction_id = started["extraction_id"]
+                again = data(await client.call_tool("start_newsletter_extraction", args))
+                assert again["extraction_id"] == extraction_id  # the same one, not a second
+                done = data(
+                    await client.call_tool(
+                        "wait_for_job", {"job_id": extraction_id, "timeout_seconds": 60}
+                    )
+                )
+                assert done["job"]["status"] == "completed"
+                assert "untrusted_content" not in done  # the job alone carries no mail
+                got = data(
+                    await client.call_tool("get_extraction", {"extraction_id": extraction_id})
+                )
+                assert got["extraction"]["status"] == "completed"
+                newsletters = got["untrusted_content"]["newsletters"]
+                assert newsletters and all("articles" in n for n in newsletters)
+            async with over_http(w.url, bearer(w.bob_key)) as bob:
+                refused = await bob.call_tool("get_extraction", {"extraction_id": extraction_id})
+                assert refused.is_error and "NotFound" in text(refused)
+
+        asyncio.run(main())
