@@ -132,7 +132,8 @@ class InboxdCollector(Collector):
             seen = sorted(self._seen_jobs)
         family = GaugeMetricFamily(
             "inboxd_jobs",
-            "Jobs in the queue's table by kind and status (finished ones until pruned).",
+            "Jobs not finished yet by kind and status (pending, running, awaiting_approval); "
+            "finished ones: inboxd_job_duration_seconds_count.",
             labels=["kind", "status"],
         )
         for key in seen:

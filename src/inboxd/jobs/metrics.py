@@ -2,8 +2,8 @@
 
 The truth about jobs is in the database, not in any one process, so every web process
 answers the same and no multiprocess bookkeeping is needed. Each reading is one query on an
-existing index (``ix_jobs_claim`` for the ready queue, ``ix_job_runs_finished`` for new
-runs); the count by kind and status scans ``jobs``, which retention keeps small.
+existing index (``ix_jobs_claim`` for active jobs and the ready queue,
+``ix_job_runs_finished`` for new runs).
 """
 
 from __future__ import annotations
@@ -42,9 +42,19 @@ class FinishedRun:
     fetched: int | None
 
 
+#: Statuses of jobs that are not over; finished ones are counted from the runs history.
+ACTIVE = tuple(s.value for s in JobStatus if not s.finished)
+
+
 def job_counts(engine: Engine) -> dict[tuple[str, str], int]:
-    """Jobs in the table by (kind, status)."""
-    query = select(jobs.c.kind, jobs.c.status, func.count()).group_by(jobs.c.kind, jobs.c.status)
+    """Jobs not finished yet (pending, running, awaiting approval) by (kind, status)."""
+    # Only the few active rows, through the status-led indexes: counting finished jobs
+    # too scanned the whole table (50,000 jobs: 30-100 ms on SQLite, bench/metrics.py).
+    query = (
+        select(jobs.c.kind, jobs.c.status, func.count())
+        .where(jobs.c.status.in_(ACTIVE))
+        .group_by(jobs.c.kind, jobs.c.status)
+    )
     with reading(engine) as conn:
         return {(kind, status): int(n) for kind, status, n in conn.execute(query)}
 
