@@ -45,6 +45,12 @@ def current_job() -> tuple[str, str | None] | None:
     return _job.get()
 
 
+def adopt(job: tuple[str, str | None] | None) -> None:
+    """Give a new thread its creator's job ids (a thread pool's ``initializer``, with
+    ``initargs=(current_job(),)``): threads do not inherit context variables."""
+    _job.set(job)
+
+
 class _JobFilter(logging.Filter):
     """Copies the running job's ids onto each record (an explicit ``extra`` wins)."""
 

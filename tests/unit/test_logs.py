@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -55,3 +56,13 @@ def test_an_explicit_job_id_wins_over_the_context(json_logs: pytest.CaptureFixtu
 def test_unknown_formats_are_refused() -> None:
     with pytest.raises(ValueError, match="unknown log format"):
         logs.configure("INFO", "xml")  # type: ignore[arg-type]
+
+
+def test_a_pool_thread_adopts_its_creators_job(json_logs: pytest.CaptureFixture[str]) -> None:
+    logs.configure("INFO", "json")
+    with logs.job_context("job-3", "acct-3"):
+        pool = ThreadPoolExecutor(1, initializer=logs.adopt, initargs=(logs.current_job(),))
+    with pool:
+        pool.submit(logging.getLogger("inboxd.test").info, "from the pool").result()
+    (line,) = _lines(json_logs)
+    assert (line["job_id"], line["account_id"]) == ("job-3", "acct-3")
