@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import platformdirs
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -289,13 +289,39 @@ class Settings(BaseSettings):
         "header /mcp accepts besides the loopback names and the bound address.",
     )
 
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="Log lines of serve, worker and scheduler: text, or json (one object "
+        "per line, with job_id and account_id on the lines of a job).",
+    )
+    access_log: bool = Field(
+        default=False, description="Log one line per HTTP request (through the same format)."
+    )
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Addresses or CIDRs of reverse proxies whose X-Forwarded-For and "
+        "X-Forwarded-Proto are believed (rate limits then key on the real client); "
+        "empty: the headers are ignored.",
+    )
+    metrics_listen: str | None = Field(
+        default=None,
+        pattern=r"^(\[[0-9a-fA-F:.]+\]|[0-9a-zA-Z.:-]+):[0-9]{1,5}$",
+        description="HOST:PORT of a loopback-only listener serving /metrics without a key "
+        "(e.g. 127.0.0.1:9464); unset: /metrics only on the API port, with an admin key.",
+    )
+
     @field_validator("mcp_allowed_hosts", mode="before")
     @classmethod
     def _mcp_hosts(cls, value: Any) -> Any:
         return cls._json_or_csv(value)
 
     @field_validator(
-        "schedules", "task_modules", "allowed_origins", "fetch_allow_networks", mode="before"
+        "schedules",
+        "task_modules",
+        "allowed_origins",
+        "fetch_allow_networks",
+        "forwarded_allow_ips",
+        mode="before",
     )
     @classmethod
     def _json_or_csv(cls, value: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 
@@ -53,3 +54,10 @@ def flaky(ctx: TaskContext, params: FlakyParams) -> dict[str, int]:
 def crash(ctx: TaskContext, params: EmptyParams) -> None:
     """Raise an unexpected exception (a bug in a task)."""
     raise ZeroDivisionError("boom")
+
+
+@task("test.chatty")
+def chatty(ctx: TaskContext, params: EmptyParams) -> None:
+    """Log through a plain module logger, as library code does (no job id passed along)."""
+    logging.getLogger(__name__).info("chatty task says hello")
+    logging.getLogger("inboxd.elsewhere").warning("and warns once")

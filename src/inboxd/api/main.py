@@ -21,6 +21,7 @@ from inboxd.actions.jobs import ACCOUNT_KINDS, job_params_schemas
 from inboxd.api import (
     errors,
     live,
+    metrics,
     routes_accounts,
     routes_changes,
     routes_cleanups,
@@ -221,7 +222,9 @@ def create_api(app: App) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    api.state.inboxd = ApiState(app=app, pump=pump)
+    api.state.inboxd = ApiState(
+        app=app, pump=pump, metrics=metrics.build_registry(app.engine, pump)
+    )
     errors.install(api)
     for module in (
         routes_status,
@@ -233,6 +236,7 @@ def create_api(app: App) -> FastAPI:
         routes_newsletters,
         routes_changes,
         live,
+        metrics,
     ):
         api.include_router(module.router)
 

@@ -16,6 +16,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cached_property
 from typing import Any
 
@@ -231,6 +232,8 @@ class EventPump:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.last_id = 0
         self.delivered = 0
+        #: Seconds from the newest event's creation to its fan-out, at the last batch.
+        self.lag_seconds = 0.0
 
     # -- life ------------------------------------------------------------------------------
 
@@ -355,3 +358,7 @@ class EventPump:
             if wanted:
                 sub.deliver(wanted)
                 self.delivered += len(wanted)
+        created = batch[-1].data.get("created_at")
+        if isinstance(created, str):
+            lag = (utcnow() - datetime.fromisoformat(created)).total_seconds()
+            self.lag_seconds = max(0.0, lag)

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import anyio
 from fastapi import Depends, Request
+from prometheus_client.registry import CollectorRegistry
 from starlette.requests import HTTPConnection
 
 from inboxd.api.limits import RateLimiter
@@ -28,6 +29,8 @@ class ApiState:
     #: threads for account tests, apart from the pool every other sync route runs on
     test_slots: anyio.CapacityLimiter = field(init=False)
     login_limiter: RateLimiter = field(init=False)
+    #: What /metrics serves (filled by create_api).
+    metrics: CollectorRegistry = field(default_factory=CollectorRegistry)
     #: Recent rechecks of open live streams' credentials: digest -> (loop time, user id).
     live_rechecks: dict[bytes, tuple[float, asyncio.Future[str | None]]] = field(
         default_factory=dict

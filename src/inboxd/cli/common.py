@@ -6,6 +6,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
@@ -24,12 +25,28 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")
 EXIT_FAILED, EXIT_TIMEOUT = 1, 3
 
 
+class LogFormat(StrEnum):
+    """``--log-format`` choices (the same as INBOXD_LOG_FORMAT's)."""
+
+    text = "text"
+    json = "json"
+
+
+LogFormatOpt = Annotated[
+    LogFormat | None,
+    typer.Option(
+        "--log-format",
+        help="text, or json: one object per line (default: INBOXD_LOG_FORMAT, else text).",
+    ),
+]
+
+
 @contextmanager
-def app_session(*, daemon: bool = False) -> Iterator[App]:
+def app_session(*, daemon: bool = False, log_format: LogFormat | None = None) -> Iterator[App]:
     """Settings, logging and an open App for one command (a one-shot command logs only
-    warnings; a long-running one logs at INBOXD_LOG_LEVEL)."""
-    settings = load_settings()
-    logs.configure(settings.log_level if daemon else "WARNING")
+    warnings; a long-running one logs at INBOXD_LOG_LEVEL, in ``log_format`` if given)."""
+    settings = load_settings(**({"log_format": log_format.value} if log_format else {}))
+    logs.configure(settings.log_level if daemon else "WARNING", settings.log_format)
     with App.open(settings) as opened:
         yield opened
 

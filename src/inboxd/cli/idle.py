@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from inboxd.actions.idle import run_idle
-from inboxd.cli.common import app_session, err
+from inboxd.cli.common import LogFormatOpt, app_session, err
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +22,7 @@ def idle_cmd(
         float,
         typer.Option(min=0.1, help="Seconds between looks at the accounts (added, removed)."),
     ] = 30.0,
+    log_format: LogFormatOpt = None,
 ) -> None:
     """Keep an IMAP IDLE connection per account and sync new mail within seconds (until
     SIGTERM/SIGINT); INBOXD_IDLE_MAX_CONNECTIONS caps the connections, 0 turns it off."""
@@ -31,7 +32,7 @@ def idle_cmd(
         log.info("IDLE watcher stopping (%s)", signal.Signals(signum).name)
         stop.set()
 
-    with app_session(daemon=True) as opened:
+    with app_session(daemon=True, log_format=log_format) as opened:
         if opened.settings.idle_max_connections <= 0:
             err.print("IDLE is off (INBOXD_IDLE_MAX_CONNECTIONS=0); nothing to do")
             return

@@ -11,7 +11,7 @@ from inboxd import __version__
 from inboxd.cli.accounts import account_app
 from inboxd.cli.changes import mark_cmd, undo_cmd
 from inboxd.cli.cleanup import cleanup_app
-from inboxd.cli.common import app_session, err, out
+from inboxd.cli.common import LogFormatOpt, app_session, err, out
 from inboxd.cli.export import export_cmd
 from inboxd.cli.idle import idle_cmd
 from inboxd.cli.jobs import jobs_app
@@ -87,11 +87,12 @@ def worker(
     burst: Annotated[
         int | None, typer.Option(help="Stop after this many jobs (for scripts and tests).")
     ] = None,
+    log_format: LogFormatOpt = None,
 ) -> None:
     """Run jobs until SIGTERM/SIGINT (a second signal releases running jobs at once)."""
     from inboxd.jobs.worker import Worker
 
-    with app_session(daemon=True) as opened:
+    with app_session(daemon=True, log_format=log_format) as opened:
         Worker(
             opened,
             concurrency=concurrency,
@@ -117,11 +118,12 @@ def serve(
     demo: Annotated[
         bool, typer.Option("--demo", help="Also set up and sync the demo mailbox.")
     ] = False,
+    log_format: LogFormatOpt = None,
 ) -> None:
     """Run the API, the dashboard, the scheduler and the workers (Ctrl-C stops all)."""
     from inboxd.cli.serve import serve as run_server
 
-    with app_session(daemon=True) as opened:
+    with app_session(daemon=True, log_format=log_format) as opened:
         settings = opened.settings
         run_server(
             opened,
@@ -134,13 +136,13 @@ def serve(
 
 
 @app.command("scheduler")
-def scheduler_cmd() -> None:
+def scheduler_cmd(log_format: LogFormatOpt = None) -> None:
     """Only enqueue periodic jobs (when workers run with --no-scheduler)."""
     import threading
 
     from inboxd.jobs.scheduler import Scheduler
 
-    with app_session(daemon=True) as opened:
+    with app_session(daemon=True, log_format=log_format) as opened:
         stop = threading.Event()
         try:
             Scheduler(opened).run_until(stop)()

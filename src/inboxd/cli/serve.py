@@ -22,9 +22,12 @@ from pathlib import Path
 from types import FrameType
 
 import uvicorn
+from starlette.types import ASGIApp
 
+from inboxd import logs
 from inboxd.api.http_limits import LimitedHttpProtocol
 from inboxd.api.main import DirectStreams, create_api
+from inboxd.api.metrics import start_listener
 from inboxd.api.pump import EventPump
 from inboxd.app import App
 from inboxd.jobs.scheduler import Scheduler
@@ -44,6 +47,8 @@ class WorkerPool:
     grace_seconds: float = 25.0
     #: the ``inboxd`` command each child runs: workers, or the IDLE watcher
     command: tuple[str, ...] = ("worker", "--no-scheduler")
+    #: the children log in the server's format (a --log-format given to serve included)
+    log_format: str = "text"
     _procs: list[subprocess.Popen[bytes] | None] = field(default_factory=list)
     _failures: list[int] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -60,6 +65,7 @@ class WorkerPool:
         command = [sys.executable, "-m", "inboxd", *self.command]
         if self.command[0] == "worker":
             command += ["--grace", str(self.grace_seconds)]
+        command += ["--log-format", self.log_format]
         # Own process group: a Ctrl-C in the terminal reaches the server, which then stops
         # the workers in order (graceful first), instead of all at once.
         proc = subprocess.Popen(command, start_new_session=True, preexec_fn=_die_with_parent)
@@ -173,10 +179,18 @@ def serve(
     demo: bool = False,
 ) -> None:
     """Run until SIGINT/SIGTERM; then stop the API, the scheduler and the workers."""
+    settings = app.settings
+    api = create_api(app)
+    state = api.state.inboxd
+    # First, so that a bad address stops the start before anything else runs.
+    metrics_server = None
+    if settings.metrics_listen:
+        metrics_server = start_listener(state.metrics, settings.metrics_listen)
+        log.info("metrics on http://%s/metrics (no key: loopback only)", settings.metrics_listen)
     hint = login_hint(app)
     if demo:
         _prepare_demo(app)
-    pool = WorkerPool(workers) if workers > 0 else None
+    pool = WorkerPool(workers, log_format=settings.log_format) if workers > 0 else None
     idle = _idle_watcher(app, workers)
     stop = threading.Event()
     sched_thread = None
@@ -189,24 +203,8 @@ def serve(
         pool.start()
     if idle is not None:
         idle.start()
-    api = create_api(app)
     mount_mcp(api, app)
-    config = uvicorn.Config(
-        DirectStreams(api),
-        host=host,
-        port=port,
-        http=LimitedHttpProtocol,
-        log_level=app.settings.log_level.lower(),
-        access_log=False,
-        ws_max_size=64 * 1024,
-        ws_per_message_deflate=False,
-        ws_ping_interval=app.settings.live_heartbeat_seconds,
-        ws_ping_timeout=app.settings.live_heartbeat_seconds,
-        timeout_graceful_shutdown=5,
-        server_header=False,
-        proxy_headers=False,
-    )
-    server = _Server(config, api.state.inboxd.pump)
+    server = _Server(uvicorn_config(app, DirectStreams(api), host=host, port=port), state.pump)
     shown = f"http://{host}:{port}/" if ":" not in host else f"http://[{host}]:{port}/"
     sys.stdout.write(f"\ninboxd is running: dashboard {shown}  (API docs {shown}docs)\n{hint}\n")
     sys.stdout.flush()
@@ -218,6 +216,8 @@ def serve(
     try:
         server.run()
     finally:
+        if metrics_server is not None:
+            metrics_server.shutdown()
         stop.set()
         if idle is not None:
             idle.stop()
@@ -236,6 +236,32 @@ def _idle_watcher(app: App, workers: int) -> WorkerPool | None:
         return None
     # Its connections log out at once on SIGTERM: a short grace is plenty.
     return WorkerPool(1, grace_seconds=5.0, command=("idle",))
+
+
+def uvicorn_config(app: App, asgi: ASGIApp, *, host: str, port: int) -> uvicorn.Config:
+    """uvicorn's settings for ``asgi``: our log format, the access log if asked for, and
+    X-Forwarded-* believed only from the proxies in INBOXD_FORWARDED_ALLOW_IPS."""
+    settings = app.settings
+    proxies = settings.forwarded_allow_ips
+    return uvicorn.Config(
+        asgi,
+        host=host,
+        port=port,
+        http=LimitedHttpProtocol,
+        log_config=logs.uvicorn_log_config(),
+        log_level=settings.log_level.lower(),
+        access_log=settings.access_log,
+        ws_max_size=64 * 1024,
+        ws_per_message_deflate=False,
+        ws_ping_interval=settings.live_heartbeat_seconds,
+        ws_ping_timeout=settings.live_heartbeat_seconds,
+        timeout_graceful_shutdown=5,
+        server_header=False,
+        # Without trusted proxies the headers are ignored altogether (uvicorn would
+        # otherwise believe any local peer by default).
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=list(proxies) if proxies else None,
+    )
 
 
 def _prepare_demo(app: App) -> None:

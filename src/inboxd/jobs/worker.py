@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import delete, insert, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from inboxd import heap
+from inboxd import heap, logs
 from inboxd.db.engine import writing
 from inboxd.db.faults import ensure_reserve, is_disk_full, release_reserve
 from inboxd.db.tables import workers
@@ -223,7 +223,8 @@ class Worker:
             if running is None:
                 continue
             try:
-                outcome = self._execute(running)
+                with logs.job_context(running.job.id, running.job.account_id):
+                    outcome = self._execute(running)
             except Exception as exc:  # a bug here must not kill the runner thread
                 log.exception("recording the end of job %s failed", job_id)
                 outcome = Outcome(running.job, "failed", error=f"internal error: {exc}")
@@ -346,7 +347,11 @@ class Worker:
                     running.job.kind,
                     outcome.kind,
                     elapsed,
-                    extra={"action": f"job_{outcome.kind}", "job_id": running.job.id},
+                    extra={
+                        "action": f"job_{outcome.kind}",
+                        "job_id": running.job.id,
+                        "account_id": running.job.account_id,
+                    },
                 )
             with self._lock:
                 self._active.pop(running.job.id, None)

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
 
+from inboxd import logs
+
 T = TypeVar("T")
 
 
@@ -15,7 +17,12 @@ class WriteBehind(Generic[T]):
     """At most one write in flight, on a thread of its own."""
 
     def __init__(self, name: str) -> None:
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._writer = ThreadPoolExecutor(
+            max_workers=1,
+            thread_name_prefix=name,
+            initializer=logs.adopt,
+            initargs=(logs.current_job(),),
+        )
         self._pending: Future[T] | None = None
 
     def submit(self, write: Callable[..., T], *args: Any) -> T | None:

@@ -25,6 +25,7 @@ from types import TracebackType
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from inboxd import logs
 from inboxd.db.engine import checkpoint_wal, reading, writing
 from inboxd.mail.message import summarize_message
 from inboxd.providers.base import FetchedMessage
@@ -53,7 +54,12 @@ class BatchStore:
         self.account_id = account_id
         self.report = report
         self.progress = progress
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="inboxd-pack")
+        self._pool = ThreadPoolExecutor(
+            1,
+            thread_name_prefix="inboxd-pack",
+            initializer=logs.adopt,
+            initargs=(logs.current_job(),),
+        )
         self._unchecked = 0  # bytes written since this store's last checkpoint
         root = packs.packs_root(engine)
         self._packs = packs.PackWriter(root, account_id) if root is not None else None
