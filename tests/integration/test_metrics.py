@@ -23,6 +23,7 @@ from inboxd.errors import ConfigError
 from inboxd.jobs import gauges
 from inboxd.jobs.model import JobStatus
 from inboxd.store.users import Users
+from inboxd.sync.idle_status import IdleStatus, status_path, write_status
 from tests.support.apps import AsgiClient, running_worker, wait_finished
 from tests.support.server import free_port
 
@@ -161,6 +162,18 @@ def test_idle_connections_read_what_the_watcher_provides(app: App) -> None:
     finally:
         gauges.withdraw(gauges.IDLE_CONNECTIONS)
     assert _value(samples, "inboxd_idle_connections") == 3
+    assert _value(_parse(client.call("GET", "/metrics").text), "inboxd_idle_connections") == 0
+
+
+def test_idle_connections_of_a_watcher_process_reach_the_web_process(app: App) -> None:
+    # The watcher runs in its own process and reports through its status file.
+    admin_key, _ = _keys(app)
+    client = AsgiClient(create_api(app), admin_key)
+    app.settings.data_dir.mkdir(parents=True, exist_ok=True)
+    path = status_path(app.settings)
+    write_status(path, IdleStatus(connections=4, updated_at=time.time()))
+    assert _value(_parse(client.call("GET", "/metrics").text), "inboxd_idle_connections") == 4
+    write_status(path, IdleStatus(connections=4, updated_at=time.time() - 3600))  # gone
     assert _value(_parse(client.call("GET", "/metrics").text), "inboxd_idle_connections") == 0
 
 

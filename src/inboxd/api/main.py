@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from inboxd import __version__
+from inboxd.actions.idle import idle_connections
 from inboxd.actions.jobs import ACCOUNT_KINDS, job_params_schemas
 from inboxd.api import (
     errors,
@@ -223,7 +224,9 @@ def create_api(app: App) -> FastAPI:
         redoc_url=None,
     )
     api.state.inboxd = ApiState(
-        app=app, pump=pump, metrics=metrics.build_registry(app.engine, pump)
+        app=app,
+        pump=pump,
+        metrics=metrics.build_registry(app.engine, pump, lambda: idle_connections(app.settings)),
     )
     errors.install(api)
     for module in (

@@ -14,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,9 +95,13 @@ class _RunTally:
 class InboxdCollector(Collector):
     """Every inboxd family, computed when scraped (one query per database-backed family)."""
 
-    def __init__(self, engine: Engine, pump: EventPump) -> None:
+    def __init__(
+        self, engine: Engine, pump: EventPump, idle: Callable[[], float] | None = None
+    ) -> None:
         self.engine = engine
         self.pump = pump
+        #: the IDLE watcher's connections, read from another process (its status file)
+        self.idle = idle
         self.feed = RunFeed(engine, sync_kind=SYNC_KIND)
         self._tally = _RunTally()
         self._lock = threading.Lock()
@@ -115,9 +119,10 @@ class InboxdCollector(Collector):
         yield from self._live()
         idle = GaugeMetricFamily(
             "inboxd_idle_connections",
-            "Open IMAP IDLE connections of the watcher in this process (0 when none runs here).",
+            "Open IMAP IDLE connections of the watcher on this data dir (0 when none runs).",
         )
-        idle.add_metric([], gauges.read(gauges.IDLE_CONNECTIONS))
+        here = gauges.read(gauges.IDLE_CONNECTIONS)
+        idle.add_metric([], here or (float(self.idle()) if self.idle is not None else 0.0))
         yield idle
         took = GaugeMetricFamily(
             "inboxd_metrics_scrape_seconds", "Time this scrape took to read its figures."
@@ -218,10 +223,13 @@ class InboxdCollector(Collector):
         yield behind
 
 
-def build_registry(engine: Engine, pump: EventPump) -> CollectorRegistry:
-    """A registry with inboxd's families and the process's own (memory, CPU, files)."""
+def build_registry(
+    engine: Engine, pump: EventPump, idle: Callable[[], float] | None = None
+) -> CollectorRegistry:
+    """A registry with inboxd's families and the process's own (memory, CPU, files);
+    ``idle`` reads the IDLE watcher's live connections."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(InboxdCollector(engine, pump))
+    registry.register(InboxdCollector(engine, pump, idle))
     ProcessCollector(registry=registry)
     return registry
 

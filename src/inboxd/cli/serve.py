@@ -235,7 +235,7 @@ def _idle_watcher(app: App, workers: int) -> WorkerPool | None:
     if workers <= 0 or app.settings.idle_max_connections <= 0:
         return None
     # Its connections log out at once on SIGTERM: a short grace is plenty.
-    return WorkerPool(1, grace_seconds=5.0, command=("idle",))
+    return WorkerPool(1, grace_seconds=5.0, command=("idle",), log_format=app.settings.log_format)
 
 
 def uvicorn_config(app: App, asgi: ASGIApp, *, host: str, port: int) -> uvicorn.Config:
