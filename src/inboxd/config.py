@@ -265,6 +265,18 @@ class Settings(BaseSettings):
         min_length=1,
         description="Microsoft Graph endpoint Graph accounts sync from.",
     )
+    webhook_max_attempts: int = Field(
+        default=6,
+        ge=1,
+        le=20,
+        description="Attempts of one webhook delivery (retried with the queue's backoff) "
+        "before it counts as failed.",
+    )
+    webhook_disable_after: int = Field(
+        default=10,
+        ge=1,
+        description="A webhook is disabled after this many deliveries in a row failed.",
+    )
 
     @field_validator(
         "schedules", "task_modules", "allowed_origins", "fetch_allow_networks", mode="before"
