@@ -2,7 +2,7 @@
 exact allow-list entry lets inboxd reach: deliveries on finished and failed jobs, signatures
 checked here with the secret, filters, retries then success, disabling after failures and
 enabling again, a private receiver refused, no message content in any payload, owner-only
-access over the API, and the command line."""
+access over the API, the command line, and pruning of old deliveries."""
 
 from __future__ import annotations
 
@@ -11,16 +11,23 @@ import hmac
 import json
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 from typer.testing import CliRunner
 
 from inboxd.api.main import create_api
 from inboxd.app import App
 from inboxd.cli.main import app as cli_app
+from inboxd.db.engine import writing
+from inboxd.db.tables import webhook_deliveries
+from inboxd.db.types import utcnow
+from inboxd.errors import InvalidField
 from inboxd.jobs.model import JobStatus
+from inboxd.jobs.retention import prune
 from inboxd.store.accounts import Accounts
 from inboxd.store.users import Users
 from inboxd.store.webhooks import Delivery, Webhooks
@@ -215,19 +222,25 @@ def test_a_private_receiver_is_refused_unless_allow_listed(
     other = LinkServer("127.0.0.2")
     other.routes[HOOK] = Route(status=200)
     app = hooked_app(database_url, tmp_path)
+    wider = hooked_app(database_url, tmp_path, fetch_allow_networks=["127.0.0.0/8"])
     try:
         hooks = Webhooks(app.engine, app.settings)
-        hook, _ = hooks.create(owner="al", url=other.url(HOOK))
+        for url in (other.url(HOOK), "http://localhost/x", "http://[::1]:8/x", "http://0/x"):
+            with pytest.raises(InvalidField, match="INBOXD_FETCH_ALLOW_NETWORKS"):
+                hooks.create(owner="al", url=url)
+        # Made while the operator allowed more: each delivery checks again.
+        hook, _ = Webhooks(wider.engine, wider.settings).create(owner="al", url=other.url(HOOK))
         run_jobs(app, app.queue.enqueue("noop", owner="al").id)
         (delivery,) = deliveries(app, hook.id)
         assert delivery.status == "failed" and delivery.attempts == 1, "refused: no retry"
         assert delivery.last_status_code is None
-        assert (delivery.last_error or "").startswith("private address")
+        assert (delivery.last_error or "").startswith("private address: 127.0.0.2 is loopback")
         assert other.seen == []
         sent = app.queue.get(delivery.delivery_job_id or "")
         assert sent.status == JobStatus.FAILED and sent.attempts == 1
     finally:
         app.close()
+        wider.close()
         other.close()
 
 
@@ -299,6 +312,7 @@ def test_the_api_is_owner_only_and_shows_the_secret_once(
         {"url": "ftp://127.0.0.1/x"},
         {"url": "http://user:pw@127.0.0.1/x"},
         {"url": "not a url"},
+        {"url": "http://127.0.0.2/x"},
         {"url": receiver.url(HOOK), "kinds": ["no-such-kind"]},
         {"url": receiver.url(HOOK), "events": ["job.started"]},
     ):
@@ -361,3 +375,23 @@ def test_the_command_line_adds_lists_tests_and_removes(
     assert json.loads(runner.invoke(cli_app, ["webhooks", "list", "--json"]).stdout) == {
         "webhooks": []
     }
+
+
+def test_ended_deliveries_are_pruned_with_old_jobs(app: App, receiver: LinkServer) -> None:
+    hooks = Webhooks(app.engine, app.settings)
+    hook, _ = hooks.create(owner="al", url=receiver.url(HOOK))
+    old_done, old_pending, new_done = (hooks.send_test(hook.id) for _ in range(3))
+    long_ago = utcnow() - timedelta(days=app.settings.retention_days + 1)
+    with writing(app.engine) as conn:
+        for delivery, status, created in (
+            (old_done, "delivered", long_ago),
+            (old_pending, "pending", long_ago),
+            (new_done, "failed", utcnow()),
+        ):
+            conn.execute(
+                update(webhook_deliveries)
+                .where(webhook_deliveries.c.id == delivery.id)
+                .values(status=status, created_at=created)
+            )
+    assert prune(app.engine, app.settings).deliveries == 1
+    assert {d.id for d in deliveries(app, hook.id)} == {old_pending.id, new_done.id}

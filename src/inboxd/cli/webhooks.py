@@ -25,7 +25,7 @@ def add_cmd(
     url: Annotated[str, typer.Argument(help="http(s) URL the notes are POSTed to.")],
     user: Annotated[
         str | None,
-        typer.Option("--user", help="Whose jobs (a user name; default: jobs without owner)."),
+        typer.Option("--user", help="Whose jobs (a user name; default: the first admin)."),
     ] = None,
     event: Annotated[
         list[str] | None,
@@ -45,7 +45,7 @@ def add_cmd(
 ) -> None:
     """Add a webhook; prints its id and its signing secret (shown this once)."""
     with app_session() as opened:
-        owner = Users(opened.engine).by_name(user).id if user is not None else None
+        owner = Users(opened.engine).resolve_owner(user).id
         account_ids = [find_account(opened, a, owner=owner).id for a in account or ()] or None
         created = actions.add(
             opened,

@@ -26,6 +26,7 @@ from inboxd.jobs.leases import EndedHook
 from inboxd.jobs.model import Job, JobStatus, new_job_id
 from inboxd.jobs.queue import enqueue_within
 from inboxd.mail.credentials import Vault
+from inboxd.net.addresses import AddressPolicy, literal_address
 
 #: The job kind that sends one delivery; its own endings are never told (no loops).
 DELIVERY_KIND = "webhook_delivery"
@@ -161,8 +162,9 @@ class Outgoing:
     enabled: bool
 
 
-def check_url(url: str) -> str:
-    """The URL, if a webhook may have it: http or https, a host, no credentials."""
+def check_url(url: str, settings: Settings) -> str:
+    """The URL, if a webhook may have it: http or https, a host, no credentials, not a
+    private address or local name unless the operator allows it."""
     url = url.strip()
     if not url or len(url) > MAX_URL:
         raise InvalidField(f"url: 1 to {MAX_URL} characters")
@@ -179,6 +181,14 @@ def check_url(url: str) -> str:
         raise InvalidField("url: no user name or password in the URL")
     if parsed.fragment:
         raise InvalidField("url: no #fragment")
+    # Names and literal addresses only: what a name resolves to is checked at each delivery.
+    policy = AddressPolicy.from_entries(settings.fetch_allow_networks)
+    literal = literal_address(parsed.host)
+    why = policy.host_refusal(parsed.host) or (
+        policy.address_refusal(literal, host=parsed.host) if literal is not None else None
+    )
+    if why:
+        raise InvalidField(f"url: {why}; list it in INBOXD_FETCH_ALLOW_NETWORKS to allow it")
     return url
 
 
@@ -323,7 +333,7 @@ class Webhooks:
         row = {
             "id": webhook_id,
             "owner": owner,
-            "url": check_url(url),
+            "url": check_url(url, self.settings),
             "secret": Vault.from_settings(self.settings).seal({"secret": secret}),
             "events": check_events(events),
             "account_ids": list(account_ids) if account_ids is not None else None,
@@ -363,7 +373,7 @@ class Webhooks:
         values: dict[str, Any] = {}
         for name, value in changes.items():
             if name == "url":
-                values["url"] = check_url(value)
+                values["url"] = check_url(value, self.settings)
             elif name == "events":
                 values["events"] = check_events(value)
             elif name in ("account_ids", "kinds"):
