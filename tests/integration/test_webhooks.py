@@ -395,3 +395,20 @@ def test_ended_deliveries_are_pruned_with_old_jobs(app: App, receiver: LinkServe
             )
     assert prune(app.engine, app.settings).deliveries == 1
     assert {d.id for d in deliveries(app, hook.id)} == {old_pending.id, new_done.id}
+
+
+def test_test_deliveries_count_against_the_job_rate(
+    database_url: str, tmp_path: Path, receiver: LinkServer
+) -> None:
+    app = hooked_app(database_url, tmp_path, jobs_rate_per_minute=8)  # bursts of 2
+    try:
+        users = Users(app.engine)
+        alice = users.add("alice")
+        client = AsgiClient(create_api(app), users.create_key(alice).key)
+        made = client.call("POST", "/api/webhooks", {"url": receiver.url(HOOK)}).json()
+        answers = [client.call("POST", f"/api/webhooks/{made['id']}/test") for _ in range(3)]
+        assert [a.status_code for a in answers] == [202, 202, 429]
+        assert answers[2].headers["Retry-After"]
+        assert len(deliveries(app, made["id"])) == 2
+    finally:
+        app.close()

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from inboxd.actions import webhooks as actions
 from inboxd.api.auth import CurrentUser
+from inboxd.api.errors import rate_limited
 from inboxd.api.schemas import _In, error_responses
 from inboxd.api.state import State
 
@@ -173,8 +174,12 @@ def deliveries(
     "/{webhook_id}/test",
     status_code=202,
     response_model=DeliveryOut,
-    responses=error_responses(401, 404, 422),
+    responses=error_responses(401, 404, 422, 429),
 )
 def test(webhook_id: WebhookId, user: CurrentUser, state: State) -> Any:
     """Queue a ``webhook.test`` delivery (also while disabled); watch the delivery log."""
+    # Each test is a job: it counts against the caller's job rate like any other.
+    wait = state.job_limiter.take(user.id)
+    if wait is not None:
+        raise rate_limited(wait)
     return actions.send_test(state.app, webhook_id, owner=user.id)
