@@ -3119,14 +3119,18 @@ function renderDeliveries(box, deliveries) {
     const status = el('td');
     status.append(el('span', `badge status-${d.status}`, d.status));
     const answer = d.last_error || (d.last_status_code ? `HTTP ${d.last_status_code}` : '');
-    tr.append(
+    const cells = [
       when,
       el('td', '', d.event),
       el('td', 'mono', d.job_id ? shortId(d.job_id) : '—'),
       status,
       el('td', '', String(d.attempts)),
       el('td', '', answer),
-    );
+    ];
+    // On a narrow screen each row is a card whose cells say what they are.
+    const labels = ['When', 'Event', 'Job', 'Status', 'Tries', 'Answer'];
+    cells.forEach((cell, i) => { cell.dataset.label = labels[i]; });
+    tr.append(...cells);
     return tr;
   }));
 }
