@@ -264,6 +264,9 @@ def test_payloads_hold_no_message_content(app: App, receiver: LinkServer, tmp_pa
     kinds = {p["job"]["kind"] for p in payloads}
     assert {"sync", "index"} <= kinds, kinds
     assert all(p["job"]["account_id"] == account.id for p in payloads)
+    # Deliveries are no work on the account: its state never shows one.
+    kinds_on_account = {j.kind for j in app.queue.list_jobs(account_id=account.id)}
+    assert "webhook_delivery" not in kinds_on_account and "sync" in kinds_on_account
     text = b" ".join(s.body for s in receiver.seen).lower()
     for word in (b"zanzibar", b"carol", b"secret.example", b"hunter2", b"merger", str(root)):
         assert (word if isinstance(word, bytes) else word.encode()) not in text

@@ -264,8 +264,8 @@ def _queue_delivery(
         settings,
         DELIVERY_KIND,
         {"delivery_id": delivery_id},
+        # No account: an account's state shows its latest job, which is never a delivery.
         owner=hook.owner,
-        account_id=job.account_id if job else None,
         max_attempts=settings.webhook_max_attempts,
     )
     conn.execute(
