@@ -15,6 +15,7 @@ from inboxd.db.engine import make_engine
 from inboxd.db.faults import ensure_reserve
 from inboxd.jobs.leases import Leases
 from inboxd.jobs.queue import Queue
+from inboxd.store.webhooks import ended_hook
 from inboxd.tasks import load_tasks
 
 
@@ -49,7 +50,9 @@ class App:
         if upgrade:
             migrate.upgrade(engine)
         load_tasks(settings.task_modules)
-        return cls(settings, engine, Queue(engine, settings), Leases(engine, settings))
+        # Job endings are told to webhooks from the transaction that records them.
+        leases = Leases(engine, settings, on_ended=ended_hook(settings))
+        return cls(settings, engine, Queue(engine, settings), leases)
 
     def close(self) -> None:
         """Release database connections."""

@@ -310,6 +310,19 @@ class Settings(BaseSettings):
         "(e.g. 127.0.0.1:9464); unset: /metrics only on the API port, with an admin key.",
     )
 
+    webhook_max_attempts: int = Field(
+        default=6,
+        ge=1,
+        le=20,
+        description="Attempts of one webhook delivery (retried with the queue's backoff) "
+        "before it counts as failed.",
+    )
+    webhook_disable_after: int = Field(
+        default=10,
+        ge=1,
+        description="A webhook is disabled after this many deliveries in a row failed.",
+    )
+
     @field_validator("mcp_allowed_hosts", mode="before")
     @classmethod
     def _mcp_hosts(cls, value: Any) -> Any:

@@ -55,6 +55,7 @@ class Step(StrEnum):
     DISCOVERING = "finding candidates"  #: a clean-up's read-only discovery
     APPLYING = "applying changes"  #: a journaled change written to the server
     UNDOING = "undoing"  #: a journal replayed in reverse
+    DELIVERING = "delivering"  #: a webhook delivery POSTed to its receiver
 
 
 class Category(StrEnum):

@@ -921,6 +921,11 @@ def _covered_routes() -> set[tuple[str, str]]:
         ("GET", "/api/newsletters/extractions/{extraction_id}"),
         ("GET", "/api/newsletters/extractions/{extraction_id}/export"),
         ("DELETE", "/api/newsletters/extractions/{extraction_id}"),
+        ("GET", "/api/webhooks/{webhook_id}"),
+        ("PATCH", "/api/webhooks/{webhook_id}"),
+        ("DELETE", "/api/webhooks/{webhook_id}"),
+        ("GET", "/api/webhooks/{webhook_id}/deliveries"),
+        ("POST", "/api/webhooks/{webhook_id}/test"),
     }
 
 
@@ -1029,6 +1034,22 @@ def test_another_users_objects_answer_404_on_every_route(
     assert b.get("/api/newsletters/extractions").json() == {"extractions": []}
     aimed_at = {"account_id": mail_account}
     assert_error(b.post("/api/newsletters/extractions", json=aimed_at), 404)
+    # A kind Carol never runs here: nothing is ever sent to the (public) URL.
+    hook = carol.client.post(
+        "/api/webhooks", json={"url": "https://hooks.example/in", "kinds": ["noop"]}
+    )
+    assert hook.status_code == 201, hook.text
+    hook_id = hook.json()["id"]
+    same_as_unknown("GET", "/api/webhooks/{id}", hook_id)
+    same_as_unknown("PATCH", "/api/webhooks/{id}", hook_id, {"enabled": False})
+    same_as_unknown("GET", "/api/webhooks/{id}/deliveries", hook_id)
+    same_as_unknown("POST", "/api/webhooks/{id}/test", hook_id)
+    same_as_unknown("DELETE", "/api/webhooks/{id}", hook_id)
+    assert b.get("/api/webhooks").json() == {"webhooks": []}
+    assert carol.client.get(f"/api/webhooks/{hook_id}").json()["enabled"] is True
+    assert carol.client.get(f"/api/webhooks/{hook_id}/deliveries").json() == {"deliveries": []}
+    aimed_hook = {"url": "https://hooks.example/in", "account_ids": [mail_account]}
+    assert_error(b.post("/api/webhooks", json=aimed_hook), 404)
     rule = carol.client.post("/api/rules", json={"match": "from:x", "category": "spam"})
     assert rule.status_code == 201, rule.text
     same_as_unknown("DELETE", "/api/rules/{id}", str(rule.json()["rule"]["id"]), missing=str(2**62))

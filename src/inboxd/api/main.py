@@ -31,6 +31,7 @@ from inboxd.api import (
     routes_newsletters,
     routes_status,
     routes_triage,
+    routes_webhooks,
 )
 from inboxd.api.pump import EventPump
 from inboxd.api.sse import RAW_SEND
@@ -191,6 +192,12 @@ def _name_job_kinds(api: FastAPI) -> None:
                 if required:
                     branch["required"] = required
                 job["oneOf"].append(branch)
+            kinds = [kind for kind, _ in job_params_schemas()]
+            for name in ("WebhookCreate", "WebhookChange"):
+                filter_ = components[name]["properties"]["kinds"]
+                for shape in filter_.get("anyOf", [filter_]):
+                    if shape.get("type") == "array":
+                        shape["items"]["enum"] = kinds
         return api.openapi_schema or generate()
 
     api.openapi = openapi  # type: ignore[method-assign]
@@ -238,6 +245,7 @@ def create_api(app: App) -> FastAPI:
         routes_cleanups,
         routes_newsletters,
         routes_changes,
+        routes_webhooks,
         live,
         metrics,
     ):

@@ -21,6 +21,7 @@ from inboxd.cli.newsletters import newsletters_app
 from inboxd.cli.sync import demo_cmd, sync_cmd
 from inboxd.cli.triage import categorize_cmd, rules_app, triage_cmd
 from inboxd.cli.users import keys_app, users_app
+from inboxd.cli.webhooks import webhooks_app
 from inboxd.errors import InboxdError, InvalidRequest
 
 app = typer.Typer(
@@ -37,6 +38,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(rules_app, name="rules")
 app.add_typer(cleanup_app, name="cleanup")
 app.add_typer(newsletters_app, name="newsletters")
+app.add_typer(webhooks_app, name="webhooks")
 app.command("sync")(sync_cmd)
 app.command("demo")(demo_cmd)
 app.command("export")(export_cmd)

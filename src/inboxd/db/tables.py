@@ -471,3 +471,49 @@ newsletter_extractions = Table(
     Column("result", LargeBinary, nullable=True),
     Index("ix_newsletter_extractions_owner", "owner", "created_at"),
 )
+
+# -- webhooks ----------------------------------------------------------------------------------
+
+# A user's webhook: ``events`` (job.finished, job.failed) of the owner's jobs, optionally only
+# of some accounts' or kinds' (NULL: all), are POSTed to ``url`` signed with the secret, which
+# is sealed like account credentials. ``owner`` NULL: the operator's own (ownerless) jobs.
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("owner", String(64), nullable=True),
+    Column("url", Text, nullable=False),
+    Column("secret", Text, nullable=False),
+    Column("events", JSONDoc, nullable=False),
+    Column("account_ids", JSONDoc, nullable=True),
+    Column("kinds", JSONDoc, nullable=True),
+    Column("description", String(200), nullable=True),
+    Column("enabled", Boolean, nullable=False, server_default=text("true")),
+    Column("consecutive_failures", Integer, nullable=False, server_default="0"),
+    Column("disabled_reason", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_webhooks_owner", "owner", "enabled"),
+)
+
+# One event sent (or being sent) to one webhook; the payload is fixed when the event happens,
+# the attempts are the delivery job's.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("webhook_id", String(36), nullable=False),
+    Column("job_id", String(36), nullable=True),
+    Column("delivery_job_id", String(36), nullable=True),
+    Column("event", String(40), nullable=False),
+    Column("payload", JSONDoc, nullable=False),
+    Column("status", String(12), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("last_status_code", Integer, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_attempt_at", UTCDateTime, nullable=True),
+    Column("delivered_at", UTCDateTime, nullable=True),
+    Index("ix_webhook_deliveries_hook", "webhook_id", "id"),
+    sqlite_autoincrement=True,
+)

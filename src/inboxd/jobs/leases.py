@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 CLAIM_LOCK_KEY = 0x1B0D_0003
 RUNNING = JobStatus.RUNNING.value
 PENDING = JobStatus.PENDING.value
+
+#: Called inside the transaction that records jobs as ended (completed, failed, cancelled),
+#: so whatever it writes exists exactly when the endings do.
+EndedHook = Callable[[Connection, Sequence[Job]], None]
 
 OutcomeKind = Literal["completed", "failed", "cancelled", "retry", "released", "awaiting"]
 
@@ -69,9 +73,12 @@ def _progress_update(columns: tuple[str, ...]) -> Update:
 class Leases:
     """Claim, heartbeat, finish and rescue, for workers."""
 
-    def __init__(self, engine: Engine, settings: Settings) -> None:
+    def __init__(
+        self, engine: Engine, settings: Settings, *, on_ended: EndedHook | None = None
+    ) -> None:
         self.engine = engine
         self.settings = settings
+        self.on_ended = on_ended
 
     # -- claim -----------------------------------------------------------------------------
 
@@ -243,7 +250,7 @@ class Leases:
     def finish(self, worker_id: str, outcomes: Sequence[Outcome]) -> list[str]:
         """Record how jobs ended, in one transaction; returns ids whose lease was lost."""
         with writing(self.engine) as conn:
-            lost = _apply(conn, outcomes, jobs.c.lease_owner == worker_id)
+            lost = _apply(conn, outcomes, jobs.c.lease_owner == worker_id, self.on_ended)
         for job_id in lost:
             log.warning(
                 "lost the lease of job %s before finishing it; another worker owns it now",
@@ -268,7 +275,7 @@ class Leases:
             outcomes = [_rescue_outcome(Job.from_row(r), now) for r in rows]
             # The expiry is checked again in the UPDATE: a worker that renewed its lease
             # in the meantime keeps its job.
-            lost = set(_apply(conn, outcomes, jobs.c.lease_expires_at < now))
+            lost = set(_apply(conn, outcomes, jobs.c.lease_expires_at < now, self.on_ended))
         rescued = [o.job.id for o in outcomes if o.job.id not in lost]
         for outcome in outcomes:
             if outcome.job.id in rescued:
@@ -286,7 +293,12 @@ def lease_deadline(settings: Settings) -> datetime:
     return utcnow() + timedelta(seconds=settings.job_lease_seconds)
 
 
-def _apply(conn: Connection, outcomes: Sequence[Outcome], fence: Any) -> list[str]:
+def _apply(
+    conn: Connection,
+    outcomes: Sequence[Outcome],
+    fence: Any,
+    on_ended: EndedHook | None = None,
+) -> list[str]:
     """Apply outcomes to running jobs that pass ``fence``; returns the ids that did not.
 
     Outcomes that set the same values (typically "completed" with no result) are written by
@@ -332,6 +344,8 @@ def _apply(conn: Connection, outcomes: Sequence[Outcome], fence: Any) -> list[st
         else:
             woke.add(job.queue)
     record_runs(conn, finished)
+    if on_ended is not None and finished:
+        on_ended(conn, finished)
     events.append(conn, entries)
     for queue in woke:
         events.notify(conn, events.JOBS_CHANNEL, queue)

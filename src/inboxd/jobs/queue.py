@@ -304,6 +304,44 @@ class Queue:
         return self.get(job_id)
 
 
+def enqueue_within(
+    conn: Connection,
+    settings: Settings,
+    kind: str,
+    params: dict[str, Any],
+    *,
+    owner: str | None = None,
+    account_id: str | None = None,
+    max_attempts: int | None = None,
+) -> str:
+    """Create a job inside the caller's transaction (no dedupe key), so it exists exactly
+    when the caller's other writes do; returns its id."""
+    spec = get_task(kind)
+    now = utcnow()
+    job_id = new_job_id()
+    row = {
+        "id": job_id,
+        "kind": kind,
+        "owner": owner,
+        "account_id": account_id,
+        "queue": spec.queue,
+        "priority": 0,
+        "status": JobStatus.PENDING.value,
+        "params": spec.validate(params),
+        "attempts": 0,
+        "max_attempts": max_attempts or spec.max_attempts or settings.job_max_attempts,
+        "run_at": now,
+        "cancel_requested": False,
+        "progress_current": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
+    conn.execute(insert(jobs), row)
+    events.append(conn, [(job_id, EventType.STATUS, events.status_payload("pending"))])
+    events.notify(conn, events.JOBS_CHANNEL, spec.queue)
+    return job_id
+
+
 class _Duplicate(Exception):
     def __init__(self, job: Job | None) -> None:
         super().__init__("duplicate")

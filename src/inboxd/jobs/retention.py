@@ -1,5 +1,6 @@
 """Retention: finished jobs older than the limit or beyond the per-kind cap go, with their
-events; the history of runs is kept longer."""
+events; the history of runs is kept longer; webhook deliveries that ended go with the jobs'
+limit."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from sqlalchemy import Connection, Engine, Select, delete, select
 
 from inboxd.config import Settings
 from inboxd.db.engine import reading, writing
-from inboxd.db.tables import job_events, job_runs, jobs, workers
+from inboxd.db.tables import job_events, job_runs, jobs, webhook_deliveries, workers
 from inboxd.db.types import utcnow
 from inboxd.jobs.model import FINISHED
 
@@ -25,6 +26,7 @@ class PruneReport:
     events: int = 0
     runs: int = 0
     workers: int = 0
+    deliveries: int = 0
 
     def as_dict(self) -> dict[str, int]:
         """A JSON-ready view."""
@@ -49,6 +51,11 @@ def prune(engine: Engine, settings: Settings) -> PruneReport:
     with writing(engine) as conn:
         report.runs = conn.execute(
             delete(job_runs).where(job_runs.c.finished_at < runs_cutoff)
+        ).rowcount
+        report.deliveries = conn.execute(
+            delete(webhook_deliveries).where(
+                webhook_deliveries.c.status != "pending", webhook_deliveries.c.created_at < cutoff
+            )
         ).rowcount
         stale = utcnow() - timedelta(days=1)
         report.workers = conn.execute(

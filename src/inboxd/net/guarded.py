@@ -384,6 +384,23 @@ class GuardedClient:
         log.info("one-click unsubscribe at %s: HTTP %s", target.host, response.status_code)
         return PostResult(str(target.url), response.status_code, target.address, location)
 
+    def post(self, url: str, content: bytes, headers: dict[str, str]) -> PostResult:
+        """One POST of ``content`` to an http(s) URL whose address passes the checks (a
+        webhook's); a redirect is reported, never followed, and the answer's body unread.
+
+        Raises ``Refused`` when the URL is not requested or no answer comes back.
+        """
+        try:
+            parsed = parse_url(url)
+        except BadURL as exc:
+            raise Refused(BAD_URL, str(exc)) from exc
+        target = self._target(parsed, https_only=False)
+        with self._slots.slot(target.host):
+            response = self._send("POST", target, content=content, headers=headers)
+            response.close()
+        location = response.headers.get("location") if 300 <= response.status_code < 400 else None
+        return PostResult(str(target.url), response.status_code, target.address, location)
+
     # -- every hop's checks ----------------------------------------------------------------
 
     def _target(self, url: httpx.URL, *, https_only: bool) -> _Target:

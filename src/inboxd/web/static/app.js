@@ -1062,11 +1062,12 @@ function currentTab() {
   if (location.hash === '#newsletters' || location.hash.startsWith('#newsletters/')) {
     return 'newsletters';
   }
+  if (location.hash === '#settings') return 'settings';
   return location.hash === '#mail' ? 'mail' : 'overview';
 }
 
 function markTab(tab) {
-  for (const name of ['overview', 'mail', 'top', 'cleanups', 'newsletters']) {
+  for (const name of ['overview', 'mail', 'top', 'cleanups', 'newsletters', 'settings']) {
     const link = $(`#tab-${name}`);
     if (name === tab) link.setAttribute('aria-current', 'page');
     else link.removeAttribute('aria-current');
@@ -1083,9 +1084,11 @@ function route() {
   $('#mail-panel').hidden = !inMail;
   $('#cleanups-panel').hidden = tab !== 'cleanups';
   $('#newsletters-panel').hidden = tab !== 'newsletters';
+  $('#settings-panel').hidden = tab !== 'settings';
   markTab(tab);
   if (tab === 'cleanups') routeCleanups();
   if (tab === 'newsletters') routeExtractions();
+  routeWebhooks(tab === 'settings');
   if (!inMail) return;
   const modeSelect = $('#mail-mode');
   const wantTop = tab === 'top';
@@ -3021,6 +3024,256 @@ function initExtractions() {
   $('#extraction-delete').addEventListener('click', deleteExtraction);
 }
 
+// -- webhooks (Settings tab): the user's webhooks and each one's delivery log ----------------
+
+const webhooks = {
+  list: [],
+  // Webhook ids whose delivery log is open, and the deliveries last read for each.
+  open: new Set(),
+  logs: new Map(),
+  shown: false,
+  timer: null,
+  seq: 0,
+};
+const webhookPath = (id) => `/api/webhooks/${encodeURIComponent(id)}`;
+// While a delivery is pending its log is read again this often (the queue retries it).
+const WEBHOOK_POLL_MS = 1500;
+
+function routeWebhooks(shown) {
+  webhooks.shown = shown;
+  if (!shown) {
+    clearTimeout(webhooks.timer);
+    webhooks.timer = null;
+    return;
+  }
+  fillWebhookAccounts();
+  loadWebhooks().catch(reportLoadError);
+}
+
+function clearWebhooks() {
+  clearTimeout(webhooks.timer);
+  webhooks.timer = null;
+  webhooks.list = [];
+  webhooks.open.clear();
+  webhooks.logs.clear();
+  $('#webhook-secret-box').hidden = true;
+  $('#webhook-secret').textContent = '';
+  renderWebhooks();
+}
+
+function fillWebhookAccounts() {
+  const select = $('#webhook-account');
+  const current = select.value;
+  const all = el('option', '', 'All accounts');
+  all.value = '';
+  select.replaceChildren(all, ...state.accountOrder.map((id) => {
+    const account = state.accounts.get(id);
+    const option = el('option', '', `${account.name} (${account.provider})`);
+    option.value = id;
+    return option;
+  }));
+  if (current && state.accounts.has(current)) select.value = current;
+}
+
+async function loadWebhooks() {
+  const seq = ++webhooks.seq;
+  const data = await api('GET', '/api/webhooks');
+  if (seq !== webhooks.seq) return;
+  webhooks.list = data.webhooks;
+  const known = new Set(webhooks.list.map((h) => h.id));
+  for (const id of [...webhooks.open]) if (!known.has(id)) webhooks.open.delete(id);
+  await Promise.all([...webhooks.open].map(loadDeliveries));
+  if (seq === webhooks.seq) renderWebhooks();
+}
+
+async function loadDeliveries(id) {
+  const data = await api('GET', `${webhookPath(id)}/deliveries?limit=50`);
+  webhooks.logs.set(id, data.deliveries);
+}
+
+// Poll the open logs while something in them is still pending, and only while shown.
+function scheduleWebhookPoll() {
+  clearTimeout(webhooks.timer);
+  webhooks.timer = null;
+  const pending = [...webhooks.open].some(
+    (id) => (webhooks.logs.get(id) || []).some((d) => d.status === 'pending'),
+  );
+  if (!pending || !webhooks.shown) return;
+  webhooks.timer = setTimeout(() => {
+    loadWebhooks().catch(reportLoadError);
+  }, WEBHOOK_POLL_MS);
+}
+
+function webhookFilters(hook) {
+  const parts = [hook.events.map((e) => e.replace('job.', '')).join(' and ')];
+  if (hook.account_ids) {
+    parts.push(`accounts: ${hook.account_ids.map((id) => accountName(id)).join(', ')}`);
+  }
+  if (hook.kinds) parts.push(`kinds: ${hook.kinds.join(', ')}`);
+  if (hook.description) parts.push(hook.description);
+  return parts.join(' · ');
+}
+
+function renderWebhooks() {
+  const template = $('#webhook-template');
+  const rows = webhooks.list.map((hook) => {
+    const row = template.content.firstElementChild.cloneNode(true);
+    row.dataset.webhookId = hook.id;
+    row.querySelector('[data-testid="webhook-row-url"]').textContent = hook.url;
+    row.querySelector('[data-role="filters"]').textContent = webhookFilters(hook);
+    const badge = row.querySelector('[data-testid="webhook-state"]');
+    badge.textContent = hook.enabled ? 'enabled' : 'disabled';
+    badge.className = `badge ${hook.enabled ? 'status-completed' : 'status-failed'}`;
+    const reason = row.querySelector('[data-testid="webhook-reason"]');
+    reason.textContent = hook.disabled_reason || '';
+    reason.hidden = hook.enabled || !hook.disabled_reason;
+    const toggle = row.querySelector('[data-testid="webhook-toggle"]');
+    toggle.textContent = hook.enabled ? 'Disable' : 'Enable';
+    toggle.addEventListener('click', () => changeWebhook(hook, toggle, { enabled: !hook.enabled }));
+    const test = row.querySelector('[data-testid="webhook-test"]');
+    test.addEventListener('click', () => testWebhook(hook, test));
+    const remove = row.querySelector('[data-testid="webhook-delete"]');
+    remove.addEventListener('click', () => removeWebhook(hook, remove));
+    const logToggle = row.querySelector('[data-testid="webhook-log-toggle"]');
+    const open = webhooks.open.has(hook.id);
+    logToggle.setAttribute('aria-expanded', String(open));
+    logToggle.addEventListener('click', () => toggleWebhookLog(hook.id));
+    const box = row.querySelector('[data-role="log"]');
+    box.hidden = !open;
+    if (open) renderDeliveries(box, webhooks.logs.get(hook.id) || []);
+    return row;
+  });
+  $('#webhook-list').replaceChildren(...rows);
+  $('#webhooks-empty').hidden = rows.length > 0;
+  scheduleWebhookPoll();
+}
+
+function renderDeliveries(box, deliveries) {
+  box.querySelector('[data-testid="webhook-log-empty"]').hidden = deliveries.length > 0;
+  box.querySelector('table').hidden = deliveries.length === 0;
+  box.querySelector('tbody').replaceChildren(...deliveries.map((d) => {
+    const tr = el('tr');
+    tr.dataset.testid = 'webhook-delivery';
+    const when = el('td');
+    setTime(when, d.last_attempt_at || d.created_at);
+    const status = el('td');
+    status.append(el('span', `badge status-${d.status}`, d.status));
+    const answer = d.last_error || (d.last_status_code ? `HTTP ${d.last_status_code}` : '');
+    const cells = [
+      when,
+      el('td', '', d.event),
+      el('td', 'mono', d.job_id ? shortId(d.job_id) : '—'),
+      status,
+      el('td', '', String(d.attempts)),
+      el('td', '', answer),
+    ];
+    // On a narrow screen each row is a card whose cells say what they are.
+    const labels = ['When', 'Event', 'Job', 'Status', 'Tries', 'Answer'];
+    cells.forEach((cell, i) => { cell.dataset.label = labels[i]; });
+    tr.append(...cells);
+    return tr;
+  }));
+}
+
+async function toggleWebhookLog(id) {
+  if (webhooks.open.has(id)) {
+    webhooks.open.delete(id);
+    renderWebhooks();
+    return;
+  }
+  webhooks.open.add(id);
+  try {
+    await loadDeliveries(id);
+  } catch (error) {
+    showBanner(`Could not read the delivery log: ${describeError(error)}`);
+  }
+  renderWebhooks();
+}
+
+async function changeWebhook(hook, button, changes) {
+  button.disabled = true;
+  try {
+    await api('PATCH', webhookPath(hook.id), changes);
+    await loadWebhooks();
+  } catch (error) {
+    showBanner(`Could not change the webhook: ${describeError(error)}`);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function testWebhook(hook, button) {
+  button.disabled = true;
+  try {
+    await api('POST', `${webhookPath(hook.id)}/test`);
+    webhooks.open.add(hook.id);
+    await loadWebhooks();
+  } catch (error) {
+    showBanner(`Could not send a test: ${describeError(error)}`);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function removeWebhook(hook, button) {
+  if (!window.confirm(`Remove the webhook to ${hook.url} and its delivery log?`)) return;
+  button.disabled = true;
+  try {
+    await api('DELETE', webhookPath(hook.id));
+    webhooks.open.delete(hook.id);
+    webhooks.logs.delete(hook.id);
+    await loadWebhooks();
+  } catch (error) {
+    button.disabled = false;
+    showBanner(`Could not remove the webhook: ${describeError(error)}`);
+  }
+}
+
+function setWebhookFormError(message) {
+  const error = $('#webhook-form-error');
+  error.textContent = message;
+  error.hidden = !message;
+}
+
+async function addWebhook(event) {
+  event.preventDefault();
+  const url = $('#webhook-url').value.trim();
+  const events = [];
+  if ($('#webhook-finished').checked) events.push('job.finished');
+  if ($('#webhook-failed').checked) events.push('job.failed');
+  if (!/^https?:\/\/\S+$/i.test(url)) {
+    setWebhookFormError('Enter an http:// or https:// URL.');
+    return;
+  }
+  if (events.length === 0) {
+    setWebhookFormError('Choose at least one event.');
+    return;
+  }
+  const body = { url, events };
+  const account = $('#webhook-account').value;
+  if (account) body.account_ids = [account];
+  const kinds = $('#webhook-kinds').value.split(/[\s,]+/).filter(Boolean);
+  if (kinds.length) body.kinds = kinds;
+  const submit = $('#webhook-add');
+  submit.disabled = true;
+  setWebhookFormError('');
+  try {
+    const created = await api('POST', '/api/webhooks', body);
+    $('#webhook-secret').textContent = created.secret;
+    $('#webhook-secret-box').hidden = false;
+    $('#webhook-form').reset();
+    await loadWebhooks();
+  } catch (error) {
+    setWebhookFormError(describeError(error));
+  } finally {
+    submit.disabled = false;
+  }
+}
+
+function initWebhooks() {
+  $('#webhook-form').addEventListener('submit', addWebhook);
+}
+
 // -- session --------------------------------------------------------------------------------
 
 function show(view) {
@@ -3041,6 +3294,7 @@ function clearData() {
   closeExtraction();
   extractions.list = [];
   renderExtractionList();
+  clearWebhooks();
   journals.clear();
   undoing.clear();
   jobWatchers.clear();
@@ -3161,6 +3415,7 @@ function init() {
   initMail();
   initCleanups();
   initExtractions();
+  initWebhooks();
   window.addEventListener('online', () => live.onOnline());
   setInterval(refreshRelativeTimes, 30000);
   show('loading');
