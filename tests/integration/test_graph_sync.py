@@ -12,6 +12,7 @@ import pytest
 
 from inboxd.app import App
 from inboxd.jobs.model import JobStatus
+from inboxd.providers.graph.provider import CONCURRENCY
 from inboxd.store.accounts import NEEDS_ATTENTION, Accounts
 from tests.support.apps import make_app, sync_now
 from tests.support.graph_accounts import (
@@ -57,7 +58,9 @@ def test_thousands_over_many_pages_stored_once(app: App, graph: GraphServer) -> 
     assert set(stored_keys(app, account, "INBOX/Projects/2026")) == set(real)
     assert len(stored_keys(app, account, "INBOX/Projects")) == 30
     assert message_count(app, account) == 2500 + 30 + len({*map(bytes, real_mail(40))})
-    assert graph.counts["value"] == 2500 + 30 + 40  # each body asked for once
+    assert graph.counts["batch:value"] == 2500 + 30 + 40  # each body asked for once
+    assert graph.counts["value"] == 0  # twenty to a $batch request
+    assert graph.counts["batch"] <= (2500 + 30 + 40) // 20 + 30
     assert graph.counts["delta"] >= 25 + 1  # 100 per page, as asked
     # Top-level folders come two per page here: the listing followed every nextLink.
     counts = Accounts(app.engine, app.settings).counts(account.id)["folders"]
@@ -70,7 +73,7 @@ def test_thousands_over_many_pages_stored_once(app: App, graph: GraphServer) -> 
     again = sync_now(app, account)
     assert again.status == JobStatus.COMPLETED, again.error
     assert graph.counts["delta"] == len(counts)
-    assert graph.counts["value"] == 0
+    assert graph.counts["batch"] == graph.counts["value"] == 0
     assert again.result["new"] == 0
 
 
@@ -98,15 +101,18 @@ def test_new_changed_removed_and_moved_picked_up(app: App, graph: GraphServer) -
     assert inbox[ids[5]] == {"flags": [], "labels": []}
     assert moved == ids[4]  # immutable ids: the key survives the move
     assert set(stored_keys(app, account, "Archive")) == {ids[4]}
-    assert graph.counts["value"] == 5 + 1  # the new ones, and the moved one's new place
+    # the new ones, and the moved one's new place (alone in its folder: no $batch)
+    assert graph.counts["batch:value"] + graph.counts["value"] == 5 + 1
     assert message_count(app, account) == 40 + 5  # the moved one is the same message
 
 
 def test_throttled_and_failing_pages_are_retried(app: App, graph: GraphServer) -> None:
     ids = fill(graph, "Inbox", 0, 300)
     graph.fail("delta", 429, times=2, retry_after=0.2)
-    graph.fail("value", 503, times=3, retry_after=0.1)
-    graph.fail("value", 500, times=2)
+    graph.fail("batch", 429, retry_after=0.1)
+    graph.fail("batch", 502)
+    graph.fail("value", 503, times=3, retry_after=0.1)  # parts of a batch, then alone
+    graph.fail("value", 500, times=4)
     graph.fail("folders", 504, retry_after=0)
     account = add_graph_account(app, graph, page_size=50)
 
@@ -116,7 +122,25 @@ def test_throttled_and_failing_pages_are_retried(app: App, graph: GraphServer) -
     assert job.attempts == 1  # retried inside the request, not by failing the job
     assert set(stored_keys(app, account, "INBOX")) == set(ids)
     assert message_count(app, account) == 300
-    assert graph.counts["value"] == 300 + 5
+    # 7 parts failed inside batches (503, 500) and were asked for alone.
+    assert graph.counts["value"] == 7
+    assert graph.counts["delta"] == 6 + 2 + (len(graph.folders) - 1)  # 2 throttled
+
+
+def test_without_batch_bodies_come_one_request_each(app: App, graph: GraphServer) -> None:
+    ids = fill(graph, "Inbox", 0, 120)
+    graph.batch_enabled = False
+    graph.fail("value", 503, times=2, retry_after=0.05)
+    graph.fail("value", 500)
+    account = add_graph_account(app, graph, page_size=50)
+
+    job = sync_now(app, account)
+
+    assert job.status == JobStatus.COMPLETED, job.error
+    assert set(stored_keys(app, account, "INBOX")) == set(ids)
+    # Refused by the first answer; only those already sent alongside it were asked too.
+    assert 1 <= graph.counts["batch"] <= CONCURRENCY
+    assert graph.counts["value"] == 120 + 3  # three retried after a 503 or a 500
 
 
 def test_expired_delta_token_restarts_the_folder_without_duplicates(
@@ -137,7 +161,8 @@ def test_expired_delta_token_restarts_the_folder_without_duplicates(
     inbox = stored_keys(app, account, "INBOX")
     assert set(inbox) == (set(ids) - {ids[1]}) | set(new)
     assert inbox[ids[0]] == {"flags": ["\\Seen"], "labels": ["Red category"]}
-    assert graph.counts["value"] == 3  # the folder came again; stored mail was skipped
+    # the folder came again; stored mail was skipped
+    assert graph.counts["batch:value"] + graph.counts["value"] == 3
     assert graph.counts["list"] >= 1  # one listing learned the marks and the removal
     assert message_count(app, account) == 63
     logs = [str(e.payload.get("message")) for e in app.queue.events(job.id)]
@@ -145,7 +170,7 @@ def test_expired_delta_token_restarts_the_folder_without_duplicates(
     # The new delta link works again: a sync after it asks for nothing more.
     graph.counts.clear()
     assert sync_now(app, account).status == JobStatus.COMPLETED
-    assert graph.counts["value"] == 0 and graph.counts["list"] == 0
+    assert graph.counts["batch"] == graph.counts["list"] == 0
 
 
 def test_expired_access_token_is_renewed_once(app: App, graph: GraphServer) -> None:

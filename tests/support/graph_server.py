@@ -345,6 +345,17 @@ class GraphServer:
         with self._lock:
             self._faults.append(_Fault(kind, status, times, retry_after, code or f"HTTP{status}"))
 
+    def _take_fault(self, kind: str) -> Answer | None:
+        """The answer of the next fault planned for ``kind`` (under the lock), if any."""
+        fault = next((f for f in self._faults if f.kind == kind), None)
+        if fault is None:
+            return None
+        fault.times -= 1
+        if fault.times <= 0:
+            self._faults.remove(fault)
+        extra = {} if fault.retry_after is None else {"Retry-After": f"{fault.retry_after:g}"}
+        return _error(fault.status, fault.code, "injected fault", extra)
+
     # -- requests --------------------------------------------------------------------------
 
     @staticmethod
@@ -377,15 +388,9 @@ class GraphServer:
         kind = self.kind_of(method, path)
         with self._lock:
             self.counts[kind] += 1
-            fault = next((f for f in self._faults if f.kind == kind), None)
-            if fault is not None:
-                fault.times -= 1
-                if fault.times <= 0:
-                    self._faults.remove(fault)
-                extra = (
-                    {} if fault.retry_after is None else {"Retry-After": f"{fault.retry_after:g}"}
-                )
-                return _error(fault.status, fault.code, "injected fault", extra)
+            fault = self._take_fault(kind)
+        if fault is not None:
+            return fault
         if kind == "token":
             form = {k: v[0] for k, v in parse_qs(data.decode()).items()}
             found = self.tokens.handle(method, urlsplit(path).path, form)
@@ -583,9 +588,13 @@ class GraphServer:
             kind = self.kind_of(request["method"], request["url"])
             with self._lock:
                 self.counts[f"batch:{kind}"] += 1
-            status, answer, extra = self._route(
-                request["method"], prefix + request["url"], inner, request.get("body")
-            )
+                fault = self._take_fault(kind)
+            if fault is not None:  # Graph throttles the parts of a batch one by one
+                status, answer, extra = fault
+            else:
+                status, answer, extra = self._route(
+                    request["method"], prefix + request["url"], inner, request.get("body")
+                )
             if isinstance(answer, bytes):
                 answer = base64.b64encode(answer).decode()
                 extra = extra | {"Content-Type": "text/plain"}

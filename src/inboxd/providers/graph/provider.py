@@ -4,7 +4,9 @@ mail REST API (Outlook.com, Microsoft 365).
 Folders come from ``/me/mailFolders`` and their ``childFolders`` (every page). Per folder,
 the messages delta query is walked page by page (``Prefer: odata.maxpagesize``, ``$select``
 of the id and the marks only); the bodies of the messages the store lacks are fetched with
-``/messages/{id}/$value``, several in flight, while the engine stores earlier batches.
+``/messages/{id}/$value``, twenty per JSON ``$batch`` request (one request each where the
+server refuses ``$batch``), several requests in flight while the engine stores earlier
+batches.
 
 The folder's sync state (its ``cursor``) is the link to go on from: a ``@odata.nextLink``
 while a walk is under way (a killed job resumes from the last page stored), the
@@ -59,15 +61,18 @@ from inboxd.providers.base import (
     changed_labels,
     check_mutations,
 )
-from inboxd.providers.graph.client import GraphClient, ItemGone, SyncStateGone
+from inboxd.providers.graph.client import BatchRefused, GraphClient, ItemGone, SyncStateGone
 from inboxd.providers.graph.settings import GraphConfig, graph_config, token_source
 from inboxd.providers.oauth import TokenSource
 
 #: Requests in flight at once: Microsoft allows 4 concurrent requests per app and mailbox
 #: (more are throttled with 429).
 CONCURRENCY = 4
-#: Bodies fetched ahead of the batch being stored (bounded memory).
-AHEAD = 32
+#: Bodies asked for in one JSON $batch request (Graph's limit).
+BATCH = 20
+#: Requests of bodies in flight or fetched ahead of the batch being stored (bounded
+#: memory: this many times BATCH messages).
+AHEAD = 8
 #: What a delta or listing page carries of each message.
 SELECT = "id,isRead,flag,categories"
 #: Well-known folders: the name Graph accepts for them, the name inboxd gives, special use.
@@ -152,7 +157,7 @@ class _Walk:
         return marks
 
 
-_Entry = tuple[Future[bytes | None], str, Marks] | dict[str, Any]
+_Entry = tuple[Future[dict[str, bytes | None]], list[tuple[str, Marks]]] | dict[str, Any]
 
 
 class _Batches:
@@ -176,14 +181,18 @@ class _Batches:
                 if not self.out and not self.missing:
                     yield self.cut()  # a page of marks only: its link is stored at once
                 continue
-            future, key, marks = entry
-            raw = future.result()
-            if raw is None:
-                self.missing.append(key)
-            else:
-                self.out.append(FetchedMessage(key, raw, marks.flags, labels=marks.labels or ()))
-            if len(self.out) + len(self.missing) >= self.size:
-                yield self.cut()
+            future, wanted = entry
+            bodies = future.result()
+            for key, marks in wanted:
+                raw = bodies.get(key)
+                if raw is None:
+                    self.missing.append(key)
+                else:
+                    self.out.append(
+                        FetchedMessage(key, raw, marks.flags, labels=marks.labels or ())
+                    )
+                if len(self.out) + len(self.missing) >= self.size:
+                    yield self.cut()
 
     def rest(self) -> Iterator[FetchedBatch]:
         """The last, partial batch."""
@@ -223,6 +232,8 @@ class GraphProvider(ProviderBase):
         self._ids: dict[str, str] = {}
         self._names: dict[str, str] = {}
         self._walks: dict[str, _Walk] = {}
+        #: bodies are asked for in JSON $batch requests (until the server refuses one)
+        self._batching = True
 
     @property
     def capabilities(self) -> Capabilities:
@@ -421,17 +432,35 @@ class GraphProvider(ProviderBase):
         with ThreadPoolExecutor(CONCURRENCY, thread_name_prefix="graph-fetch") as pool:
             try:
                 for page, link, partial in self._pages(walk):
+                    wanted: list[tuple[str, Marks]] = []
                     for item in page.get("value") or ():
                         marks = walk.see(item)
                         if marks is not None:
-                            key = str(item["id"])
-                            batches.queue.append((pool.submit(self._body, key), key, marks))
+                            wanted.append((str(item["id"]), marks))
+                    for n in range(0, len(wanted), BATCH):
+                        chunk = wanted[n : n + BATCH]
+                        keys = [key for key, _ in chunk]
+                        batches.queue.append((pool.submit(self._bodies, keys), chunk))
                         yield from batches.settle(AHEAD)
                     batches.queue.append(walk.cursor(link, partial=partial))
                 yield from batches.settle(0)
                 yield from batches.rest()
             finally:
                 batches.cancel()
+
+    def _bodies(self, keys: list[str]) -> dict[str, bytes | None]:
+        """The MIME bytes of ``keys`` (None: gone meanwhile): one JSON $batch request
+        while Graph takes them, else one request each."""
+        out: dict[str, bytes | None] = {}
+        if self._batching and len(keys) > 1:
+            try:
+                out = self.client.batch_values(keys)
+            except BatchRefused:
+                self._batching = False  # this endpoint has no $batch: single requests
+        for key in keys:
+            if key not in out:
+                out[key] = self._body(key)
+        return out
 
     def _body(self, key: str) -> bytes | None:
         """A message's MIME bytes; None when it went meanwhile."""
