@@ -195,7 +195,8 @@ def main() -> None:
         f"Python {platform.python_version()}"
     )
     print(
-        "| run | status | job time | new | HTTP requests (by kind) | requests/new message | peak RSS |"
+        "| run | status | job time | new | HTTP requests (by kind) | requests/new message "
+        "| peak RSS |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for row in rows:
