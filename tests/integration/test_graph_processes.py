@@ -1,5 +1,6 @@
 """Graph accounts from the command line and across processes, against the local Graph
-server: ``account add graph`` / ``sync --wait`` / ``account show``, a worker killed with
+server: ``account add graph`` / ``sync --wait`` / ``account show``, the API's
+account creation, a worker killed with
 SIGKILL mid-folder resuming from the last stored delta link, and ``inboxd mark`` / archive
 / ``inboxd undo`` through the journaled change path."""
 
@@ -15,11 +16,15 @@ import pytest
 from sqlalchemy import select
 
 from inboxd.actions import changes as actions
+from inboxd.api.main import create_api
 from inboxd.app import App
 from inboxd.db.engine import reading
 from inboxd.db.tables import change_journal, messages
 from inboxd.jobs.model import JobStatus
+from inboxd.store.accounts import Accounts
+from inboxd.store.users import Users
 from tests.support.apps import (
+    AsgiClient,
     make_app,
     run_cli,
     running_worker,
@@ -176,3 +181,31 @@ def test_mark_archive_and_undo(
         assert wait_finished(app, back.id, timeout=60).status == JobStatus.COMPLETED
     assert len(graph.in_folder("Inbox")) == 4 and graph.in_folder("Archive") == []
     assert set(stored_keys(app, account, "INBOX")) == set(ids)
+
+
+def test_api_creates_a_graph_account_pointed_at_the_configured_endpoints(
+    app: App, graph: GraphServer
+) -> None:
+    users = Users(app.engine)
+    admin, _ = users.ensure_admin()
+    api = AsgiClient(create_api(app), users.create_key(admin).key)
+    fill(graph, "Inbox", 0, 5)
+    body = {
+        "provider": "graph",
+        "name": "work",
+        # A client may not send Graph's tokens elsewhere: the service's settings decide.
+        "settings": {"client_id": graph.tokens.client_id, "graph_url": "https://evil.test"},
+        "secret": {"refresh_token": graph.tokens.issue()},
+    }
+    assert api.call("POST", "/api/accounts", body | {"secret": {}}).status_code == 422
+
+    created = api.call("POST", "/api/accounts", body)
+
+    assert created.status_code == 201, created.text
+    shown = created.json()
+    assert shown["provider"] == "graph" and shown["settings"]["graph_url"] == graph.graph_url
+    assert shown["settings"]["tenant"] == "common"
+    assert "refresh_token" not in created.text
+    account = Accounts(app.engine, app.settings).get(shown["id"])
+    assert sync_now(app, account).status == JobStatus.COMPLETED
+    assert message_count(app, account) == 5

@@ -12,6 +12,8 @@ import pytest
 
 from inboxd.app import App
 from inboxd.jobs.model import JobStatus
+from inboxd.providers import registry
+from inboxd.providers.base import Marks, Mutation, MutationRefused, ProviderOptions
 from inboxd.providers.graph.provider import CONCURRENCY
 from inboxd.store.accounts import NEEDS_ATTENTION, Accounts
 from tests.support.apps import make_app, sync_now
@@ -204,3 +206,40 @@ def test_revoked_refresh_token_needs_attention(app: App, graph: GraphServer) -> 
     assert "invalid_grant" in str(job.error)
     assert Accounts(app.engine, app.settings).get(account.id).state == NEEDS_ATTENTION
     assert graph.counts["delta"] == 0
+
+
+def test_provider_writes_marks_and_categories_and_refuses_keywords(
+    app: App, graph: GraphServer
+) -> None:
+    ids = fill(graph, "Inbox", 0, 3)
+    graph.change(ids[1], categories=["Blue category"])
+    account = add_graph_account(app, graph)
+    secrets = Accounts(app.engine, app.settings)
+    with registry.open_provider(account, secrets, ProviderOptions()) as provider:
+        provider.open()
+        assert provider.capabilities.labels and provider.capabilities.mutations
+        done = provider.apply(
+            [
+                Mutation("INBOX", ids[0], add_flags=("\\Seen", "\\Flagged")),
+                Mutation("INBOX", ids[1], add_labels=("inboxd/Newsletter",)),
+                Mutation("Drafts", ids[2], add_flags=("\\Seen",)),  # not there
+            ]
+        )
+        assert [a.ok for a in done] == [True, True, False]
+        assert done[0].marks == Marks(("\\Seen", "\\Flagged"), ())
+        assert done[1].marks == Marks((), ("Blue category", "inboxd/Newsletter"))
+        assert done[2].error == "not in Drafts any more"
+        with pytest.raises(MutationRefused):
+            provider.apply([Mutation("INBOX", ids[2], add_flags=("$inboxd_newsletter",))])
+        with pytest.raises(MutationRefused):
+            provider.apply([Mutation("INBOX", ids[2], add_flags=("\\Deleted",))])
+        marks = provider.current_marks("INBOX", [ids[0], ids[1], "AAMkMnothere="])
+        assert set(marks) == {ids[0], ids[1]}
+        message_id = graph.messages[ids[2]].message_id
+        assert provider.locate("INBOX", message_id) == [ids[2]]
+        assert provider.locate("Drafts", message_id) == []
+        assert provider.archive_folder() == "Archive"  # made, as Exchange has none yet
+    assert graph.messages[ids[0]].is_read and graph.messages[ids[0]].flagged
+    assert graph.messages[ids[1]].categories == ["Blue category", "inboxd/Newsletter"]
+    assert not graph.messages[ids[2]].is_read
+    assert graph.counts["create_folder"] == 1

@@ -193,12 +193,18 @@ class LocalAccountCreate(_AccountCreate):
     secret: SecretIn | None = None
 
 
+class GraphSecretIn(_In):
+    """A Graph account's refresh token (scope Mail.ReadWrite offline_access; write-only)."""
+
+    refresh_token: str = Field(min_length=1, max_length=16384)
+
+
 class GraphAccountCreate(_AccountCreate):
     """A new Microsoft Graph account (Outlook.com, Microsoft 365): the app's client id in
     ``settings`` and a refresh token in ``secret``."""
 
     provider: Literal["graph"]
-    secret: SecretIn
+    secret: GraphSecretIn
 
 
 #: A new mail account, its shape chosen by ``provider``.
