@@ -46,6 +46,7 @@ from inboxd.providers.base import (
     FetchPlan,
     FolderListing,
     FolderStatus,
+    FolderUnavailable,
     KnownKeys,
     Marks,
     Mutation,
@@ -350,6 +351,9 @@ class GraphProvider(ProviderBase):
             walk.restart()
             walk.first_page = self._first_page(fid)
             notes = (f"the delta token of {folder} expired; listing the folder again",)
+        except ItemGone as exc:
+            # Deleted or renamed since it was listed: the next sync lists the folders again.
+            raise FolderUnavailable(folder, f"gone from Graph ({exc})") from None
         self._walks[folder] = walk
         page = walk.first_page
         delta = page.get("@odata.deltaLink")
