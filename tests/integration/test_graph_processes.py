@@ -1,5 +1,5 @@
 """Graph accounts from the command line and across processes, against the local Graph
-server: ``account add graph`` / ``sync --wait`` / ``account show``, the API's
+server: ``account add graph`` / ``account test`` / ``sync --wait`` / ``account show``, the API's
 account creation, a worker killed with
 SIGKILL mid-folder resuming from the last stored delta link, and ``inboxd mark`` / archive
 / ``inboxd undo`` through the journaled change path."""
@@ -86,6 +86,8 @@ def test_add_sync_show_from_the_command_line(
     assert added.returncode == 0, added.stderr
     account_id = json.loads(added.stdout)["id"]
 
+    tested = run_cli(env, "account", "test", account_id)
+    assert tested.returncode == 0 and "INBOX: 30" in tested.stdout, tested.stderr
     synced = run_cli(env, "sync", account_id, "--wait", "--json")  # no worker: runs here
 
     assert synced.returncode == 0, synced.stderr

@@ -314,6 +314,8 @@ class GraphProvider(ProviderBase):
         return out
 
     def _folder_id(self, name: str) -> str | None:
+        """The Graph id of the folder ``name``; the folders are listed again when it is
+        not known (made or renamed since)."""
         if name not in self._ids:
             self.folders()
         return self._ids.get(name)
@@ -338,7 +340,7 @@ class GraphProvider(ProviderBase):
         delta with nothing in it is an unchanged folder (one request)."""
         fid = self._folder_id(folder)
         if fid is None:
-            raise ProviderError(f"folder {folder} is gone from Graph")
+            raise FolderUnavailable(folder, "gone from Graph since it was listed")
         walk = self._resume(fid, state, set(known()) | set(stored))
         notes: tuple[str, ...] = ()
         try:
@@ -509,11 +511,14 @@ class GraphProvider(ProviderBase):
                         f"Graph keeps only read and flagged marks, not {flag[:80]!r} "
                         "(categories are labels)"
                     )
+        # Folder ids first, on this thread: a name not known yet lists the folders again.
+        for name in {m.folder for m in mutations} | {m.move_to for m in mutations if m.move_to}:
+            self._folder_id(name)
         with ThreadPoolExecutor(CONCURRENCY, thread_name_prefix="graph-apply") as pool:
             return list(pool.map(self._apply_one, mutations))
 
     def _apply_one(self, mutation: Mutation) -> Applied:
-        fid = self._folder_id(mutation.folder)
+        fid = self._ids.get(mutation.folder)
         if fid is None:
             return Applied(mutation.key, mutation.folder, None, error=f"{mutation.folder} is gone")
         try:
@@ -537,7 +542,7 @@ class GraphProvider(ProviderBase):
             if patch:
                 item = self.client.request("PATCH", f"/me/messages/{key}", json=patch).json()
             if mutation.move_to is not None and mutation.move_to != folder:
-                target = self._folder_id(mutation.move_to)
+                target = self._ids.get(mutation.move_to)
                 if target is None:
                     return Applied(
                         key, folder, key, marks_of(item), f"no folder {mutation.move_to}"
