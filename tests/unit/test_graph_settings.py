@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from inboxd.errors import InvalidField
@@ -59,3 +62,15 @@ def test_marks_from_graph_properties() -> None:
     assert marks_of(
         {"isRead": False, "flag": {"flagStatus": "complete"}, "categories": ["Red category"]}
     ) == Marks((), ("Red category",))
+
+
+def test_checking_graph_settings_does_not_import_the_provider() -> None:
+    code = (
+        "import sys\n"
+        "from inboxd.store.accounts import validate_settings\n"
+        "validate_settings('graph', {'client_id': 'x'})\n"
+        "assert 'inboxd.providers.graph.provider' not in sys.modules, 'provider imported'\n"
+        "assert 'inboxd.providers.graph.client' not in sys.modules, 'client imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
