@@ -61,9 +61,9 @@ def never_synced(name: str) -> FolderState:
 
 
 def test_the_registry_knows_the_providers_and_says_which_when_one_is_unknown() -> None:
-    assert registry.names()[:3] == ("imap", "maildir", "mbox")
-    with pytest.raises(InvalidRequest, match=r"unknown provider 'graph' \(one of: imap, "):
-        registry.validate_settings("graph", {})
+    assert registry.names()[:4] == ("imap", "maildir", "mbox", "graph")
+    with pytest.raises(InvalidRequest, match=r"unknown provider 'exchange' \(one of: imap, "):
+        registry.validate_settings("exchange", {})
     cleaned = registry.validate_settings("imap", {"host": " h ", "username": "u"})
     assert cleaned["host"] == "h" and cleaned["port"] == 993
 

@@ -25,6 +25,7 @@ __all__ = [
     "detail",
     "find_account",
     "get_account",
+    "graph_settings",
     "list_accounts",
     "remove_account",
     "secret_from_input",
@@ -70,6 +71,19 @@ def _with_auth(
     return settings
 
 
+def graph_settings(
+    app: App, settings: dict[str, Any], secret: dict[str, Any] | None
+) -> dict[str, Any]:
+    """A Graph account's settings with the service's Microsoft endpoints (the settings
+    ``graph_authority`` and ``graph_url``, never a client's: tokens are sent there)."""
+    if not secret or not secret.get("refresh_token"):
+        raise InvalidField("a Graph account needs secret.refresh_token")
+    return settings | {
+        "authority": app.settings.graph_authority,
+        "graph_url": app.settings.graph_url,
+    }
+
+
 def add_account(
     app: App,
     provider: str,
@@ -86,6 +100,8 @@ def add_account(
     """Connect a mail account owned by ``owner``; its secret is sealed before it is stored."""
     check_may_use(provider, admin=admin)
     clean = {k: v for k, v in settings.items() if v is not None}
+    if provider == "graph":
+        clean = graph_settings(app, clean, secret)
     return registry(app).add(
         provider,
         name,

@@ -138,6 +138,9 @@ _SETTING_KINDS: dict[str, tuple[type, ...]] = {
     "folders": (list,),
     "exclude": (list,),
     "oauth": (dict,),
+    "client_id": (str,),
+    "tenant": (str,),
+    "page_size": (int,),
 }
 
 
@@ -167,7 +170,7 @@ class _AccountCreate(_In):
         description="imap: host, port, security (tls|starttls|none), username, auth "
         "(password|xoauth2), folders, oauth (provider google|microsoft or token_url, "
         "client_id, scope: access tokens renewed from secret.refresh_token); "
-        "maildir/mbox: path"
+        "graph: client_id, tenant (default common); maildir/mbox: path"
     )
     addresses: list[str] = Field(default_factory=list, max_length=50)
     owner_name: str | None = Field(default=None, max_length=200)
@@ -190,8 +193,24 @@ class LocalAccountCreate(_AccountCreate):
     secret: SecretIn | None = None
 
 
+class GraphSecretIn(_In):
+    """A Graph account's refresh token (scope Mail.ReadWrite offline_access; write-only)."""
+
+    refresh_token: str = Field(min_length=1, max_length=16384)
+
+
+class GraphAccountCreate(_AccountCreate):
+    """A new Microsoft Graph account (Outlook.com, Microsoft 365): the app's client id in
+    ``settings`` and a refresh token in ``secret``."""
+
+    provider: Literal["graph"]
+    secret: GraphSecretIn
+
+
 #: A new mail account, its shape chosen by ``provider``.
-AccountCreate = Annotated[ImapAccountCreate | LocalAccountCreate, Field(discriminator="provider")]
+AccountCreate = Annotated[
+    ImapAccountCreate | GraphAccountCreate | LocalAccountCreate, Field(discriminator="provider")
+]
 
 
 class AccountUpdate(_In):

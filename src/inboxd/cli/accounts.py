@@ -195,6 +195,56 @@ def _add_local(
     _created(account, as_json)
 
 
+@add_app.command("graph")
+def add_graph(
+    name: Annotated[str, typer.Option("--name", help="A name for the account.")],
+    client_id: Annotated[
+        str, typer.Option("--client-id", help="The app (client) id registered with Microsoft.")
+    ],
+    tenant: Annotated[
+        str, typer.Option("--tenant", help="Tenant id or domain; common for any account.")
+    ] = "common",
+    refresh_token_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--refresh-token-stdin", help="Read a refresh token (Mail.ReadWrite) from stdin."
+        ),
+    ] = False,
+    address: AddressOpt = None,
+    owner_name: OwnerNameOpt = None,
+    sync_interval: IntervalOpt = None,
+    user: Annotated[str | None, typer.Option("--user", help="Owner of the account.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add a Microsoft Graph account (Outlook.com, Microsoft 365); prints its id."""
+    if not refresh_token_stdin:
+        raise InvalidRequest("pass --refresh-token-stdin and the refresh token on standard input")
+    secret = _graph_refresh_token()
+    settings = {"client_id": client_id, "tenant": tenant}
+    with app_session() as opened:
+        account = actions.add_account(
+            opened,
+            "graph",
+            name,
+            settings,
+            secret=secret,
+            owner=Users(opened.engine).resolve_owner(user).id,
+            admin=True,
+            addresses=address,
+            owner_name=owner_name,
+            sync_interval_seconds=sync_interval,
+        )
+    _created(account, as_json)
+
+
+def _graph_refresh_token() -> dict[str, Any]:
+    """A Graph account's secret from the refresh token on standard input."""
+    value = sys.stdin.readline().strip()
+    if not value:
+        raise InvalidRequest("no refresh token on standard input")
+    return {"refresh_token": value}
+
+
 @add_app.command("maildir")
 def add_maildir(
     name: Annotated[str, typer.Option("--name")],

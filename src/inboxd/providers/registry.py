@@ -126,3 +126,10 @@ register(
         factory="inboxd.providers.mbox:open_provider",
     )
 )
+register(
+    ProviderEntry(
+        "graph",
+        validator="inboxd.providers.graph.settings:validate_settings",
+        factory="inboxd.providers.graph.provider:open_provider",
+    )
+)

@@ -1,0 +1,1 @@
+"""The Microsoft Graph provider (Outlook, Microsoft 365)."""
