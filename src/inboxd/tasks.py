@@ -20,6 +20,7 @@ import inboxd.pipeline.index  # registers index
 import inboxd.pipeline.labels  # registers label
 import inboxd.pipeline.newsletters  # registers newsletter_extraction
 import inboxd.pipeline.triage  # registers triage
+import inboxd.sync.signin  # registers sign_in
 import inboxd.sync.task  # noqa: F401  (registers sync)
 
 

@@ -55,6 +55,7 @@ class Step(StrEnum):
     DISCOVERING = "finding candidates"  #: a clean-up's read-only discovery
     APPLYING = "applying changes"  #: a journaled change written to the server
     UNDOING = "undoing"  #: a journal replayed in reverse
+    SIGNING_IN = "signing in"  #: waiting for a person to approve an OAuth sign-in
 
 
 class Category(StrEnum):
@@ -130,6 +131,7 @@ class AccountState(StrEnum):
 
     OK = "ok"
     NEEDS_ATTENTION = "needs_attention"
+    NEEDS_SIGN_IN = "needs_sign_in"  #: its OAuth grant was revoked or expired
 
 
 class ActivityState(StrEnum):
@@ -163,6 +165,7 @@ STEP_ACTIVITY: Mapping[str, ActivityState] = MappingProxyType(
         Step.DISCOVERING: ActivityState.PROCESSING,
         Step.APPLYING: ActivityState.PROCESSING,
         Step.UNDOING: ActivityState.PROCESSING,
+        Step.SIGNING_IN: ActivityState.CONNECTING,
     }
 )
 

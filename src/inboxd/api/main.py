@@ -27,6 +27,7 @@ from inboxd.api import (
     routes_jobs,
     routes_messages,
     routes_newsletters,
+    routes_signin,
     routes_status,
     routes_triage,
 )
@@ -232,6 +233,7 @@ def create_api(app: App) -> FastAPI:
         routes_cleanups,
         routes_newsletters,
         routes_changes,
+        routes_signin,
         live,
     ):
         api.include_router(module.router)
