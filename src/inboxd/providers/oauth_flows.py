@@ -42,6 +42,8 @@ from inboxd.providers.oauth import (
 
 #: Scopes asked for besides the mail scope: the refresh token, and the person's address.
 IDENTITY_SCOPES = {"google": "openid email", "microsoft": "openid profile email offline_access"}
+#: What an ID token needs and a token refresh does not.
+_OIDC_SCOPES = frozenset({"openid", "profile", "email"})
 #: The mail scope of a Graph account (Microsoft Graph, not Outlook's IMAP).
 GRAPH_SCOPE = "https://graph.microsoft.com/Mail.ReadWrite offline_access"
 #: IMAP servers of the sign-in presets.
@@ -76,9 +78,7 @@ class Endpoints:
     def account_oauth(self) -> dict[str, Any]:
         """An account's ``oauth`` settings for tokens from these endpoints (the mail scope
         only: a refresh asks for no identity scopes)."""
-        mail_scope = " ".join(
-            s for s in self.scope.split() if s not in IDENTITY_SCOPES[self.provider].split()
-        )
+        mail_scope = " ".join(s for s in self.scope.split() if s not in _OIDC_SCOPES)
         return oauth_settings(
             {
                 "provider": self.provider,
