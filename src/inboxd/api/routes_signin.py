@@ -147,6 +147,6 @@ def callback(provider: Provider, request: Request, state: State) -> Any:
         dict(request.query_params),
         nonce=request.cookies.get(NONCE_COOKIE),
     )
-    done = RedirectResponse(f"/?signed_in={account.id}#accounts", status_code=303)
+    done = RedirectResponse(f"/?signed_in={account.id}#overview", status_code=303)
     done.delete_cookie(NONCE_COOKIE, path="/api/oauth")
     return done
