@@ -293,6 +293,33 @@ def test_a_refused_consent_stores_nothing(app: App, google: IdentityServer) -> N
     assert Accounts(app.engine, app.settings).list() == []
 
 
+def test_a_revoked_gmail_account_signs_in_again_through_the_callback(
+    app: App, google: IdentityServer
+) -> None:
+    browser, callback, user_id = start_connect(app)
+    done = browser.call("GET", callback)
+    account_id = parse_qs(urlsplit(done.headers["location"]).query)["signed_in"][0]
+    registry = Accounts(app.engine, app.settings)
+    old = registry.secret(account_id)["refresh_token"]
+    google.revoke(old)
+    registry.set_state(account_id, AccountState.NEEDS_SIGN_IN, "OAuth refresh token rejected")
+
+    users = Users(app.engine)
+    stranger = Browser(app, users.create_key(users.add("stranger")).key)
+    refused = stranger.call("POST", "/api/oauth/google/start", {"account_id": account_id})
+    assert refused.status_code == 404  # not theirs to sign in
+    again = browser.call("POST", "/api/oauth/google/start", {"account_id": account_id})
+    assert again.status_code == 200, again.text
+    back = browser.call("GET", follow_to(again.json()["url"], "http://testserver/"))
+    assert back.status_code == 303, back.text
+    renewed = registry.get(account_id, owner=user_id)
+    assert renewed.state == AccountState.OK and len(registry.list()) == 1
+    fresh = registry.secret(account_id)
+    assert fresh["refresh_token"] != old and fresh["refresh_token"] in google.refresh_tokens
+    wrong = browser.call("POST", "/api/oauth/microsoft/start", {"account_id": account_id})
+    assert wrong.status_code == 400  # a Gmail account does not sign in at Microsoft
+
+
 def test_connect_outlook_queues_a_device_sign_in_for_the_caller(
     app: App, microsoft: IdentityServer
 ) -> None:
