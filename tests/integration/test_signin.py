@@ -275,11 +275,11 @@ def test_the_callback_refuses_a_wrong_state_or_another_browser(
         f"/api/oauth/microsoft/callback?code={code}&state={state}",  # another provider's
     ):
         refused = browser.call("GET", url)
-        assert refused.status_code == 400, url
+        assert refused.status_code == 403, url
         assert "not started here" in refused.json()["error"]["message"]
     stranger = Browser(app, None)  # the right state and code, from a browser without the nonce
     refused = stranger.call("GET", callback)
-    assert refused.status_code == 400
+    assert refused.status_code == 403
     assert Accounts(app.engine, app.settings).list() == []
     assert google.token_requests == []  # nothing refused here reached the token endpoint
 
@@ -306,18 +306,17 @@ def test_a_revoked_gmail_account_signs_in_again_through_the_callback(
 
     users = Users(app.engine)
     stranger = Browser(app, users.create_key(users.add("stranger")).key)
-    refused = stranger.call("POST", "/api/oauth/google/start", {"account_id": account_id})
+    refused = stranger.call("POST", f"/api/accounts/{account_id}/sign-in")
     assert refused.status_code == 404  # not theirs to sign in
-    again = browser.call("POST", "/api/oauth/google/start", {"account_id": account_id})
+    again = browser.call("POST", f"/api/accounts/{account_id}/sign-in")
     assert again.status_code == 200, again.text
+    assert again.json()["job_id"] is None
     back = browser.call("GET", follow_to(again.json()["url"], "http://testserver/"))
     assert back.status_code == 303, back.text
     renewed = registry.get(account_id, owner=user_id)
     assert renewed.state == AccountState.OK and len(registry.list()) == 1
     fresh = registry.secret(account_id)
     assert fresh["refresh_token"] != old and fresh["refresh_token"] in google.refresh_tokens
-    wrong = browser.call("POST", "/api/oauth/microsoft/start", {"account_id": account_id})
-    assert wrong.status_code == 400  # a Gmail account does not sign in at Microsoft
 
 
 def test_connect_outlook_queues_a_device_sign_in_for_the_caller(
@@ -334,7 +333,45 @@ def test_connect_outlook_queues_a_device_sign_in_for_the_caller(
     shown = browser.call("GET", f"/api/accounts/{done.result['account_id']}")
     assert shown.status_code == 200 and shown.json()["name"] == "Outlook"
     nameless = browser.call("POST", "/api/oauth/microsoft/device", {})
-    assert nameless.status_code == 400
+    assert nameless.status_code == 422
+
+
+def test_a_microsoft_account_signs_in_again_with_a_device_code_job(
+    app: App, microsoft: IdentityServer
+) -> None:
+    users = Users(app.engine)
+    user = users.add("pat")
+    browser = Browser(app, users.create_key(user).key)
+    first = signin.start_device_sign_in(app, owner=user.id, name="Outlook")
+    with running_worker(app, concurrency=1):
+        account_id = wait_finished(app, first.id).result["account_id"]
+        registry = Accounts(app.engine, app.settings)
+        old = registry.secret(account_id)["refresh_token"]
+        registry.set_state(account_id, AccountState.NEEDS_SIGN_IN, "revoked")
+        answer = browser.call("POST", f"/api/accounts/{account_id}/sign-in")
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["url"] is None
+        done = wait_finished(app, answer.json()["job_id"])
+    assert done.status == JobStatus.COMPLETED, done.error
+    assert done.account_id == account_id and done.result["account_id"] == account_id
+    assert registry.get(account_id).state == AccountState.OK
+    assert registry.secret(account_id)["refresh_token"] not in (old, None)
+    assert len(registry.list()) == 1
+
+
+def test_signing_in_without_a_client_id_is_a_server_setting_problem(
+    database_url: str, tmp_path: Path
+) -> None:
+    bare = make_app(database_url, tmp_path, microsoft_client_id=None, google_client_id=None)
+    try:
+        users = Users(bare.engine)
+        browser = Browser(bare, users.create_key(users.add("pat")).key)
+        for path in ("/api/oauth/microsoft/device", "/api/oauth/google/start"):
+            answer = browser.call("POST", path, {"name": "x"})
+            assert answer.status_code == 409, path
+            assert "CLIENT_ID" in answer.json()["error"]["message"]
+    finally:
+        bare.close()
 
 
 # -- the CLI -------------------------------------------------------------------------------

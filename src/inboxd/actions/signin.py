@@ -19,7 +19,14 @@ from typing import Any
 
 from inboxd.actions.accounts import registry
 from inboxd.app import App
-from inboxd.errors import ConfigError, InvalidRequest, PermanentError, RetryableError
+from inboxd.errors import (
+    ConfigError,
+    Forbidden,
+    InvalidRequest,
+    InvalidState,
+    PermanentError,
+    RetryableError,
+)
 from inboxd.jobs.model import Job
 from inboxd.providers.oauth_flows import (
     AUTHORIZATION_TTL,
@@ -53,6 +60,7 @@ __all__ = [
     "cli_sign_in",
     "finish_web_sign_in",
     "graph_available",
+    "oauth_provider",
     "sign_in_again",
     "start_device_sign_in",
     "store_signed_in",
@@ -162,6 +170,18 @@ def sign_in_again(
     return accounts.update(account.id, secret=granted.secret(endpoints.client_secret))
 
 
+def oauth_provider(account: Account) -> str:
+    """Which provider ``account`` signs in with (google or microsoft); another account
+    cannot sign in (409)."""
+    provider = (account.settings.get("oauth") or {}).get("provider")
+    if provider not in PROVIDERS:
+        raise InvalidState(
+            f"account {account.name!r} does not sign in with Google or Microsoft: give it a "
+            "new secret instead"
+        )
+    return str(provider)
+
+
 def start_device_sign_in(
     app: App,
     *,
@@ -177,12 +197,13 @@ def start_device_sign_in(
     again; otherwise a new one named ``name`` is made."""
     if account is None:
         microsoft_endpoints(app.settings, client_id=client_id, tenant=tenant)  # checks them now
+        if kind == "graph" and not graph_available():
+            raise InvalidState("this installation has no Graph provider")
         params: dict[str, Any] = {"name": name, "kind": kind, "tenant": tenant}
         if client_id:
             params["client_id"] = client_id
         return app.queue.enqueue("sign_in", params, owner=owner)
-    oauth = account.settings.get("oauth") or {}
-    if oauth.get("provider") != "microsoft":
+    if oauth_provider(account) != "microsoft":
         raise InvalidRequest("only a Microsoft account signs in with a device code")
     return app.queue.enqueue("sign_in", {}, owner=owner, account_id=account.id)
 
@@ -252,7 +273,8 @@ def finish_web_sign_in(
         or not nonce
         or not secrets.compare_digest(str(sealed.get("nonce", "")), nonce)
     ):
-        raise InvalidRequest("this sign-in was not started here, or too long ago: start again")
+        # Not this server's, not this browser's, or stale: nothing to finish for this caller.
+        raise Forbidden("this sign-in was not started here, or too long ago: start again")
     endpoints = _endpoints(app, provider)
     try:
         code = code_from_redirect(params, state)

@@ -4,17 +4,19 @@
 progress message shows the code and URL, its result the account's id).
 ``POST /api/oauth/{provider}/start`` answers the URL to send the browser to, and sets a
 short-lived nonce cookie; the provider sends the browser back to
-``GET /api/oauth/{provider}/callback``. That request comes from the provider's site, so the
-session cookie (SameSite=Strict) does not come with it: the sealed state names the user,
-and the nonce cookie (SameSite=Lax, sent on that top-level navigation) proves it is the
-browser that started the sign-in.
+``GET /api/oauth/{provider}/callback``. ``POST /api/accounts/{id}/sign-in`` does either for
+an account whose grant was revoked (a device code for Microsoft, the browser for Google).
+
+The callback comes from the provider's site, so the session cookie (SameSite=Strict) does
+not come with it: the sealed state names the user, and the nonce cookie (SameSite=Lax, sent
+on that top-level navigation) proves it is the browser that started the sign-in.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -24,36 +26,36 @@ from inboxd.actions.signin import AUTHORIZATION_TTL
 from inboxd.api.auth import CurrentUser
 from inboxd.api.errors import rate_limited
 from inboxd.api.schemas import Accepted, error_responses
-from inboxd.api.state import State
-from inboxd.errors import InvalidRequest
+from inboxd.api.state import ApiState, State
+from inboxd.store.users import User
 
-router = APIRouter(prefix="/api/oauth", tags=["sign-in"])
+router = APIRouter(tags=["sign-in"])
 
 #: The cookie that ties a callback to the browser that started the sign-in.
 NONCE_COOKIE = "inboxd_signin"
+#: An account name, or a tenant: what the schema can say of them.
+NAME = Field(min_length=1, max_length=200, pattern=r"\S")
+TENANT = Field(default="common", min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._-]+$")
 
 Provider = Literal["google", "microsoft"]
 
 
 class DeviceSignIn(BaseModel):
-    """A Microsoft sign-in with a device code: a new account, or ``account_id`` again."""
+    """A new account signed in to Microsoft with a device code."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: str = NAME
     kind: Literal["imap", "graph"] = "imap"
-    tenant: str = Field(default="common", min_length=1, max_length=200)
-    account_id: str | None = Field(default=None, min_length=1, max_length=36)
+    tenant: str = TENANT
 
 
 class BrowserSignIn(BaseModel):
-    """A sign-in through the browser: a new account named ``name``, or ``account_id``
-    again."""
+    """A new account signed in through the browser."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    account_id: str | None = Field(default=None, min_length=1, max_length=36)
+    name: str = NAME
 
 
 class SignInUrl(BaseModel):
@@ -62,39 +64,51 @@ class SignInUrl(BaseModel):
     url: str
 
 
-@router.post(
-    "/microsoft/device",
-    status_code=202,
-    response_model=Accepted,
-    responses=error_responses(400, 401, 403, 404, 422, 429),
-)
-def start_device(body: DeviceSignIn, user: CurrentUser, state: State) -> Any:
-    """Queue a device-code sign-in; follow its job for the code, URL and account id."""
+class SignInStarted(BaseModel):
+    """A sign-in again: a queued device-code job (Microsoft), or a URL (Google)."""
+
+    job_id: str | None = None
+    status: str | None = None
+    url: str | None = None
+
+
+def _limited(state: ApiState, user: User) -> None:
     wait = state.job_limiter.take(user.id)
     if wait is not None:
         raise rate_limited(wait)
-    account = (
-        account_actions.get_account(state.app, body.account_id, owner=user.owner_filter())
-        if body.account_id
-        else None
+
+
+def _set_nonce(response: Response, state: ApiState, nonce: str) -> None:
+    response.set_cookie(
+        NONCE_COOKIE,
+        nonce,
+        max_age=int(AUTHORIZATION_TTL.total_seconds()),
+        path="/api/oauth",
+        httponly=True,
+        samesite="lax",
+        secure=state.app.settings.cookie_secure,
     )
-    if account is None and not body.name:
-        raise InvalidRequest("a new account needs a name")
+
+
+@router.post(
+    "/api/oauth/microsoft/device",
+    status_code=202,
+    response_model=Accepted,
+    responses=error_responses(400, 401, 403, 409, 422, 429),
+)
+def start_device(body: DeviceSignIn, user: CurrentUser, state: State) -> Any:
+    """Queue a device-code sign-in; follow its job for the code, URL and account id."""
+    _limited(state, user)
     job = actions.start_device_sign_in(
-        state.app,
-        owner=user.id,
-        name=body.name,
-        kind=body.kind,
-        tenant=body.tenant,
-        account=account,
+        state.app, owner=user.id, name=body.name, kind=body.kind, tenant=body.tenant
     )
     return {"job_id": job.id, "status": job.status.value}
 
 
 @router.post(
-    "/{provider}/start",
+    "/api/oauth/{provider}/start",
     response_model=SignInUrl,
-    responses=error_responses(400, 401, 403, 404, 422),
+    responses=error_responses(400, 401, 403, 409, 422),
 )
 def start_browser(
     provider: Provider,
@@ -105,47 +119,68 @@ def start_browser(
     state: State,
 ) -> Any:
     """Start the authorization-code flow (PKCE); answers the provider's sign-in URL."""
-    account = (
-        account_actions.get_account(state.app, body.account_id, owner=user.owner_filter())
-        if body.account_id
-        else None
-    )
     started = actions.begin_web_sign_in(
         state.app,
         provider,
         user_id=user.id,
         owner_filter=user.owner_filter(),
         callback_url=str(request.url_for("sign_in_callback", provider=provider)),
-        name=body.name or "",
+        name=body.name,
+    )
+    _set_nonce(response, state, started.nonce)
+    return {"url": started.url}
+
+
+@router.post(
+    "/api/accounts/{account_id}/sign-in",
+    response_model=SignInStarted,
+    responses=error_responses(400, 401, 403, 404, 409, 422, 429),
+)
+def sign_in_again(
+    account_id: str, request: Request, response: Response, user: CurrentUser, state: State
+) -> Any:
+    """Sign an OAuth account in again: a device-code job for Microsoft (answered with its
+    id), the browser for Google (answered with the URL)."""
+    account = account_actions.get_account(state.app, account_id, owner=user.owner_filter())
+    provider = actions.oauth_provider(account)
+    if provider == "microsoft":
+        _limited(state, user)
+        job = actions.start_device_sign_in(state.app, owner=user.id, account=account)
+        return {"job_id": job.id, "status": job.status.value}
+    started = actions.begin_web_sign_in(
+        state.app,
+        provider,
+        user_id=user.id,
+        owner_filter=user.owner_filter(),
+        callback_url=str(request.url_for("sign_in_callback", provider=provider)),
         account=account,
     )
-    response.set_cookie(
-        NONCE_COOKIE,
-        started.nonce,
-        max_age=int(AUTHORIZATION_TTL.total_seconds()),
-        path="/api/oauth",
-        httponly=True,
-        samesite="lax",
-        secure=state.app.settings.cookie_secure,
-    )
+    _set_nonce(response, state, started.nonce)
     return {"url": started.url}
 
 
 @router.get(
-    "/{provider}/callback",
+    "/api/oauth/{provider}/callback",
     name="sign_in_callback",
     status_code=303,
     response_class=RedirectResponse,
-    responses=error_responses(400, 404, 422),
+    responses=error_responses(400, 403, 422),
 )
-def callback(provider: Provider, request: Request, state: State) -> Any:
+def callback(
+    provider: Provider,
+    request: Request,
+    state: State,
+    # Together well under the 8 KiB request line (a sealed state is some 600 characters).
+    code: Annotated[str | None, Query(max_length=2048)] = None,
+    sign_in_state: Annotated[str | None, Query(alias="state", max_length=4096)] = None,
+    error: Annotated[str | None, Query(max_length=200)] = None,
+) -> Any:
     """Where the provider sends the browser back: the account is stored, the browser goes
-    to the dashboard."""
+    to the dashboard. (The parameters are declared for the API's schema; all of the query
+    is checked as one below.)"""
+    answer = dict(request.query_params)
     account = actions.finish_web_sign_in(
-        state.app,
-        provider,
-        dict(request.query_params),
-        nonce=request.cookies.get(NONCE_COOKIE),
+        state.app, provider, answer, nonce=request.cookies.get(NONCE_COOKIE)
     )
     done = RedirectResponse(f"/?signed_in={account.id}#overview", status_code=303)
     done.delete_cookie(NONCE_COOKIE, path="/api/oauth")

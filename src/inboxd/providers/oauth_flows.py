@@ -30,7 +30,7 @@ import httpx
 
 from inboxd.config import Settings
 from inboxd.db.types import utcnow
-from inboxd.errors import InvalidRequest, PermanentError
+from inboxd.errors import InvalidRequest, InvalidState, PermanentError
 from inboxd.providers.oauth import (
     PRESETS,
     OAuthClient,
@@ -99,7 +99,7 @@ def microsoft_endpoints(
     """Microsoft's identity platform under ``INBOXD_GRAPH_AUTHORITY``, for ``tenant``."""
     client = client_id or settings.microsoft_client_id
     if not client:
-        raise InvalidRequest(
+        raise InvalidState(
             "no Microsoft client id: pass --client-id or set INBOXD_MICROSOFT_CLIENT_ID"
         )
     if not tenant or "/" in tenant or "?" in tenant:
@@ -122,7 +122,7 @@ def google_endpoints(
     """Google's endpoints (``INBOXD_GOOGLE_AUTH_URL``, ``INBOXD_GOOGLE_TOKEN_URL``)."""
     client = client_id or settings.google_client_id
     if not client:
-        raise InvalidRequest(
+        raise InvalidState(
             "no Google client id: pass --oauth-client-id or set INBOXD_GOOGLE_CLIENT_ID"
         )
     secret = client_secret or (

@@ -37,10 +37,12 @@ class SignInParams(BaseModel, extra="forbid"):
     """Parameters of ``sign_in``: a new account's name and kind, or (with the job's
     account_id) nothing: that account signs in again."""
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: str | None = Field(default=None, min_length=1, max_length=200, pattern=r"\S")
     kind: Literal["imap", "graph"] = "imap"
     client_id: str | None = Field(default=None, min_length=1, max_length=200)
-    tenant: str = Field(default="common", min_length=1, max_length=200)
+    tenant: str = Field(
+        default="common", min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._-]+$"
+    )
 
 
 @task("sign_in", params=SignInParams, max_attempts=1)

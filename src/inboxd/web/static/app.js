@@ -3204,10 +3204,15 @@ async function onConnect(event) {
 
 async function signInAgain(id) {
   const account = state.accounts.get(id);
-  const provider = account && account.settings.oauth && account.settings.oauth.provider;
-  if (!provider) return;
+  if (!account) return;
   try {
-    await startSignIn(provider, { account_id: id });
+    const started = await api('POST', `${accountPath(id)}/sign-in`);
+    if (started.url) {
+      window.location.assign(started.url);
+      return;
+    }
+    showConnect(`Asking Microsoft for a sign-in code for ${account.name}…`);
+    followSignIn(started.job_id);
   } catch (error) {
     if (error.status !== 401) showBanner(`Sign-in not started: ${describeError(error)}`);
   }
