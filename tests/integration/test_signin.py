@@ -497,6 +497,8 @@ def test_cli_sign_in_again_after_a_revoked_grant(
         assert failed.status == JobStatus.FAILED and failed.attempts == 1
         assert "invalid_grant" in str(failed.error)
         assert registry.get(account.id).state == AccountState.NEEDS_SIGN_IN
+        shown = run_cli(env, "account", "show", account.id)
+        assert f"inboxd account sign-in {account.id}" in shown.stdout, shown.stderr
 
         again = Cli(env, "account", "sign-in", account.id, "--no-browser")
         url = again.sign_in_url()

@@ -75,6 +75,17 @@ def _endpoints(app: App, provider: str, **given: Any) -> Endpoints:
     raise InvalidRequest(f"unknown sign-in provider {provider!r} (one of: google, microsoft)")
 
 
+def _account_endpoints(app: App, account: Account, client_secret: str | None = None) -> Endpoints:
+    """The endpoints and client that signed ``account`` in (its client may not be the
+    settings' one), with its stored client secret unless a new one is given."""
+    oauth = account.settings.get("oauth")
+    if not oauth:
+        raise InvalidState(f"account {account.name!r} does not sign in with OAuth")
+    accounts = registry(app)
+    kept = accounts.secret(account.id).get("client_secret") if account.has_secret else None
+    return endpoints_for_account(app.settings, oauth, client_secret or kept)
+
+
 def graph_available() -> bool:
     """Whether this installation has the Graph provider (a Graph account can be stored)."""
     return "graph" in provider_names()
@@ -153,12 +164,7 @@ def sign_in_again(
 ) -> Account:
     """Give an OAuth account a new grant (after its old one was revoked); its state goes
     back to ok, so periodic syncs resume."""
-    oauth = account.settings.get("oauth")
-    if not oauth:
-        raise InvalidRequest(f"account {account.name!r} does not sign in with OAuth")
-    accounts = registry(app)
-    kept = accounts.secret(account.id).get("client_secret") if account.has_secret else None
-    endpoints = endpoints_for_account(app.settings, oauth, client_secret or kept)
+    endpoints = _account_endpoints(app, account, client_secret)
     if endpoints.provider == "microsoft":
         code = start_device_flow(endpoints, timeout=REQUEST_TIMEOUT)
         show(code.instructions)
@@ -167,7 +173,7 @@ def sign_in_again(
         granted = loopback_sign_in(
             endpoints, show=show, timeout=REQUEST_TIMEOUT, wait_seconds=wait_seconds
         )
-    return accounts.update(account.id, secret=granted.secret(endpoints.client_secret))
+    return registry(app).update(account.id, secret=granted.secret(endpoints.client_secret))
 
 
 def oauth_provider(account: Account) -> str:
@@ -237,7 +243,7 @@ def begin_web_sign_in(
         again = {"account": account.id, "owner": owner_filter}
     elif not name.strip():
         raise InvalidRequest("an account needs a name")
-    endpoints = _endpoints(app, provider)
+    endpoints = _account_endpoints(app, account) if account else _endpoints(app, provider)
     verifier, _ = pkce_pair()
     nonce = secrets.token_urlsafe(24)
     state = registry(app).vault.seal(
@@ -275,7 +281,13 @@ def finish_web_sign_in(
     ):
         # Not this server's, not this browser's, or stale: nothing to finish for this caller.
         raise Forbidden("this sign-in was not started here, or too long ago: start again")
-    endpoints = _endpoints(app, provider)
+    accounts = registry(app)
+    again = (
+        accounts.get(str(sealed["account"]), owner=sealed.get("owner"))
+        if sealed.get("account")
+        else None
+    )
+    endpoints = _account_endpoints(app, again) if again else _endpoints(app, provider)
     try:
         code = code_from_redirect(params, state)
         granted = redeem_code(
@@ -285,10 +297,8 @@ def finish_web_sign_in(
             str(sealed["redirect_uri"]),
             timeout=REQUEST_TIMEOUT,
         )
-        accounts = registry(app)
-        if sealed.get("account"):
-            found = accounts.get(str(sealed["account"]), owner=sealed.get("owner"))
-            return accounts.update(found.id, secret=granted.secret(endpoints.client_secret))
+        if again is not None:
+            return accounts.update(again.id, secret=granted.secret(endpoints.client_secret))
         return add_signed_in(
             accounts, endpoints, granted, str(sealed["name"]), "imap", str(sealed["user"])
         )

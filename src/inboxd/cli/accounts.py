@@ -17,6 +17,7 @@ from inboxd.actions import signin
 from inboxd.cli.common import EXIT_FAILED, JsonOpt, app_session, err, out, print_json
 from inboxd.errors import InvalidRequest
 from inboxd.store.users import Users
+from inboxd.vocabulary import AccountState
 
 account_app = typer.Typer(help="Connect and manage mail accounts.", no_args_is_help=True)
 add_app = typer.Typer(help="Add an account.", no_args_is_help=True)
@@ -422,6 +423,8 @@ def account_show(account: str, as_json: JsonOpt = False) -> None:
     out.print(table)
     for name, count in data["folders"].items():
         out.print(f"  {name}: {count}")
+    if data["state"] == AccountState.NEEDS_SIGN_IN:
+        out.print(f"its OAuth grant was revoked: inboxd account sign-in {data['id']}")
 
 
 @account_app.command("test")
