@@ -92,5 +92,5 @@ def test_connect_outlook_shows_the_device_code_until_the_sign_in_ends(
     expect(code).to_be_visible()
     expect(tab.get_by_test_id("connect-url")).to_have_text(f"{microsoft.base}/devicelogin")
     assert microsoft.device(code.inner_text()).plan  # shown while the person has not approved
-    expect(tab.get_by_test_id("connect-status")).to_have_text("Connected: Work.")
+    expect(tab.get_by_test_id("connect-status")).to_have_text("Connected: Work.", timeout=60_000)
     expect(tab.get_by_test_id("account-row").filter(has_text="me@work.test")).to_be_visible()

@@ -126,7 +126,7 @@ def test_device_flow_job_shows_the_code_waits_and_stores_the_account(
     owner = Users(app.engine).add("pat")
     job = signin.start_device_sign_in(app, owner=owner.id, name="Work mail")
     with running_worker(app, concurrency=1):
-        done = wait_finished(app, job.id)
+        done = wait_finished(app, job.id, timeout=90)
     assert done.status == JobStatus.COMPLETED, done.error
     assert done.step == Step.SIGNING_IN
     user_code = next(code for code in microsoft.devices if not code.startswith("dc-"))
@@ -176,7 +176,7 @@ def test_a_device_flow_that_expires_or_is_refused_fails_and_stores_nothing(
     microsoft.device_plan, microsoft.device_lifetime = plan, lifetime
     job = signin.start_device_sign_in(app, owner=Users(app.engine).add("pat").id, name="W")
     with running_worker(app, concurrency=1):
-        done = wait_finished(app, job.id)
+        done = wait_finished(app, job.id, timeout=90)
     assert done.status == JobStatus.FAILED and done.attempts == 1
     assert said in str(done.error)
     assert Accounts(app.engine, app.settings).list() == []
@@ -328,7 +328,7 @@ def test_connect_outlook_queues_a_device_sign_in_for_the_caller(
     answer = browser.call("POST", "/api/oauth/microsoft/device", {"name": "Outlook"})
     assert answer.status_code == 202, answer.text
     with running_worker(app, concurrency=1):
-        done = wait_finished(app, answer.json()["job_id"])
+        done = wait_finished(app, answer.json()["job_id"], timeout=90)
     assert done.status == JobStatus.COMPLETED and done.owner == user.id
     shown = browser.call("GET", f"/api/accounts/{done.result['account_id']}")
     assert shown.status_code == 200 and shown.json()["name"] == "Outlook"
@@ -344,14 +344,14 @@ def test_a_microsoft_account_signs_in_again_with_a_device_code_job(
     browser = Browser(app, users.create_key(user).key)
     first = signin.start_device_sign_in(app, owner=user.id, name="Outlook")
     with running_worker(app, concurrency=1):
-        account_id = wait_finished(app, first.id).result["account_id"]
+        account_id = wait_finished(app, first.id, timeout=90).result["account_id"]
         registry = Accounts(app.engine, app.settings)
         old = registry.secret(account_id)["refresh_token"]
         registry.set_state(account_id, AccountState.NEEDS_SIGN_IN, "revoked")
         answer = browser.call("POST", f"/api/accounts/{account_id}/sign-in")
         assert answer.status_code == 200, answer.text
         assert answer.json()["url"] is None
-        done = wait_finished(app, answer.json()["job_id"])
+        done = wait_finished(app, answer.json()["job_id"], timeout=90)
     assert done.status == JobStatus.COMPLETED, done.error
     assert done.account_id == account_id and done.result["account_id"] == account_id
     assert registry.get(account_id).state == AccountState.OK

@@ -424,7 +424,7 @@ def account_show(account: str, as_json: JsonOpt = False) -> None:
     for name, count in data["folders"].items():
         out.print(f"  {name}: {count}")
     if data["state"] == AccountState.NEEDS_SIGN_IN:
-        out.print(f"its OAuth grant was revoked: inboxd account sign-in {data['id']}")
+        out.print(f"needs sign-in: inboxd account sign-in {data['id']}", soft_wrap=True)
 
 
 @account_app.command("test")
