@@ -36,6 +36,7 @@ from inboxd.providers.oauth_flows import (
     redeem_code,
     start_device_flow,
 )
+from inboxd.providers.registry import names as provider_names
 from inboxd.store.accounts import Account, Accounts
 from inboxd.store.users import Users
 from inboxd.vocabulary import AccountState, Step
@@ -516,3 +517,15 @@ def test_cli_sign_in_again_after_a_revoked_grant(
         assert synced.status == JobStatus.COMPLETED and synced.result["new"] == 1, synced.error
     finally:
         google.close()
+
+
+def test_cli_graph_sign_in_needs_the_graph_provider(
+    app: App, microsoft: IdentityServer, google: IdentityServer
+) -> None:
+    """Until the Graph provider is installed, no Graph account is stored (and no one is
+    asked to sign in for nothing)."""
+    made = run_cli(cli_env(app, microsoft, google), "account", "add", "graph", "--name", "W")
+    if "graph" in provider_names():
+        pytest.skip("this installation has the Graph provider")
+    assert made.returncode != 0 and "no Graph provider" in made.stderr
+    assert microsoft.devices == {}
