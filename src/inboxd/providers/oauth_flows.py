@@ -20,7 +20,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
@@ -148,7 +148,7 @@ def endpoints_for_account(
         found = google_endpoints(
             settings, client_id=oauth["client_id"], client_secret=client_secret
         )
-        return Endpoints(**(vars(found) | {"token_url": token_url}))
+        return replace(found, token_url=token_url)
     if provider == "microsoft" and token_url.endswith("/token"):
         base = token_url.removesuffix("/token")
         return Endpoints(
