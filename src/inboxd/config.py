@@ -323,6 +323,31 @@ class Settings(BaseSettings):
         description="A webhook is disabled after this many deliveries in a row failed.",
     )
 
+    microsoft_client_id: str | None = Field(
+        default=None,
+        description="Client (application) id registered with Microsoft that signs people in "
+        "(the dashboard's Connect Outlook; the CLI's default).",
+    )
+    google_client_id: str | None = Field(
+        default=None,
+        description="OAuth client id registered with Google (a Desktop app) that signs people "
+        "in (the dashboard's Connect Gmail; the CLI's default).",
+    )
+    google_client_secret: SecretStr | None = Field(
+        default=None,
+        description="That Google client's secret (Google wants it even from desktop apps).",
+    )
+    google_auth_url: str = Field(
+        default="https://accounts.google.com/o/oauth2/v2/auth",
+        pattern=r"^https?://",
+        description="Google's authorization endpoint (where the person signs in).",
+    )
+    google_token_url: str = Field(
+        default="https://oauth2.googleapis.com/token",
+        pattern=r"^https?://",
+        description="Google's token endpoint (codes and refresh tokens are redeemed there).",
+    )
+
     @field_validator("mcp_allowed_hosts", mode="before")
     @classmethod
     def _mcp_hosts(cls, value: Any) -> Any:

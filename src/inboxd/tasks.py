@@ -21,6 +21,7 @@ import inboxd.pipeline.labels  # registers label
 import inboxd.pipeline.newsletters  # registers newsletter_extraction
 import inboxd.pipeline.triage  # registers triage
 import inboxd.pipeline.webhooks  # registers webhook_delivery
+import inboxd.sync.signin  # registers sign_in
 import inboxd.sync.task  # noqa: F401  (registers sync)
 
 

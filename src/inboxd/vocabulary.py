@@ -56,6 +56,7 @@ class Step(StrEnum):
     APPLYING = "applying changes"  #: a journaled change written to the server
     UNDOING = "undoing"  #: a journal replayed in reverse
     DELIVERING = "delivering"  #: a webhook delivery POSTed to its receiver
+    SIGNING_IN = "signing in"  #: waiting for a person to approve an OAuth sign-in
 
 
 class Category(StrEnum):
@@ -131,6 +132,7 @@ class AccountState(StrEnum):
 
     OK = "ok"
     NEEDS_ATTENTION = "needs_attention"
+    NEEDS_SIGN_IN = "needs_sign_in"  #: its OAuth grant was revoked or expired
 
 
 class ActivityState(StrEnum):
@@ -164,6 +166,7 @@ STEP_ACTIVITY: Mapping[str, ActivityState] = MappingProxyType(
         Step.DISCOVERING: ActivityState.PROCESSING,
         Step.APPLYING: ActivityState.PROCESSING,
         Step.UNDOING: ActivityState.PROCESSING,
+        Step.SIGNING_IN: ActivityState.CONNECTING,
     }
 )
 

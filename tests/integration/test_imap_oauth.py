@@ -16,7 +16,7 @@ import pytest
 from inboxd.app import App
 from inboxd.db.types import utcnow
 from inboxd.jobs.model import JobStatus
-from inboxd.store.accounts import NEEDS_ATTENTION, OK, Account, Accounts
+from inboxd.store.accounts import NEEDS_SIGN_IN, OK, Account, Accounts
 from tests.services.dovecot import DovecotServer, ImapUser
 from tests.support.apps import (
     run_cli,
@@ -136,7 +136,7 @@ def test_a_revoked_grant_fails_at_once_and_waits_for_a_new_refresh_token(
         "(Token has been expired or revoked.)"
     )
     registry = Accounts(app.engine, app.settings)
-    assert registry.get(account.id).state == NEEDS_ATTENTION
+    assert registry.get(account.id).state == NEEDS_SIGN_IN
     assert len(oauth.token_requests) == 1  # no retry storm at the provider
 
     registry.update(account.id, secret={"refresh_token": oauth.grant(mailbox.username)})

@@ -86,6 +86,14 @@ class OAuthServer:
             self.refresh_tokens[token] = _Grant(username, self.client_id)
         return token
 
+    def issue_access(self, username: str) -> tuple[str, int]:
+        """An access token for ``username`` that introspection accepts, given out by
+        another test server (a sign-in's); not counted in ``token_requests``."""
+        access = "at-" + secrets.token_urlsafe(24)
+        with self._lock:
+            self.access_tokens[access] = (username, time.time() + self.access_lifetime)
+        return access, self.access_lifetime
+
     def revoke(self, refresh_token: str) -> None:
         """The person withdrew consent (or the provider expired the grant)."""
         with self._lock:

@@ -29,6 +29,7 @@ from inboxd.api import (
     routes_jobs,
     routes_messages,
     routes_newsletters,
+    routes_signin,
     routes_status,
     routes_triage,
     routes_webhooks,
@@ -246,6 +247,7 @@ def create_api(app: App) -> FastAPI:
         routes_newsletters,
         routes_changes,
         routes_webhooks,
+        routes_signin,
         live,
         metrics,
     ):

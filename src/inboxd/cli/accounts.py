@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+import webbrowser
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,9 +13,11 @@ import typer
 from rich.table import Table
 
 from inboxd.actions import accounts as actions
+from inboxd.actions import signin
 from inboxd.cli.common import EXIT_FAILED, JsonOpt, app_session, err, out, print_json
 from inboxd.errors import InvalidRequest
 from inboxd.store.users import Users
+from inboxd.vocabulary import AccountState
 
 account_app = typer.Typer(help="Connect and manage mail accounts.", no_args_is_help=True)
 add_app = typer.Typer(help="Add an account.", no_args_is_help=True)
@@ -24,6 +28,9 @@ AddressOpt = Annotated[
 ]
 OwnerNameOpt = Annotated[
     str | None, typer.Option("--owner-name", help="The user's name, as it appears in mail.")
+]
+NoBrowserOpt = Annotated[
+    bool, typer.Option("--no-browser", help="Only print the sign-in address; open no browser.")
 ]
 IntervalOpt = Annotated[
     int | None, typer.Option("--sync-interval", help="Seconds between automatic syncs; 0: off.")
@@ -47,8 +54,12 @@ def _created(account: actions.Account, as_json: bool) -> None:
 @add_app.command("imap")
 def add_imap(
     name: Annotated[str, typer.Option("--name", help="A name for the account.")],
-    host: Annotated[str, typer.Option("--host")],
-    username: Annotated[str, typer.Option("--username")],
+    host: Annotated[
+        str | None, typer.Option("--host", help="With --sign-in: the provider's own server.")
+    ] = None,
+    username: Annotated[
+        str | None, typer.Option("--username", help="With --sign-in: the address signed in.")
+    ] = None,
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Read the password from standard input.")
     ] = False,
@@ -107,9 +118,43 @@ def add_imap(
     owner_name: OwnerNameOpt = None,
     sync_interval: IntervalOpt = None,
     user: Annotated[str | None, typer.Option("--user", help="Owner of the account.")] = None,
+    sign_in: Annotated[
+        bool,
+        typer.Option(
+            "--sign-in",
+            help="Sign in with --oauth-provider instead of reading a secret: google opens "
+            "the browser (redirect to 127.0.0.1), microsoft shows a device code.",
+        ),
+    ] = False,
+    no_browser: NoBrowserOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Add an IMAP account (Gmail, Outlook, any server); prints its id."""
+    if sign_in:
+        _add_imap_signed_in(
+            name,
+            oauth_provider,
+            oauth_client_id,
+            {
+                "host": host,
+                "port": port,
+                "security": security,
+                "username": username,
+                "folders": folder or None,
+                "verify_tls": False if no_verify_tls else None,
+                "ca_pem": _read_ca_file(ca_file) if ca_file is not None else None,
+            },
+            client_secret_stdin=oauth_client_secret_stdin,
+            open_browser=not no_browser,
+            address=address,
+            owner_name=owner_name,
+            sync_interval=sync_interval,
+            user=user,
+            as_json=as_json,
+        )
+        return
+    if host is None or username is None:
+        raise InvalidRequest("an IMAP account needs --host and --username (or --sign-in)")
     if not password_stdin:
         raise InvalidRequest(
             "the password is read from standard input: pass --password-stdin "
@@ -158,6 +203,98 @@ def add_imap(
     _created(account, as_json)
 
 
+def _show_sign_in(open_browser: bool) -> Callable[[str], None]:
+    """How the CLI shows a sign-in: a device code's instructions, or a URL to open (opened
+    in the person's browser too, unless they said not to)."""
+
+    def show(text: str) -> None:
+        # Plain writes, not Rich: a long URL must stay one line to be copied.
+        if text.startswith(("http://", "https://")):
+            sys.stderr.write(f"Open this address to sign in:\n{text}\n")
+            sys.stderr.flush()
+            if open_browser:
+                webbrowser.open(text)
+        else:
+            sys.stderr.write(text + "\n")
+        sys.stderr.write("Waiting for the sign-in...\n")
+        sys.stderr.flush()
+
+    return show
+
+
+def _add_imap_signed_in(
+    name: str,
+    provider: str | None,
+    client_id: str | None,
+    overrides: dict[str, Any],
+    *,
+    client_secret_stdin: bool,
+    open_browser: bool,
+    address: list[str] | None,
+    owner_name: str | None,
+    sync_interval: int | None,
+    user: str | None,
+    as_json: bool,
+) -> None:
+    """``account add imap --oauth-provider P --sign-in``: sign in, then store the account."""
+    if provider not in signin.PROVIDERS:
+        raise InvalidRequest("--sign-in needs --oauth-provider google or microsoft")
+    client_secret = None
+    if client_secret_stdin:
+        client_secret = sys.stdin.readline().rstrip("\r\n")
+        if not client_secret:
+            raise InvalidRequest("no client secret on standard input")
+    with app_session() as opened:
+        owner = Users(opened.engine).resolve_owner(user).id
+        endpoints, granted = signin.cli_sign_in(
+            opened,
+            provider,
+            show=_show_sign_in(open_browser),
+            client_id=client_id,
+            client_secret=client_secret,
+        )
+        account = signin.store_signed_in(
+            opened,
+            endpoints,
+            granted,
+            name,
+            owner=owner,
+            settings={k: v for k, v in overrides.items() if v is not None}
+            or {"username": granted.username},
+            sync_interval_seconds=sync_interval,
+        )
+        if address or owner_name:
+            account = actions.update_account(
+                opened,
+                account,
+                admin=True,
+                **_given(addresses=address or None, owner_name=owner_name),
+            )
+    _created(account, as_json)
+
+
+def _add_graph_signed_in(
+    name: str, client_id: str | None, tenant: str, user: str | None, as_json: bool
+) -> None:
+    """The device-code sign-in of ``account add graph`` (without --refresh-token-stdin)."""
+    with app_session() as opened:
+        if not signin.graph_available():
+            raise InvalidRequest("this installation has no Graph provider")
+        owner = Users(opened.engine).resolve_owner(user).id
+        endpoints, granted = signin.cli_sign_in(
+            opened,
+            "microsoft",
+            show=_show_sign_in(False),
+            client_id=client_id,
+            tenant=tenant,
+            graph=True,
+        )
+        account = signin.store_signed_in(
+            opened, endpoints, granted, name, owner=owner, kind="graph"
+        )
+    _created(account, as_json)
+
+
 def _given(**values: Any) -> dict[str, Any]:
     """The options that were given (not None)."""
     return {key: value for key, value in values.items() if value is not None}
@@ -199,8 +336,12 @@ def _add_local(
 def add_graph(
     name: Annotated[str, typer.Option("--name", help="A name for the account.")],
     client_id: Annotated[
-        str, typer.Option("--client-id", help="The app (client) id registered with Microsoft.")
-    ],
+        str | None,
+        typer.Option(
+            "--client-id",
+            help="The app (client) id registered with Microsoft (default: the setting).",
+        ),
+    ] = None,
     tenant: Annotated[
         str, typer.Option("--tenant", help="Tenant id or domain; common for any account.")
     ] = "common",
@@ -216,12 +357,17 @@ def add_graph(
     user: Annotated[str | None, typer.Option("--user", help="Owner of the account.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Add a Microsoft Graph account (Outlook.com, Microsoft 365); prints its id."""
+    """Add a Microsoft Graph account (Outlook.com, Microsoft 365): shows a device code and
+    waits for the sign-in, or takes a refresh token on stdin (headless); prints its id."""
     if not refresh_token_stdin:
-        raise InvalidRequest("pass --refresh-token-stdin and the refresh token on standard input")
+        _add_graph_signed_in(name, client_id, tenant, user, as_json)
+        return
     secret = _graph_refresh_token()
-    settings = {"client_id": client_id, "tenant": tenant}
     with app_session() as opened:
+        client_id = client_id or opened.settings.microsoft_client_id
+        if not client_id:
+            raise InvalidRequest("pass --client-id or set INBOXD_MICROSOFT_CLIENT_ID")
+        settings = {"client_id": client_id, "tenant": tenant}
         account = actions.add_account(
             opened,
             "graph",
@@ -319,6 +465,8 @@ def account_show(account: str, as_json: JsonOpt = False) -> None:
     out.print(table)
     for name, count in data["folders"].items():
         out.print(f"  {name}: {count}")
+    if data["state"] == AccountState.NEEDS_SIGN_IN:
+        out.print(f"needs sign-in: inboxd account sign-in {data['id']}", soft_wrap=True)
 
 
 @account_app.command("test")
@@ -423,6 +571,32 @@ def account_update(
         out.print(
             f"updated {updated.name} ({updated.id}); state: {updated.state}; labels: {labels_now}"
         )
+
+
+@account_app.command("sign-in")
+def account_sign_in(
+    account: str,
+    no_browser: NoBrowserOpt = False,
+    client_secret_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--oauth-client-secret-stdin", help="Read a new client secret from standard input."
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Sign an OAuth account in again (its grant was revoked or expired): a browser for
+    Google, a device code for Microsoft. Periodic syncs resume."""
+    client_secret = sys.stdin.readline().rstrip("\r\n") if client_secret_stdin else None
+    with app_session() as opened:
+        found = actions.find_account(opened, account)
+        updated = signin.sign_in_again(
+            opened, found, show=_show_sign_in(not no_browser), client_secret=client_secret
+        )
+    if as_json:
+        print_json(updated.to_dict())
+    else:
+        out.print(f"signed in: {updated.name} ({updated.id}); state: {updated.state}")
 
 
 @account_app.command("remove")

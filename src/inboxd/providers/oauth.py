@@ -52,6 +52,10 @@ class TokenSource(Protocol):
     def __call__(self, *, renew: bool = False) -> str: ...
 
 
+class SignInRequired(AuthenticationFailed):
+    """The OAuth grant was revoked or expired: the person has to sign in again."""
+
+
 class TokenEndpointUnavailable(RetryableError):
     """The token endpoint could not give a token now (throttled, failing, unreachable)."""
 
@@ -149,7 +153,7 @@ def redeem(
         raise TokenEndpointUnavailable(
             f"OAuth token endpoint {client.host} unreachable: {exc}"
         ) from exc
-    body = _json(response)
+    body = json_body(response)
     if response.status_code == 200 and isinstance(body.get("access_token"), str):
         lifetime = body.get("expires_in")
         seconds = float(lifetime) if isinstance(lifetime, int | float | str) else 3600.0
@@ -159,10 +163,11 @@ def redeem(
             utcnow() + timedelta(seconds=max(0.0, seconds)),
             rotated if isinstance(rotated, str) and rotated else None,
         )
-    raise _failure(client, response, body)
+    raise failure(client, response, body)
 
 
-def _json(response: httpx.Response) -> dict[str, Any]:
+def json_body(response: httpx.Response) -> dict[str, Any]:
+    """The JSON object a token endpoint answered, or {} when it answered something else."""
     try:
         body = response.json()
     except ValueError:
@@ -170,12 +175,13 @@ def _json(response: httpx.Response) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
-def _failure(client: OAuthClient, response: httpx.Response, body: dict[str, Any]) -> Exception:
+def failure(client: OAuthClient, response: httpx.Response, body: dict[str, Any]) -> Exception:
+    """What a token endpoint's refusal means, as the exception a job raises."""
     code = str(body.get("error") or "")
     said = code + (f" ({body['error_description']})" if body.get("error_description") else "")
     if code == "invalid_grant":
         # The person revoked access, changed their password, or the grant expired.
-        return AuthenticationFailed(f"OAuth refresh token rejected by {client.host}: {said}")
+        return SignInRequired(f"OAuth refresh token rejected by {client.host}: {said}")
     if code in _CLIENT_ERRORS:
         return ProviderConfigError(f"OAuth client rejected by {client.host}: {said}")
     status = response.status_code

@@ -23,6 +23,9 @@ from inboxd.vocabulary import AccountState
 
 #: Account states shown to people (aliases of the vocabulary's names).
 OK, NEEDS_ATTENTION = AccountState.OK, AccountState.NEEDS_ATTENTION
+NEEDS_SIGN_IN = AccountState.NEEDS_SIGN_IN
+#: States in which an account waits for a person (no periodic syncs until then).
+WAITING_STATES = frozenset({NEEDS_ATTENTION, NEEDS_SIGN_IN})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -226,7 +229,7 @@ class Accounts:
             )
         if secret:
             values["secret"] = self.vault.seal(secret)
-        if (secret or "settings" in values) and current.state == NEEDS_ATTENTION:
+        if (secret or "settings" in values) and current.state in WAITING_STATES:
             # What was wrong may be fixed now: periodic syncs resume and the next one tells.
             values.update(state=OK, state_message=None)
         with writing(self.engine) as conn:

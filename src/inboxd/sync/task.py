@@ -33,8 +33,16 @@ from inboxd.jobs.registry import task
 from inboxd.jobs.scheduler import Schedule, schedule_source
 from inboxd.jobs.services import JobServices
 from inboxd.providers.base import ProviderOptions
+from inboxd.providers.oauth import SignInRequired
 from inboxd.providers.registry import open_provider
-from inboxd.store.accounts import NEEDS_ATTENTION, OK, Account, Accounts
+from inboxd.store.accounts import (
+    NEEDS_ATTENTION,
+    NEEDS_SIGN_IN,
+    OK,
+    WAITING_STATES,
+    Account,
+    Accounts,
+)
 from inboxd.sync.report import SyncReport
 
 
@@ -81,7 +89,8 @@ def sync(ctx: TaskContext, params: SyncParams) -> dict[str, Any]:
         report = _run(ctx, registry, account)
     except PermanentError as exc:
         # Wrong password, bad TLS, missing file: a person has to act; retrying won't help.
-        _needs_attention(registry, account, exc.message)
+        state = NEEDS_SIGN_IN if isinstance(exc, SignInRequired) else NEEDS_ATTENTION
+        _needs_attention(registry, account, exc.message, state)
         raise
     except Exception as exc:
         if not is_disk_full(exc):
@@ -119,10 +128,12 @@ def _enqueue_index(ctx: TaskContext, account: Account) -> None:
         ctx.log.warning("could not queue the index job: %s", exc)
 
 
-def _needs_attention(registry: Accounts, account: Account, message: str) -> None:
+def _needs_attention(
+    registry: Accounts, account: Account, message: str, state: str = NEEDS_ATTENTION
+) -> None:
     # On a full disk even this small write may fail; the job's error still says why.
     with contextlib.suppress(SQLAlchemyError):
-        registry.set_state(account.id, NEEDS_ATTENTION, message)
+        registry.set_state(account.id, state, message)
 
 
 def _run(ctx: TaskContext, registry: Accounts, account: Account) -> dict[str, Any]:
@@ -168,7 +179,7 @@ def _periodic_syncs(app: JobServices) -> list[Schedule]:
         every = account.sync_interval_seconds
         if every is None:
             every = app.settings.sync_interval_seconds
-        if account.enabled and every > 0 and account.state != NEEDS_ATTENTION:
+        if account.enabled and every > 0 and account.state not in WAITING_STATES:
             found.append(
                 Schedule(
                     name=f"sync:{account.id}",

@@ -394,8 +394,10 @@ function createAccountView(id) {
     messages: part('messages'),
     error: part('account-error'),
     sync: part('sync-now'),
+    signIn: part('sign-in-again'),
   };
   view.sync.addEventListener('click', () => syncNow(id));
+  view.signIn.addEventListener('click', () => signInAgain(id));
   return view;
 }
 
@@ -432,6 +434,8 @@ function renderAccount(id) {
 
   view.sync.disabled = view.busy;
   view.sync.setAttribute('aria-label', `Sync ${account.name} now`);
+  view.signIn.hidden = account.state !== 'needs_sign_in';
+  view.signIn.setAttribute('aria-label', `Sign ${account.name} in again`);
 }
 
 function renderAccounts() {
@@ -3408,8 +3412,120 @@ async function boot(attempt = 0) {
   }
 }
 
+// -- signing in (Connect Gmail / Connect Outlook) -----------------------------------------
+// Gmail: the server answers Google's sign-in address and the browser goes there; Google
+// sends it back to /api/oauth/google/callback, which stores the account and comes back here
+// with ?signed_in=ID. Outlook: a sign_in job shows a device code to enter at Microsoft's
+// page; this polls the job until it ends.
+
+function showConnect(text, { code = null, url = null } = {}) {
+  const box = $('#connect-status');
+  box.replaceChildren();
+  const line = document.createElement('p');
+  line.textContent = text;
+  box.append(line);
+  if (url) {
+    const link = document.createElement('a');
+    link.href = url;
+    link.target = '_blank';
+    link.rel = 'noopener noreferrer';
+    link.textContent = url;
+    link.dataset.testid = 'connect-url';
+    const codeEl = document.createElement('code');
+    codeEl.className = 'device-code';
+    codeEl.textContent = code;
+    codeEl.dataset.testid = 'connect-code';
+    const where = document.createElement('p');
+    where.append('Open ', link, ' and enter the code ', codeEl);
+    box.append(where);
+  }
+  box.hidden = false;
+}
+
+async function followSignIn(jobId) {
+  for (;;) {
+    if (loggedOut()) return;
+    let job;
+    try {
+      job = await api('GET', jobPath(jobId));
+    } catch (error) {
+      if (error.status !== 401) showConnect(`Sign-in: ${describeError(error)}`);
+      return;
+    }
+    const found = /open (\S+) and enter the code (\S+)/.exec(job.message || '');
+    if (job.status === 'completed') {
+      await loadAccounts();
+      const account = state.accounts.get(job.result && job.result.account_id);
+      showConnect(`Connected: ${account ? account.name : 'the account'}.`);
+      return;
+    }
+    if (['failed', 'cancelled'].includes(job.status)) {
+      showConnect(`Sign-in did not succeed: ${job.error || job.status}`);
+      return;
+    }
+    if (found) showConnect('Waiting for the sign-in at Microsoft…', { url: found[1], code: found[2] });
+    await new Promise((resolve) => { setTimeout(resolve, 1000); });
+  }
+}
+
+async function startSignIn(provider, body) {
+  if (provider === 'google') {
+    const started = await api('POST', `/api/oauth/${provider}/start`, body);
+    window.location.assign(started.url);
+    return;
+  }
+  const accepted = await api('POST', '/api/oauth/microsoft/device', body);
+  showConnect('Asking Microsoft for a sign-in code…');
+  followSignIn(accepted.job_id);
+}
+
+async function onConnect(event) {
+  event.preventDefault();
+  const provider = event.submitter && event.submitter.dataset.provider;
+  const name = $('#connect-name').value.trim();
+  if (!provider) return;
+  if (!name) {
+    showConnect('Give the new account a name first.');
+    $('#connect-name').focus();
+    return;
+  }
+  try {
+    await startSignIn(provider, { name });
+  } catch (error) {
+    if (error.status !== 401) showConnect(`Sign-in not started: ${describeError(error)}`);
+  }
+}
+
+async function signInAgain(id) {
+  const account = state.accounts.get(id);
+  if (!account) return;
+  try {
+    const started = await api('POST', `${accountPath(id)}/sign-in`);
+    if (started.url) {
+      window.location.assign(started.url);
+      return;
+    }
+    showConnect(`Asking Microsoft for a sign-in code for ${account.name}…`);
+    followSignIn(started.job_id);
+  } catch (error) {
+    if (error.status !== 401) showBanner(`Sign-in not started: ${describeError(error)}`);
+  }
+}
+
+// Back from the provider's sign-in: say so once, and drop the marker from the address.
+function noteSignedIn() {
+  const params = new URLSearchParams(window.location.search);
+  if (!params.has('signed_in')) return;
+  showConnect('Connected. The first sync starts on its schedule, or press Sync now.');
+  params.delete('signed_in');
+  const query = params.toString();
+  window.history.replaceState(null, '', `${window.location.pathname}${query ? `?${query}` : ''}${window.location.hash}`);
+}
+
 function init() {
   $('#login-form').addEventListener('submit', onLogin);
+  $('#connect-form').addEventListener('submit', onConnect);
+  noteSignedIn();
   $('#logout').addEventListener('click', onLogout);
   $('#notify-enable').addEventListener('click', enableNotifications);
   initMail();
