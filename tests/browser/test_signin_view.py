@@ -93,4 +93,6 @@ def test_connect_outlook_shows_the_device_code_until_the_sign_in_ends(
     expect(tab.get_by_test_id("connect-url")).to_have_text(f"{microsoft.base}/devicelogin")
     assert microsoft.device(code.inner_text()).plan  # shown while the person has not approved
     expect(tab.get_by_test_id("connect-status")).to_have_text("Connected: Work.", timeout=60_000)
-    expect(tab.get_by_test_id("account-row").filter(has_text="me@work.test")).to_be_visible()
+    row = tab.get_by_test_id("account-row").filter(has_text="me@work.test")
+    expect(row).to_be_visible()
+    expect(row).to_contain_text("graph")  # Outlook syncs through Microsoft Graph

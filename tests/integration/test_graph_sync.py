@@ -15,7 +15,7 @@ from inboxd.jobs.model import JobStatus
 from inboxd.providers import registry
 from inboxd.providers.base import Marks, Mutation, MutationRefused, ProviderOptions
 from inboxd.providers.graph.provider import CONCURRENCY
-from inboxd.store.accounts import NEEDS_ATTENTION, Accounts
+from inboxd.store.accounts import NEEDS_SIGN_IN, Accounts
 from tests.support.apps import make_app, sync_now
 from tests.support.graph_accounts import (
     add_graph_account,
@@ -194,7 +194,7 @@ def test_expired_access_token_is_renewed_once(app: App, graph: GraphServer) -> N
     assert secret["refresh_token"] in graph.tokens.refresh_tokens
 
 
-def test_revoked_refresh_token_needs_attention(app: App, graph: GraphServer) -> None:
+def test_revoked_refresh_token_needs_sign_in(app: App, graph: GraphServer) -> None:
     fill(graph, "Inbox", 0, 3)
     account = add_graph_account(app, graph)
     graph.tokens.revoke_all()
@@ -204,7 +204,7 @@ def test_revoked_refresh_token_needs_attention(app: App, graph: GraphServer) -> 
     assert job.status == JobStatus.FAILED
     assert job.attempts == 1  # a person must sign in again: no retries
     assert "invalid_grant" in str(job.error)
-    assert Accounts(app.engine, app.settings).get(account.id).state == NEEDS_ATTENTION
+    assert Accounts(app.engine, app.settings).get(account.id).state == NEEDS_SIGN_IN
     assert graph.counts["delta"] == 0
 
 

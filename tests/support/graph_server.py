@@ -25,9 +25,11 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+from tests.support.local_http import send, serve
 
 Answer = tuple[int, Any, dict[str, str]]  # status, JSON body (or bytes), headers
 
@@ -40,13 +42,6 @@ WELL_KNOWN = {
     "junkemail": "Junk Email",
     "archive": "Archive",
 }
-
-
-class _Listener(ThreadingHTTPServer):
-    # socketserver's backlog of 5 overflows when a client opens several connections at
-    # once; Linux then drops the handshake's last ACK and the request stalls for seconds.
-    request_queue_size = 128
-    daemon_threads = True
 
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Answer:
@@ -197,34 +192,21 @@ class GraphServer:
                 if owner.delay:
                     time.sleep(owner.delay)
                 status, body, headers = owner.answer(self.command, self.path, self.headers, data)
-                if isinstance(body, bytes):
-                    payload, ctype = body, "text/plain"
-                else:
-                    payload, ctype = json.dumps(body).encode(), "application/json"
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(payload)))
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(payload)
+                send(self, status, body, headers)
 
             do_GET = do_POST = do_PATCH = _serve
 
             def log_message(self, *_args: object) -> None:
                 pass
 
-        self._http = _Listener(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._http.serve_forever, daemon=True)
-        self._thread.start()
+        self._http = serve(Handler)
 
     # -- addresses -------------------------------------------------------------------------
 
     @property
     def base(self) -> str:
         """http://127.0.0.1:PORT"""
-        host, port = self._http.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._http.base
 
     @property
     def graph_url(self) -> str:

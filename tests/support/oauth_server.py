@@ -8,13 +8,13 @@ as RFC 7662 says (``active``, ``username``, ``exp``) for the Dovecot it is paire
 
 from __future__ import annotations
 
-import json
 import secrets
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs
+from http.server import BaseHTTPRequestHandler
+
+from tests.support.local_http import read_form, send, serve
 
 
 @dataclass
@@ -44,30 +44,17 @@ class OAuthServer:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
-                status, body, headers = owner.handle(self.path, form)
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.send_header("Cache-Control", "no-store")
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
+                status, body, headers = owner.handle(self.path, read_form(self))
+                send(self, status, body, headers)
 
             def log_message(self, *_args: object) -> None:
                 pass
 
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._http.serve_forever, daemon=True)
-        self._thread.start()
+        self._http = serve(Handler)
 
     @property
     def base(self) -> str:
-        host, port = self._http.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._http.base
 
     @property
     def url(self) -> str:
@@ -157,4 +144,3 @@ class OAuthServer:
     def close(self) -> None:
         self._http.shutdown()
         self._http.server_close()
-        self._thread.join(timeout=5)

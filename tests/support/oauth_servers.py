@@ -25,10 +25,11 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+from tests.support.local_http import read_form, send, serve
 from tests.support.oauth_server import OAuthServer
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
@@ -87,37 +88,21 @@ class IdentityServer:
                 parts = urlsplit(self.path)
                 query = {k: v[0] for k, v in parse_qs(parts.query).items()}
                 status, body, headers = owner.get(parts.path, query)
-                self._answer(status, body, headers)
+                send(self, status, body or None, headers)
 
             def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
-                status, body, headers = owner.post(urlsplit(self.path).path, form)
-                self._answer(status, body, headers)
-
-            def _answer(self, status: int, body: dict[str, Any], headers: dict[str, str]) -> None:
-                data = json.dumps(body).encode() if body else b""
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.send_header("Cache-Control", "no-store")
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
+                status, body, headers = owner.post(urlsplit(self.path).path, read_form(self))
+                send(self, status, body or None, headers)
 
             def log_message(self, *_args: object) -> None:
                 pass
 
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._http.serve_forever, daemon=True)
-        self._thread.start()
+        self._http = serve(Handler)
 
     @property
     def base(self) -> str:
         """The authority (Microsoft) and the base of Google's URLs."""
-        host, port = self._http.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._http.base
 
     @property
     def google_auth_url(self) -> str:
@@ -286,7 +271,6 @@ class IdentityServer:
     def close(self) -> None:
         self._http.shutdown()
         self._http.server_close()
-        self._thread.join(timeout=5)
 
 
 def id_token(audience: str, username: str) -> str:

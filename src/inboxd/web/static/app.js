@@ -3474,7 +3474,8 @@ async function startSignIn(provider, body) {
     window.location.assign(started.url);
     return;
   }
-  const accepted = await api('POST', '/api/oauth/microsoft/device', body);
+  // Outlook through Microsoft Graph (paging, delta sync), not Outlook's IMAP.
+  const accepted = await api('POST', '/api/oauth/microsoft/device', { ...body, kind: 'graph' });
   showConnect('Asking Microsoft for a sign-in code…');
   followSignIn(accepted.job_id);
 }
