@@ -20,7 +20,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests.support.apps import wait_for
 from tests.support.dashboard import logged_in_tab
-from tests.support.server import ServerProcess, start_server
+from tests.support.server import ServerProcess, served
 
 ENV = {
     "INBOXD_SYNC_INTERVAL_SECONDS": "0",
@@ -58,13 +58,8 @@ def _maildir_flags(root: Path, subject: str) -> str:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    started = start_server(tmp_path_factory.mktemp("changes-view"), env=ENV)
-    try:
+    with served(tmp_path_factory.mktemp("changes-view"), ENV) as started:
         yield started
-    finally:
-        started.stop()
-    log = started.log()
-    assert "Exception in ASGI application" not in log, log
 
 
 def _add_and_sync(client: Any, provider: str, name: str, path: Path) -> str:

@@ -26,7 +26,7 @@ from playwright.sync_api import Browser, Locator, Page, expect
 from tests.support.apps import wait_for
 from tests.support.dashboard import logged_in_tab
 from tests.support.mail import MALFORMED
-from tests.support.server import ServerProcess, start_server
+from tests.support.server import ServerProcess, served
 
 ENV = {
     "INBOXD_SYNC_INTERVAL_SECONDS": "0",
@@ -161,13 +161,8 @@ def catcher() -> Iterator[Catcher]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    started = start_server(tmp_path_factory.mktemp("reading"), env=ENV)
-    try:
+    with served(tmp_path_factory.mktemp("reading"), ENV) as started:
         yield started
-    finally:
-        started.stop()
-    log = started.log()
-    assert "Exception in ASGI application" not in log, log
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from inboxd.db.engine import writing
 from inboxd.db.tables import messages
 from tests.support.apps import wait_for
 from tests.support.dashboard import logged_in_tab
-from tests.support.server import ServerProcess, start_server
+from tests.support.server import ServerProcess, served
 
 ENV = {
     "INBOXD_SYNC_INTERVAL_SECONDS": "0",
@@ -68,13 +68,8 @@ def _maildir(root: Path) -> None:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    started = start_server(tmp_path_factory.mktemp("triage-view"), env=ENV)
-    try:
+    with served(tmp_path_factory.mktemp("triage-view"), ENV) as started:
         yield started
-    finally:
-        started.stop()
-    log = started.log()
-    assert "Exception in ASGI application" not in log, log
 
 
 def _settle(client: Any) -> None:

@@ -15,7 +15,7 @@ from playwright.sync_api import Browser, Page, Response, expect
 
 from tests.support.dashboard import logged_in_tab
 from tests.support.link_server import LinkServer, Route
-from tests.support.server import ServerProcess, start_server
+from tests.support.server import ServerProcess, served
 
 ENV = {
     "INBOXD_SYNC_INTERVAL_SECONDS": "0",
@@ -36,13 +36,8 @@ def receiver() -> Iterator[LinkServer]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    started = start_server(tmp_path_factory.mktemp("hooks-view"), env=ENV)
-    try:
+    with served(tmp_path_factory.mktemp("hooks-view"), ENV) as started:
         yield started
-    finally:
-        started.stop()
-    log = started.log()
-    assert "Exception in ASGI application" not in log, log
 
 
 @pytest.fixture

@@ -6,6 +6,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -115,6 +117,19 @@ def start_server(
     )
     wait_ready(server, timeout=60.0 if demo else 30.0)
     return server
+
+
+@contextmanager
+def served(data_dir: Path, env: dict[str, str] | None = None) -> Iterator[ServerProcess]:
+    """``inboxd serve`` with a worker for a test module; when it stops, its log must show
+    no request that ended in an unhandled exception."""
+    started = start_server(data_dir, env=env)
+    try:
+        yield started
+    finally:
+        started.stop()
+    log = started.log()
+    assert "Exception in ASGI application" not in log, log
 
 
 def wait_ready(server: ServerProcess, timeout: float) -> None:

@@ -106,12 +106,17 @@ def oauth_settings(value: Any) -> dict[str, Any]:
 
 
 def _check_token_url(url: str) -> None:
+    if not endpoint_allowed(url):
+        raise InvalidRequest(f"the token endpoint must be an https:// URL (got {url!r})")
+
+
+def endpoint_allowed(url: str) -> bool:
+    """Whether tokens may be sent to ``url``: https, or plain http to a loopback address (a
+    local identity provider, or a test's, on this machine)."""
     parts = urlsplit(url)
     if parts.scheme == "https" and parts.hostname:
-        return
-    if parts.scheme == "http" and parts.hostname and _is_loopback(parts.hostname):
-        return  # a local identity provider (or a test's) on this machine
-    raise InvalidRequest(f"the token endpoint must be an https:// URL (got {url!r})")
+        return True
+    return parts.scheme == "http" and bool(parts.hostname) and _is_loopback(parts.hostname or "")
 
 
 def _is_loopback(host: str) -> bool:

@@ -63,8 +63,10 @@ class Extraction:
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> Self:
-        """Build from a ``newsletter_extractions`` row."""
+        """Build from a ``newsletter_extractions`` row (one read without its result has
+        none)."""
         x = row._mapping
+        packed = x.get("result")
         return cls(
             id=x["id"],
             owner=x["owner"],
@@ -76,7 +78,7 @@ class Extraction:
             started_at=x["started_at"],
             completed_at=x["completed_at"],
             counts=dict(x["counts"]) if x["counts"] is not None else None,
-            packed_result=bytes(x["result"]) if x["result"] is not None else None,
+            packed_result=bytes(packed) if packed is not None else None,
         )
 
     @property
@@ -186,25 +188,7 @@ def list_extractions(conn: Connection, *, owner: str | None, limit: int) -> list
     if owner is not None:
         query = query.where(ne.c.owner == owner)
     query = query.order_by(ne.c.created_at.desc(), ne.c.id.desc()).limit(limit)
-    out: list[Extraction] = []
-    for row in conn.execute(query):
-        x = row._mapping
-        out.append(
-            Extraction(
-                id=x["id"],
-                owner=x["owner"],
-                account_id=x["account_id"],
-                params=dict(x["params"] or {}),
-                status=x["status"],
-                error=x["error"],
-                created_at=x["created_at"],
-                started_at=x["started_at"],
-                completed_at=x["completed_at"],
-                counts=dict(x["counts"]) if x["counts"] is not None else None,
-                packed_result=None,
-            )
-        )
-    return out
+    return [Extraction.from_row(row) for row in conn.execute(query)]
 
 
 def delete_one(conn: Connection, extraction_id: str, *, owner: str | None) -> bool:

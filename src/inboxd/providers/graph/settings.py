@@ -3,15 +3,13 @@ purpose: the web process checks settings through this module without importing h
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from inboxd.errors import InvalidField
 from inboxd.providers.base import ProviderAccount, SecretStore
-from inboxd.providers.oauth import OAuthClient, RefreshingToken
+from inboxd.providers.oauth import OAuthClient, RefreshingToken, endpoint_allowed
 
 #: What a Graph account's refresh token is redeemed for (mail read and write, and a new
 #: refresh token each time).
@@ -92,18 +90,6 @@ def _url(value: Any, name: str) -> str:
     text = str(value).strip().rstrip("/")
     if len(text) > 2000:
         raise InvalidField(f"settings.{name}: at most 2,000 characters")
-    parts = urlsplit(text)
-    if parts.scheme == "https" and parts.hostname:
+    if endpoint_allowed(text):
         return text
-    if parts.scheme == "http" and parts.hostname and _is_loopback(parts.hostname):
-        return text  # a local stand-in for Microsoft's (tests, local checks)
     raise InvalidField(f"settings.{name}: an https:// URL (or http:// on a loopback address)")
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
